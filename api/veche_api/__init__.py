@@ -1,0 +1,1 @@
+"""The city's API (FastAPI + SQLModel)."""

@@ -1,0 +1,1 @@
+"""Chain engines and validator-network tooling for city IT."""
