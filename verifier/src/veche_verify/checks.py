@@ -1,0 +1,418 @@
+"""The verifier's numbered checks (docs/protocol.md §6), each returning a result, never raising.
+
+Fail closed: a check passes only when it ran over everything it covers and found nothing wrong.
+A check that cannot run (the poll is not closed, its inputs are unusable) fails and says why.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from veche_core import key_shares, plaintext
+from veche_core.ballot import Ballot
+from veche_core.blind_rsa import PublicKey
+from veche_core.dataset import DatasetRow, dataset_hash
+from veche_core.errors import VecheError
+from veche_core.receipt import Receipt
+from veche_core.typed_data import poll_book_domain
+
+from . import work
+from .chain import CastBallot, ChainSnapshot, PollRecord
+
+STATEMENTS = {
+    1: "The poll's parameters on chain are well formed (keys decode, window, options, trustees, k ≤ n).",
+    2: "Every ballot's token signature verifies under the issuer key of its stratum.",
+    3: "Every ballot's EIP-712 signature recovers its token address; poll id and chain id match.",
+    4: "Every ballot was included within the poll's window.",
+    5: "Per token, only the highest sequence counts; superseded ballots are listed, not counted.",
+    6: "Per stratum, counted ballots ≤ issued tokens.",
+    7: "The key shares rebuild a secret key that matches the published election public key.",
+    8: "Every counted ballot decrypts and decodes to a valid choice (invalid ones are listed, not counted).",
+    9: "The recomputed tally equals the published tally.",
+    10: "The anonymised dataset equals the set of counted ballots, and its hash equals the one on chain.",
+    11: "The receipt's relayer signature is valid and its ballot is on chain and counted, or superseded by a later ballot of the same token.",
+    12: "Point credits per poll match issued tokens × points.",
+}
+MAX_LISTED = 50
+
+
+@dataclass
+class CheckResult:
+    number: int
+    passed: bool
+    detail: str
+    counts: dict[str, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def statement(self) -> str:
+        return STATEMENTS[self.number]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "statement": self.statement,
+            "passed": self.passed,
+            "detail": self.detail,
+            "counts": self.counts,
+            "failures": self.failures[:MAX_LISTED],
+            "failureCount": len(self.failures),
+        }
+
+
+def _result(number: int, failures: list[str], ok: str, counts: dict[str, int] | None = None) -> CheckResult:
+    detail = ok if not failures else f"{len(failures)} failure(s): {failures[0]}"
+    return CheckResult(number, not failures, detail, counts or {}, failures)
+
+
+def _cannot_run(number: int, why: str) -> CheckResult:
+    return CheckResult(number, False, f"cannot run: {why}", {}, [f"cannot run: {why}"])
+
+
+@dataclass
+class PollVerdict:
+    poll_id: int
+    checks: list[CheckResult]
+    option_count: int = 0
+    recomputed: list[int] | None = None
+    published: list[int] | None = None
+    by_stratum: dict[int, list[int]] = field(default_factory=dict)
+    superseded: list[dict[str, Any]] = field(default_factory=list)
+    invalid: list[dict[str, Any]] = field(default_factory=list)
+    counted_rows: list[DatasetRow] = field(default_factory=list)
+    latest: dict[str, CastBallot] = field(default_factory=dict)  # per token, the counted ballot
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(check.passed for check in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pollId": self.poll_id,
+            "verdict": "PASS" if self.passed else "FAIL",
+            "checks": [check.to_dict() for check in self.checks],
+            "tally": {
+                "recomputed": self.recomputed,
+                "published": self.published,
+                "byStratum": {str(s): counts for s, counts in sorted(self.by_stratum.items())},
+            },
+            "superseded": self.superseded[:MAX_LISTED],
+            "supersededCount": len(self.superseded),
+            "invalid": self.invalid[:MAX_LISTED],
+            "invalidCount": len(self.invalid),
+        }
+
+
+# --- check 1 -------------------------------------------------------------------------------
+
+
+def check_parameters(poll: PollRecord) -> tuple[CheckResult, tuple[PublicKey | None, ...]]:
+    created = poll.created
+    if created is None:
+        return _cannot_run(1, f"no PollCreated event for poll {poll.poll_id}"), ()
+    failures = list(poll.undecodable)
+    try:
+        plaintext.check_poll_options(created["optionCount"], created["maxChoices"])
+    except VecheError as exc:
+        failures.append(str(exc))
+    if not created["opensAt"] < created["closesAt"]:
+        failures.append("opensAt is not before closesAt")
+    if created["electionKey"] == bytes(32):
+        failures.append("the election key is zero")
+    keys: list[PublicKey | None] = []
+    for stratum, encoded in enumerate(created["issuerKeys"]):
+        try:
+            keys.append(PublicKey.decode(encoded))
+        except VecheError as exc:
+            keys.append(None)
+            failures.append(f"issuer key of stratum {stratum} does not decode: {exc}")
+    if not keys:
+        failures.append("the poll has no issuer keys")
+    trustees = created["trustees"]
+    if len(set(trustees)) != len(trustees) or any(int(t, 16) == 0 for t in trustees):
+        failures.append("trustees repeat or include the zero address")
+    try:
+        key_shares.check_trustee_parameters(created["threshold"], len(trustees))
+    except VecheError as exc:
+        failures.append(str(exc))
+    counts = {"strata": len(keys), "options": created["optionCount"], "trustees": len(trustees)}
+    return _result(1, failures, "well formed", counts), tuple(keys)
+
+
+# --- the whole poll ------------------------------------------------------------------------
+
+
+def verify_poll(
+    snapshot: ChainSnapshot,
+    poll_id: int,
+    *,
+    workers: int = 1,
+    dataset: list[DatasetRow] | None = None,
+) -> PollVerdict:
+    """Checks 1–10 and 12 for one poll (11 is receipt mode)."""
+    poll = snapshot.polls.get(poll_id) or PollRecord(poll_id)
+    check1, issuer_keys = check_parameters(poll)
+    verdict = PollVerdict(poll_id, [check1])
+    if not check1.passed and poll.created is None:
+        verdict.checks += [_cannot_run(n, "the poll's parameters are missing") for n in (2, 3, 4, 5, 6, 7, 8, 9, 10, 12)]
+        return verdict
+    created = poll.created
+    verdict.option_count = created["optionCount"]
+    deployment = snapshot.deployment
+    ballots = sorted(poll.ballots, key=lambda b: b.position)
+
+    # Checks 2 and 3: every cast ballot's two signatures.
+    context = work.SignatureContext(
+        chain_id=deployment.chain_id,
+        poll_book=deployment.poll_book,
+        poll_id=poll_id,
+        issuer_keys=issuer_keys,
+        domain=poll_book_domain(deployment.chain_id, deployment.poll_book),
+    )
+    items = [(b.token, b.sequence, b.stratum, b.ciphertext, b.token_signature, b.signature) for b in ballots]
+    findings = work.run(work.check_signatures, context, items, workers)
+    token_failures = [f"{b.token} #{b.sequence}: {t}" for b, (t, _) in zip(ballots, findings) if t]
+    signature_failures = [f"{b.token} #{b.sequence}: {s}" for b, (_, s) in zip(ballots, findings) if s]
+    if snapshot.chain_id != deployment.chain_id:
+        signature_failures.insert(0, f"the node's chain id {snapshot.chain_id} is not the deployment's {deployment.chain_id}")
+    n = {"ballots": len(ballots)}
+    verdict.checks.append(_result(2, token_failures, f"{len(ballots)} token signatures verify", n))
+    verdict.checks.append(_result(3, signature_failures, f"{len(ballots)} ballot signatures recover their tokens", n))
+
+    # Check 4: the window, by the timestamps of the blocks that include the ballots.
+    opens, closes = created["opensAt"], created["closesAt"]
+    outside = {
+        id(b) for b in ballots
+        if not opens <= snapshot.block_timestamps.get(b.block_number, -1) < closes
+    }
+    window_failures = [
+        f"{b.token} #{b.sequence}: included at {snapshot.block_timestamps.get(b.block_number)}, outside [{opens}, {closes})"
+        for b in ballots if id(b) in outside
+    ]
+    verdict.checks.append(_result(4, window_failures, f"{len(ballots)} ballots inside the window", n))
+
+    # Check 5: per token the highest sequence among eligible ballots (checks 2-4) counts.
+    ineligible = outside | {id(b) for b, (t, s) in zip(ballots, findings) if t or s}
+    order_failures = []
+    seen: dict[str, int] = {}
+    pairs = Counter((b.token, b.sequence) for b in ballots)
+    for (token_address, sequence), count in pairs.items():
+        if count > 1:
+            order_failures.append(f"{token_address} #{sequence} was cast {count} times")
+    for b in ballots:
+        if b.token in seen and b.sequence <= seen[b.token]:
+            order_failures.append(f"{b.token} #{b.sequence} follows #{seen[b.token]} on chain")
+        seen[b.token] = max(seen.get(b.token, 0), b.sequence)
+    latest: dict[str, CastBallot] = {}
+    for b in ballots:
+        if id(b) in ineligible:
+            continue
+        if b.token not in latest or b.sequence > latest[b.token].sequence:
+            latest[b.token] = b
+    counted = sorted(latest.values(), key=lambda b: b.position)
+    verdict.latest = latest
+    counted_ids = {id(b) for b in counted}
+    verdict.superseded = [
+        {"token": b.token, "sequence": b.sequence, "block": b.block_number, "supersededBy": latest[b.token].sequence}
+        for b in ballots
+        if id(b) not in counted_ids and b.token in latest and id(b) not in ineligible
+    ]
+    verdict.checks.append(
+        _result(5, order_failures, f"{len(counted)} counted, {len(verdict.superseded)} superseded",
+                {"counted": len(counted), "superseded": len(verdict.superseded)})
+    )
+
+    # Check 6: per stratum, counted ballots ≤ issued tokens.
+    issued = Counter(stratum for _, stratum in poll.issuances)
+    per_stratum = Counter(b.stratum for b in counted)
+    over = [f"stratum {s}: {c} counted ballots, {issued.get(s, 0)} tokens issued" for s, c in sorted(per_stratum.items()) if c > issued.get(s, 0)]
+    verdict.checks.append(_result(6, over, f"{len(counted)} counted ≤ {sum(issued.values())} issued", {"issued": sum(issued.values()), "counted": len(counted)}))
+
+    # Check 7: the key shares rebuild the election key.
+    secret, check7 = _rebuild_election_key(poll, created)
+    verdict.checks.append(check7)
+
+    # Check 8: decrypt and decode every counted ballot.
+    if secret is None:
+        verdict.checks += [_cannot_run(8, "no election secret key (check 7)")]
+        choices: list[Any] = []
+    else:
+        decryption = work.DecryptionContext(secret, created["optionCount"], created["maxChoices"])
+        choices = work.run(work.decrypt_choices, decryption, [b.ciphertext for b in counted], workers)
+        verdict.invalid = [
+            {"token": b.token, "sequence": b.sequence, "block": b.block_number, "reason": c}
+            for b, c in zip(counted, choices) if isinstance(c, str)
+        ]
+        verdict.checks.append(
+            _result(8, [f"{i['token']} #{i['sequence']}: {i['reason']}" for i in verdict.invalid],
+                    f"{len(counted)} counted ballots decode", {"counted": len(counted), "invalid": len(verdict.invalid)})
+        )
+
+    # Check 9: the tally.
+    if secret is not None:
+        tally = [0] * created["optionCount"]
+        by_stratum: dict[int, list[int]] = defaultdict(lambda: [0] * created["optionCount"])
+        rows = []
+        for b, choice in zip(counted, choices):
+            if isinstance(choice, str):
+                continue
+            for option in choice:
+                tally[option] += 1
+                by_stratum[b.stratum][option] += 1
+            rows.append(DatasetRow(b.token.lower(), b.stratum, choice, b.block_number))
+        verdict.recomputed, verdict.by_stratum, verdict.counted_rows = tally, dict(by_stratum), rows
+    verdict.checks.append(_check_tally(poll, verdict))
+
+    # Check 10: the dataset.
+    verdict.checks.append(check_dataset(poll, verdict, dataset))
+
+    # Check 12: points credited for this poll.
+    verdict.checks.append(check_points_for_poll(poll))
+    return verdict
+
+
+def _rebuild_election_key(poll: PollRecord, created: dict[str, Any]) -> tuple[bytes | None, CheckResult]:
+    shares = poll.shares
+    if len(shares) < created["threshold"]:
+        return None, _cannot_run(7, f"{len(shares)} of {created['threshold']} key shares are on chain")
+    failures = []
+    trustees = created["trustees"]
+    usable = []
+    for share in shares:
+        index = share["index"]
+        if index >= len(trustees) or share["trustee"] != trustees[index]:
+            failures.append(f"share {index} was not posted by trustee {index}")
+            continue
+        try:
+            info = key_shares.share_info(share["share"])
+        except VecheError as exc:
+            failures.append(f"share {index} does not decode: {exc}")
+            continue
+        if info.index != index:
+            failures.append(f"share {index} carries SLIP-39 member index {info.index}")
+            continue
+        usable.append(share["share"])
+    secret = None
+    try:
+        secret = key_shares.combine_shares(usable, created["electionKey"], created["threshold"])
+    except VecheError as exc:
+        failures.append(str(exc))
+    counts = {"shares": len(shares), "threshold": created["threshold"]}
+    return secret, _result(7, failures, f"{len(shares)} shares rebuild the election key", counts)
+
+
+def _check_tally(poll: PollRecord, verdict: PollVerdict) -> CheckResult:
+    if verdict.recomputed is None:
+        return _cannot_run(9, "the ballots could not be decrypted (check 7)")
+    if len(poll.results) != 1:
+        return _cannot_run(9, f"{len(poll.results)} ResultPublished events (expected one)")
+    published = list(poll.results[0]["counts"])
+    verdict.published = published
+    failures = []
+    if len(published) != len(verdict.recomputed):
+        failures.append(f"published {len(published)} counts for {len(verdict.recomputed)} options")
+    else:
+        failures = [
+            f"option {i}: recomputed {r}, published {p}"
+            for i, (r, p) in enumerate(zip(verdict.recomputed, published)) if r != p
+        ]
+    return _result(9, failures, "recomputed tally equals the published one", {"ballots": sum(verdict.recomputed)})
+
+
+def check_dataset(poll: PollRecord, verdict: PollVerdict, dataset: list[DatasetRow] | None) -> CheckResult:
+    if verdict.recomputed is None:
+        return _cannot_run(10, "the ballots could not be decrypted (check 7)")
+    if len(poll.results) != 1:
+        return _cannot_run(10, "no single published result holds a dataset hash")
+    expected = verdict.counted_rows
+    failures = []
+    if dataset_hash(expected) != poll.results[0]["datasetHash"]:
+        failures.append("the dataset hash on chain is not the hash of the counted ballots")
+    if dataset is not None:
+        mine = {row.token: row for row in expected}
+        theirs: dict[str, DatasetRow] = {}
+        for row in dataset:
+            if row.token in theirs:
+                failures.append(f"row for {row.token} appears twice")
+            theirs[row.token] = row
+        for token_address in sorted(mine.keys() - theirs.keys()):
+            failures.append(f"missing row: {token_address}")
+        for token_address in sorted(theirs.keys() - mine.keys()):
+            failures.append(f"row not among the counted ballots: {token_address}")
+        for token_address in sorted(mine.keys() & theirs.keys()):
+            if mine[token_address] != theirs[token_address]:
+                failures.append(f"row differs from the chain: {token_address}")
+        if dataset_hash(dataset) != poll.results[0]["datasetHash"]:
+            failures.append("the given dataset's hash is not the one on chain")
+    what = "the dataset file and the on-chain hash match" if dataset is not None else "the on-chain dataset hash matches"
+    return _result(10, failures, f"{what} the {len(expected)} counted ballots", {"rows": len(expected)})
+
+
+def check_points_for_poll(poll: PollRecord) -> CheckResult:
+    if poll.created is None:
+        return _cannot_run(12, "no poll parameters")
+    credited = sum(amount for _, amount in poll.credits)
+    expected = len(poll.issuances) * poll.created["points"]
+    failures = []
+    if credited != expected:
+        failures.append(f"credited {credited} points; {len(poll.issuances)} tokens × {poll.created['points']} = {expected}")
+    residents = Counter(resident for resident, _ in poll.credits)
+    failures += [f"{r} credited {c} times" for r, c in residents.items() if c > 1]
+    return _result(12, failures, f"{credited} points for {len(poll.issuances)} tokens", {"credited": credited, "tokens": len(poll.issuances)})
+
+
+# --- receipt mode and the points audit ---------------------------------------------------------
+
+
+def check_receipt(
+    snapshot: ChainSnapshot, verdict: PollVerdict, receipt: Receipt, relayer_authorised: bool
+) -> CheckResult:
+    """Check 11: signed by a relayer of this deployment; its ballot counted or superseded."""
+    deployment = snapshot.deployment
+    failures = []
+    if receipt.chain_id != deployment.chain_id or receipt.poll_book != deployment.poll_book:
+        failures.append("the receipt is for another chain or PollBook deployment")
+    try:
+        receipt.verify_signature()
+    except VecheError as exc:
+        failures.append(str(exc))
+    if not relayer_authorised:
+        failures.append(f"{receipt.relayer} does not hold the relayer role on the PollBook")
+    poll = snapshot.polls.get(receipt.poll_id) or PollRecord(receipt.poll_id)
+    found = next(
+        (b for b in poll.ballots if b.token == receipt.token and _ballot(receipt.poll_id, b).hash == receipt.ballot_hash),
+        None,
+    )
+    latest = verdict.latest.get(receipt.token)
+    if found is not None and latest is found:
+        state = f"on chain in block {found.block_number} and counted"
+    elif latest is not None and latest.sequence > receipt.sequence:
+        where = f"on chain in block {found.block_number}" if found else "not on chain"
+        state = f"{where}, superseded by sequence {latest.sequence} of the same token"
+    elif found is not None:
+        state = f"on chain in block {found.block_number} but not counted"
+        failures.append("the ballot is on chain but not counted (see checks 2–5)")
+    else:
+        state = "not on chain"
+        failures.append("the receipt's ballot never reached the chain and was not superseded: the relay dropped it")
+    return _result(11, failures, f"ballot {receipt.ballot_hash.hex()[:16]}… {state}", {"found": int(found is not None)})
+
+
+def check_points(snapshot: ChainSnapshot, balances_on_chain: dict[str, int]) -> CheckResult:
+    """Check 12 over every poll, and every balance against the sum of its events."""
+    failures = []
+    for poll_id in sorted(snapshot.polls):
+        result = check_points_for_poll(snapshot.polls[poll_id])
+        failures += [f"poll {poll_id}: {failure}" for failure in result.failures]
+    for resident, expected in sorted(snapshot.balances_by_events.items()):
+        actual = balances_on_chain.get(resident)
+        if actual != expected:
+            failures.append(f"{resident}: balance {actual}, events sum to {expected}")
+    counts = {"polls": len(snapshot.polls), "residents": len(snapshot.balances_by_events)}
+    return _result(12, failures, f"credits of {len(snapshot.polls)} polls and {len(snapshot.balances_by_events)} balances agree", counts)
+
+
+def _ballot(poll_id: int, cast: CastBallot) -> Ballot:
+    return Ballot(poll_id, cast.token, cast.sequence, cast.stratum, cast.ciphertext, cast.token_signature, cast.signature)

@@ -1,0 +1,197 @@
+"""`veche-verify`: recompute Veche polls from a node's JSON-RPC alone.
+
+Exit codes: 0 every check passed; 1 a check failed; 2 nothing could be verified (no node, bad
+arguments, unreadable files). Never 0 without having checked.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from veche_core import dataset as dataset_format
+from veche_core.deployment import Deployment
+from veche_core.errors import VecheError
+from veche_core.receipt import Receipt
+from veche_core.rpc import RpcClient
+
+from . import checks, report, work
+from .chain import balances, has_role, read_snapshot
+
+EXIT_PASS, EXIT_FAIL, EXIT_UNVERIFIED = 0, 1, 2
+
+
+class Context:
+    def __init__(self, rpc: str, deployment: Deployment, as_json: bool, workers: int) -> None:
+        self.rpc = rpc
+        self.deployment = deployment
+        self.as_json = as_json
+        self.workers = workers
+        self.out = Console()
+        self.err = Console(stderr=True)
+
+    @contextmanager
+    def client(self):
+        with RpcClient(self.rpc) as client:
+            yield client
+
+    def status(self, message: str):
+        return self.err.status(message) if not self.as_json and self.err.is_terminal else _Nothing()
+
+    def finish(self, payload: dict, passed: bool) -> None:
+        if self.as_json:
+            click.echo(json.dumps(payload, indent=2))
+        sys.exit(EXIT_PASS if passed else EXIT_FAIL)
+
+
+class _Nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _fail_unverified(message: str) -> None:
+    click.echo(f"veche-verify: could not verify: {message}", err=True)
+    sys.exit(EXIT_UNVERIFIED)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--rpc", envvar="VECHE_RPC_URL", default="http://127.0.0.1:8545", show_default=True,
+              help="JSON-RPC address of the node to read (ideally your own).")
+@click.option("--deployment", "deployment_file", envvar="VECHE_DEPLOYMENT", type=click.Path(dir_okay=False),
+              help="The deployment file the city publishes (chain id, contract addresses, start block).")
+@click.option("--poll-book", help="PollBook address (instead of a deployment file).")
+@click.option("--city-points", help="CityPoints address (instead of a deployment file).")
+@click.option("--start-block", type=int, default=0, show_default=True, help="First block to read logs from (with --poll-book).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines instead of tables.")
+@click.option("--workers", type=int, default=None, help="Processes for the per-ballot cryptography (default: every core).")
+@click.pass_context
+def main(ctx, rpc, deployment_file, poll_book, city_points, start_block, as_json, workers):
+    """Recompute Veche polls from chain state alone, and check every rule by number.
+
+    Point it at any node's JSON-RPC (your own) and at the city's deployment file.
+    """
+    try:
+        if deployment_file:
+            deployment = Deployment.load(deployment_file)
+        elif poll_book and city_points:
+            with RpcClient(rpc) as client:
+                chain_id = client.chain_id()
+            deployment = Deployment(chain_id, poll_book, city_points, start_block)
+        else:
+            raise click.UsageError("give --deployment FILE, or --poll-book and --city-points")
+    except (OSError, VecheError) as exc:
+        _fail_unverified(str(exc))
+    ctx.obj = Context(rpc, deployment, as_json, workers or work.default_workers())
+
+
+def _guard(function):
+    """Turn node and input errors into exit code 2 with a plain sentence."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except (OSError, VecheError) as exc:
+            _fail_unverified(str(exc))
+
+    return wrapper
+
+
+def _load_dataset(path: str) -> list[dataset_format.DatasetRow]:
+    return dataset_format.parse(Path(path).read_text())
+
+
+@main.command("poll")
+@click.argument("poll_id", type=int)
+@click.option("--dataset", "dataset_file", type=click.Path(exists=True, dir_okay=False),
+              help="Also compare the city's anonymised dataset (CSV or JSON) row by row.")
+@click.pass_obj
+@_guard
+def poll_command(obj: Context, poll_id: int, dataset_file: str | None):
+    """Every numbered check for one poll, the recomputed and the published tally."""
+    rows = _load_dataset(dataset_file) if dataset_file else None
+    with obj.client() as client, obj.status(f"reading poll {poll_id}…"):
+        snapshot = read_snapshot(client, obj.deployment, poll_id)
+    with obj.status(f"checking {len(snapshot.polls.get(poll_id).ballots) if poll_id in snapshot.polls else 0} ballots…"):
+        verdict = checks.verify_poll(snapshot, poll_id, workers=obj.workers, dataset=rows)
+    if not obj.as_json:
+        report.print_poll(obj.out, verdict)
+    obj.finish(verdict.to_dict(), verdict.passed)
+
+
+@main.command("all")
+@click.pass_obj
+@_guard
+def all_command(obj: Context):
+    """Every numbered check for every poll of the deployment."""
+    with obj.client() as client, obj.status("reading every poll…"):
+        snapshot = read_snapshot(client, obj.deployment)
+    verdicts = [checks.verify_poll(snapshot, pid, workers=obj.workers) for pid in sorted(snapshot.polls)]
+    if not obj.as_json:
+        for verdict in verdicts:
+            report.print_poll(obj.out, verdict)
+        if not verdicts:
+            obj.err.print("no polls on chain: nothing was verified")
+    passed = bool(verdicts) and all(v.passed for v in verdicts)
+    obj.finish({"verdict": "PASS" if passed else "FAIL", "polls": [v.to_dict() for v in verdicts]}, passed)
+
+
+@main.command("receipt")
+@click.argument("receipt_file", type=click.Path(exists=True, dir_okay=False))
+@click.pass_obj
+@_guard
+def receipt_command(obj: Context, receipt_file: str):
+    """Check a resident's receipt: the relay's signature, and its ballot counted or superseded."""
+    receipt = Receipt.from_json(Path(receipt_file).read_text())
+    with obj.client() as client, obj.status("reading the poll…"):
+        snapshot = read_snapshot(client, obj.deployment, receipt.poll_id)
+        authorised = has_role(client, obj.deployment.poll_book, "RELAYER_ROLE", receipt.relayer)
+    verdict = checks.verify_poll(snapshot, receipt.poll_id, workers=obj.workers)
+    result = checks.check_receipt(snapshot, verdict, receipt, authorised)
+    if not obj.as_json:
+        obj.out.print(report.checks_table(f"Receipt for poll {receipt.poll_id}", [result]))
+    obj.finish({"verdict": "PASS" if result.passed else "FAIL", "checks": [result.to_dict()]}, result.passed)
+
+
+@main.command("dataset")
+@click.argument("poll_id", type=int)
+@click.argument("dataset_file", type=click.Path(exists=True, dir_okay=False))
+@click.pass_obj
+@_guard
+def dataset_command(obj: Context, poll_id: int, dataset_file: str):
+    """Compare the city's anonymised dataset (CSV or JSON) with the chain (check 10)."""
+    rows = _load_dataset(dataset_file)
+    with obj.client() as client, obj.status(f"reading poll {poll_id}…"):
+        snapshot = read_snapshot(client, obj.deployment, poll_id)
+    verdict = checks.verify_poll(snapshot, poll_id, workers=obj.workers, dataset=rows)
+    result = next(c for c in verdict.checks if c.number == 10)
+    if not obj.as_json:
+        obj.out.print(report.checks_table(f"Dataset of poll {poll_id}", [result]))
+        for failure in result.failures[:20]:
+            obj.out.print(f"  - {failure}")
+    obj.finish({"verdict": "PASS" if result.passed else "FAIL", "checks": [result.to_dict()]}, result.passed)
+
+
+@main.command("points")
+@click.pass_obj
+@_guard
+def points_command(obj: Context):
+    """Audit points: credits per poll against issued tokens × points; balances against events."""
+    with obj.client() as client, obj.status("reading points…"):
+        snapshot = read_snapshot(client, obj.deployment)
+        on_chain = balances(client, obj.deployment.city_points, sorted(snapshot.balances_by_events))
+    result = checks.check_points(snapshot, on_chain)
+    if not obj.as_json:
+        obj.out.print(report.checks_table("Points audit", [result]))
+        for failure in result.failures[:20]:
+            obj.out.print(f"  - {failure}")
+    obj.finish({"verdict": "PASS" if result.passed else "FAIL", "checks": [result.to_dict()]}, result.passed)

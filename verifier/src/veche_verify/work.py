@@ -1,0 +1,108 @@
+"""The verifier's per-ballot cryptography, spread over the machine's cores.
+
+Two passes, each a pure function of (poll context, ballots): signatures (checks 2 and 3) for
+every cast ballot, then decryption (check 8) for the counted ones only. Small polls run in
+process; large ones in a process pool whose workers get the poll context once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from veche_core import plaintext, sealing, token
+from veche_core.blind_rsa import PublicKey
+from veche_core.errors import VecheError
+from veche_core.typed_data import Domain, ballot_digest, recover_signer
+
+IN_PROCESS_BELOW = 2_000
+CHUNK = 2_000
+
+
+@dataclass(frozen=True)
+class SignatureContext:
+    chain_id: int
+    poll_book: str
+    poll_id: int
+    issuer_keys: tuple[PublicKey | None, ...]  # None where a key does not decode (check 1 fails)
+    domain: Domain
+
+
+@dataclass(frozen=True)
+class DecryptionContext:
+    election_secret: bytes
+    option_count: int
+    max_choices: int
+
+
+# (token, sequence, stratum, ciphertext, tokenSignature, signature)
+BallotFields = tuple[str, int, int, bytes, bytes, bytes]
+
+_context: Any = None
+
+
+def _set_context(context: Any) -> None:
+    global _context
+    _context = context
+
+
+def check_signatures(items: Sequence[BallotFields]) -> list[tuple[str | None, str | None]]:
+    """Per ballot: (check 2 failure or None, check 3 failure or None)."""
+    ctx: SignatureContext = _context
+    out = []
+    for token_address, sequence, stratum, ciphertext, credential, signature in items:
+        token_error = None
+        key = ctx.issuer_keys[stratum] if stratum < len(ctx.issuer_keys) else None
+        if key is None:
+            token_error = f"no usable issuer key for stratum {stratum}"
+        else:
+            try:
+                token.verify_token_signature(
+                    key, ctx.chain_id, ctx.poll_book, ctx.poll_id, stratum, token_address, credential
+                )
+            except VecheError as exc:
+                token_error = str(exc)
+        signature_error = None
+        try:
+            digest = ballot_digest(
+                ctx.domain, ctx.poll_id, token_address, sequence, stratum, ciphertext, credential
+            )
+            if recover_signer(digest, signature) != token_address:
+                signature_error = "the signature recovers another address"
+        except (VecheError, ValueError) as exc:
+            signature_error = str(exc)
+        out.append((token_error, signature_error))
+    return out
+
+
+def decrypt_choices(ciphertexts: Sequence[bytes]) -> list[tuple[int, ...] | str]:
+    """Per counted ballot: the chosen options, or why it is invalid."""
+    ctx: DecryptionContext = _context
+    opener = sealing.Opener(ctx.election_secret)
+    out: list[tuple[int, ...] | str] = []
+    for ciphertext in ciphertexts:
+        try:
+            out.append(plaintext.decode_choice(opener.open(ciphertext), ctx.option_count, ctx.max_choices))
+        except VecheError as exc:
+            out.append(str(exc))
+    return out
+
+
+def run(function: Callable[[Sequence[Any]], list[Any]], context: Any, items: Sequence[Any], workers: int) -> list[Any]:
+    """`function` over `items` in chunks, in `workers` processes (in process when small)."""
+    if workers <= 1 or len(items) < IN_PROCESS_BELOW:
+        _set_context(context)
+        try:
+            return function(items)
+        finally:
+            _set_context(None)
+    chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
+    with ProcessPoolExecutor(max_workers=workers, initializer=_set_context, initargs=(context,)) as pool:
+        return [result for part in pool.map(function, chunks) for result in part]
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
