@@ -144,20 +144,24 @@ class City:
 
     def issue_tokens(self, poll: SimPoll, residents: list[tuple[str, int]]) -> list[TokenKey]:
         """For each (resident address, stratum): the blind protocol, the record, the points."""
-        issued = []
-        for resident, stratum in residents:
-            private_key, address = new_token_key()
-            issuer = poll.issuer_keys[stratum]
-            request = token.request_token(
-                issuer.public_key, self.deployment.chain_id, self.deployment.poll_book, poll.poll_id, stratum, address
-            )
-            blind_signature = blind_rsa.blind_sign(issuer, request.blinded_msg)
-            credential = token.finish_token(issuer.public_key, request, blind_signature)
-            issued.append(TokenKey(private_key, address, stratum, credential))
+        issued = [self.mint_token(poll, stratum) for _, stratum in residents]
         self.record_issuances(poll, [(keccak(f"{poll.poll_id}:{r}".encode()), s) for r, s in residents])
         self.credit(poll, [r for r, _ in residents], poll.points)
         poll.tokens.extend(issued)
         return issued
+
+    def mint_token(
+        self, poll: SimPoll, stratum: int, issuer: blind_rsa.PrivateKey | None = None
+    ) -> TokenKey:
+        """A fresh token key, blindly signed by the stratum's issuer key (or by `issuer`),
+        with no issuance recorded on chain."""
+        issuer = issuer or poll.issuer_keys[stratum]
+        private_key, address = new_token_key()
+        request = token.request_token(
+            issuer.public_key, self.deployment.chain_id, self.deployment.poll_book, poll.poll_id, stratum, address
+        )
+        blind_signature = blind_rsa.blind_sign(issuer, request.blinded_msg)
+        return TokenKey(private_key, address, stratum, token.finish_token(issuer.public_key, request, blind_signature))
 
     def record_issuances(self, poll: SimPoll, records: list[tuple[bytes, int]]) -> None:
         for start in range(0, len(records), 500):
@@ -209,10 +213,8 @@ class City:
         receipts = []
         for start in range(0, len(ballots), batch):
             part = ballots[start : start + batch]
-            rows = [
-                (b.token_address, b.sequence, b.stratum, b.ciphertext, b.token_credential, b.signature) for b in part
-            ]
-            receipts.append(self.relayer.transact(self.poll_book.functions.castBallots(poll.poll_id, rows), gas=60_000 * len(part) + 200_000))
+            call = self.poll_book.functions.castBallots(poll.poll_id, call_arguments(part))
+            receipts.append(self.relayer.transact(call, gas=60_000 * len(part) + 200_000))
         return receipts
 
     # --- close, release, publish -----------------------------------------------------------------
@@ -225,16 +227,23 @@ class City:
     def post_share(self, poll: SimPoll, index: int, share: bytes) -> None:
         self.trustees[index].transact(self.poll_book.functions.submitKeyShare(poll.poll_id, index, share))
 
-    def count(self, poll: SimPoll, shares: list[bytes]) -> tuple[list[int], list[DatasetRow]]:
-        """The city's count: the counted (latest) ballot of each token, decrypted and tallied."""
+    def count(
+        self, poll: SimPoll, shares: list[bytes], *, exclude: frozenset[str] = frozenset(), poll_book=None
+    ) -> tuple[list[int], list[DatasetRow]]:
+        """The city's count: the latest ballot of each token, decrypted and tallied.
+
+        An implementation apart from the verifier's (web3 logs, no signature checks); `exclude`
+        names tokens whose ballots an honest count leaves out (e.g. a forged token signature).
+        """
         secret = key_shares.combine_shares(shares, poll.election_public_key, poll.threshold)
         opener = sealing.Opener(secret)
-        logs = self.poll_book.events.BallotCast().get_logs(
+        logs = (poll_book or self.poll_book).events.BallotCast().get_logs(
             from_block=self.deployment.start_block, argument_filters={"pollId": poll.poll_id}
         )
         latest: dict[str, Any] = {}
         for log in logs:
-            latest[log["args"]["token"]] = log
+            if log["args"]["token"] not in exclude:
+                latest[log["args"]["token"]] = log
         counts = [0] * poll.option_count
         rows = []
         for token_address, log in latest.items():
@@ -249,17 +258,26 @@ class City:
         return counts, rows
 
     def published_shares(self, poll: SimPoll) -> list[bytes]:
-        return [
-            self.poll_book.functions.keyShare(poll.poll_id, i).call()
-            for i in range(len(poll.trustee_keys))
-            if self.poll_book.functions.keyShare(poll.poll_id, i).call()
-        ]
+        shares = (self.poll_book.functions.keyShare(poll.poll_id, i).call() for i in range(len(poll.trustee_keys)))
+        return [share for share in shares if share]
 
-    def publish(self, poll: SimPoll, counts: list[int] | None = None, data_hash: bytes | None = None) -> tuple[list[int], list[DatasetRow]]:
-        recomputed, rows = self.count(poll, self.published_shares(poll))
+    def publish(
+        self,
+        poll: SimPoll,
+        counts: list[int] | None = None,
+        data_hash: bytes | None = None,
+        exclude: frozenset[str] = frozenset(),
+    ) -> tuple[list[int], list[DatasetRow]]:
+        """Count (leaving out `exclude`) and publish; `counts`/`data_hash` override, to lie."""
+        recomputed, rows = self.count(poll, self.published_shares(poll), exclude=exclude)
         self.poll_admin.transact(
             self.poll_book.functions.publishResult(
                 poll.poll_id, counts if counts is not None else recomputed, data_hash or dataset_hash(rows)
             )
         )
         return recomputed, rows
+
+
+def call_arguments(ballots: list[Ballot]) -> list[tuple]:
+    """Ballots as PollBook.castBallots takes them (its `Ballot` struct)."""
+    return [(b.token_address, b.sequence, b.stratum, b.ciphertext, b.token_credential, b.signature) for b in ballots]

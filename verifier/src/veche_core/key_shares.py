@@ -193,6 +193,32 @@ def combine_shares(
     raise last_error
 
 
+def disagreeing_shares(shares: Sequence[bytes], secret: bytes) -> list[int]:
+    """Positions of shares that do not rebuild `secret` together with shares that do.
+
+    combine_shares can succeed despite a wrong-but-well-formed share when more than k are
+    posted; this finds such a share so the verifier can name the trustee who posted it.
+    """
+    mnemonics = [decode_share(share) for share in shares]
+    k = Share.from_mnemonic(mnemonics[0]).member_threshold
+
+    def rebuilds(positions: Sequence[int]) -> bool:
+        try:
+            rebuilt = combine_mnemonics([mnemonics[p] for p in positions])
+        except KeyShareError:
+            return False
+        return hmac.compare_digest(rebuilt, bytes(secret))
+
+    good = next(
+        (s for s in itertools.combinations(range(len(mnemonics)), k) if rebuilds(s)), None
+    )
+    if good is None:
+        return list(range(len(mnemonics)))
+    return [
+        p for p in range(len(mnemonics)) if p not in good and not rebuilds([*good[: k - 1], p])
+    ]
+
+
 def _matches(secret: bytes, election_public_key: bytes) -> bool:
     try:
         derived = sealing.public_key_from_secret(secret)

@@ -293,12 +293,15 @@ def _rebuild_election_key(poll: PollRecord, created: dict[str, Any]) -> tuple[by
         if info.index != index:
             failures.append(f"share {index} carries SLIP-39 member index {info.index}")
             continue
-        usable.append(share["share"])
+        usable.append((index, share["share"]))
     secret = None
     try:
-        secret = key_shares.combine_shares(usable, created["electionKey"], created["threshold"])
+        secret = key_shares.combine_shares([s for _, s in usable], created["electionKey"], created["threshold"])
     except VecheError as exc:
         failures.append(str(exc))
+    else:
+        for position in key_shares.disagreeing_shares([s for _, s in usable], secret):
+            failures.append(f"share {usable[position][0]} does not agree with the shares that rebuild the key")
     counts = {"shares": len(shares), "threshold": created["threshold"]}
     return secret, _result(7, failures, f"{len(shares)} shares rebuild the election key", counts)
 

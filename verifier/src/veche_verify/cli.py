@@ -94,7 +94,7 @@ def main(ctx, rpc, deployment_file, poll_book, city_points, start_block, as_json
 
 
 def _guard(function):
-    """Turn node and input errors into exit code 2 with a plain sentence."""
+    """Turn node and input errors (and crashes) into exit code 2 with a plain sentence."""
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
@@ -102,6 +102,8 @@ def _guard(function):
             return function(*args, **kwargs)
         except (OSError, VecheError) as exc:
             _fail_unverified(str(exc))
+        except Exception as exc:  # noqa: BLE001 - a crash must never read as a verdict
+            _fail_unverified(f"internal error: {exc!r}")
 
     return wrapper
 

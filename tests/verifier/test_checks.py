@@ -1,0 +1,241 @@
+"""Each numbered check, broken by chain state that violates exactly that rule.
+
+A clean poll passes every check; each test below then builds a poll that breaks one rule and
+asserts that the verifier fails that check by number and passes the others. Checks 3, 4 and 5
+cannot be broken through the real PollBook (it refuses such ballots), so those polls are
+mirrored onto EventForge, a stand-in for a broken or malicious contract.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from veche_core import blind_rsa, key_shares
+from veche_core.dataset import DatasetRow, dataset_hash
+from veche_node.simulation import new_token_key
+
+from .conftest import RESIDENTS, Forged, close_and_publish, failed, verify
+
+POLL_CHECKS = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12}
+
+
+def test_clean_poll_passes_every_check(city, new_poll):
+    poll = new_poll(voters=8, option_count=4, max_choices=2)
+    ballots = [city.ballot(poll, key, [i % 4, (i + 1) % 4]) for i, key in enumerate(poll.tokens)]
+    city.cast(poll, ballots)
+    city.cast(poll, [city.ballot(poll, poll.tokens[0], [3])])  # a revote: the last ballot counts
+    close_and_publish(city, poll)
+
+    verdict = verify(city, poll.poll_id)
+
+    assert failed(verdict) == set()
+    assert {c.number for c in verdict.checks} == POLL_CHECKS
+    assert len(verdict.superseded) == 1 and verdict.superseded[0]["token"] == poll.tokens[0].address
+    # Token 0 revoted for option 3 alone; tokens 1..7 chose {i % 4, (i + 1) % 4}.
+    expected = [0, 0, 0, 0]
+    for i in range(1, 8):
+        expected[i % 4] += 1
+        expected[(i + 1) % 4] += 1
+    expected[3] += 1
+    assert verdict.recomputed == verdict.published == expected
+    assert sum(sum(counts) for counts in verdict.by_stratum.values()) == sum(expected)
+
+
+def test_check_1_fails_on_an_undecodable_issuer_key(city, issuer_keys):
+    good = issuer_keys[0].public_key.encode()
+    poll = city.create_poll(issuer_keys=issuer_keys, raw_issuer_keys=[good, b"\x01not an RSA key"], strata=2)
+    city.issue_tokens(poll, [(r, 0) for r in RESIDENTS[30:33]])
+    city.cast(poll, [city.ballot(poll, key, [1]) for key in poll.tokens])
+    close_and_publish(city, poll)
+
+    verdict = verify(city, poll.poll_id)
+
+    assert failed(verdict) == {1}
+    assert "stratum 1 does not decode" in verdict.checks[0].detail
+
+
+def test_check_2_fails_on_a_forged_token_signature(city, new_poll):
+    poll = new_poll(voters=4)
+    forged_key = city.mint_token(poll, 0, issuer=blind_rsa.generate_private_key())
+    city.cast(poll, [city.ballot(poll, key, [0]) for key in poll.tokens] + [city.ballot(poll, forged_key, [2])])
+    close_and_publish(city, poll, exclude=frozenset({forged_key.address}))  # an honest count leaves it out
+
+    verdict = verify(city, poll.poll_id)
+
+    assert failed(verdict) == {2}
+    check2 = next(c for c in verdict.checks if c.number == 2)
+    assert len(check2.failures) == 1 and forged_key.address in check2.failures[0]
+    assert verdict.recomputed == [4, 0, 0]
+
+
+def test_check_3_fails_on_a_ballot_signed_by_another_key(city, forge, new_poll):
+    poll = new_poll(voters=4)
+    forged = Forged(city, forge, poll)
+    intruder, _ = new_token_key()
+    good = [forged.city.ballot(poll, key, [1]) for key in poll.tokens[1:]]
+    forged.cast(good + [forged.city.ballot(poll, poll.tokens[0], [2], signer=intruder)])
+    forged.close_and_publish(exclude=frozenset({poll.tokens[0].address}))
+
+    verdict = verify(city, poll.poll_id, forged.deployment)
+
+    assert failed(verdict) == {3}
+    assert verdict.recomputed == [0, 3, 0]
+
+
+def test_check_4_fails_on_a_ballot_outside_the_window(city, forge, new_poll):
+    poll = new_poll(voters=3)
+    forged = Forged(city, forge, poll)
+    forged.cast([forged.city.ballot(poll, key, [0]) for key in poll.tokens[:2]])
+    city.advance_to(poll.closes_at + 5)
+    late = poll.tokens[2]
+    forged.cast([forged.city.ballot(poll, late, [1])])
+    forged.close_and_publish(exclude=frozenset({late.address}))
+
+    verdict = verify(city, poll.poll_id, forged.deployment)
+
+    assert failed(verdict) == {4}
+    assert verdict.recomputed == [2, 0, 0]
+
+
+def test_check_5_fails_when_a_sequence_goes_backwards(city, forge, new_poll):
+    poll = new_poll(voters=3)
+    forged = Forged(city, forge, poll)
+    key = poll.tokens[0]
+    forged.cast([forged.city.ballot(poll, key, [0], sequence=2), forged.city.ballot(poll, key, [1], sequence=1)])
+    forged.cast([forged.city.ballot(poll, k, [2]) for k in poll.tokens[1:]])
+    # An honest count keeps sequence 2 (choice 0); the forge's own count would take the last.
+    shares_count = poll.threshold
+    city.advance_to(poll.closes_at)
+    shares = []
+    for index in range(shares_count):
+        share = key_shares.open_trustee_share(poll.trustee_keys[index].secret_key, poll.sealed_shares[index])
+        city.admin.transact(forge.functions.submitKeyShare(poll.poll_id, index, city.trustees[index].address, share))
+        shares.append(share)
+    counts, rows = forged.city.count(poll, shares, exclude=frozenset({key.address}), poll_book=forge)
+    sequence_two = next(
+        log for log in forge.events.BallotCast().get_logs(from_block=city.deployment.start_block, argument_filters={"pollId": poll.poll_id})
+        if log["args"]["token"] == key.address and log["args"]["sequence"] == 2
+    )
+    counts[0] += 1
+    rows.append(DatasetRow(key.address.lower(), key.stratum, (0,), sequence_two["blockNumber"]))
+    city.admin.transact(forge.functions.publishResult(poll.poll_id, counts, dataset_hash(rows)))
+
+    verdict = verify(city, poll.poll_id, forged.deployment)
+
+    assert failed(verdict) == {5}
+    assert verdict.recomputed == [1, 0, 2]
+
+
+def test_check_6_fails_when_a_stratum_counts_more_ballots_than_tokens(city, new_poll):
+    poll = new_poll(voters=4)  # two tokens in each stratum
+    # A token the issuer signed without recording its issuance.
+    extra = city.mint_token(poll, 0)
+    city.cast(poll, [city.ballot(poll, key, [1]) for key in [*poll.tokens, extra]])
+    close_and_publish(city, poll)
+
+    verdict = verify(city, poll.poll_id)
+
+    assert failed(verdict) == {6}
+    check6 = next(c for c in verdict.checks if c.number == 6)
+    assert check6.failures == ["stratum 0: 3 counted ballots, 2 tokens issued"]
+
+
+def test_check_7_fails_on_a_wrong_key_share_among_more_than_k(city, new_poll):
+    poll = new_poll(voters=3, threshold=2)
+    city.cast(poll, [city.ballot(poll, key, [2]) for key in poll.tokens])
+    city.advance_to(poll.closes_at)
+    city.release_shares(poll, [0, 1])
+    # Trustee 2 posts a well-formed share of another secret, with its own member index.
+    other = key_shares.split_secret(os.urandom(32), 2, 3)
+    city.post_share(poll, 2, other[2])
+    city.publish(poll)
+
+    verdict = verify(city, poll.poll_id)
+
+    assert failed(verdict) == {7}
+    check7 = next(c for c in verdict.checks if c.number == 7)
+    assert check7.failures == ["share 2 does not agree with the shares that rebuild the key"]
+    assert verdict.recomputed == [0, 0, 3]
+
+
+def test_check_7_with_only_k_shares_one_wrong_leaves_nothing_to_count(city, new_poll):
+    poll = new_poll(voters=2, threshold=2)
+    city.cast(poll, [city.ballot(poll, key, [0]) for key in poll.tokens])
+    city.advance_to(poll.closes_at)
+    city.release_shares(poll, [0])
+    city.post_share(poll, 1, key_shares.split_secret(os.urandom(32), 2, 3)[1])
+
+    verdict = verify(city, poll.poll_id)
+
+    # Without the key nothing can be decrypted: those checks fail closed, they do not pass.
+    assert failed(verdict) == {7, 8, 9, 10}
+    assert all("cannot run" in c.detail for c in verdict.checks if c.number in {8, 9, 10})
+
+
+def test_check_8_fails_on_an_undecodable_plaintext(city, new_poll):
+    poll = new_poll(voters=4)
+    spoiled = poll.tokens[3]
+    bad_plaintext = bytes([0x02]) + bytes(1)  # version 2 does not exist
+    city.cast(poll, [city.ballot(poll, key, [1]) for key in poll.tokens[:3]] + [city.ballot(poll, spoiled, plaintext_bytes=bad_plaintext)])
+    close_and_publish(city, poll)
+
+    verdict = verify(city, poll.poll_id)
+
+    assert failed(verdict) == {8}
+    assert [i["token"] for i in verdict.invalid] == [spoiled.address]
+    assert verdict.recomputed == [0, 3, 0]
+
+
+def test_check_9_fails_on_a_published_tally_off_by_one(city, new_poll):
+    poll = new_poll(voters=3)
+    city.cast(poll, [city.ballot(poll, key, [0]) for key in poll.tokens])
+    close_and_publish(city, poll, counts=[4, 0, 0])
+
+    verdict = verify(city, poll.poll_id)
+
+    assert failed(verdict) == {9}
+    assert verdict.recomputed == [3, 0, 0] and verdict.published == [4, 0, 0]
+
+
+def test_check_10_fails_on_a_wrong_dataset_hash(city, new_poll):
+    poll = new_poll(voters=3)
+    city.cast(poll, [city.ballot(poll, key, [0]) for key in poll.tokens])
+    close_and_publish(city, poll, data_hash=bytes(32))
+
+    verdict = verify(city, poll.poll_id)
+
+    assert failed(verdict) == {10}
+
+
+def test_check_10_compares_the_dataset_row_by_row(city, new_poll):
+    poll = new_poll(voters=3)
+    city.cast(poll, [city.ballot(poll, key, [i % 3]) for i, key in enumerate(poll.tokens)])
+    close_and_publish(city, poll)
+    rows = verify(city, poll.poll_id).counted_rows
+
+    assert failed(verify(city, poll.poll_id, dataset=rows)) == set()
+    changed = [dataclasses.replace(rows[0], choice=((rows[0].choice[0] + 1) % 3,)), *rows[1:]]
+    added = [*rows, DatasetRow("0x" + "ab" * 20, 0, (1,), rows[0].block)]
+    missing = rows[1:]
+    for broken, expected in ((changed, "row differs"), (added, "not among the counted"), (missing, "missing row")):
+        verdict = verify(city, poll.poll_id, dataset=broken)
+        assert failed(verdict) == {10}
+        check10 = next(c for c in verdict.checks if c.number == 10)
+        assert any(expected in f for f in check10.failures), check10.failures
+
+
+def test_check_12_fails_when_credits_do_not_match_tokens(city, issuer_keys):
+    poll = city.create_poll(issuer_keys=issuer_keys, strata=2, points=20)
+    residents = RESIDENTS[20:23]
+    keys = [city.mint_token(poll, 0) for _ in residents]
+    city.record_issuances(poll, [(os.urandom(32), 0) for _ in residents])
+    city.credit(poll, residents, 15)  # 15 points each instead of 20
+    city.cast(poll, [city.ballot(poll, key, [0]) for key in keys])
+    close_and_publish(city, poll)
+
+    verdict = verify(city, poll.poll_id)
+
+    assert failed(verdict) == {12}
+    check12 = next(c for c in verdict.checks if c.number == 12)
+    assert check12.failures == ["credited 45 points; 3 tokens × 20 = 60"]

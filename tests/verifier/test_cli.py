@@ -1,0 +1,120 @@
+"""`veche-verify` as an observer runs it: receipts, datasets, points, JSON and exit codes."""
+
+from __future__ import annotations
+
+import time
+
+from eth_account import Account
+
+from veche_core import dataset as dataset_format
+from veche_core.deployment import Deployment
+from veche_core.receipt import sign_receipt
+
+from .conftest import close_and_publish, run_cli, verify
+
+
+def _receipt(city, poll, ballot, key=None, address=None):
+    relayer = city.relayer.account
+    return sign_receipt(
+        key or relayer.key, address or relayer.address, city.deployment.chain_id, city.deployment.poll_book,
+        poll.poll_id, ballot.token_address, ballot.sequence, ballot.hash, int(time.time()),
+    )
+
+
+def test_poll_command_exit_codes_and_json(anvil, city, new_poll, tmp_path):
+    poll = new_poll(voters=3)
+    city.cast(poll, [city.ballot(poll, key, [1]) for key in poll.tokens])
+
+    code, report = run_cli(anvil.url, city.deployment, "poll", str(poll.poll_id), tmp_path=tmp_path)
+    assert code == 1, "an open poll cannot be verified yet: fail closed, never exit 0"
+    assert report["verdict"] == "FAIL"
+    assert {c["number"] for c in report["checks"] if not c["passed"]} == {7, 8, 9, 10}
+
+    close_and_publish(city, poll)
+    code, report = run_cli(anvil.url, city.deployment, "poll", str(poll.poll_id), tmp_path=tmp_path)
+    assert code == 0, report
+    assert report["verdict"] == "PASS"
+    assert report["tally"]["recomputed"] == report["tally"]["published"] == [0, 3, 0]
+    assert [c["number"] for c in report["checks"]] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12]
+
+
+def test_check_11_receipts(anvil, city, new_poll, tmp_path):
+    poll = new_poll(voters=3)
+    first = city.ballot(poll, poll.tokens[0], [0])
+    counted = city.ballot(poll, poll.tokens[1], [1])
+    city.cast(poll, [first, counted])
+    revote = city.ballot(poll, poll.tokens[0], [2])
+    city.cast(poll, [revote])
+    dropped = city.ballot(poll, poll.tokens[2], [0])  # acknowledged, never sent
+    close_and_publish(city, poll)
+
+    def check(receipt):
+        path = tmp_path / "receipt.json"
+        path.write_text(receipt.to_json())
+        return run_cli(anvil.url, city.deployment, "receipt", str(path), tmp_path=tmp_path)
+
+    code, report = check(_receipt(city, poll, counted))
+    assert code == 0 and "counted" in report["checks"][0]["detail"]
+    code, report = check(_receipt(city, poll, first))
+    assert code == 0 and "superseded by sequence 2" in report["checks"][0]["detail"]
+
+    code, report = check(_receipt(city, poll, dropped))
+    assert code == 1 and report["checks"][0]["number"] == 11
+    assert "the relay dropped it" in report["checks"][0]["detail"]
+
+    stranger = Account.create()
+    code, report = check(_receipt(city, poll, counted, key=stranger.key, address=stranger.address))
+    assert code == 1 and "does not hold the relayer role" in report["checks"][0]["detail"]
+
+    tampered = _receipt(city, poll, counted)
+    tampered = type(tampered).from_dict({**tampered.to_dict(), "acceptedAt": tampered.accepted_at + 1})
+    code, report = check(tampered)
+    assert code == 1 and "not by the relayer" in report["checks"][0]["detail"]
+
+
+def test_dataset_command_reads_csv_and_json(anvil, city, new_poll, tmp_path):
+    poll = new_poll(voters=4)
+    city.cast(poll, [city.ballot(poll, key, [i % 3]) for i, key in enumerate(poll.tokens)])
+    close_and_publish(city, poll)
+    rows = verify(city, poll.poll_id).counted_rows
+    csv_file, json_file = tmp_path / "d.csv", tmp_path / "d.json"
+    csv_file.write_bytes(dataset_format.canonical_csv(rows))
+    json_file.write_text(dataset_format.to_json(poll.poll_id, rows))
+
+    for path in (csv_file, json_file):
+        code, report = run_cli(anvil.url, city.deployment, "dataset", str(poll.poll_id), str(path), tmp_path=tmp_path)
+        assert code == 0, report
+
+    csv_file.write_bytes(dataset_format.canonical_csv(rows[1:]))
+    code, report = run_cli(anvil.url, city.deployment, "dataset", str(poll.poll_id), str(csv_file), tmp_path=tmp_path)
+    assert code == 1 and report["checks"][0]["number"] == 10
+
+
+def test_points_command(anvil, city, new_poll, tmp_path):
+    new_poll(voters=2)
+    code, report = run_cli(anvil.url, city.deployment, "points", tmp_path=tmp_path)
+    assert code == 0, report
+    assert report["checks"][0]["number"] == 12
+
+
+def test_could_not_verify_exits_2(anvil, city, tmp_path):
+    code, output = run_cli("http://127.0.0.1:9", city.deployment, "all", tmp_path=tmp_path)
+    assert code == 2 and "could not verify" in output
+
+    bad = tmp_path / "broken.json"
+    bad.write_text("{not json")
+    import subprocess
+
+    from .conftest import VERIFY
+
+    proc = subprocess.run([str(VERIFY), "--rpc", anvil.url, "--deployment", str(bad), "all"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "deployment file" in proc.stderr
+
+    proc = subprocess.run([str(VERIFY), "--rpc", anvil.url, "poll", "1"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2  # no deployment given: a usage error
+
+
+def test_a_deployment_with_no_polls_does_not_pass(anvil, city, tmp_path):
+    empty = Deployment(city.deployment.chain_id, city.deployment.poll_book, city.deployment.city_points, 10**9)
+    code, report = run_cli(anvil.url, empty, "all", tmp_path=tmp_path)
+    assert code == 1 and report["polls"] == []
