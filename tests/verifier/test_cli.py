@@ -10,7 +10,9 @@ from veche_core import dataset as dataset_format
 from veche_core.deployment import Deployment
 from veche_core.receipt import sign_receipt
 
-from .conftest import close_and_publish, run_cli, verify
+from veche_node.simulation import City
+
+from .conftest import RESIDENTS, close_and_publish, run_cli, verify
 
 
 def _receipt(city, poll, ballot, key=None, address=None):
@@ -90,11 +92,18 @@ def test_dataset_command_reads_csv_and_json(anvil, city, new_poll, tmp_path):
     assert code == 1 and report["checks"][0]["number"] == 10
 
 
-def test_points_command(anvil, city, new_poll, tmp_path):
-    new_poll(voters=2)
+def test_points_command(anvil, issuer_keys, tmp_path):
+    city = City.deploy_on_dev_chain(anvil.url)  # its own deployment: only this test's polls
+    poll = city.create_poll(issuer_keys=issuer_keys, strata=2)
+    city.issue_tokens(poll, [(r, 0) for r in RESIDENTS[:3]])
     code, report = run_cli(anvil.url, city.deployment, "points", tmp_path=tmp_path)
     assert code == 0, report
-    assert report["checks"][0]["number"] == 12
+    assert report["checks"][0]["counts"] == {"polls": 1, "residents": 3}
+
+    city.credit(poll, [RESIDENTS[10]], poll.points)  # points for a resident with no token
+    code, report = run_cli(anvil.url, city.deployment, "points", tmp_path=tmp_path)
+    assert code == 1 and report["checks"][0]["number"] == 12
+    assert report["checks"][0]["failures"] == [f"poll {poll.poll_id}: credited 80 points; 3 tokens × 20 = 60"]
 
 
 def test_could_not_verify_exits_2(anvil, city, tmp_path):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError
-from eth_hash.auto import keccak
+from ._keccak import keccak
 from eth_utils import to_checksum_address
 
 from ._encoding import address_bytes, uint_bytes

@@ -257,7 +257,9 @@ def _emsa_pss_verify(message: bytes, em: bytes, em_bits: int, s_len: int) -> boo
     top_mask = 0xFF >> (8 * em_len - em_bits)
     if masked[0] & ~top_mask & 0xFF:
         return False
-    db = bytearray(a ^ b for a, b in zip(masked, _mgf1(h, em_len - HASH_LENGTH - 1)))
+    db_len = em_len - HASH_LENGTH - 1
+    mask = int.from_bytes(_mgf1(h, db_len), "big")
+    db = bytearray((int.from_bytes(masked, "big") ^ mask).to_bytes(db_len, "big"))
     db[0] &= top_mask
     zeros = em_len - HASH_LENGTH - s_len - 2
     if any(db[:zeros]) or db[zeros] != 0x01:

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from eth_hash.auto import keccak
+from ._keccak import keccak
 from eth_utils import is_address
 
 from .errors import EncodingError

@@ -12,7 +12,7 @@ from typing import Any
 
 from eth_abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
-from eth_hash.auto import keccak
+from ._keccak import keccak
 from eth_utils import to_checksum_address
 
 from .errors import EncodingError

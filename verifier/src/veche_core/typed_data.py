@@ -13,7 +13,7 @@ from functools import cached_property
 from typing import Any
 
 import coincurve
-from eth_hash.auto import keccak
+from ._keccak import keccak
 from eth_keys import keys
 from eth_utils import to_canonical_address, to_checksum_address
 
@@ -222,7 +222,12 @@ def sign_digest(private_key: bytes, digest: bytes) -> bytes:
 
 
 def recover_signer(digest: bytes, signature: bytes) -> str:
-    """The checksummed address that signed `digest`; rejects malleable (high-s) signatures.
+    """The checksummed address that signed `digest` (see recover_signer_bytes)."""
+    return to_checksum_address(recover_signer_bytes(digest, signature))
+
+
+def recover_signer_bytes(digest: bytes, signature: bytes) -> bytes:
+    """The raw 20-byte address that signed `digest`; rejects malleable (high-s) signatures.
 
     Mirrors OpenZeppelin's ECDSA.tryRecover so that the chain and the verifier agree on which
     signatures are valid.
@@ -247,7 +252,7 @@ def recover_signer(digest: bytes, signature: bytes) -> str:
         )
     except ValueError as exc:
         raise SignatureError("signature does not recover") from exc
-    return to_checksum_address(keccak(public_key.format(compressed=False)[1:])[-20:])
+    return keccak(public_key.format(compressed=False)[1:])[-20:]
 
 
 def eip712_message(domain: Domain, primary_type: str, message: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from eth_hash.auto import keccak
+from veche_core._keccak import keccak
 
 from veche_core import events
 from veche_core.deployment import Deployment

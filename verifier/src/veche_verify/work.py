@@ -13,10 +13,11 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from veche_core import plaintext, sealing, token
+from veche_core import plaintext, sealing
+from veche_core.token import verify_token_signature
 from veche_core.blind_rsa import PublicKey
 from veche_core.errors import VecheError
-from veche_core.typed_data import Domain, ballot_digest, recover_signer
+from veche_core.typed_data import Domain, ballot_digest, recover_signer_bytes
 
 IN_PROCESS_BELOW = 2_000
 CHUNK = 2_000
@@ -53,24 +54,22 @@ def check_signatures(items: Sequence[BallotFields]) -> list[tuple[str | None, st
     """Per ballot: (check 2 failure or None, check 3 failure or None)."""
     ctx: SignatureContext = _context
     out = []
+    poll_book = bytes.fromhex(ctx.poll_book[2:])
     for token_address, sequence, stratum, ciphertext, credential, signature in items:
+        token = bytes.fromhex(token_address[2:])  # raw bytes: no checksumming per ballot
         token_error = None
         key = ctx.issuer_keys[stratum] if stratum < len(ctx.issuer_keys) else None
         if key is None:
             token_error = f"no usable issuer key for stratum {stratum}"
         else:
             try:
-                token.verify_token_signature(
-                    key, ctx.chain_id, ctx.poll_book, ctx.poll_id, stratum, token_address, credential
-                )
+                verify_token_signature(key, ctx.chain_id, poll_book, ctx.poll_id, stratum, token, credential)
             except VecheError as exc:
                 token_error = str(exc)
         signature_error = None
         try:
-            digest = ballot_digest(
-                ctx.domain, ctx.poll_id, token_address, sequence, stratum, ciphertext, credential
-            )
-            if recover_signer(digest, signature) != token_address:
+            digest = ballot_digest(ctx.domain, ctx.poll_id, token, sequence, stratum, ciphertext, credential)
+            if recover_signer_bytes(digest, signature) != token:
                 signature_error = "the signature recovers another address"
         except (VecheError, ValueError) as exc:
             signature_error = str(exc)
