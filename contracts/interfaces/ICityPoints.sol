@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+/**
+ * @title ICityPoints
+ * @notice Residents' loyalty points: credited by the issuer when a resident takes a ballot token,
+ * spent on rewards from an on-chain catalog or donated to registered charities. Points cannot be
+ * moved between residents (that would open a market for votes). Residents act through EIP-712
+ * signatures that anyone (the city's API) relays.
+ */
+interface ICityPoints {
+    /// @notice A reward of the catalog.
+    struct Reward {
+        bytes32 metadataHash;
+        uint256 price;
+        uint256 stock;
+        bool active;
+    }
+
+    /// @notice A registered charity; donated points accumulate in its balance.
+    struct Charity {
+        address account;
+        bytes32 metadataHash;
+        bool active;
+    }
+
+    /// @notice A resident's signed request to redeem one unit of a reward.
+    struct Redemption {
+        address resident;
+        uint256 rewardId;
+        uint256 nonce;
+        uint256 deadline;
+    }
+
+    /// @notice A resident's signed request to donate points to a charity.
+    struct Donation {
+        address resident;
+        uint256 charityId;
+        uint256 amount;
+        uint256 nonce;
+        uint256 deadline;
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Errors
+    // ---------------------------------------------------------------------------------------
+
+    /// @dev An amount of points must be positive.
+    error CityPointsZeroAmount();
+
+    /// @dev The resident (or charity account) is the zero address.
+    error CityPointsZeroAddress();
+
+    /// @dev The resident was already credited for this poll.
+    error CityPointsAlreadyCredited(uint256 pollId, address resident);
+
+    /// @dev The signed request expired at `deadline`.
+    error CityPointsExpiredSignature(uint256 deadline);
+
+    /// @dev The signature is malformed or not by `resident`.
+    error CityPointsInvalidSigner(address resident);
+
+    /// @dev No reward has this id.
+    error CityPointsUnknownReward(uint256 rewardId);
+
+    /// @dev The reward is withdrawn from the catalog.
+    error CityPointsInactiveReward(uint256 rewardId);
+
+    /// @dev The reward is out of stock.
+    error CityPointsOutOfStock(uint256 rewardId);
+
+    /// @dev No charity has this id.
+    error CityPointsUnknownCharity(uint256 charityId);
+
+    /// @dev The charity does not accept donations now.
+    error CityPointsInactiveCharity(uint256 charityId);
+
+    /// @dev The resident has `balance` points and needs `needed`.
+    error CityPointsInsufficientBalance(address resident, uint256 balance, uint256 needed);
+
+    // ---------------------------------------------------------------------------------------
+    // Events
+    // ---------------------------------------------------------------------------------------
+
+    /// @notice `resident` earned `amount` points for poll `pollId`.
+    event PointsCredited(address indexed resident, uint256 indexed pollId, uint256 amount);
+
+    /// @notice A reward was added to the catalog (active).
+    event RewardAdded(uint256 indexed rewardId, bytes32 metadataHash, uint256 price, uint256 stock);
+
+    /// @notice A reward's price, stock or availability changed.
+    event RewardUpdated(uint256 indexed rewardId, uint256 price, uint256 stock, bool active);
+
+    /// @notice A charity was registered (active).
+    event CharityRegistered(uint256 indexed charityId, address indexed account, bytes32 metadataHash);
+
+    /// @notice A charity was activated or deactivated.
+    event CharityUpdated(uint256 indexed charityId, bool active);
+
+    /// @notice `resident` spent `price` points on one unit of reward `rewardId`.
+    event RewardRedeemed(address indexed resident, uint256 indexed rewardId, uint256 price, uint256 nonce);
+
+    /// @notice `resident` donated `amount` points to charity `charityId`.
+    event PointsDonated(address indexed resident, uint256 indexed charityId, uint256 amount, uint256 nonce);
+
+    // ---------------------------------------------------------------------------------------
+    // Functions
+    // ---------------------------------------------------------------------------------------
+
+    /**
+     * @notice Credits `amount` points to each resident for poll `pollId`.
+     * @dev Requires ISSUER_ROLE, amount > 0, no zero address and no resident credited before for
+     * this poll (the whole batch reverts with {CityPointsAlreadyCredited}). Emits
+     * {PointsCredited} per resident.
+     */
+    function credit(uint256 pollId, address[] calldata residents, uint256 amount) external;
+
+    /**
+     * @notice Adds an active reward to the catalog and returns its id (ids start at 1).
+     * @dev Requires POINTS_ADMIN_ROLE. Emits {RewardAdded}.
+     */
+    function addReward(bytes32 metadataHash, uint256 price, uint256 stock) external returns (uint256 rewardId);
+
+    /**
+     * @notice Sets a reward's price, stock and availability.
+     * @dev Requires POINTS_ADMIN_ROLE and a known reward. Emits {RewardUpdated}.
+     */
+    function updateReward(uint256 rewardId, uint256 price, uint256 stock, bool active) external;
+
+    /**
+     * @notice Registers an active charity and returns its id (ids start at 1).
+     * @dev Requires POINTS_ADMIN_ROLE and a non-zero account. Emits {CharityRegistered}.
+     */
+    function registerCharity(address account, bytes32 metadataHash) external returns (uint256 charityId);
+
+    /**
+     * @notice Activates or deactivates a charity.
+     * @dev Requires POINTS_ADMIN_ROLE and a known charity. Emits {CharityUpdated}.
+     */
+    function setCharityActive(uint256 charityId, bool active) external;
+
+    /**
+     * @notice Redeems one unit of a reward for a resident who signed `redemption` (EIP-712
+     * `Redemption`); anyone may relay it.
+     * @dev Requires deadline >= block.timestamp, a signature by `resident`, nonce equal to the
+     * resident's current nonce (then consumed), a known active reward in stock and a balance of at
+     * least its price. Emits {RewardRedeemed}.
+     */
+    function redeem(Redemption calldata redemption, bytes calldata signature) external;
+
+    /**
+     * @notice Donates points of a resident who signed `donation` (EIP-712 `Donation`) to a
+     * charity; anyone may relay it.
+     * @dev Requires deadline >= block.timestamp, a signature by `resident`, nonce equal to the
+     * resident's current nonce (then consumed), amount > 0, a known active charity and enough
+     * balance. Emits {PointsDonated}.
+     */
+    function donate(Donation calldata donation, bytes calldata signature) external;
+
+    /// @notice A resident's points.
+    function balanceOf(address resident) external view returns (uint256);
+
+    /// @notice Whether `resident` was credited for poll `pollId`.
+    function credited(uint256 pollId, address resident) external view returns (bool);
+
+    /// @notice A reward of the catalog; reverts if unknown.
+    function reward(uint256 rewardId) external view returns (Reward memory);
+
+    /// @notice Number of rewards added (the id of the latest one).
+    function rewardCount() external view returns (uint256);
+
+    /// @notice A registered charity; reverts if unknown.
+    function charity(uint256 charityId) external view returns (Charity memory);
+
+    /// @notice Number of charities registered (the id of the latest one).
+    function charityCount() external view returns (uint256);
+
+    /// @notice Points donated to a charity so far.
+    function charityBalance(uint256 charityId) external view returns (uint256);
+
+    /// @notice The EIP-712 digest a resident signs to redeem a reward.
+    function redemptionDigest(
+        address resident,
+        uint256 rewardId,
+        uint256 nonce,
+        uint256 deadline
+    ) external view returns (bytes32);
+
+    /// @notice The EIP-712 digest a resident signs to donate to a charity.
+    function donationDigest(
+        address resident,
+        uint256 charityId,
+        uint256 amount,
+        uint256 nonce,
+        uint256 deadline
+    ) external view returns (bytes32);
+}

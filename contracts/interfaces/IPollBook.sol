@@ -1,0 +1,321 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+/**
+ * @title IPollBook
+ * @notice The ledger of one city's polls: parameters, issued ballot tokens (pseudonymous, counted
+ * per stratum), encrypted ballots, trustees' decryption-key shares and the published result.
+ *
+ * Everything a verifier needs to recount a poll is in the events below; the storage only keeps
+ * what the contract must check (time windows, sequences, shares, one result).
+ */
+interface IPollBook {
+    /// @notice Why a ballot in a `castBallots` batch was skipped (the batch itself goes on).
+    enum BallotRejection {
+        UnknownStratum,
+        BadSignature,
+        StaleSequence
+    }
+
+    /**
+     * @notice What a poll administrator submits to create a poll.
+     * @param metadataHash Hash of the off-chain poll description (question, options, audience).
+     * @param optionCount Number of options (at least 2).
+     * @param maxChoices How many options a ballot may mark (1 for single choice).
+     * @param opensAt First second (block timestamp) at which ballots are accepted.
+     * @param closesAt First second at which ballots are refused and key shares accepted.
+     * @param points Loyalty points a resident earns for this poll.
+     * @param electionKey The X25519 public key ballots are sealed to.
+     * @param issuerKeys One RSA issuer public key per stratum (index = stratum), as encoded by
+     * the protocol core.
+     * @param trustees The key-share holders; share `i` is posted by `trustees[i]`.
+     * @param threshold Shares needed to rebuild the election secret key (k of n).
+     */
+    struct PollParams {
+        bytes32 metadataHash;
+        uint8 optionCount;
+        uint8 maxChoices;
+        uint64 opensAt;
+        uint64 closesAt;
+        uint32 points;
+        bytes32 electionKey;
+        bytes[] issuerKeys;
+        address[] trustees;
+        uint8 threshold;
+    }
+
+    /**
+     * @notice A poll as stored (the issuer keys and trustees are read with `issuerKey`,
+     * `issuerKeys` and `trustees`).
+     */
+    struct Poll {
+        bytes32 metadataHash;
+        bytes32 electionKey;
+        uint64 opensAt;
+        uint64 closesAt;
+        uint32 points;
+        uint32 issuerKeyCount;
+        uint8 optionCount;
+        uint8 maxChoices;
+        uint8 threshold;
+        uint8 trusteeCount;
+        uint8 shareCount;
+        bool resultPublished;
+    }
+
+    /**
+     * @notice One ballot as a relayer submits it.
+     * @param token The one-time token address whose key signed the ballot.
+     * @param sequence Revote counter of the token (the highest accepted one counts; starts at 1).
+     * @param stratum Index of the issuer key that signed the token.
+     * @param ciphertext The sealed, versioned choice.
+     * @param tokenSignature The RSA blind signature on the token (checked off chain).
+     * @param signature The token key's 65-byte EIP-712 signature over the `Ballot` type.
+     */
+    struct Ballot {
+        address token;
+        uint64 sequence;
+        uint32 stratum;
+        bytes ciphertext;
+        bytes tokenSignature;
+        bytes signature;
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Errors
+    // ---------------------------------------------------------------------------------------
+
+    /// @dev No poll has this id.
+    error PollBookUnknownPoll(uint256 pollId);
+
+    /// @dev optionCount < 2, or maxChoices outside [1, optionCount].
+    error PollBookInvalidOptions(uint8 optionCount, uint8 maxChoices);
+
+    /// @dev opensAt >= closesAt, or closesAt is not in the future.
+    error PollBookInvalidWindow(uint64 opensAt, uint64 closesAt);
+
+    /// @dev A poll needs at least one issuer key.
+    error PollBookNoIssuerKeys();
+
+    /// @dev The issuer key of `stratum` is empty.
+    error PollBookEmptyIssuerKey(uint256 stratum);
+
+    /// @dev The election key is zero.
+    error PollBookZeroElectionKey();
+
+    /// @dev The trustee list is empty or longer than 255 (share indices are uint8).
+    error PollBookInvalidTrusteeCount(uint256 count);
+
+    /// @dev The trustee at `index` is the zero address or repeats an earlier one.
+    error PollBookInvalidTrustee(uint256 index, address trustee);
+
+    /// @dev threshold is 0 or larger than the number of trustees.
+    error PollBookInvalidThreshold(uint8 threshold, uint256 trusteeCount);
+
+    /// @dev Tokens can no longer be issued: the poll closed at `closesAt`.
+    error PollBookIssuanceClosed(uint256 pollId, uint64 closesAt);
+
+    /// @dev The pseudonym and stratum arrays differ in length.
+    error PollBookLengthMismatch(uint256 pseudonyms, uint256 strata);
+
+    /// @dev The poll has no issuer key with index `stratum`.
+    error PollBookUnknownStratum(uint256 pollId, uint32 stratum);
+
+    /// @dev A token was already issued to `pseudonym` in this poll.
+    error PollBookAlreadyIssued(uint256 pollId, bytes32 pseudonym);
+
+    /// @dev Ballots are accepted only in [opensAt, closesAt).
+    error PollBookNotOpen(uint256 pollId, uint64 opensAt, uint64 closesAt);
+
+    /// @dev The poll closes at `closesAt`; key shares and the result come after.
+    error PollBookNotClosed(uint256 pollId, uint64 closesAt);
+
+    /// @dev The poll has no trustee with this index.
+    error PollBookUnknownTrustee(uint256 pollId, uint8 index);
+
+    /// @dev `account` is not the trustee with this index.
+    error PollBookNotTrustee(uint256 pollId, uint8 index, address account);
+
+    /// @dev The relayed key-share signature is malformed or not by the trustee.
+    error PollBookInvalidShareSignature(uint256 pollId, uint8 index);
+
+    /// @dev A key share cannot be empty.
+    error PollBookEmptyShare(uint256 pollId, uint8 index);
+
+    /// @dev The trustee with this index already posted its share.
+    error PollBookShareAlreadySubmitted(uint256 pollId, uint8 index);
+
+    /// @dev Fewer than `threshold` shares have been posted.
+    error PollBookNotEnoughShares(uint256 pollId, uint8 shareCount, uint8 threshold);
+
+    /// @dev The result needs exactly one count per option.
+    error PollBookInvalidCounts(uint256 pollId, uint256 length, uint8 optionCount);
+
+    /// @dev The poll's result is already published.
+    error PollBookResultAlreadyPublished(uint256 pollId);
+
+    // ---------------------------------------------------------------------------------------
+    // Events
+    // ---------------------------------------------------------------------------------------
+
+    /// @notice A poll was created; the event carries every parameter a verifier needs.
+    event PollCreated(
+        uint256 indexed pollId,
+        bytes32 metadataHash,
+        uint8 optionCount,
+        uint8 maxChoices,
+        uint64 opensAt,
+        uint64 closesAt,
+        uint32 points,
+        bytes32 electionKey,
+        bytes[] issuerKeys,
+        address[] trustees,
+        uint8 threshold
+    );
+
+    /// @notice A ballot token was issued to a resident's pseudonym, in `stratum`.
+    event TokenIssued(uint256 indexed pollId, bytes32 indexed pseudonym, uint32 stratum);
+
+    /// @notice A ballot was accepted (it supersedes the token's earlier ballots in this poll).
+    event BallotCast(
+        uint256 indexed pollId,
+        address indexed token,
+        uint64 sequence,
+        uint32 stratum,
+        bytes ciphertext,
+        bytes tokenSignature,
+        bytes signature
+    );
+
+    /// @notice A ballot of a batch was skipped, and why.
+    event BallotRejected(
+        uint256 indexed pollId,
+        address indexed token,
+        uint64 sequence,
+        BallotRejection reason
+    );
+
+    /// @notice Trustee `index` released its share of the election key.
+    event KeyShareSubmitted(uint256 indexed pollId, uint8 indexed index, address trustee, bytes share);
+
+    /// @notice The poll's tally and the hash of its anonymised dataset were published.
+    event ResultPublished(uint256 indexed pollId, uint256[] counts, bytes32 datasetHash);
+
+    // ---------------------------------------------------------------------------------------
+    // Functions
+    // ---------------------------------------------------------------------------------------
+
+    /**
+     * @notice Creates a poll and returns its id (ids start at 1).
+     * @dev Requires POLL_ADMIN_ROLE; optionCount >= 2; 1 <= maxChoices <= optionCount;
+     * opensAt < closesAt; closesAt in the future; at least one issuer key and none empty; a
+     * non-zero election key; 1..255 trustees, none zero or repeated; 1 <= threshold <= trustees.
+     * Emits {PollCreated}.
+     */
+    function createPoll(PollParams calldata params) external returns (uint256 pollId);
+
+    /**
+     * @notice Records a batch of ballot-token issuances: one pseudonym per resident and poll,
+     * counted per stratum.
+     * @dev Requires ISSUER_ROLE, a known poll that has not closed, arrays of equal length, known
+     * strata and pseudonyms not issued before in this poll (the whole batch reverts with
+     * {PollBookAlreadyIssued} naming the first repeated one). Emits {TokenIssued} per pseudonym.
+     */
+    function recordIssuances(uint256 pollId, bytes32[] calldata pseudonyms, uint32[] calldata strata) external;
+
+    /**
+     * @notice Posts a batch of ballots and returns how many were accepted.
+     * @dev Requires RELAYER_ROLE, a known poll and opensAt <= block.timestamp < closesAt (else
+     * the whole call reverts). Each ballot is then checked on its own and skipped with
+     * {BallotRejected} if its stratum is unknown, its EIP-712 `Ballot` signature does not recover
+     * `token`, or its sequence is not above the token's last accepted one. Accepted ballots emit
+     * {BallotCast}. The RSA token signature and counted <= issued are checked off chain.
+     */
+    function castBallots(uint256 pollId, Ballot[] calldata ballots) external returns (uint256 accepted);
+
+    /**
+     * @notice Posts the caller's share of the poll's election key.
+     * @dev Requires the caller to be `trustees[index]`, the poll to have closed, a non-empty
+     * share and no earlier share from this index. Emits {KeyShareSubmitted}.
+     */
+    function submitKeyShare(uint256 pollId, uint8 index, bytes calldata share) external;
+
+    /**
+     * @notice Posts trustee `index`'s share on its behalf (anyone may relay it).
+     * @dev Same rules as {submitKeyShare}, except that instead of being the caller the trustee
+     * signs the EIP-712 `KeyShare(pollId, index, keccak256(share))`. Emits {KeyShareSubmitted}.
+     */
+    function submitKeyShareFor(uint256 pollId, uint8 index, bytes calldata share, bytes calldata signature) external;
+
+    /**
+     * @notice Publishes the poll's tally and the hash of its anonymised dataset.
+     * @dev Requires POLL_ADMIN_ROLE, a closed poll, at least `threshold` key shares, one count
+     * per option and no earlier result. Emits {ResultPublished}.
+     */
+    function publishResult(uint256 pollId, uint256[] calldata counts, bytes32 datasetHash) external;
+
+    /// @notice The stored parameters and progress of a poll; reverts if the poll is unknown.
+    function poll(uint256 pollId) external view returns (Poll memory);
+
+    /// @notice Number of polls created (the id of the latest one).
+    function pollCount() external view returns (uint256);
+
+    /// @notice The issuer public key of one stratum; reverts if the poll or stratum is unknown.
+    function issuerKey(uint256 pollId, uint32 stratum) external view returns (bytes memory);
+
+    /// @notice All issuer public keys of a poll, by stratum; reverts if the poll is unknown.
+    function issuerKeys(uint256 pollId) external view returns (bytes[] memory);
+
+    /// @notice The trustees of a poll, by share index; reverts if the poll is unknown.
+    function trustees(uint256 pollId) external view returns (address[] memory);
+
+    /// @notice Tokens issued in one stratum of a poll.
+    function issuedCount(uint256 pollId, uint32 stratum) external view returns (uint256);
+
+    /// @notice Whether a token was issued to `pseudonym` in this poll.
+    function isIssued(uint256 pollId, bytes32 pseudonym) external view returns (bool);
+
+    /// @notice The sequence of the token's last accepted ballot in this poll (0 if none).
+    function lastSequence(uint256 pollId, address token) external view returns (uint64);
+
+    /// @notice Number of key shares posted for this poll.
+    function shareCount(uint256 pollId) external view returns (uint8);
+
+    /// @notice The key share posted by trustee `index` (empty if none yet).
+    function keyShare(uint256 pollId, uint8 index) external view returns (bytes memory);
+
+    /// @notice The published result: whether there is one, the counts per option, the dataset hash.
+    function result(uint256 pollId) external view returns (bool published, uint256[] memory counts, bytes32 datasetHash);
+
+    /**
+     * @notice The EIP-712 digest a token key signs for a ballot, in this contract's domain.
+     * @param ciphertextHash keccak256 of the ballot's ciphertext.
+     * @param tokenSignatureHash keccak256 of the ballot's RSA token signature.
+     */
+    function ballotDigest(
+        uint256 pollId,
+        address token,
+        uint64 sequence,
+        uint32 stratum,
+        bytes32 ciphertextHash,
+        bytes32 tokenSignatureHash
+    ) external view returns (bytes32);
+
+    /**
+     * @notice The EIP-712 digest a resident's identity key signs to request a ballot token. The
+     * API checks it off chain; this contract is the one definition of the domain.
+     * @param blindedMessageHash keccak256 of the blinded token message.
+     */
+    function issuanceRequestDigest(
+        uint256 pollId,
+        uint32 stratum,
+        bytes32 blindedMessageHash,
+        uint64 deadline
+    ) external view returns (bytes32);
+
+    /**
+     * @notice The EIP-712 digest a trustee signs to have its share relayed.
+     * @param shareHash keccak256 of the share.
+     */
+    function keyShareDigest(uint256 pollId, uint8 index, bytes32 shareHash) external view returns (bytes32);
+}

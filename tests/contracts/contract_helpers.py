@@ -1,0 +1,168 @@
+"""Helpers for the contract tests: token keys, ballots signed with the protocol core
+(`veche_core.typed_data`) as the API signs them, poll parameters, and strict revert checks.
+
+`reverts_with` is stricter than `ape.reverts(Error, **inputs)`: it also fails when the call
+reverts with a different error (or none), and it compares every input of the error.
+(A uniquely named module rather than `conftest`, so that imports cannot pick up another test
+directory's conftest.)
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import ape
+import pytest
+from eth_abi import decode as abi_decode
+from eth_account import Account
+from eth_hash.auto import keccak
+from eth_utils import to_checksum_address
+from web3.exceptions import ContractCustomError as Web3ContractCustomError
+from veche_core import typed_data
+
+# Realistic ballot sizes: a 32-byte prefix + an RSA-2048 signature, and a sealed box of a
+# 3-byte plaintext (48 bytes of overhead).
+TOKEN_SIGNATURE_SIZE = 288
+CIPHERTEXT_SIZE = 51
+
+OPENS_IN = 100
+CLOSES_IN = 1_000
+
+
+@contextmanager
+def reverts_with(error_cls, **inputs):
+    """Expect a transaction to revert with exactly this custom error and these inputs.
+
+    Stricter than `ape.reverts(Error, **inputs)`, which passes when the revert is not a custom
+    error at all and skips inputs it does not find: here every input must be named and match.
+    """
+    with ape.reverts() as info:
+        yield info
+    error = info.value
+    assert isinstance(error, error_cls), f"expected {error_cls.__name__}, got {error!r}"
+    _assert_inputs(error_cls, dict(error.inputs), inputs)
+
+
+def call_reverts_with(method, call_args, error_cls, **inputs):
+    """Expect a view call to revert with exactly this custom error and these inputs.
+
+    ape decodes custom errors of transactions only, so the call goes through `eth_call` here
+    and the raw revert data is decoded with the error's ABI.
+    """
+    contract = method.contract
+    with pytest.raises(Web3ContractCustomError) as info:
+        contract.provider.web3.eth.call(
+            {"to": contract.address, "data": method.encode_input(*call_args).hex()}
+        )
+    data = bytes.fromhex(info.value.data.removeprefix("0x"))
+    abi = error_cls.abi
+    assert data[:4] == keccak(abi.selector.encode())[:4], f"expected {error_cls.__name__}"
+    values = abi_decode([i.canonical_type for i in abi.inputs], data[4:])
+    actual = {
+        i.name: to_checksum_address(v) if i.type == "address" else v
+        for i, v in zip(abi.inputs, values)
+    }
+    _assert_inputs(error_cls, actual, inputs)
+
+
+def _assert_inputs(error_cls, actual_inputs: dict, expected_inputs: dict) -> None:
+    assert set(expected_inputs) == set(actual_inputs), (
+        f"{error_cls.__name__} has inputs {sorted(actual_inputs)}, "
+        f"the test names {sorted(expected_inputs)}"
+    )
+    for name, expected in expected_inputs.items():
+        actual = actual_inputs[name]
+        if isinstance(expected, bytes):
+            actual = bytes(actual)
+        elif isinstance(expected, str) and isinstance(actual, str):
+            expected, actual = expected.lower(), actual.lower()
+        assert actual == expected, f"{name}: expected {expected!r}, got {actual!r}"
+
+
+def role(name: str) -> bytes:
+    return keccak(name.encode())
+
+
+@dataclass(frozen=True)
+class Key:
+    """A fresh secp256k1 key (a token key, a resident's identity key or a trustee's key)."""
+
+    private_key: bytes
+    address: str
+
+    @classmethod
+    def create(cls) -> "Key":
+        account = Account.create()
+        return cls(bytes(account.key), account.address)
+
+
+@dataclass
+class Ballot:
+    token: str
+    sequence: int
+    stratum: int
+    ciphertext: bytes
+    token_signature: bytes
+    signature: bytes = field(default=b"")
+
+    def as_arg(self) -> tuple:
+        return (
+            self.token,
+            self.sequence,
+            self.stratum,
+            self.ciphertext,
+            self.token_signature,
+            self.signature,
+        )
+
+
+def sign_ballot(
+    domain: typed_data.Domain,
+    poll_id: int,
+    token: Key,
+    sequence: int,
+    stratum: int = 0,
+    *,
+    ciphertext: bytes | None = None,
+    token_signature: bytes | None = None,
+    signer: Key | None = None,
+) -> Ballot:
+    """A ballot of `token`, signed over the EIP-712 `Ballot` type (by `signer` if given)."""
+    ciphertext = os.urandom(CIPHERTEXT_SIZE) if ciphertext is None else ciphertext
+    token_signature = (
+        os.urandom(TOKEN_SIGNATURE_SIZE) if token_signature is None else token_signature
+    )
+    digest = typed_data.ballot_digest(
+        domain, poll_id, token.address, sequence, stratum, ciphertext, token_signature
+    )
+    signature = typed_data.sign_digest((signer or token).private_key, digest)
+    return Ballot(token.address, sequence, stratum, ciphertext, token_signature, signature)
+
+
+def args(ballots: list[Ballot]) -> list[tuple]:
+    return [b.as_arg() for b in ballots]
+
+
+def params_tuple(params: dict) -> tuple:
+    return (
+        params["metadataHash"],
+        params["optionCount"],
+        params["maxChoices"],
+        params["opensAt"],
+        params["closesAt"],
+        params["points"],
+        params["electionKey"],
+        params["issuerKeys"],
+        params["trustees"],
+        params["threshold"],
+    )
+
+
+@dataclass
+class PollHandle:
+    id: int
+    opens_at: int
+    closes_at: int
+    params: dict
