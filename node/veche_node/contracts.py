@@ -17,6 +17,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
+from web3.exceptions import Web3RPCError
 
 from veche_core.deployment import Deployment
 
@@ -61,24 +62,29 @@ class Sender:
         self._chain_id = w3.eth.chain_id
 
     def send(self, tx: dict[str, Any], *, wait: bool = True, gas: int | None = None):
-        tx = {
-            **tx,
-            "from": self.address,
-            "nonce": self._nonce,
-            "chainId": self._chain_id,
-        }
-        tx["gas"] = gas or int(self.w3.eth.estimate_gas(tx) * 1.2)
-        if "maxFeePerGas" not in tx:
-            tx.setdefault("gasPrice", self.w3.eth.gas_price)
-        signed = self.account.sign_transaction(tx)
-        tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-        self._nonce += 1
+        """Sign and send; if another writer used this key meanwhile, resync the nonce once."""
+        try:
+            tx_hash = self._sign_and_send(tx, gas)
+        except Web3RPCError as exc:
+            if "nonce" not in str(exc).lower():
+                raise
+            self._nonce = self.w3.eth.get_transaction_count(self.address, "pending")
+            tx_hash = self._sign_and_send(tx, gas)
         if not wait:
             return tx_hash
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
         if receipt["status"] != 1:
             raise RuntimeError(f"transaction {tx_hash.hex()} reverted")
         return receipt
+
+    def _sign_and_send(self, tx: dict[str, Any], gas: int | None):
+        tx = {**tx, "from": self.address, "nonce": self._nonce, "chainId": self._chain_id}
+        tx["gas"] = gas or int(self.w3.eth.estimate_gas(tx) * 1.2)
+        if "maxFeePerGas" not in tx:
+            tx.setdefault("gasPrice", self.w3.eth.gas_price)
+        tx_hash = self.w3.eth.send_raw_transaction(self.account.sign_transaction(tx).raw_transaction)
+        self._nonce += 1
+        return tx_hash
 
     def transact(self, function, *, wait: bool = True, gas: int | None = None):
         """Send a contract function call, e.g. `sender.transact(poll_book.functions.x(1))`."""

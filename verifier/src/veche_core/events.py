@@ -10,11 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from eth_abi import decode as abi_decode
-from eth_abi.exceptions import DecodingError
+from . import abi
 from ._keccak import keccak
-from eth_utils import to_checksum_address
-
 from .errors import EncodingError
 
 
@@ -34,6 +31,10 @@ class EventSpec:
     @property
     def data_types(self) -> list[str]:
         return [kind for kind, _, indexed in self.fields if not indexed]
+
+    @property
+    def data_fields(self) -> list[tuple[str, str]]:
+        return [(kind, name) for kind, name, indexed in self.fields if not indexed]
 
 
 def _spec(name: str, declaration: str) -> EventSpec:
@@ -104,7 +105,7 @@ def _topic_value(kind: str, topic: bytes) -> Any:
     if kind == "address":
         if any(topic[:12]):
             raise EncodingError("an indexed address topic has non-zero padding")
-        return to_checksum_address(topic[12:])
+        return abi.checksum_address(topic[12:])
     if kind.startswith("uint"):
         value = int.from_bytes(topic, "big")
         if value >> int(kind[4:] or 256):
@@ -117,6 +118,15 @@ def _topic_value(kind: str, topic: bytes) -> Any:
 
 def decode_log(log: dict[str, Any]) -> DecodedEvent:
     """Decode one raw JSON-RPC log object into a known event; EncodingError otherwise."""
+    try:
+        return _decode_log(log)
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, EncodingError):
+            raise
+        raise EncodingError(f"malformed log object: {exc!r}") from None
+
+
+def _decode_log(log: dict[str, Any]) -> DecodedEvent:
     topics = [_hex_bytes(topic) for topic in log["topics"]]
     if not topics or topics[0] not in BY_TOPIC:
         raise EncodingError("log is not a known Veche event")
@@ -127,17 +137,15 @@ def decode_log(log: dict[str, Any]) -> DecodedEvent:
     args: dict[str, Any] = {
         name: _topic_value(kind, topic) for (kind, name), topic in zip(indexed, topics[1:])
     }
-    data = _hex_bytes(log["data"])
     try:
-        values = abi_decode(spec.data_types, data, strict=True)
-    except (DecodingError, ValueError, OverflowError) as exc:
-        raise EncodingError(f"{spec.name}: data does not decode: {exc}") from exc
-    names = [name for _, name, is_indexed in spec.fields if not is_indexed]
-    for name, value in zip(names, values):
-        if isinstance(value, str) and value.startswith("0x") and len(value) == 42:
-            value = to_checksum_address(value)
-        elif isinstance(value, tuple) and value and isinstance(value[0], str):
-            value = tuple(to_checksum_address(item) for item in value)
+        values = abi.decode(spec.data_types, _hex_bytes(log["data"]))
+    except EncodingError as exc:
+        raise EncodingError(f"{spec.name}: data does not decode: {exc}") from None
+    for (kind, name), value in zip(spec.data_fields, values):
+        if kind == "address":
+            value = abi.checksum_address(value)
+        elif kind == "address[]":
+            value = tuple(abi.checksum_address(item) for item in value)
         args[name] = value
     return DecodedEvent(
         name=spec.name,
