@@ -42,7 +42,7 @@ class PollRecord:
     poll_id: int
     created: dict[str, Any] | None = None
     issuances: list[tuple[bytes, int]] = field(default_factory=list)  # (pseudonym, stratum)
-    ballots: list[CastBallot] = field(default_factory=list)
+    raw_ballots: list[tuple] = field(default_factory=list)  # BallotCast logs, decoded in parallel
     rejected: list[dict[str, Any]] = field(default_factory=list)
     shares: list[dict[str, Any]] = field(default_factory=list)  # index, trustee, share, block
     results: list[dict[str, Any]] = field(default_factory=list)  # counts, datasetHash, block
@@ -77,7 +77,17 @@ def read_snapshot(client: RpcClient, deployment: Deployment, poll_id: int | None
     poll_book_topics = [["0x" + spec.topic0.hex() for spec in events.POLL_BOOK_EVENTS]]
     if poll_topic:
         poll_book_topics.append(poll_topic)
+    ballot_topic = "0x" + events.BALLOT_CAST.topic0.hex()
     for log in client.iter_logs(deployment.poll_book, poll_book_topics, deployment.start_block, head):
+        topics = log.get("topics") or [None]
+        if topics[0] == ballot_topic and len(topics) == 3:
+            # The bulk of a poll: kept raw here, decoded with the signature checks in the
+            # verifier's worker processes (see work.examine_ballots).
+            try:
+                record(int(topics[1], 16)).raw_ballots.append(raw_ballot(log))
+                continue
+            except (KeyError, TypeError, ValueError):
+                pass  # malformed: decode_log below says how
         try:
             event = events.decode_log(log)
         except EncodingError as exc:
@@ -92,20 +102,6 @@ def read_snapshot(client: RpcClient, deployment: Deployment, poll_id: int | None
                 poll.undecodable.append("a second PollCreated for the same poll id")
         elif event.name == "TokenIssued":
             poll.issuances.append((args["pseudonym"], args["stratum"]))
-        elif event.name == "BallotCast":
-            poll.ballots.append(
-                CastBallot(
-                    token=args["token"],
-                    sequence=args["sequence"],
-                    stratum=args["stratum"],
-                    ciphertext=args["ciphertext"],
-                    token_signature=args["tokenSignature"],
-                    signature=args["signature"],
-                    block_number=event.block_number,
-                    log_index=event.log_index,
-                    transaction_hash=event.transaction_hash,
-                )
-            )
         elif event.name == "BallotRejected":
             poll.rejected.append({**args, "block": event.block_number})
         elif event.name == "KeyShareSubmitted":
@@ -133,7 +129,7 @@ def read_snapshot(client: RpcClient, deployment: Deployment, poll_id: int | None
 
     for poll in polls.values():
         poll.undecodable.extend(undecodable)
-    blocks = {b.block_number for poll in polls.values() for b in poll.ballots}
+    blocks = {log[2] for poll in polls.values() for log in poll.raw_ballots}
     return ChainSnapshot(
         deployment=deployment,
         chain_id=chain_id,
@@ -141,6 +137,33 @@ def read_snapshot(client: RpcClient, deployment: Deployment, poll_id: int | None
         polls=polls,
         block_timestamps=client.block_timestamps(sorted(blocks)),
         balances_by_events=dict(balances),
+    )
+
+
+def raw_ballot(log: dict) -> tuple:
+    """What a worker needs of a BallotCast log: (topics, data, block, log index, tx hash)."""
+    return (tuple(log["topics"]), log["data"], int(log["blockNumber"], 16), log["logIndex"], log["transactionHash"])
+
+
+def decode_ballot(raw: tuple) -> CastBallot:
+    """A BallotCast log kept by read_snapshot, decoded (EncodingError if malformed)."""
+    topics, data, block_number, log_index, transaction_hash = raw
+    event = events.decode_log(
+        {"topics": list(topics), "data": data, "blockNumber": hex(block_number), "logIndex": log_index, "transactionHash": transaction_hash}
+    )
+    if event.name != "BallotCast":
+        raise EncodingError("not a BallotCast log")
+    args = event.args
+    return CastBallot(
+        token=args["token"],
+        sequence=args["sequence"],
+        stratum=args["stratum"],
+        ciphertext=args["ciphertext"],
+        token_signature=args["tokenSignature"],
+        signature=args["signature"],
+        block_number=event.block_number,
+        log_index=event.log_index,
+        transaction_hash=event.transaction_hash,
     )
 
 

@@ -82,6 +82,7 @@ class PollVerdict:
     superseded: list[dict[str, Any]] = field(default_factory=list)
     invalid: list[dict[str, Any]] = field(default_factory=list)
     counted_rows: list[DatasetRow] = field(default_factory=list)
+    ballots: list[CastBallot] = field(default_factory=list)  # every decoded BallotCast, in chain order
     latest: dict[str, CastBallot] = field(default_factory=dict)  # per token, the counted ballot
 
     @property
@@ -161,9 +162,8 @@ def verify_poll(
     created = poll.created
     verdict.option_count = created["optionCount"]
     deployment = snapshot.deployment
-    ballots = sorted(poll.ballots, key=lambda b: b.position)
 
-    # Checks 2 and 3: every cast ballot's two signatures.
+    # Checks 2 and 3: decode every BallotCast and check its two signatures (in parallel).
     context = work.SignatureContext(
         chain_id=deployment.chain_id,
         poll_book=deployment.poll_book,
@@ -171,10 +171,14 @@ def verify_poll(
         issuer_keys=issuer_keys,
         domain=poll_book_domain(deployment.chain_id, deployment.poll_book),
     )
-    items = [(b.token, b.sequence, b.stratum, b.ciphertext, b.token_signature, b.signature) for b in ballots]
-    findings = work.run(work.check_signatures, context, items, workers)
-    token_failures = [f"{b.token} #{b.sequence}: {t}" for b, (t, _) in zip(ballots, findings) if t]
-    signature_failures = [f"{b.token} #{b.sequence}: {s}" for b, (_, s) in zip(ballots, findings) if s]
+    examined = work.run(work.examine_ballots, context, poll.raw_ballots, workers)
+    undecodable = [f"block {raw[2]}: {t}" for raw, (b, t, _) in zip(poll.raw_ballots, examined) if b is None]
+    found = sorted(((b, t, s) for b, t, s in examined if b is not None), key=lambda item: item[0].position)
+    ballots = [b for b, _, _ in found]
+    findings = [(t, s) for _, t, s in found]
+    verdict.ballots = ballots
+    token_failures = undecodable + [f"{b.token} #{b.sequence}: {t}" for b, (t, _) in zip(ballots, findings) if t]
+    signature_failures = undecodable + [f"{b.token} #{b.sequence}: {s}" for b, (_, s) in zip(ballots, findings) if s]
     if snapshot.chain_id != deployment.chain_id:
         signature_failures.insert(0, f"the node's chain id {snapshot.chain_id} is not the deployment's {deployment.chain_id}")
     n = {"ballots": len(ballots)}
@@ -383,9 +387,8 @@ def check_receipt(
         failures.append(str(exc))
     if not relayer_authorised:
         failures.append(f"{receipt.relayer} does not hold the relayer role on the PollBook")
-    poll = snapshot.polls.get(receipt.poll_id) or PollRecord(receipt.poll_id)
     found = next(
-        (b for b in poll.ballots if b.token == receipt.token and _ballot(receipt.poll_id, b).hash == receipt.ballot_hash),
+        (b for b in verdict.ballots if b.token == receipt.token and _ballot(receipt.poll_id, b).hash == receipt.ballot_hash),
         None,
     )
     latest = verdict.latest.get(receipt.token)

@@ -123,7 +123,7 @@ def poll_command(obj: Context, poll_id: int, dataset_file: str | None):
     rows = _load_dataset(dataset_file) if dataset_file else None
     with obj.client() as client, obj.status(f"reading poll {poll_id}…"):
         snapshot = read_snapshot(client, obj.deployment, poll_id)
-    with obj.status(f"checking {len(snapshot.polls.get(poll_id).ballots) if poll_id in snapshot.polls else 0} ballots…"):
+    with obj.status(f"checking {len(snapshot.polls[poll_id].raw_ballots) if poll_id in snapshot.polls else 0} ballots…"):
         verdict = checks.verify_poll(snapshot, poll_id, workers=obj.workers, dataset=rows)
     if not obj.as_json:
         report.print_poll(obj.out, verdict)

@@ -1,7 +1,7 @@
 """The verifier's per-ballot cryptography, spread over the machine's cores.
 
-Two passes, each a pure function of (poll context, ballots): signatures (checks 2 and 3) for
-every cast ballot, then decryption (check 8) for the counted ones only. Small polls run in
+Two passes, each a pure function of (poll context, ballots): decoding and signatures (checks 2
+and 3) for every cast ballot, then decryption (check 8) for the counted ones only. Small polls run in
 process; large ones in a process pool whose workers get the poll context once.
 """
 
@@ -18,6 +18,8 @@ from veche_core.token import verify_token_signature
 from veche_core.blind_rsa import PublicKey
 from veche_core.errors import VecheError
 from veche_core.typed_data import Domain, ballot_digest, recover_signer_bytes
+
+from .chain import CastBallot, decode_ballot
 
 IN_PROCESS_BELOW = 2_000
 CHUNK = 2_000
@@ -39,9 +41,6 @@ class DecryptionContext:
     max_choices: int
 
 
-# (token, sequence, stratum, ciphertext, tokenSignature, signature)
-BallotFields = tuple[str, int, int, bytes, bytes, bytes]
-
 _context: Any = None
 
 
@@ -50,13 +49,22 @@ def _set_context(context: Any) -> None:
     _context = context
 
 
-def check_signatures(items: Sequence[BallotFields]) -> list[tuple[str | None, str | None]]:
-    """Per ballot: (check 2 failure or None, check 3 failure or None)."""
+def examine_ballots(raw_logs: Sequence[tuple]) -> list[tuple[CastBallot | None, str | None, str | None]]:
+    """Per raw BallotCast log: (the decoded ballot or None, check 2 failure, check 3 failure).
+
+    An undecodable log comes back as (None, reason, reason): it fails both checks.
+    """
     ctx: SignatureContext = _context
-    out = []
     poll_book = bytes.fromhex(ctx.poll_book[2:])
-    for token_address, sequence, stratum, ciphertext, credential, signature in items:
-        token = bytes.fromhex(token_address[2:])  # raw bytes: no checksumming per ballot
+    out: list[tuple[CastBallot | None, str | None, str | None]] = []
+    for raw in raw_logs:
+        try:
+            ballot = decode_ballot(raw)
+        except VecheError as exc:
+            out.append((None, f"undecodable BallotCast: {exc}", f"undecodable BallotCast: {exc}"))
+            continue
+        token = bytes.fromhex(ballot.token[2:])  # raw bytes: no checksumming per ballot
+        stratum, credential = ballot.stratum, ballot.token_signature
         token_error = None
         key = ctx.issuer_keys[stratum] if stratum < len(ctx.issuer_keys) else None
         if key is None:
@@ -68,12 +76,12 @@ def check_signatures(items: Sequence[BallotFields]) -> list[tuple[str | None, st
                 token_error = str(exc)
         signature_error = None
         try:
-            digest = ballot_digest(ctx.domain, ctx.poll_id, token, sequence, stratum, ciphertext, credential)
-            if recover_signer_bytes(digest, signature) != token:
+            digest = ballot_digest(ctx.domain, ctx.poll_id, token, ballot.sequence, stratum, ballot.ciphertext, credential)
+            if recover_signer_bytes(digest, ballot.signature) != token:
                 signature_error = "the signature recovers another address"
         except (VecheError, ValueError) as exc:
             signature_error = str(exc)
-        out.append((token_error, signature_error))
+        out.append((ballot, token_error, signature_error))
     return out
 
 
