@@ -25,9 +25,12 @@ from eth_utils import to_checksum_address
 
 from veche_core import blind_rsa, plaintext, sealing, token
 from veche_core.ballot import Ballot
-from veche_core.typed_data import ballot_digest, poll_book_domain, recover_signer_bytes
+from veche_core.typed_data import poll_book_domain
 from veche_node.anvil import Anvil
 from veche_node.simulation import City, call_arguments, new_token_key
+
+sys.path.insert(0, str(Path(__file__).parent))
+import bench_core  # noqa: E402  (a sibling script: the same primitive measurements)
 
 OPTIONS, STRATA = 3, 4
 
@@ -46,38 +49,6 @@ def _prepare(args) -> list[tuple]:
         sealed = sealing.seal_ballot(election_key, plaintext.encode_choice([i % OPTIONS], OPTIONS, 1))
         out.append(Ballot(poll_id, address, 1, stratum, sealed, credential).sign(private_key, domain))
     return call_arguments(out)
-
-
-def primitive_ceiling(issuer: blind_rsa.PrivateKey, samples: int = 2000) -> dict[str, float]:
-    """Seconds per ballot of each primitive the verifier runs, on one core."""
-    poll_book = "0x" + "11" * 20
-    domain = poll_book_domain(1, poll_book)
-    election = sealing.generate_election_keypair()
-    rows = []
-    for i in range(samples):
-        private_key, address = new_token_key()
-        request = token.request_token(issuer.public_key, 1, poll_book, 1, 0, address)
-        credential = token.finish_token(issuer.public_key, request, blind_rsa.blind_sign(issuer, request.blinded_msg))
-        sealed = sealing.seal_ballot(election.public_key, plaintext.encode_choice([i % OPTIONS], OPTIONS, 1))
-        rows.append(Ballot(1, address, 1, 0, sealed, credential).sign(private_key, domain))
-    raw_book = bytes.fromhex(poll_book[2:])
-    opener = sealing.Opener(election.secret_key)
-    timings = {}
-
-    def timed(name, function):
-        start = time.perf_counter()
-        for b in rows:
-            function(b)
-        timings[name] = (time.perf_counter() - start) / len(rows)
-
-    timed("token signature (RSA-2048 PSS verify)", lambda b: token.verify_token_signature(issuer.public_key, 1, raw_book, 1, 0, b.token, b.token_credential))
-    timed("ballot EIP-712 digest", lambda b: ballot_digest(domain, 1, b.token, 1, 0, b.ciphertext, b.token_credential))
-    digests = {id(b): ballot_digest(domain, 1, b.token, 1, 0, b.ciphertext, b.token_credential) for b in rows}
-    timed("signer recovery (secp256k1)", lambda b: recover_signer_bytes(digests[id(b)], b.signature))
-    timed("sealed-box open", lambda b: opener.open(b.ciphertext))
-    opened = {id(b): opener.open(b.ciphertext) for b in rows}
-    timed("plaintext decode", lambda b: plaintext.decode_choice(opened[id(b)], OPTIONS, 1))
-    return timings
 
 
 def main() -> int:
@@ -128,8 +99,9 @@ def main() -> int:
             print(run.stdout[-3000:], run.stderr[-3000:], file=sys.stderr)
             return 1
 
-    timings = primitive_ceiling(issuer_keys[0])
-    per_ballot = sum(timings.values())
+    core = bench_core.run(seconds=1.0)  # the primitive costs, measured in this same run
+    per_ballot = core["verifier_seconds_per_ballot"]
+    timings = {name: 1.0 / core["ops_per_second"][name] for name in bench_core.VERIFIER_STEPS}
     ceiling = cores / per_ballot
     achieved = args.ballots / elapsed
     result = {
