@@ -7,6 +7,7 @@ A check that cannot run (the poll is not closed, its inputs are unusable) fails 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,6 +152,7 @@ def verify_poll(
     *,
     workers: int = 1,
     dataset: list[DatasetRow] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> PollVerdict:
     """Checks 1–10 and 12 for one poll (11 is receipt mode)."""
     poll = snapshot.polls.get(poll_id) or PollRecord(poll_id)
@@ -171,7 +173,7 @@ def verify_poll(
         issuer_keys=issuer_keys,
         domain=poll_book_domain(deployment.chain_id, deployment.poll_book),
     )
-    examined = work.run(work.examine_ballots, context, poll.raw_ballots, workers)
+    examined = work.run(work.examine_ballots, context, poll.raw_ballots, workers, progress)
     undecodable = [f"block {raw[2]}: {t}" for raw, (b, t, _) in zip(poll.raw_ballots, examined) if b is None]
     found = sorted(((b, t, s) for b, t, s in examined if b is not None), key=lambda item: item[0].position)
     ballots = [b for b, _, _ in found]
@@ -244,7 +246,7 @@ def verify_poll(
         choices: list[Any] = []
     else:
         decryption = work.DecryptionContext(secret, created["optionCount"], created["maxChoices"])
-        choices = work.run(work.decrypt_choices, decryption, [b.ciphertext for b in counted], workers)
+        choices = work.run(work.decrypt_choices, decryption, [b.ciphertext for b in counted], workers, progress)
         verdict.invalid = [
             {"token": b.token, "sequence": b.sequence, "block": b.block_number, "reason": c}
             for b, c in zip(counted, choices) if isinstance(c, str)

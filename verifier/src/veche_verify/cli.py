@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.progress import Progress
 
 from veche_core import dataset as dataset_format
 from veche_core.deployment import Deployment
@@ -43,6 +44,19 @@ class Context:
 
     def status(self, message: str):
         return self.err.status(message) if not self.as_json and self.err.is_terminal else _Nothing()
+
+    def verify(self, snapshot, poll_id: int, dataset=None) -> checks.PollVerdict:
+        """verify_poll with a progress bar (on a terminal) over its per-ballot work."""
+        poll = snapshot.polls.get(poll_id)
+        total = 2 * len(poll.raw_ballots) if poll else 0  # signatures, then (at most) decryption
+        if self.as_json or not self.err.is_terminal or total < 10_000:
+            return checks.verify_poll(snapshot, poll_id, workers=self.workers, dataset=dataset)
+        with Progress(*Progress.get_default_columns(), console=self.err, transient=True) as bar:
+            task = bar.add_task(f"poll {poll_id}: checking ballots", total=total)
+            verdict = checks.verify_poll(
+                snapshot, poll_id, workers=self.workers, dataset=dataset, progress=lambda n: bar.advance(task, n)
+            )
+        return verdict
 
     def finish(self, payload: dict, passed: bool) -> None:
         if self.as_json:
@@ -123,8 +137,7 @@ def poll_command(obj: Context, poll_id: int, dataset_file: str | None):
     rows = _load_dataset(dataset_file) if dataset_file else None
     with obj.client() as client, obj.status(f"reading poll {poll_id}…"):
         snapshot = read_snapshot(client, obj.deployment, poll_id)
-    with obj.status(f"checking {len(snapshot.polls[poll_id].raw_ballots) if poll_id in snapshot.polls else 0} ballots…"):
-        verdict = checks.verify_poll(snapshot, poll_id, workers=obj.workers, dataset=rows)
+    verdict = obj.verify(snapshot, poll_id, rows)
     if not obj.as_json:
         report.print_poll(obj.out, verdict)
     obj.finish(verdict.to_dict(), verdict.passed)
@@ -137,7 +150,7 @@ def all_command(obj: Context):
     """Every numbered check for every poll of the deployment."""
     with obj.client() as client, obj.status("reading every poll…"):
         snapshot = read_snapshot(client, obj.deployment)
-    verdicts = [checks.verify_poll(snapshot, pid, workers=obj.workers) for pid in sorted(snapshot.polls)]
+    verdicts = [obj.verify(snapshot, pid) for pid in sorted(snapshot.polls)]
     if not obj.as_json:
         for verdict in verdicts:
             report.print_poll(obj.out, verdict)
@@ -157,7 +170,7 @@ def receipt_command(obj: Context, receipt_file: str):
     with obj.client() as client, obj.status("reading the poll…"):
         snapshot = read_snapshot(client, obj.deployment, receipt.poll_id)
         authorised = has_role(client, obj.deployment.poll_book, "RELAYER_ROLE", receipt.relayer)
-    verdict = checks.verify_poll(snapshot, receipt.poll_id, workers=obj.workers)
+    verdict = obj.verify(snapshot, receipt.poll_id)
     result = checks.check_receipt(snapshot, verdict, receipt, authorised)
     if not obj.as_json:
         obj.out.print(report.checks_table(f"Receipt for poll {receipt.poll_id}", [result]))
@@ -174,7 +187,7 @@ def dataset_command(obj: Context, poll_id: int, dataset_file: str):
     rows = _load_dataset(dataset_file)
     with obj.client() as client, obj.status(f"reading poll {poll_id}…"):
         snapshot = read_snapshot(client, obj.deployment, poll_id)
-    verdict = checks.verify_poll(snapshot, poll_id, workers=obj.workers, dataset=rows)
+    verdict = obj.verify(snapshot, poll_id, rows)
     result = next(c for c in verdict.checks if c.number == 10)
     if not obj.as_json:
         obj.out.print(report.checks_table(f"Dataset of poll {poll_id}", [result]))

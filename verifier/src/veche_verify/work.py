@@ -98,17 +98,34 @@ def decrypt_choices(ciphertexts: Sequence[bytes]) -> list[tuple[int, ...] | str]
     return out
 
 
-def run(function: Callable[[Sequence[Any]], list[Any]], context: Any, items: Sequence[Any], workers: int) -> list[Any]:
-    """`function` over `items` in chunks, in `workers` processes (in process when small)."""
+def run(
+    function: Callable[[Sequence[Any]], list[Any]],
+    context: Any,
+    items: Sequence[Any],
+    workers: int,
+    progress: Callable[[int], None] | None = None,
+) -> list[Any]:
+    """`function` over `items` in chunks, in `workers` processes (in process when small).
+
+    `progress(n)` is called as each chunk of n items completes, for a progress bar.
+    """
     if workers <= 1 or len(items) < IN_PROCESS_BELOW:
         _set_context(context)
         try:
-            return function(items)
+            results = function(items)
         finally:
             _set_context(None)
+        if progress:
+            progress(len(items))
+        return results
     chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
+    results: list[Any] = []
     with ProcessPoolExecutor(max_workers=workers, initializer=_set_context, initargs=(context,)) as pool:
-        return [result for part in pool.map(function, chunks) for result in part]
+        for part in pool.map(function, chunks):
+            results.extend(part)
+            if progress:
+                progress(len(part))
+    return results
 
 
 def default_workers() -> int:
