@@ -1,0 +1,173 @@
+"""The API's view of the chain: web3 contracts, custom-error decoding, the chain clock, and
+synchronous transactions for administrative calls.
+
+Administrative transactions (create a poll, publish a result, add a reward, relay a key share)
+are rare and answered synchronously, signed locally by `veche_node.contracts.Sender` under a
+lock. The high-volume transactions (ballots, issuances, credits, points requests) go through
+the relay's write-ahead outbox instead (relay.py).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from eth_hash.auto import keccak
+from eth_utils import to_checksum_address
+from web3 import Web3
+from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted
+
+from veche_core import events
+from veche_core.deployment import Deployment
+from veche_core.rpc import RpcClient
+from veche_core.typed_data import Domain, city_points_domain, poll_book_domain
+from veche_node.contracts import Sender, bind, contract_type
+
+from .errors import ApiError
+
+
+def make_web3(url: str) -> Web3:
+    return Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
+
+
+def _error_selectors() -> dict[bytes, tuple[str, list[str]]]:
+    found: dict[bytes, tuple[str, list[str]]] = {}
+    for name in ("PollBook", "CityPoints"):
+        for entry in contract_type(name)["abi"]:
+            if entry.get("type") == "error":
+                types = [i["type"] for i in entry.get("inputs", [])]
+                selector = keccak(f"{entry['name']}({','.join(types)})".encode())[:4]
+                found[selector] = (entry["name"], types)
+    return found
+
+
+_SELECTORS: dict[bytes, tuple[str, list[str]]] | None = None
+
+
+def revert_name(exc: BaseException) -> str | None:
+    """The custom error's name (e.g. `PollBookNotOpen`) of a reverted call, if it has one."""
+    global _SELECTORS
+    data = getattr(exc, "data", None)
+    if isinstance(data, dict):
+        data = data.get("data")
+    if not isinstance(data, str) or not data.startswith("0x") or len(data) < 10:
+        # web3 sometimes puts the raw data in the message only
+        text = str(exc)
+        idx = text.find("0x")
+        if idx < 0:
+            return None
+        data = text[idx: idx + 10]
+    if _SELECTORS is None:
+        _SELECTORS = _error_selectors()
+    try:
+        selector = bytes.fromhex(data[2:10])
+    except ValueError:
+        return None
+    found = _SELECTORS.get(selector)
+    return found[0] if found else None
+
+
+REVERTS = (ContractCustomError, ContractLogicError)
+
+
+class Chain:
+    """Contracts and clocks of one deployment, shared by the request handlers."""
+
+    def __init__(self, rpc_url: str, deployment: Deployment, *, time_ttl: float = 0.5) -> None:
+        self.url = rpc_url
+        self.deployment = deployment
+        self.w3 = make_web3(rpc_url)
+        self.poll_book, self.city_points = bind(self.w3, deployment)
+        self.chain_id = deployment.chain_id
+        self.poll_domain: Domain = poll_book_domain(deployment.chain_id, deployment.poll_book)
+        self.points_domain: Domain = city_points_domain(deployment.chain_id, deployment.city_points)
+        self._time_ttl = time_ttl
+        self._time: tuple[float, int] | None = None
+        self._time_lock = threading.Lock()
+        self._local = threading.local()
+
+    def rpc(self) -> RpcClient:
+        client = getattr(self._local, "rpc", None)
+        if client is None:
+            client = self._local.rpc = RpcClient(self.url, timeout=30, retries=2)
+        return client
+
+    def check(self) -> None:
+        """Fail fast at start-up when the node serves another chain."""
+        actual = self.w3.eth.chain_id
+        if actual != self.chain_id:
+            raise RuntimeError(f"node chain id {actual} != deployment chain id {self.chain_id}")
+
+    def now(self) -> int:
+        """The chain's clock: the latest block's timestamp (reused for `time_ttl` seconds)."""
+        cached = self._time
+        if cached and time.monotonic() - cached[0] < self._time_ttl:
+            return cached[1]
+        try:
+            block = self.rpc().call("eth_getBlockByNumber", ["latest", False])
+        except Exception:
+            raise ApiError("chain.unavailable", 503, "the chain node is not reachable") from None
+        value = int(block["timestamp"], 16)
+        with self._time_lock:
+            self._time = (time.monotonic(), value)
+        return value
+
+    def logs(self, contract: str, topics: list[Any]) -> list[events.DecodedEvent]:
+        rpc = self.rpc()
+        latest = rpc.block_number()
+        out = []
+        for raw in rpc.iter_logs(contract, topics, self.deployment.start_block, latest):
+            try:
+                out.append(events.decode_log(raw))
+            except Exception:  # not one of ours (or malformed): the verifier lists such logs
+                continue
+        return out
+
+    def poll_logs(self, spec: events.EventSpec, poll_id: int) -> list[events.DecodedEvent]:
+        return self.logs(
+            self.deployment.poll_book, ["0x" + spec.topic0.hex(), "0x" + poll_id.to_bytes(32, "big").hex()]
+        )
+
+    def resident_logs(self, resident: str) -> list[events.DecodedEvent]:
+        topic = "0x" + bytes.fromhex(to_checksum_address(resident)[2:]).rjust(32, b"\0").hex()
+        specs = (events.POINTS_CREDITED, events.REWARD_REDEEMED, events.POINTS_DONATED)
+        return self.logs(
+            self.deployment.city_points, [["0x" + s.topic0.hex() for s in specs], topic]
+        )
+
+    def block_timestamp(self, number: int) -> int:
+        return self.rpc().block_timestamp(number)
+
+
+class AdminSender:
+    """Synchronous administrative transactions from one local key (nonce kept by Sender)."""
+
+    def __init__(self, chain: Chain, account) -> None:
+        self.chain = chain
+        self.account = account
+        self.address = account.address
+        self._sender: Sender | None = None
+        self._lock = threading.Lock()
+
+    def transact(self, function) -> dict:
+        """Simulate (to turn a revert into a stable error code), then send and wait."""
+        with self._lock:
+            try:
+                function.call({"from": self.address})
+            except REVERTS as exc:
+                name = revert_name(exc) or "Reverted"
+                raise ApiError(f"chain.{name}", 409, f"the contract refused the call: {name}") from None
+            except Exception:
+                raise ApiError("chain.unavailable", 503, "the chain node is not reachable") from None
+            try:
+                if self._sender is None:
+                    self._sender = Sender(self.chain.w3, self.account)
+                return self._sender.transact(function)
+            except REVERTS as exc:
+                self._sender = None  # re-read the nonce next time
+                name = revert_name(exc) or "Reverted"
+                raise ApiError(f"chain.{name}", 409, f"the contract refused the call: {name}") from None
+            except (TimeExhausted, RuntimeError, OSError, ValueError) as exc:
+                self._sender = None
+                raise ApiError("chain.unavailable", 503, f"transaction failed: {type(exc).__name__}") from None

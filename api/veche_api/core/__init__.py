@@ -1,0 +1,1 @@
+"""Settings, database and key handling of the city's API."""

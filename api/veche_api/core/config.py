@@ -1,0 +1,94 @@
+"""One `Settings` object, read from the environment (prefix `VECHE_`).
+
+Secrets are `SecretStr` so that they never appear in a repr, a log line or a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from typing import Annotated
+
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Moscow's twelve administrative okrugs: the default strata of a citywide poll.
+MOSCOW_DISTRICTS = [
+    "Central", "Northern", "North-Eastern", "Eastern", "South-Eastern", "Southern",
+    "South-Western", "Western", "North-Western", "Zelenogradsky", "Novomoskovsky", "Troitsky",
+]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VECHE_", extra="ignore", populate_by_name=True)
+
+    # Storage: SQLite by default; PostgreSQL through VECHE_DATABASE_URL or DATABASE_URL.
+    database_url: str = Field(
+        "sqlite:///veche.db", validation_alias=AliasChoices("VECHE_DATABASE_URL", "DATABASE_URL")
+    )
+    # SQLite `synchronous` pragma. FULL: a commit survives power loss; NORMAL (WAL): survives
+    # a process crash (SIGKILL) but not power loss.
+    sqlite_synchronous: str = "FULL"
+
+    # Chain
+    rpc_url: str = "http://127.0.0.1:8545"
+    deployment_file: Path = Path("deployment.json")
+
+    # Keys: Web3 Secret Storage keystores (one password for all, from the environment).
+    relayer_keystore: Path = Path("keys/relayer.json")
+    issuer_keystore: Path = Path("keys/issuer.json")
+    admin_keystore: Path = Path("keys/poll-admin.json")
+    points_admin_keystore: Path | None = None  # defaults to the poll-admin key
+    keystore_password: SecretStr = SecretStr("")
+    # 32 bytes, hex: seals the RSA issuer private keys in the database and keys the
+    # per-(resident, poll) pseudonyms recorded on chain.
+    secret_key: SecretStr = SecretStr("")
+    admin_api_key: SecretStr = SecretStr("")
+
+    # Comma-separated (or a JSON list) in the environment.
+    districts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(MOSCOW_DISTRICTS))
+    rsa_bits: int = 2048
+
+    # Relay
+    relay_enabled: bool = True
+    batch_size: int = 500
+    batch_interval: float = 1.0  # seconds: the longest a ballot waits for a fuller batch
+    max_in_flight: int = 4  # unconfirmed transactions per sender before new batches wait
+    resend_after: float = 10.0  # seconds before an unmined transaction is broadcast again
+    receipt_poll: float = 0.05
+    chain_time_ttl: float = 0.5  # seconds a read block timestamp is reused
+
+    # Abuse limits
+    max_body_bytes: int = 16_384
+    issuance_rate_per_minute: int = 10  # per resident
+    ballot_rate_per_minute: int = 30  # per token (ballots are anonymous: the token is who casts)
+    suppress_below: int = 10  # per-district statistics hide districts with fewer ballots
+
+    @field_validator("districts", mode="before")
+    @classmethod
+    def _split_districts(cls, value):
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                import json
+
+                return json.loads(value)
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("districts")
+    @classmethod
+    def _distinct_districts(cls, value: list[str]) -> list[str]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError("districts must be a non-empty list of distinct names")
+        return value
+
+    @property
+    def secret_key_bytes(self) -> bytes:
+        raw = self.secret_key.get_secret_value()
+        try:
+            key = bytes.fromhex(raw.removeprefix("0x"))
+        except ValueError:
+            raise ValueError("VECHE_SECRET_KEY must be 32 bytes of hex") from None
+        if len(key) != 32:
+            raise ValueError("VECHE_SECRET_KEY must be 32 bytes of hex")
+        return key

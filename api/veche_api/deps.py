@@ -1,0 +1,128 @@
+"""Typed dependencies: the app's state (settings, database, chain, keys, relay, metrics) and
+admin authentication."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlmodel import Session, select
+
+from veche_core import blind_rsa
+
+from .chain import AdminSender, Chain
+from .core.config import Settings
+from .core.db import Database
+from .core.security import Keys
+from .errors import ApiError
+from .metrics import Metrics
+from .models import IssuerKey, Poll
+from .ratelimit import RateLimiter
+
+
+@dataclass(frozen=True)
+class PollInfo:
+    """What the hot paths need of a poll, decoded once (polls do not change after creation)."""
+
+    id: int
+    opens_at: int
+    closes_at: int
+    option_count: int
+    max_choices: int
+    points: int
+    strata: tuple[str, ...]
+    issuer_keys: tuple[blind_rsa.PublicKey, ...]
+    audience: dict
+    ciphertext_length: int
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    db: Database
+    chain: Chain
+    keys: Keys
+    metrics: Metrics
+    admin: AdminSender
+    points_admin: AdminSender
+    relay: object | None = None
+    issuance_limit: RateLimiter | None = None
+    ballot_limit: RateLimiter | None = None
+    _polls: dict[int, PollInfo] = field(default_factory=dict)
+    _private: dict[tuple[int, int], blind_rsa.PrivateKey] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def poll_info(self, poll_id: int) -> PollInfo:
+        found = self._polls.get(poll_id)
+        if found:
+            return found
+        from veche_core import plaintext, sealing
+
+        with self.db.session() as session:
+            poll = session.get(Poll, poll_id)
+            if poll is None:
+                raise ApiError("poll.unknown", 404, f"no poll {poll_id}")
+            keys = session.exec(
+                select(IssuerKey).where(IssuerKey.poll_id == poll_id).order_by(IssuerKey.stratum)
+            ).all()
+        options = json.loads(poll.options_json)
+        info = PollInfo(
+            id=poll.id,
+            opens_at=poll.opens_at,
+            closes_at=poll.closes_at,
+            option_count=len(options),
+            max_choices=poll.max_choices,
+            points=poll.points,
+            strata=tuple(json.loads(poll.strata_json)),
+            issuer_keys=tuple(blind_rsa.PublicKey.decode(k.public_key) for k in keys),
+            audience=json.loads(poll.audience_json),
+            ciphertext_length=sealing.sealed_length(plaintext.plaintext_length(len(options))),
+        )
+        with self._lock:
+            self._polls[poll_id] = info
+        return info
+
+    def issuer_private_key(self, poll_id: int, stratum: int) -> blind_rsa.PrivateKey:
+        found = self._private.get((poll_id, stratum))
+        if found:
+            return found
+        with self.db.session() as session:
+            row = session.get(IssuerKey, (poll_id, stratum))
+        if row is None:
+            raise ApiError("issuance.unknown_stratum", 422, "the poll has no such stratum")
+        key = self.keys.open_issuer_key(poll_id, stratum, row.sealed_private_key)
+        with self._lock:
+            self._private[(poll_id, stratum)] = key
+        return key
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.veche
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_session(state: StateDep):
+    with state.db.session() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def require_admin(
+    state: StateDep, x_admin_key: Annotated[str | None, Header(max_length=512)] = None
+) -> None:
+    expected = state.settings.admin_api_key.get_secret_value()
+    if not expected or not x_admin_key or not hmac.compare_digest(
+        x_admin_key.encode(), expected.encode()
+    ):
+        raise ApiError("auth.admin_required", 401, "this endpoint needs a valid X-Admin-Key header")
+
+
+AdminDep = Annotated[None, Depends(require_admin)]

@@ -1,0 +1,66 @@
+"""One error type for every rejection, and the handlers that render it.
+
+Every rejection is `{"error": {"code": "<area>.<problem>", "message": "..."}}` with a stable
+code (clients branch on the code, never on the message) and an HTTP status that fits it.
+Unexpected exceptions become `internal` (500) without any detail in the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("veche_api")
+
+
+class ApiError(Exception):
+    def __init__(self, code: str, status: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+        self.message = message
+
+
+def error_body(code: str, message: str) -> dict:
+    return {"error": {"code": code, "message": message}}
+
+
+def _response(code: str, status: int, message: str, headers=None) -> JSONResponse:
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+
+
+_HTTP_CODES = {
+    400: "request.bad", 401: "auth.required", 403: "auth.forbidden", 404: "http.not_found",
+    405: "http.method_not_allowed", 406: "http.not_acceptable", 413: "request.too_large",
+    415: "request.unsupported_media_type", 429: "rate_limited",
+}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        headers = {"Retry-After": "60"} if exc.status == 429 else None
+        return _response(exc.code, exc.status, exc.message, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors()[:5]:
+            where = ".".join(str(p) for p in err.get("loc", ()))
+            parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        return _response("request.invalid", 422, "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, f"http.{exc.status_code}")
+        detail = exc.detail if isinstance(exc.detail, str) else "error"
+        return _response(code, exc.status_code, detail, getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _internal(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error: %s", type(exc).__name__)
+        return _response("internal", 500, "internal error")

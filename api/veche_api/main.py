@@ -1,0 +1,128 @@
+"""The app factory. `uvicorn --factory veche_api.main:create_app` reads Settings from the
+environment; tests pass their own Settings.
+
+Start-up: open the database (create tables), load the keystores, bind the deployment's
+contracts, check the node's chain id, then start the relay worker, whose first pass is the
+crash recovery (it reconciles every transaction the previous process left unfinished).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from veche_core.deployment import Deployment
+
+from . import errors
+from .chain import AdminSender, Chain
+from .core.config import Settings
+from .core.db import Database
+from .core.security import Keys
+from .deps import AppState
+from .metrics import Metrics
+from .ratelimit import RateLimiter
+from .relay import Relay
+from .routes import admin, ballots, health, points, polls, residents, results, tokens
+
+log = logging.getLogger("veche_api")
+
+LARGE_BODY_PATHS = {"/admin/residents/import": 5_000_000}
+
+
+class BodyLimit:
+    """Refuse bodies over the limit with 413 before the app sees them (pure ASGI)."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            return await self.app(scope, receive, send)
+        limit = LARGE_BODY_PATHS.get(scope["path"], self.limit)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            return await self._refuse(send)
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return await self._refuse(send)
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
+
+    async def _refuse(self, send):
+        payload = json.dumps(errors.error_body("request.too_large", f"the body exceeds {self.limit} bytes")).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+        await send({"type": "http.response.body", "body": payload})
+
+
+def build_state(settings: Settings) -> AppState:
+    db = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    db.create_all()
+    keys = Keys.load(settings)
+    deployment = Deployment.load(settings.deployment_file)
+    chain = Chain(settings.rpc_url, deployment, time_ttl=settings.chain_time_ttl)
+    chain.check()
+    metrics = Metrics()
+    state = AppState(
+        settings=settings, db=db, chain=chain, keys=keys, metrics=metrics,
+        admin=AdminSender(chain, keys.admin),
+        points_admin=AdminSender(chain, keys.points_admin) if keys.points_admin is not keys.admin else None,
+        issuance_limit=RateLimiter(settings.issuance_rate_per_minute),
+        ballot_limit=RateLimiter(settings.ballot_rate_per_minute),
+    )
+    if state.points_admin is None:
+        state.points_admin = state.admin
+    return state
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        state = build_state(settings)
+        app.state.veche = state
+        if settings.relay_enabled:
+            state.relay = Relay(settings, state.db, state.chain.deployment, state.keys, state.metrics)
+            state.relay.start()
+        log.info("veche API ready: chain %d, relayer %s", state.chain.chain_id, state.keys.relayer.address)
+        try:
+            yield
+        finally:
+            if state.relay is not None:
+                state.relay.stop()
+            state.db.dispose()
+
+    app = FastAPI(
+        title="Veche city API",
+        version="1.0.0",
+        description="Enrolment, blind token issuance, a durable ballot relay, points and results.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    for module in (health, residents, polls, tokens, ballots, points, results, admin):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app

@@ -1,0 +1,177 @@
+"""Database tables (SQLModel). The API's request and response schemas are in `schemas.py`.
+
+Integers that mirror uint64/uint256 chain values are bounded by the schemas to what a signed
+64-bit column holds (both SQLite and PostgreSQL use BIGINT).
+
+The relay is a write-ahead log: a `ChainTx` row holds a signed raw transaction, its nonce and
+hash *before* it is broadcast, and the items it carries (ballots, issuances, points requests)
+point at it. After a crash the relay reads the receipt of every unfinished ChainTx, or sends the
+same raw bytes again; nothing is ever signed twice for the same items with different nonces.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+def _big(**kw):
+    return Field(sa_column=Column(BigInteger, **kw))
+
+
+class Resident(SQLModel, table=True):
+    address: str = Field(primary_key=True, max_length=42)  # checksummed
+    district: str = Field(max_length=100)
+    birth_year: int
+    enrolled_at: int = Field(default_factory=_now)
+
+
+class Poll(SQLModel, table=True):
+    id: int = Field(primary_key=True)  # the chain's poll id
+    question: str
+    options_json: str
+    max_choices: int
+    audience_json: str
+    strata_json: str  # district names, index = stratum
+    opens_at: int = _big(nullable=False)
+    closes_at: int = _big(nullable=False)
+    points: int
+    election_key: str  # hex
+    trustees_json: str
+    threshold: int
+    metadata_hash: str  # hex
+    created_at: int = Field(default_factory=_now)
+    create_tx: str
+    # Filled in by close-and-publish.
+    published: bool = False
+    counts_json: str | None = None
+    per_stratum_json: str | None = None
+    dataset_hash: str | None = None
+    dataset_csv: str | None = None
+    publish_tx: str | None = None
+
+
+class IssuerKey(SQLModel, table=True):
+    poll_id: int = Field(primary_key=True, foreign_key="poll.id")
+    stratum: int = Field(primary_key=True)
+    public_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    sealed_private_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class ChainTx(SQLModel, table=True):
+    """One signed transaction of the API's own accounts, written before it is broadcast."""
+
+    __table_args__ = (UniqueConstraint("sender", "nonce"), Index("ix_chaintx_status", "status"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    sender: str = Field(max_length=42)
+    nonce: int = _big(nullable=False)
+    kind: str  # ballots | issuances | credits | redeem | donate
+    poll_id: int | None = None
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    tx_hash: str = Field(max_length=66, index=True)
+    # signed (written, maybe not broadcast) → sent → mined | reverted | dropped
+    status: str = "signed"
+    item_count: int = 0
+    attempts: int = 0
+    last_error: str | None = None
+    created_at: float = Field(default_factory=time.time)
+    sent_at: float | None = None
+    block_number: int | None = None
+
+
+class Issuance(SQLModel, table=True):
+    """One token per resident and poll (the unique constraint is the rule)."""
+
+    __table_args__ = (UniqueConstraint("poll_id", "resident"), Index("ix_issuance_status", "status"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    poll_id: int = Field(foreign_key="poll.id")
+    resident: str = Field(max_length=42)
+    stratum: int
+    pseudonym: str = Field(max_length=66)
+    issued_at: int = Field(default_factory=_now)
+    status: str = "pending"  # pending → sent → recorded | failed
+    record_tx_id: int | None = None
+    credit_tx_id: int | None = None
+    recorded: bool = False
+    credited: bool = False
+    reason: str | None = None
+
+
+class TokenState(SQLModel, table=True):
+    """The highest sequence accepted per (poll, token): updated with a conditional UPDATE."""
+
+    poll_id: int = Field(primary_key=True)
+    token: str = Field(primary_key=True, max_length=42)
+    last_sequence: int = _big(nullable=False)
+
+
+class Ballot(SQLModel, table=True):
+    """An accepted ballot and its way to the chain: the relay queue."""
+
+    __table_args__ = (
+        UniqueConstraint("poll_id", "token", "sequence"),
+        Index("ix_ballot_status_id", "status", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    ballot_hash: str = Field(max_length=66, unique=True)
+    poll_id: int
+    token: str = Field(max_length=42)
+    sequence: int = _big(nullable=False)
+    stratum: int = _big(nullable=False)
+    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    token_credential: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    accepted_at: int = _big(nullable=False)
+    queued_at: float = Field(default_factory=time.time)
+    receipt_signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # accepted → sent → confirmed | rejected (by the contract) | failed (the batch reverted)
+    status: str = "accepted"
+    reason: str | None = None
+    tx_id: int | None = None
+    tx_hash: str | None = None
+    block_number: int | None = None
+
+
+class PointsRequest(SQLModel, table=True):
+    """A resident-signed redemption or donation, relayed to CityPoints."""
+
+    __table_args__ = (UniqueConstraint("resident", "nonce"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str  # redeem | donate
+    resident: str = Field(max_length=42)
+    target_id: int  # reward id or charity id
+    amount: int = _big(nullable=False)  # donation amount (0 for a redemption)
+    nonce: int = _big(nullable=False)
+    deadline: int = _big(nullable=False)
+    signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: int = Field(default_factory=_now)
+    status: str = "pending"  # pending → sent → confirmed | failed
+    reason: str | None = None
+    tx_id: int | None = None
+    tx_hash: str | None = None
+    block_number: int | None = None
+
+
+class Reward(SQLModel, table=True):
+    id: int = Field(primary_key=True)  # the chain's reward id
+    name: str
+    description: str = ""
+    metadata_hash: str
+
+
+class Charity(SQLModel, table=True):
+    id: int = Field(primary_key=True)  # the chain's charity id
+    name: str
+    description: str = ""
+    account: str = Field(max_length=42)
+    metadata_hash: str

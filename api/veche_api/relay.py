@@ -1,0 +1,609 @@
+"""The relay: a worker thread that moves queued ballots, issuances and points requests to the
+chain in batches, durably.
+
+Write-ahead protocol (crash safety):
+1. Items are committed to the database before the API acknowledges them (ballots: status
+   `accepted`; issuances: `pending`; points requests: `pending`).
+2. The worker picks a batch, builds the call, estimates gas and signs it with the next nonce of
+   the sending account; in ONE database transaction it stores the signed raw transaction (nonce,
+   hash) as a `ChainTx` (status `signed`) and points the items at it; only then it broadcasts.
+3. `reconcile` runs first on every loop, so also right after a restart: for every unfinished
+   ChainTx it reads the receipt. Mined → each item is marked from the transaction's own events
+   (BallotCast → confirmed, BallotRejected → rejected with the contract's reason). Not mined →
+   the same raw bytes are broadcast again (never re-signed, so never a second transaction with
+   the same items). A transaction whose nonce was consumed without a receipt is `dropped` and its
+   items are queued again; the contract's sequence rule (and one issuance per pseudonym, one
+   credit per resident and poll) turn any duplicate into a no-op, so nothing counts twice.
+4. Node down, nonce trouble, reverted transactions: the loop backs off exponentially (up to
+   10 s), re-reads its nonce from chain and database, and retries. A reverted batch is requeued
+   unless the poll has closed (then its items fail with reason `poll.closed`).
+
+Batches: by size (`batch_size`) and by time (`batch_interval` since the oldest queued ballot),
+grouped by poll, shuffled with `secrets.SystemRandom` (so the order on chain does not reveal
+the order of arrival), except that one token's ballots keep ascending sequence order so that a
+revote in the same batch is not rejected as stale.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+
+from sqlmodel import func, select
+
+from veche_core import events
+from veche_core.rpc import RpcClient
+from veche_node.contracts import bind
+
+from .chain import REVERTS, make_web3, revert_name
+from .core.db import Database
+from .models import Ballot, ChainTx, Issuance, Poll, PointsRequest
+
+log = logging.getLogger("veche_api.relay")
+
+REJECTION_REASONS = {0: "UnknownStratum", 1: "BadSignature", 2: "StaleSequence"}
+UNFINISHED = ("signed", "sent")
+
+
+class TransientError(RuntimeError):
+    """The node could not take the transaction now; try again later."""
+
+
+class Outbox:
+    """The nonce sequence and write-ahead log of one sending account."""
+
+    def __init__(self, db: Database, w3, account, chain_id: int) -> None:
+        self.db = db
+        self.w3 = w3
+        self.account = account
+        self.address = account.address
+        self.chain_id = chain_id
+        self._nonce: int | None = None
+
+    def reset(self) -> None:
+        self._nonce = None
+
+    def next_nonce(self) -> int:
+        if self._nonce is None:
+            on_chain = self.w3.eth.get_transaction_count(self.address, "pending")
+            with self.db.session() as session:
+                written = session.exec(
+                    select(func.max(ChainTx.nonce)).where(ChainTx.sender == self.address)
+                ).one()
+            self._nonce = max(on_chain, -1 if written is None else written + 1)
+        return self._nonce
+
+    def in_flight(self) -> int:
+        with self.db.session() as session:
+            return session.exec(
+                select(func.count()).select_from(ChainTx).where(
+                    ChainTx.sender == self.address, ChainTx.status.in_(UNFINISHED)
+                )
+            ).one()
+
+    def sign(self, function, gas: int) -> tuple[int, bytes, str]:
+        nonce = self.next_nonce()
+        gas_price = self.gas_price()
+        tx = function.build_transaction(
+            {"from": self.address, "nonce": nonce, "gas": gas, "gasPrice": gas_price, "chainId": self.chain_id}
+        )
+        log.debug("signing %s nonce %d gas %d price %d", self.address, nonce, gas, gas_price)
+        signed = self.account.sign_transaction(tx)
+        return nonce, bytes(signed.raw_transaction), "0x" + bytes(signed.hash).hex()
+
+    def gas_price(self) -> int:
+        """Twice the latest base fee plus a 1 gwei tip (legacy transactions, so the raw bytes
+        can be re-sent as they are). Not eth_gasPrice: anvil derives it from recent
+        transactions' prices, and doubling that each time runs away."""
+        base = self.w3.eth.get_block("latest").get("baseFeePerGas")
+        if base is None:
+            return int(self.w3.eth.gas_price)
+        return int(base) * 2 + 10**9
+
+    def committed(self, nonce: int) -> None:
+        """The transaction with `nonce` is in the log: the next one gets nonce + 1."""
+        self._nonce = nonce + 1
+
+    def broadcast(self, raw: bytes) -> str:
+        """'ok', or 'nonce_used' when the node says the nonce is taken; TransientError else."""
+        try:
+            self.w3.eth.send_raw_transaction(raw)
+            return "ok"
+        except Exception as exc:  # web3 raises ValueError/Web3RPCError/ConnectionError here
+            text = str(exc).lower()
+            if "already known" in text or "known transaction" in text or "already imported" in text:
+                return "ok"
+            if "nonce too low" in text or "nonce has already been used" in text:
+                return "nonce_used"
+            raise TransientError(f"broadcast failed: {type(exc).__name__}: {str(exc)[:300]}") from None
+
+
+def _order_batch(rows: list[Ballot]) -> list[Ballot]:
+    """Shuffle, then restore ascending sequence among each token's own positions."""
+    rows = list(rows)
+    secrets.SystemRandom().shuffle(rows)
+    positions: dict[str, list[int]] = defaultdict(list)
+    for index, row in enumerate(rows):
+        positions[row.token].append(index)
+    for slots in positions.values():
+        if len(slots) > 1:
+            ordered = sorted((rows[i] for i in slots), key=lambda r: r.sequence)
+            for slot, row in zip(slots, ordered):
+                rows[slot] = row
+    return rows
+
+
+class Relay:
+    def __init__(self, settings, db: Database, deployment, keys, metrics=None) -> None:
+        self.settings = settings
+        self.db = db
+        self.deployment = deployment
+        self.metrics = metrics
+        self.w3 = make_web3(settings.rpc_url)
+        self.rpc = RpcClient(settings.rpc_url, timeout=30, retries=1)
+        self.poll_book, self.city_points = bind(self.w3, deployment)
+        self.relayer = Outbox(db, self.w3, keys.relayer, deployment.chain_id)
+        self.issuer = Outbox(db, self.w3, keys.issuer, deployment.chain_id)
+        self._outboxes = {self.relayer.address: self.relayer, self.issuer.address: self.issuer}
+        self._windows: dict[int, tuple[int, int, int]] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+        self.last_loop: float = 0.0
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="veche-relay", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout)
+
+    def run(self) -> None:
+        delay = 0.25
+        while not self._stop.is_set():
+            try:
+                busy = self.step()
+                delay = 0.25
+                self.last_error = None
+            except Exception as exc:  # node down, database busy, anything: back off and retry
+                self.last_error = f"{type(exc).__name__}: {str(exc)[:200]}"
+                log.warning("relay loop failed (%s); retrying in %.1f s", self.last_error, delay)
+                for outbox in self._outboxes.values():
+                    outbox.reset()
+                self._stop.wait(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            self.last_loop = time.time()
+            if not busy:
+                self._stop.wait(self.settings.receipt_poll)
+
+    def step(self) -> bool:
+        """One pass; True if anything moved (so the loop goes again at once)."""
+        busy = self.reconcile()
+        ballot_groups = self._due_ballots() if self._room(self.relayer) else {}
+        # Issuances first: every ballot in the snapshot above was accepted after its token was
+        # issued, so the issuance is already queued and goes out no later than the ballot.
+        busy |= self.flush_issuances()
+        for poll_id, ids in ballot_groups.items():
+            if not self._room(self.relayer):
+                break
+            busy |= self.send_ballots(poll_id, ids)
+        busy |= self.flush_points()
+        return busy
+
+    def _room(self, outbox: Outbox) -> bool:
+        return outbox.in_flight() < self.settings.max_in_flight
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _window(self, poll_id: int) -> tuple[int, int, int]:
+        if poll_id not in self._windows:
+            with self.db.session() as session:
+                poll = session.get(Poll, poll_id)
+            if poll is None:
+                raise RuntimeError(f"poll {poll_id} is not in the database")
+            self._windows[poll_id] = (poll.opens_at, poll.closes_at, poll.points)
+        return self._windows[poll_id]
+
+    def _chain_now(self) -> int:
+        return int(self.rpc.call("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+
+    def _estimate(self, outbox: Outbox, function) -> int:
+        gas = function.estimate_gas({"from": outbox.address})
+        return int(gas * 1.25) + 50_000
+
+    def _write_tx(self, outbox: Outbox, kind: str, poll_id: int | None, function, gas: int, attach) -> ChainTx:
+        nonce, raw, tx_hash = outbox.sign(function, gas)
+        with self.db.write_session() as session:
+            row = ChainTx(sender=outbox.address, nonce=nonce, kind=kind, poll_id=poll_id, raw=raw, tx_hash=tx_hash)
+            session.add(row)
+            session.flush()
+            row.item_count = attach(session, row)
+            session.add(row)
+            session.commit()
+        outbox.committed(nonce)
+        self._broadcast(outbox, row)
+        return row
+
+    def _broadcast(self, outbox: Outbox, row: ChainTx) -> None:
+        try:
+            outcome = outbox.broadcast(row.raw)
+        except TransientError as exc:
+            with self.db.write_session() as session:
+                fresh = session.get(ChainTx, row.id)
+                fresh.attempts += 1
+                fresh.last_error = str(exc)
+                session.add(fresh)
+                session.commit()
+            raise
+        with self.db.write_session() as session:
+            fresh = session.get(ChainTx, row.id)
+            fresh.attempts += 1
+            if fresh.status == "signed":
+                fresh.status = "sent"
+            fresh.sent_at = time.time()
+            if outcome == "nonce_used":
+                fresh.last_error = "nonce already used"
+            session.add(fresh)
+            session.commit()
+
+    # --- reconcile: receipts of everything in flight (also the recovery after a restart) -----
+
+    def reconcile(self) -> bool:
+        with self.db.session() as session:
+            rows = session.exec(
+                select(ChainTx).where(ChainTx.status.in_(UNFINISHED)).order_by(ChainTx.sender, ChainTx.nonce)
+            ).all()
+        busy = False
+        for row in rows:
+            receipt = self.rpc.call("eth_getTransactionReceipt", [row.tx_hash])
+            if receipt is not None:
+                self._finish(row, receipt)
+                busy = True
+                continue
+            due = row.status == "signed" or (time.time() - (row.sent_at or 0)) > self.settings.resend_after
+            if not due:
+                continue
+            outbox = self._outboxes.get(row.sender)
+            if outbox is None:
+                continue
+            try:
+                outcome = outbox.broadcast(row.raw)
+            except TransientError:
+                raise
+            if outcome == "nonce_used":
+                # Mined in the meantime? Then the next pass finds the receipt.
+                if self.rpc.call("eth_getTransactionReceipt", [row.tx_hash]) is None:
+                    self._drop(row)
+                    outbox.reset()
+                busy = True
+                continue
+            with self.db.write_session() as session:
+                fresh = session.get(ChainTx, row.id)
+                fresh.status, fresh.sent_at = "sent", time.time()
+                fresh.attempts += 1
+                session.add(fresh)
+                session.commit()
+        return busy
+
+    def _drop(self, row: ChainTx) -> None:
+        """The nonce went to no transaction of ours that we can find: queue the items again."""
+        log.warning("transaction %s (nonce %d) was dropped; its items are queued again", row.tx_hash, row.nonce)
+        with self.db.write_session() as session:
+            fresh = session.get(ChainTx, row.id)
+            fresh.status = "dropped"
+            session.add(fresh)
+            self._requeue(session, fresh)
+            session.commit()
+
+    def _requeue(self, session, row: ChainTx) -> None:
+        if row.kind == "ballots":
+            for ballot in session.exec(select(Ballot).where(Ballot.tx_id == row.id, Ballot.status == "sent")):
+                ballot.status, ballot.tx_id, ballot.tx_hash = "accepted", None, None
+                session.add(ballot)
+        elif row.kind == "issuances":
+            for issuance in session.exec(select(Issuance).where(Issuance.record_tx_id == row.id)):
+                if not issuance.recorded:
+                    issuance.record_tx_id = None
+                    session.add(issuance)
+        elif row.kind == "credits":
+            for issuance in session.exec(select(Issuance).where(Issuance.credit_tx_id == row.id)):
+                if not issuance.credited:
+                    issuance.credit_tx_id = None
+                    session.add(issuance)
+        else:
+            for request in session.exec(select(PointsRequest).where(PointsRequest.tx_id == row.id)):
+                if request.status == "sent":
+                    request.status, request.tx_id = "pending", None
+                    session.add(request)
+
+    def _finish(self, row: ChainTx, receipt: dict[str, Any]) -> None:
+        ok = int(receipt["status"], 16) == 1
+        block = int(receipt["blockNumber"], 16)
+        closed = False
+        if not ok and row.poll_id is not None:
+            closed = self._chain_now() >= self._window(row.poll_id)[1]
+        reason = None
+        if not ok and row.kind in ("redeem", "donate"):
+            reason = self._replay_reason(row, block)
+        with self.db.write_session() as session:
+            fresh = session.get(ChainTx, row.id)
+            if fresh.status not in UNFINISHED:
+                return
+            fresh.status = "mined" if ok else "reverted"
+            fresh.block_number = block
+            session.add(fresh)
+            if row.kind == "ballots":
+                self._finish_ballots(session, fresh, receipt, ok, closed)
+            elif row.kind in ("issuances", "credits"):
+                self._finish_issuances(session, fresh, ok, closed)
+            else:
+                for request in session.exec(select(PointsRequest).where(PointsRequest.tx_id == row.id)):
+                    request.status = "confirmed" if ok else "failed"
+                    request.reason = None if ok else (reason or "transaction reverted")
+                    request.block_number = block
+                    session.add(request)
+            session.commit()
+
+    def _finish_ballots(self, session, row: ChainTx, receipt, ok: bool, closed: bool) -> None:
+        ballots = session.exec(select(Ballot).where(Ballot.tx_id == row.id)).all()
+        if not ok:
+            for ballot in ballots:
+                if closed:
+                    ballot.status, ballot.reason = "failed", "poll.closed"
+                else:
+                    ballot.status, ballot.tx_id, ballot.tx_hash = "accepted", None, None
+                session.add(ballot)
+            if self.metrics and closed:
+                self.metrics.ballots_failed.inc(len(ballots))
+            return
+        outcome: dict[tuple[str, int], tuple[str, str | None]] = {}
+        for raw in receipt.get("logs", []):
+            try:
+                event = events.decode_log(raw)
+            except Exception:
+                continue
+            if event.args.get("pollId") != row.poll_id:
+                continue
+            key = (event.args["token"], event.args["sequence"])
+            if event.name == "BallotCast":
+                outcome[key] = ("confirmed", None)
+            elif event.name == "BallotRejected":
+                outcome[key] = ("rejected", REJECTION_REASONS.get(event.args["reason"], str(event.args["reason"])))
+        block = row.block_number
+        confirmed = 0
+        for ballot in ballots:
+            status, reason = outcome.get((ballot.token, ballot.sequence), ("failed", "missing from the receipt"))
+            ballot.status, ballot.reason, ballot.block_number = status, reason, block
+            confirmed += status == "confirmed"
+            session.add(ballot)
+        if self.metrics:
+            self.metrics.ballots_confirmed.inc(confirmed)
+            self.metrics.ballots_rejected.inc(len(ballots) - confirmed)
+
+    def _finish_issuances(self, session, row: ChainTx, ok: bool, closed: bool) -> None:
+        column = Issuance.record_tx_id if row.kind == "issuances" else Issuance.credit_tx_id
+        for issuance in session.exec(select(Issuance).where(column == row.id)).all():
+            done = ok or self._already_done(row.kind, issuance)
+            if row.kind == "issuances":
+                issuance.recorded = issuance.recorded or done
+                if not done:
+                    issuance.record_tx_id = None
+            else:
+                issuance.credited = issuance.credited or done
+                if not done:
+                    issuance.credit_tx_id = None
+            if not done and closed:
+                issuance.status, issuance.reason = "failed", "poll.closed"
+            elif issuance.recorded and issuance.credited:
+                issuance.status = "recorded"
+            session.add(issuance)
+
+    def _already_done(self, kind: str, issuance: Issuance) -> bool:
+        if kind == "issuances":
+            return self.poll_book.functions.isIssued(issuance.poll_id, bytes.fromhex(issuance.pseudonym[2:])).call()
+        return self.city_points.functions.credited(issuance.poll_id, issuance.resident).call()
+
+    def _replay_reason(self, row: ChainTx, block: int) -> str:
+        with self.db.session() as session:
+            request = session.exec(select(PointsRequest).where(PointsRequest.tx_id == row.id)).first()
+        if request is None:
+            return "transaction reverted"
+        try:
+            self._points_call(request).call({"from": self.relayer.address}, block_identifier=max(block - 1, 0))
+        except REVERTS as exc:
+            return f"chain.{revert_name(exc) or 'Reverted'}"
+        except Exception:
+            pass
+        return "transaction reverted"
+
+    # --- ballots ----------------------------------------------------------------------------
+
+    def _due_ballots(self) -> dict[int, list[int]]:
+        size = self.settings.batch_size
+        with self.db.session() as session:
+            rows = session.exec(
+                select(Ballot.id, Ballot.poll_id, Ballot.queued_at)
+                .where(Ballot.status == "accepted")
+                .order_by(Ballot.id)
+                .limit(size * 8)
+            ).all()
+        groups: dict[int, list[tuple[int, float]]] = defaultdict(list)
+        for ballot_id, poll_id, queued_at in rows:
+            groups[poll_id].append((ballot_id, queued_at))
+        now = time.time()
+        due = {}
+        for poll_id, items in groups.items():
+            if len(items) >= size or now - min(q for _, q in items) >= self.settings.batch_interval:
+                due[poll_id] = [ballot_id for ballot_id, _ in items[:size]]
+        return due
+
+    def send_ballots(self, poll_id: int, ids: list[int]) -> bool:
+        opens_at, closes_at, _ = self._window(poll_id)
+        now = self._chain_now()
+        if now < opens_at:
+            return False
+        if now >= closes_at:
+            self._fail_ballots(ids, "poll.closed")
+            return True
+        with self.db.session() as session:
+            rows = session.exec(select(Ballot).where(Ballot.id.in_(ids), Ballot.status == "accepted")).all()
+        if not rows:
+            return False
+        rows = _order_batch(rows)
+        function = self.poll_book.functions.castBallots(
+            poll_id,
+            [(r.token, r.sequence, r.stratum, r.ciphertext, r.token_credential, r.signature) for r in rows],
+        )
+        try:
+            gas = self._estimate(self.relayer, function)
+        except REVERTS as exc:
+            name = revert_name(exc) or "Reverted"
+            if self._chain_now() >= closes_at:
+                self._fail_ballots(ids, "poll.closed")
+                return True
+            if name == "PollBookNotOpen":
+                return False
+            self._fail_ballots(ids, f"chain.{name}")
+            return True
+        ids_in_batch = [r.id for r in rows]
+
+        def attach(session, tx: ChainTx) -> int:
+            count = 0
+            for ballot in session.exec(select(Ballot).where(Ballot.id.in_(ids_in_batch), Ballot.status == "accepted")):
+                ballot.status, ballot.tx_id, ballot.tx_hash = "sent", tx.id, tx.tx_hash
+                session.add(ballot)
+                count += 1
+            return count
+
+        self._write_tx(self.relayer, "ballots", poll_id, function, gas, attach)
+        if self.metrics:
+            self.metrics.ballots_sent.inc(len(rows))
+            self.metrics.batch_size.observe(len(rows))
+        return True
+
+    def _fail_ballots(self, ids: list[int], reason: str) -> None:
+        with self.db.write_session() as session:
+            count = 0
+            for ballot in session.exec(select(Ballot).where(Ballot.id.in_(ids), Ballot.status == "accepted")):
+                ballot.status, ballot.reason = "failed", reason
+                session.add(ballot)
+                count += 1
+            session.commit()
+        if self.metrics:
+            self.metrics.ballots_failed.inc(count)
+
+    # --- issuances and credits ---------------------------------------------------------------
+
+    def flush_issuances(self) -> bool:
+        busy = False
+        for kind in ("issuances", "credits"):
+            if not self._room(self.issuer):
+                break
+            column = Issuance.record_tx_id if kind == "issuances" else Issuance.credit_tx_id
+            flag = Issuance.recorded if kind == "issuances" else Issuance.credited
+            with self.db.session() as session:
+                rows = session.exec(
+                    select(Issuance)
+                    .where(column.is_(None), flag == False, Issuance.status != "failed")  # noqa: E712
+                    .order_by(Issuance.id)
+                    .limit(self.settings.batch_size)
+                ).all()
+            by_poll: dict[int, list[Issuance]] = defaultdict(list)
+            for row in rows:
+                by_poll[row.poll_id].append(row)
+            for poll_id, items in by_poll.items():
+                busy |= self._send_issuances(kind, poll_id, items)
+        return busy
+
+    def _send_issuances(self, kind: str, poll_id: int, items: list[Issuance]) -> bool:
+        _, closes_at, points = self._window(poll_id)
+        if kind == "issuances":
+            function = self.poll_book.functions.recordIssuances(
+                poll_id, [bytes.fromhex(i.pseudonym[2:]) for i in items], [i.stratum for i in items]
+            )
+        else:
+            function = self.city_points.functions.credit(poll_id, [i.resident for i in items], points)
+        try:
+            gas = self._estimate(self.issuer, function)
+        except REVERTS as exc:
+            name = revert_name(exc) or "Reverted"
+            closed = self._chain_now() >= closes_at
+            with self.db.write_session() as session:
+                for item in items:
+                    fresh = session.get(Issuance, item.id)
+                    if name in ("PollBookAlreadyIssued", "CityPointsAlreadyCredited") and self._already_done(kind, fresh):
+                        setattr(fresh, "recorded" if kind == "issuances" else "credited", True)
+                        if fresh.recorded and fresh.credited:
+                            fresh.status = "recorded"
+                    elif closed or name not in ("PollBookAlreadyIssued", "CityPointsAlreadyCredited"):
+                        fresh.status, fresh.reason = "failed", "poll.closed" if closed else f"chain.{name}"
+                    session.add(fresh)
+                session.commit()
+            return True
+        ids = [i.id for i in items]
+
+        def attach(session, tx: ChainTx) -> int:
+            for issuance in session.exec(select(Issuance).where(Issuance.id.in_(ids))):
+                if kind == "issuances":
+                    issuance.record_tx_id = tx.id
+                else:
+                    issuance.credit_tx_id = tx.id
+                if issuance.status == "pending":
+                    issuance.status = "sent"
+                session.add(issuance)
+            return len(ids)
+
+        self._write_tx(self.issuer, kind, poll_id, function, gas, attach)
+        return True
+
+    # --- points -----------------------------------------------------------------------------
+
+    def _points_call(self, request: PointsRequest):
+        if request.kind == "redeem":
+            return self.city_points.functions.redeem(
+                (request.resident, request.target_id, request.nonce, request.deadline), request.signature
+            )
+        return self.city_points.functions.donate(
+            (request.resident, request.target_id, request.amount, request.nonce, request.deadline), request.signature
+        )
+
+    def flush_points(self) -> bool:
+        if not self._room(self.relayer):
+            return False
+        with self.db.session() as session:
+            requests = session.exec(
+                select(PointsRequest).where(PointsRequest.status == "pending").order_by(PointsRequest.id).limit(20)
+            ).all()
+        busy = False
+        for request in requests:
+            function = self._points_call(request)
+            try:
+                gas = self._estimate(self.relayer, function)
+            except REVERTS as exc:
+                with self.db.write_session() as session:
+                    fresh = session.get(PointsRequest, request.id)
+                    fresh.status, fresh.reason = "failed", f"chain.{revert_name(exc) or 'Reverted'}"
+                    session.add(fresh)
+                    session.commit()
+                busy = True
+                continue
+            request_id = request.id
+
+            def attach(session, tx: ChainTx) -> int:
+                fresh = session.get(PointsRequest, request_id)
+                fresh.status, fresh.tx_id, fresh.tx_hash = "sent", tx.id, tx.tx_hash
+                session.add(fresh)
+                return 1
+
+            self._write_tx(self.relayer, request.kind, None, function, gas, attach)
+            busy = True
+        return busy

@@ -1,0 +1,49 @@
+"""Administration of the points catalog (rewards, charities) and closing a poll."""
+
+from __future__ import annotations
+
+from eth_hash.auto import keccak
+from eth_utils import to_checksum_address
+from fastapi import APIRouter, Path
+
+from ..deps import AdminDep, StateDep
+from ..models import Charity, Reward
+from ..schemas import MAX_INT, CharityCreate, RewardCreate, TallyOut
+from .polls import canonical_json
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+@router.post("/rewards", status_code=201)
+def create_reward(body: RewardCreate, state: StateDep, _: AdminDep) -> dict:
+    metadata_hash = keccak(canonical_json({"name": body.name, "description": body.description}))
+    points = state.chain.city_points
+    receipt = state.points_admin.transact(points.functions.addReward(metadata_hash, body.price, body.stock))
+    reward_id = int(points.events.RewardAdded().process_receipt(receipt)[0]["args"]["rewardId"])
+    with state.db.write_session() as session:
+        session.add(Reward(id=reward_id, name=body.name, description=body.description, metadata_hash="0x" + metadata_hash.hex()))
+        session.commit()
+    return {"id": reward_id, "metadataHash": "0x" + metadata_hash.hex(), "price": body.price, "stock": body.stock}
+
+
+@router.post("/charities", status_code=201)
+def create_charity(body: CharityCreate, state: StateDep, _: AdminDep) -> dict:
+    metadata_hash = keccak(canonical_json({"name": body.name, "description": body.description}))
+    account = to_checksum_address(body.account)
+    points = state.chain.city_points
+    receipt = state.points_admin.transact(points.functions.registerCharity(account, metadata_hash))
+    charity_id = int(points.events.CharityRegistered().process_receipt(receipt)[0]["args"]["charityId"])
+    with state.db.write_session() as session:
+        session.add(Charity(id=charity_id, name=body.name, description=body.description, account=account,
+                            metadata_hash="0x" + metadata_hash.hex()))
+        session.commit()
+    return {"id": charity_id, "account": account, "metadataHash": "0x" + metadata_hash.hex()}
+
+
+@router.post("/polls/{poll_id}/publish", response_model=TallyOut)
+def publish_poll(state: StateDep, _: AdminDep, poll_id: int = Path(ge=1, le=MAX_INT)) -> TallyOut:
+    """After close and k key shares on chain: rebuild the key, count what the chain holds,
+    publish the tally and the dataset hash on chain."""
+    from ..tally import publish
+
+    return publish(state, poll_id)

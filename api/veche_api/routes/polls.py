@@ -1,0 +1,186 @@
+"""Polls: creation (admin) and what residents and observers read."""
+
+from __future__ import annotations
+
+import json
+
+from eth_hash.auto import keccak
+from eth_utils import is_address, to_checksum_address
+from fastapi import APIRouter, Query
+from sqlmodel import select
+
+from veche_core import blind_rsa, key_shares
+from veche_core.errors import KeyShareError
+
+from ..deps import AdminDep, SessionDep, StateDep
+from ..eligibility import is_eligible
+from ..errors import ApiError
+from ..models import IssuerKey, Poll, Resident
+from ..schemas import MAX_INT, PollCreate, PollCreated, PollPublic, unhex
+
+router = APIRouter(tags=["polls"])
+
+
+def canonical_json(value) -> bytes:
+    """The canonical JSON whose keccak256 is a poll's metadataHash (docs/protocol.md §API)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def metadata_of(question: str, options: list[str], audience: dict) -> dict:
+    return {"question": question, "options": options, "audience": audience}
+
+
+def poll_status(poll: Poll, now: int) -> str:
+    if poll.published:
+        return "published"
+    if now < poll.opens_at:
+        return "scheduled"
+    if now < poll.closes_at:
+        return "open"
+    return "closed"
+
+
+def to_public(state, poll: Poll, keys: list[IssuerKey], now: int, stratum: int | None = None) -> PollPublic:
+    return PollPublic(
+        id=poll.id,
+        question=poll.question,
+        options=json.loads(poll.options_json),
+        max_choices=poll.max_choices,
+        audience=json.loads(poll.audience_json),
+        strata=json.loads(poll.strata_json),
+        opens_at=poll.opens_at,
+        closes_at=poll.closes_at,
+        points=poll.points,
+        election_key=poll.election_key,
+        issuer_keys=["0x" + bytes(k.public_key).hex() for k in sorted(keys, key=lambda k: k.stratum)],
+        trustees=json.loads(poll.trustees_json),
+        threshold=poll.threshold,
+        metadata_hash=poll.metadata_hash,
+        chain_id=state.chain.chain_id,
+        poll_book=state.chain.deployment.poll_book,
+        status=poll_status(poll, now),
+        resident_stratum=stratum,
+    )
+
+
+@router.post("/admin/polls", status_code=201, response_model=PollCreated)
+def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
+    """Create a poll: issuer keys per stratum, the election key dealt k-of-n to the trustees
+    (the sealed shares are in this answer only — they are never stored), the poll on chain."""
+    if body.max_choices > len(body.options):
+        raise ApiError("poll.invalid_options", 422, "maxChoices exceeds the number of options")
+    if body.opens_at >= body.closes_at:
+        raise ApiError("poll.invalid_window", 422, "opensAt must be before closesAt")
+    try:
+        key_shares.check_trustee_parameters(body.threshold, len(body.trustees))
+    except KeyShareError as exc:
+        raise ApiError("poll.invalid_threshold", 422, str(exc)) from None
+    addresses = [to_checksum_address(t.address) for t in body.trustees]
+    if len(set(addresses)) != len(addresses) or any(int(a, 16) == 0 for a in addresses):
+        raise ApiError("poll.invalid_trustees", 422, "trustee addresses must be distinct and non-zero")
+    audience = body.audience
+    if audience.min_age is not None and audience.max_age is not None and audience.min_age > audience.max_age:
+        raise ApiError("poll.invalid_audience", 422, "minAge exceeds maxAge")
+    if audience.districts is not None:
+        if len(set(audience.districts)) != len(audience.districts):
+            raise ApiError("poll.invalid_audience", 422, "districts repeat")
+        unknown = [d for d in audience.districts if d not in state.settings.districts]
+        if unknown:
+            raise ApiError("poll.unknown_district", 422, f"unknown districts: {', '.join(unknown)[:200]}")
+    strata = list(audience.districts or state.settings.districts)
+    if body.closes_at <= state.chain.now():
+        raise ApiError("poll.invalid_window", 422, "closesAt must be in the future (chain time)")
+
+    audience_json = audience.model_dump(by_alias=True)
+    metadata_hash = keccak(canonical_json(metadata_of(body.question, body.options, audience_json)))
+    private_keys = [blind_rsa.generate_private_key(bits=state.settings.rsa_bits) for _ in strata]
+    public_keys = [k.public_key.encode() for k in private_keys]
+    try:
+        dealing = key_shares.deal(body.threshold, [unhex(t.public_key) for t in body.trustees])
+    except Exception:
+        raise ApiError("poll.invalid_trustee_key", 422, "a trustee public key is not an X25519 key") from None
+
+    contract = state.chain.poll_book
+    params = (
+        metadata_hash, len(body.options), body.max_choices, body.opens_at, body.closes_at, body.points,
+        dealing.election_public_key, public_keys, addresses, body.threshold,
+    )
+    receipt = state.admin.transact(contract.functions.createPoll(params))
+    created = contract.events.PollCreated().process_receipt(receipt)
+    poll_id = int(created[0]["args"]["pollId"])
+    poll = Poll(
+        id=poll_id,
+        question=body.question,
+        options_json=json.dumps(body.options),
+        max_choices=body.max_choices,
+        audience_json=json.dumps(audience_json),
+        strata_json=json.dumps(strata),
+        opens_at=body.opens_at,
+        closes_at=body.closes_at,
+        points=body.points,
+        election_key="0x" + dealing.election_public_key.hex(),
+        trustees_json=json.dumps(addresses),
+        threshold=body.threshold,
+        metadata_hash="0x" + metadata_hash.hex(),
+        create_tx="0x" + bytes(receipt["transactionHash"]).hex(),
+    )
+    keys = [
+        IssuerKey(
+            poll_id=poll_id, stratum=s, public_key=public_keys[s],
+            sealed_private_key=state.keys.seal_issuer_key(poll_id, s, private_keys[s]),
+        )
+        for s in range(len(strata))
+    ]
+    with state.db.write_session() as session:
+        session.add(poll)
+        session.flush()
+        session.add_all(keys)
+        session.commit()
+    del private_keys  # the API keeps only the sealed copies
+    return PollCreated(
+        poll=to_public(state, poll, keys, state.chain.now()),
+        sealed_shares=["0x" + s.hex() for s in dealing.sealed_shares],
+        transaction_hash=poll.create_tx,
+    )
+
+
+@router.get("/polls", response_model=list[PollPublic])
+def read_polls(
+    state: StateDep,
+    session: SessionDep,
+    resident: str | None = Query(default=None, max_length=42, description="only polls this resident may vote in"),
+    include_closed: bool = False,
+) -> list[PollPublic]:
+    now = state.chain.now()
+    resident_row = None
+    if resident is not None:
+        if not is_address(resident):
+            raise ApiError("request.invalid", 422, "resident is not an address")
+        resident_row = session.get(Resident, to_checksum_address(resident))
+        if resident_row is None:
+            raise ApiError("resident.unknown", 404, "no such resident")
+    polls = session.exec(select(Poll).order_by(Poll.id)).all()
+    out = []
+    for poll in polls:
+        if not include_closed and now >= poll.closes_at:
+            continue
+        stratum = None
+        if resident_row is not None:
+            strata = json.loads(poll.strata_json)
+            if not is_eligible(json.loads(poll.audience_json), strata, resident_row, poll.opens_at):
+                continue
+            stratum = strata.index(resident_row.district)
+        keys = session.exec(select(IssuerKey).where(IssuerKey.poll_id == poll.id)).all()
+        out.append(to_public(state, poll, keys, now, stratum))
+    return out
+
+
+@router.get("/polls/{poll_id}", response_model=PollPublic)
+def read_poll(poll_id: int, state: StateDep, session: SessionDep) -> PollPublic:
+    if not 1 <= poll_id <= MAX_INT:
+        raise ApiError("poll.unknown", 404, f"no poll {poll_id}")
+    poll = session.get(Poll, poll_id)
+    if poll is None:
+        raise ApiError("poll.unknown", 404, f"no poll {poll_id}")
+    keys = session.exec(select(IssuerKey).where(IssuerKey.poll_id == poll_id)).all()
+    return to_public(state, poll, keys, state.chain.now())

@@ -1,0 +1,121 @@
+"""Enrolment (admin): one resident, or a CSV file of them, all or nothing."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from fastapi import APIRouter, Request
+from eth_utils import is_address, to_checksum_address
+from sqlalchemy.exc import IntegrityError
+
+from ..deps import AdminDep, SessionDep, StateDep
+from ..errors import ApiError
+from ..models import Resident
+from ..schemas import ImportReport, ImportRow, ResidentCreate, ResidentPublic
+
+router = APIRouter(prefix="/admin/residents", tags=["residents"])
+
+MAX_CSV_BYTES = 5_000_000
+
+
+def _public(resident: Resident) -> ResidentPublic:
+    return ResidentPublic(
+        address=resident.address, district=resident.district,
+        birth_year=resident.birth_year, enrolled_at=resident.enrolled_at,
+    )
+
+
+@router.post("", status_code=201, response_model=ResidentPublic)
+def create_resident(body: ResidentCreate, state: StateDep, _: AdminDep) -> ResidentPublic:
+    if body.district not in state.settings.districts:
+        raise ApiError("resident.unknown_district", 422, f"unknown district {body.district!r}")
+    resident = Resident(address=to_checksum_address(body.address), district=body.district, birth_year=body.birth_year)
+    with state.db.write_session() as session:
+        if session.get(Resident, resident.address) is not None:
+            raise ApiError("resident.duplicate", 409, "this address is already enrolled")
+        session.add(resident)
+        try:
+            session.commit()
+        except IntegrityError:
+            raise ApiError("resident.duplicate", 409, "this address is already enrolled") from None
+    return _public(resident)
+
+
+@router.post(
+    "/import",
+    response_model=ImportReport,
+    openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}, "required": True}},
+)
+async def import_residents(request: Request, state: StateDep, _: AdminDep) -> ImportReport:
+    """CSV with the header `address,district,birth_year`. Any bad or duplicate row: nothing
+    is imported and every problem is reported by line."""
+    raw = await request.body()
+    if len(raw) > MAX_CSV_BYTES:
+        raise ApiError("request.too_large", 413, "CSV file too large")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ApiError("import.not_utf8", 422, "the CSV file is not UTF-8") from None
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(_import_rows, state, text)
+
+
+def _import_rows(state, text: str) -> ImportReport:
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None or [h.strip().lower() for h in header] != ["address", "district", "birth_year"]:
+        raise ApiError("import.bad_header", 422, "the CSV header must be address,district,birth_year")
+    errors: list[ImportRow] = []
+    rows: list[tuple[int, Resident]] = []
+    seen: set[str] = set()
+    for line, fields in enumerate(reader, start=2):
+        if not fields or all(not f.strip() for f in fields):
+            continue
+        if len(fields) != 3:
+            errors.append(ImportRow(line=line, error="expected 3 fields"))
+            continue
+        address, district, year = (f.strip() for f in fields)
+        if not is_address(address):
+            errors.append(ImportRow(line=line, address=address[:64], error="not an address"))
+            continue
+        address = to_checksum_address(address)
+        if district not in state.settings.districts:
+            errors.append(ImportRow(line=line, address=address, error=f"unknown district {district[:100]!r}"))
+            continue
+        if not year.isdigit() or not 1880 <= int(year) <= 2100:
+            errors.append(ImportRow(line=line, address=address, error="birth_year must be a year"))
+            continue
+        if address in seen:
+            errors.append(ImportRow(line=line, address=address, error="duplicate in this file"))
+            continue
+        seen.add(address)
+        rows.append((line, Resident(address=address, district=district, birth_year=int(year))))
+    with state.db.write_session() as session:
+        existing = set()
+        addresses = [r.address for _, r in rows]
+        for start in range(0, len(addresses), 500):
+            chunk = addresses[start:start + 500]
+            from sqlmodel import select
+
+            existing |= set(session.exec(select(Resident.address).where(Resident.address.in_(chunk))).all())
+        for line, row in rows:
+            if row.address in existing:
+                errors.append(ImportRow(line=line, address=row.address, error="already enrolled"))
+        if errors:
+            session.rollback()
+            return ImportReport(imported=0, errors=errors)
+        session.add_all([row for _, row in rows])
+        session.commit()
+    return ImportReport(imported=len(rows), errors=[])
+
+
+@router.get("/{address}", response_model=ResidentPublic)
+def read_resident(address: str, session: SessionDep, _: AdminDep) -> ResidentPublic:
+    if not is_address(address):
+        raise ApiError("request.invalid", 422, "not an address")
+    resident = session.get(Resident, to_checksum_address(address))
+    if resident is None:
+        raise ApiError("resident.unknown", 404, "no such resident")
+    return _public(resident)

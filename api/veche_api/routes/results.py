@@ -1,0 +1,79 @@
+"""After close: trustees' key shares (relayed), the published tally, per-district statistics
+and the anonymised dataset (CSV and JSON)."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Path
+from fastapi.responses import Response
+
+from veche_core import dataset
+from veche_core.errors import SignatureError
+from veche_core.typed_data import key_share_digest, recover_signer
+
+from ..deps import SessionDep, StateDep
+from ..errors import ApiError
+from ..models import Poll
+from ..schemas import MAX_INT, KeyShareIn, TallyOut, unhex
+
+router = APIRouter(prefix="/polls", tags=["results"])
+
+PollId = Path(ge=1, le=MAX_INT)
+
+
+def _published(session, poll_id: int) -> Poll:
+    poll = session.get(Poll, poll_id)
+    if poll is None:
+        raise ApiError("poll.unknown", 404, f"no poll {poll_id}")
+    if not poll.published:
+        raise ApiError("result.not_published", 404, "the result is not published yet")
+    return poll
+
+
+@router.post("/{poll_id}/key-shares", status_code=201)
+def submit_key_share(body: KeyShareIn, state: StateDep, session: SessionDep, poll_id: int = PollId) -> dict:
+    """Relay a trustee's released share (signed EIP-712 KeyShare) with submitKeyShareFor."""
+    poll = session.get(Poll, poll_id)
+    if poll is None:
+        raise ApiError("poll.unknown", 404, f"no poll {poll_id}")
+    trustees = json.loads(poll.trustees_json)
+    if body.index >= len(trustees):
+        raise ApiError("key_share.unknown_trustee", 422, "the poll has no trustee with this index")
+    share = unhex(body.share)
+    digest = key_share_digest(state.chain.poll_domain, poll_id, body.index, share)
+    try:
+        signer = recover_signer(digest, unhex(body.signature))
+    except SignatureError:
+        signer = None
+    if signer != trustees[body.index]:
+        raise ApiError("key_share.bad_signature", 422, "the share is not signed by this trustee")
+    if state.chain.now() < poll.closes_at:
+        raise ApiError("poll.not_closed", 409, "key shares are accepted only after close")
+    receipt = state.admin.transact(
+        state.chain.poll_book.functions.submitKeyShareFor(poll_id, body.index, share, unhex(body.signature))
+    )
+    return {"pollId": poll_id, "index": body.index, "transactionHash": "0x" + bytes(receipt["transactionHash"]).hex()}
+
+
+@router.get("/{poll_id}/results", response_model=TallyOut)
+def read_results(session: SessionDep, poll_id: int = PollId) -> TallyOut:
+    poll = _published(session, poll_id)
+    counts = json.loads(poll.counts_json)
+    rows = dataset.parse(poll.dataset_csv)
+    return TallyOut(
+        poll_id=poll_id, counts=counts, dataset_hash=poll.dataset_hash, ballots_counted=len(rows),
+        per_district=json.loads(poll.per_stratum_json), transaction_hash=poll.publish_tx,
+    )
+
+
+@router.get("/{poll_id}/dataset.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+def read_dataset_csv(session: SessionDep, poll_id: int = PollId) -> Response:
+    poll = _published(session, poll_id)
+    return Response(poll.dataset_csv.encode(), media_type="text/csv")
+
+
+@router.get("/{poll_id}/dataset.json")
+def read_dataset_json(session: SessionDep, poll_id: int = PollId) -> Response:
+    poll = _published(session, poll_id)
+    return Response(dataset.to_json(poll_id, dataset.parse(poll.dataset_csv)), media_type="application/json")

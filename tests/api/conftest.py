@@ -1,0 +1,140 @@
+"""Fixtures for the API tests: real anvil, real contracts, a real HTTP server.
+
+Each test module gets its own chain and API (module scope), so time travel in one module does
+not disturb another. The database is SQLite, and also PostgreSQL when VECHE_TEST_DATABASE_URL
+is set (the module's tables are dropped and created fresh).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from eth_account import Account
+from sqlmodel import SQLModel
+
+from veche_api.client import ResidentClient
+from veche_api.core.db import Database
+from veche_api.testing import ADMIN_KEY, TEST_DISTRICTS, ChainEnv, ThreadServer, start_chain
+from veche_core import sealing
+from veche_node.anvil import rpc
+
+DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("VECHE_TEST_DATABASE_URL") else [])
+
+
+def database_url(kind: str, tmp_path) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'veche.db'}"
+    url = os.environ["VECHE_TEST_DATABASE_URL"]
+    db = Database(url)
+    from veche_api import models  # noqa: F401
+
+    SQLModel.metadata.drop_all(db.engine)
+    db.dispose()
+    return url
+
+
+@dataclass
+class Api:
+    chain: ChainEnv
+    server: object
+    http: httpx.Client
+    admin: dict
+    trustees: list  # (eth account, X25519 key pair)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def chain_now(self) -> int:
+        return int(rpc(self.chain.anvil.url, "eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+
+    def advance(self, seconds: int) -> None:
+        self.chain.anvil.increase_time(seconds)
+
+    def resident(self, district: str = "Central", birth_year: int = 1980) -> ResidentClient:
+        client = ResidentClient(self.http)
+        reply = self.http.post("/admin/residents", headers=self.admin,
+                               json={"address": client.address, "district": district, "birthYear": birth_year})
+        assert reply.status_code == 201, reply.text
+        return client
+
+    def create_poll(self, *, opens_in: int = 30, lasts: int = 3600, options=("Yes", "No", "Abstain"),
+                    max_choices: int = 1, audience: dict | None = None, points: int = 20,
+                    trustees: int = 3, threshold: int = 2) -> dict:
+        now = self.chain_now()
+        body = {
+            "question": "Should the city build a new park?",
+            "options": list(options),
+            "maxChoices": max_choices,
+            "audience": audience or {},
+            "opensAt": now + opens_in,
+            "closesAt": now + opens_in + lasts,
+            "points": points,
+            "trustees": [
+                {"address": account.address, "publicKey": "0x" + pair.public_key.hex()}
+                for account, pair in self.trustees[:trustees]
+            ],
+            "threshold": threshold,
+        }
+        reply = self.http.post("/admin/polls", headers=self.admin, json=body, timeout=120)
+        assert reply.status_code == 201, reply.text
+        created = reply.json()
+        created["poll"]["sealedShares"] = created["sealedShares"]
+        return created["poll"]
+
+    def poll_for(self, poll_id: int, resident: ResidentClient) -> dict:
+        for poll in self.http.get("/polls", params={"resident": resident.address}).json():
+            if poll["id"] == poll_id:
+                return poll
+        raise AssertionError(f"poll {poll_id} not listed for {resident.address}")
+
+    def wait_for(self, predicate, timeout: float = 30.0, interval: float = 0.1):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(interval)
+        raise AssertionError("condition not reached in time")
+
+    def wait_ballot(self, ballot_hash: str, statuses=("confirmed",), timeout: float = 30.0) -> dict:
+        def check():
+            body = self.http.get(f"/ballots/{ballot_hash}").json()
+            return body if body.get("status") in statuses else None
+
+        return self.wait_for(check, timeout)
+
+
+def make_api(tmp_path_factory, kind: str, **settings_overrides):
+    workdir = tmp_path_factory.mktemp("api")
+    chain = start_chain(workdir, database_url(kind, workdir))
+    settings = chain.settings(**settings_overrides)
+    server = ThreadServer(settings).start()
+    http = httpx.Client(base_url=server.url, timeout=60)
+    trustees = [(Account.create(), sealing.generate_trustee_keypair()) for _ in range(3)]
+    return Api(chain, server, http, {"X-Admin-Key": ADMIN_KEY}, trustees)
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def api(request, tmp_path_factory):
+    env = make_api(tmp_path_factory, request.param)
+    try:
+        yield env
+    finally:
+        env.http.close()
+        env.server.stop()
+        env.chain.anvil.stop()
+
+
+def assert_error(reply: httpx.Response, status: int, code: str) -> None:
+    assert reply.status_code == status, f"{reply.status_code} {reply.text}"
+    body = reply.json()
+    assert body["error"]["code"] == code, body
+    assert isinstance(body["error"]["message"], str)
+
+
+__all__ = ["TEST_DISTRICTS", "assert_error"]
