@@ -26,7 +26,7 @@ import httpx
 from eth_account import Account
 from web3 import Web3
 
-from veche_api.client import ResidentClient, ballot_body
+from veche_client.sdk import ResidentClient, ballot_body
 from veche_api.testing import ADMIN_KEY, ProcessServer, start_chain
 from veche_core import blind_rsa, sealing, token as token_mod
 from veche_core.receipt import sign_receipt
@@ -122,7 +122,7 @@ def main() -> None:
             credentials = list(pool.map(issue, range(len(residents))))
         results["tokens issued/s (50 clients)"] = f"{len(residents) / (time.perf_counter() - start):.0f}"
 
-        from veche_api.client import Token
+        from veche_client.sdk import Token
 
         tokens = [Token(poll, 0, requests[i][2], credentials[i]) for i in range(len(residents))]
         chain.anvil.increase_time(6)

@@ -16,7 +16,7 @@ import pytest
 from eth_account import Account
 from sqlmodel import SQLModel
 
-from veche_api.client import ResidentClient
+from veche_client.sdk import ResidentClient
 from veche_api.core.db import Database
 from veche_api.testing import ADMIN_KEY, TEST_DISTRICTS, ChainEnv, ThreadServer, start_chain
 from veche_core import sealing

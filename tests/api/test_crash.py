@@ -12,7 +12,7 @@ import httpx
 import pytest
 from eth_account import Account
 
-from veche_api.client import ResidentClient, ballot_body
+from veche_client.sdk import ResidentClient, ballot_body
 from veche_api.testing import ADMIN_KEY, ProcessServer, start_chain
 from veche_core import events, sealing
 from veche_core.ballot import Ballot

@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import func, select
 
 from veche_api import models
-from veche_api.client import ResidentClient, ballot_body, hexs
+from veche_client.sdk import ResidentClient, ballot_body, hexs
 from veche_api.core.db import Database
 from veche_core.typed_data import poll_book_domain
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from fastapi import APIRouter
@@ -49,3 +50,10 @@ def read_health(state: StateDep) -> JSONResponse:
 @router.get("/metrics", response_class=Response)
 def read_metrics(state: StateDep) -> Response:
     return Response(state.metrics.render(state.db), media_type="text/plain; version=0.0.4")
+
+
+@router.get("/deployment")
+def read_deployment(state: StateDep) -> JSONResponse:
+    """The deployment file (chain id, contract addresses, start block): what clients sign for and
+    what an observer gives `veche-verify --deployment`."""
+    return JSONResponse(json.loads(state.chain.deployment.to_json()))

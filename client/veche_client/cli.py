@@ -1,0 +1,333 @@
+"""`veche`: vote in city polls from a terminal, and (for trustees) release a key share.
+
+Options are numbered from 1, as `veche polls` shows them. Keys stay in your wallet
+(~/.veche, or VECHE_HOME) in standard encrypted keystores; the password is asked for, or read
+from VECHE_PASSWORD. Errors from the city's API are shown as the API's own sentence.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from veche_core import key_shares
+from veche_core.errors import VecheError
+
+from .sdk import ApiError, ResidentClient, Token
+from .wallet import Wallet, WalletError
+
+console = Console()
+
+
+class Session:
+    """What every command needs: the API, the wallet and (lazily) the unlocked identity."""
+
+    def __init__(self, api: str, home: Path | None) -> None:
+        self.api = api
+        self.wallet = Wallet(home)
+        self.http = httpx.Client(base_url=api, timeout=60)
+        self._password: str | None = os.environ.get("VECHE_PASSWORD")
+        self._client: ResidentClient | None = None
+
+    def password(self, confirm: bool = False) -> str:
+        if self._password is None:
+            self._password = click.prompt("Wallet password", hide_input=True, confirmation_prompt=confirm)
+        return self._password
+
+    def client(self) -> ResidentClient:
+        if self._client is None:
+            self._client = ResidentClient(self.http, self.wallet.identity(self.password()))
+        return self._client
+
+
+def _when(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]{message}[/]")
+    sys.exit(1)
+
+
+def _guard(function):
+    """Show API, wallet and network errors as plain sentences, exit 1."""
+    import functools
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except ApiError as exc:
+            _fail(f"The city's API refused: {exc.message} ({exc.code})")
+        except WalletError as exc:
+            _fail(str(exc).capitalize() + ".")
+        except httpx.HTTPError as exc:
+            _fail(f"Cannot reach the city's API: {exc}")
+        except VecheError as exc:
+            _fail(f"{exc}")
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--api", envvar="VECHE_API", default="http://127.0.0.1:8000", show_default=True, help="The city's API.")
+@click.option("--home", envvar="VECHE_HOME", type=click.Path(file_okay=False, path_type=Path), help="Wallet directory (default ~/.veche).")
+@click.pass_context
+def main(ctx, api: str, home: Path | None):
+    """Vote in your city's polls, check your receipts, spend your points."""
+    ctx.obj = Session(api, home)
+
+
+# --- keys --------------------------------------------------------------------------------------
+
+
+@main.group()
+def key():
+    """Your identity key (create, import, show)."""
+
+
+@key.command("create")
+@click.pass_obj
+@_guard
+def key_create(session: Session):
+    """Make a new identity key, encrypted with a password."""
+    account = session.wallet.create_identity(session.password(confirm=True))
+    console.print(f"Your identity address is {account.address}. Give it to the city to enrol.")
+
+
+@key.command("import")
+@click.argument("source")
+@click.pass_obj
+@_guard
+def key_import(session: Session, source: str):
+    """Import a keystore file (or a 0x private key) as your identity."""
+    password = session.password()
+    if Path(source).is_file():
+        account = session.wallet.import_keystore(json.loads(Path(source).read_text()), password)
+    else:
+        account = session.wallet.import_identity(source, password)
+    console.print(f"Imported {account.address}.")
+
+
+@key.command("show")
+@click.pass_obj
+@_guard
+def key_show(session: Session):
+    """Your identity address."""
+    console.print(session.wallet.address())
+
+
+# --- polls and votes ---------------------------------------------------------------------------
+
+
+@main.command("polls")
+@click.option("--all", "include_closed", is_flag=True, help="Closed polls too.")
+@click.pass_obj
+@_guard
+def polls_command(session: Session, include_closed: bool):
+    """The polls you may vote in."""
+    found = session.client().polls(include_closed)
+    if not found:
+        console.print("There is no poll for you right now.")
+        return
+    for poll in found:
+        kind = "choose one" if poll["maxChoices"] == 1 else f"choose up to {poll['maxChoices']}"
+        console.print(f"[bold]Poll {poll['id']}[/] ({poll['status']}, closes {_when(poll['closesAt'])}, {poll['points']} points): {poll['question']} — {kind}")
+        for number, option in enumerate(poll["options"], start=1):
+            console.print(f"   {number}. {option}")
+
+
+def _poll_for(session: Session, poll_id: int) -> dict:
+    for poll in session.client().polls(include_closed=True):
+        if poll["id"] == poll_id:
+            return poll
+    raise ApiError(404, "poll.not_yours", f"poll {poll_id} is not one you may vote in")
+
+
+@main.command("vote")
+@click.argument("poll_id", type=int)
+@click.argument("choices", type=int, nargs=-1, required=True)
+@click.option("--max-delay", type=float, default=5.0, show_default=True,
+              help="Wait a random 0..N seconds before sending, so the time of your token does not point to your ballot.")
+@click.pass_obj
+@_guard
+def vote(session: Session, poll_id: int, choices: tuple[int, ...], max_delay: float):
+    """Vote (or change your vote) in POLL_ID for option numbers CHOICES; keep the receipt."""
+    client = session.client()
+    poll = _poll_for(session, poll_id)
+    if any(not 1 <= c <= len(poll["options"]) for c in choices):
+        _fail(f"Options of poll {poll_id} are numbered 1 to {len(poll['options'])}.")
+    path = session.wallet.token_path(poll["chainId"], poll["pollBook"], poll_id)
+    stored = session.wallet.load_token(path, session.password())
+    if stored is None:
+        token = client.get_token(poll)
+        session.wallet.save_token(path, token.account.key, token.credential, token.stratum, 0, session.password())
+        revote = False
+    else:
+        account, credential, stratum, sequence = stored
+        token = Token(poll, stratum, account, credential, sequence)
+        revote = True
+    ballot = client.make_ballot(token, [c - 1 for c in choices])
+    if max_delay > 0:
+        time.sleep(secrets.SystemRandom().uniform(0, max_delay))
+    answer = client.submit(ballot)
+    session.wallet.update_sequence(path, ballot.sequence)
+    receipt_path = session.wallet.save_receipt(answer["receipt"])
+    picked = ", ".join(poll["options"][c - 1] for c in choices)
+    console.print(f"Your {'new ' if revote else ''}vote is recorded: {picked}.")
+    if revote:
+        console.print("Only your last vote counts.")
+    console.print(f"Receipt {answer['ballotHash'][:18]}… saved in {receipt_path}")
+
+
+@main.command("receipt")
+@click.argument("receipt", required=False)
+@click.pass_obj
+@_guard
+def receipt_command(session: Session, receipt: str | None):
+    """Where your ballot is now (RECEIPT: a file or ballot hash; default your last receipt)."""
+    if receipt is None:
+        saved = session.wallet.receipts()
+        if not saved:
+            _fail("You have no receipts yet.")
+        receipt = str(saved[-1])
+    ballot_hash = json.loads(Path(receipt).read_text())["ballotHash"] if Path(receipt).is_file() else receipt
+    answer = session.client().ballot_status(ballot_hash)
+    status = {
+        "accepted": "accepted by the relay, waiting to be sent to the chain",
+        "sent": "sent to the chain, waiting for a block",
+        "confirmed": f"on chain in block {answer['receipt'].get('blockNumber')}",
+        "rejected": f"refused by the chain ({answer.get('reason')})",
+        "failed": f"not sent ({answer.get('reason')})",
+    }.get(answer["status"], answer["status"])
+    console.print(f"Ballot {ballot_hash[:18]}…: {status}.")
+    if Path(receipt).is_file():
+        session.wallet.save_receipt(answer["receipt"])  # now with transaction and block
+    console.print("To check it yourself against any node: veche-verify --rpc URL --deployment FILE receipt RECEIPT_FILE")
+
+
+# --- points ------------------------------------------------------------------------------------
+
+
+@main.command("points")
+@click.pass_obj
+@_guard
+def points_command(session: Session):
+    """Your points balance and history."""
+    points = session.client().points()
+    console.print(f"Balance: [bold]{points['balance']}[/] points.")
+    for entry in points["history"]:
+        what = {"PointsCredited": f"poll {entry.get('pollId')}", "RewardRedeemed": f"reward {entry.get('rewardId')}",
+                "PointsDonated": f"donation to charity {entry.get('charityId')}"}.get(entry["event"], entry["event"])
+        console.print(f"  block {entry['block']}: {entry['amount']:+} ({what})")
+
+
+@main.command("rewards")
+@click.pass_obj
+@_guard
+def rewards_command(session: Session):
+    """The rewards catalog and the charities you can donate to."""
+    table = Table(title="Rewards")
+    for column in ("id", "reward", "price", "left"):
+        table.add_column(column)
+    for reward in session.client().rewards():
+        if reward.get("active", True):
+            table.add_row(str(reward["id"]), reward["name"], str(reward["price"]), str(reward["stock"]))
+    console.print(table)
+    charities = Table(title="Charities")
+    for column in ("id", "charity"):
+        charities.add_column(column)
+    for charity in session.client().charities():
+        if charity.get("active", True):
+            charities.add_row(str(charity["id"]), charity["name"])
+    console.print(charities)
+
+
+def _deployment(session: Session) -> tuple[int, str]:
+    deployment = session.client().deployment()
+    return deployment["chainId"], deployment["cityPoints"]
+
+
+@main.command("redeem")
+@click.argument("reward_id", type=int)
+@click.pass_obj
+@_guard
+def redeem(session: Session, reward_id: int):
+    """Spend points on reward REWARD_ID."""
+    chain_id, city_points = _deployment(session)
+    answer = session.client().redeem(chain_id, city_points, reward_id)
+    console.print(f"Redemption of reward {reward_id} requested (request {answer['id']}, {answer['status']}).")
+
+
+@main.command("donate")
+@click.argument("charity_id", type=int)
+@click.argument("amount", type=int)
+@click.pass_obj
+@_guard
+def donate(session: Session, charity_id: int, amount: int):
+    """Donate AMOUNT points to charity CHARITY_ID."""
+    chain_id, city_points = _deployment(session)
+    answer = session.client().donate(chain_id, city_points, charity_id, amount)
+    console.print(f"Donation of {amount} points to charity {charity_id} requested (request {answer['id']}, {answer['status']}).")
+
+
+# --- trustees ----------------------------------------------------------------------------------
+
+
+@main.group()
+def trustee():
+    """For trustees: your sealing key, and releasing your key share after close."""
+
+
+@trustee.command("key")
+@click.pass_obj
+@_guard
+def trustee_key(session: Session):
+    """Make your X25519 key (shares are sealed to it); prints what to give the city."""
+    public = session.wallet.create_trustee_key(session.password(confirm=True))
+    console.print(f"Trustee address: {session.wallet.address()}")
+    console.print(f"Trustee public key: 0x{public.hex()}")
+
+
+@trustee.command("open")
+@click.argument("sealed_share")
+@click.pass_obj
+@_guard
+def trustee_open(session: Session, sealed_share: str):
+    """Check that SEALED_SHARE (hex, or a file of it) opens with your key."""
+    share = key_shares.open_trustee_share(session.wallet.trustee_secret(session.password()), _hex_arg(sealed_share))
+    info = key_shares.share_info(share)
+    console.print(f"Your share opens: member {info.index} of a {info.threshold}-of-n sharing. Keep the sealed share until the poll closes.")
+
+
+@trustee.command("release")
+@click.argument("poll_id", type=int)
+@click.argument("sealed_share")
+@click.pass_obj
+@_guard
+def trustee_release(session: Session, poll_id: int, sealed_share: str):
+    """After POLL_ID closes: open your sealed share and publish it on chain."""
+    client = session.client()
+    poll = client.poll(poll_id)
+    if client.address not in poll["trustees"]:
+        _fail(f"You are not a trustee of poll {poll_id}.")
+    if poll["status"] not in ("closed", "published") and time.time() < poll["closesAt"]:
+        _fail(f"Poll {poll_id} closes at {_when(poll['closesAt'])}; shares are released only after close.")
+    share = key_shares.open_trustee_share(session.wallet.trustee_secret(session.password()), _hex_arg(sealed_share))
+    answer = client.release_share(poll, poll["trustees"].index(client.address), share)
+    console.print(f"Your share of poll {poll_id} is on chain (transaction {answer['transactionHash'][:18]}…).")
+
+
+def _hex_arg(value: str) -> bytes:
+    text = Path(value).read_text().strip() if Path(value).is_file() else value
+    return bytes.fromhex(text.removeprefix("0x"))

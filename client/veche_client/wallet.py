@@ -1,0 +1,163 @@
+"""The resident's wallet on disk: every key in a standard encrypted keystore.
+
+- identity.json — the identity key (Web3 Secret Storage, as every Ethereum wallet reads it).
+- tokens/<chain>-<pollbook>-<poll>.json — a poll's one-time token key (a keystore too), with its
+  issuer credential, stratum and last sequence, so the resident can revote.
+- receipts/<ballot hash>.json — the relay's signed receipts, to check later.
+- trustee.json — a trustee's X25519 secret, sealed with a key derived from the password
+  (libsodium argon2id + secretbox).
+
+The scrypt cost of the keystores is the standard one unless VECHE_KEYSTORE_SCRYPT_N says
+otherwise (the tests lower it: a standard keystore takes about a second to open).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from nacl import pwhash, secret, utils
+from nacl.exceptions import CryptoError
+
+from veche_core import sealing
+
+
+class WalletError(Exception):
+    """A wallet file is missing, unreadable, or does not open with the given password."""
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("VECHE_HOME", Path.home() / ".veche"))
+
+
+def _scrypt_n() -> int:
+    return int(os.environ.get("VECHE_KEYSTORE_SCRYPT_N", 2**18))
+
+
+class Wallet:
+    def __init__(self, home: Path | None = None) -> None:
+        self.home = Path(home or default_home())
+        self.identity_path = self.home / "identity.json"
+        self.trustee_path = self.home / "trustee.json"
+
+    # --- identity ------------------------------------------------------------------------------
+
+    def has_identity(self) -> bool:
+        return self.identity_path.exists()
+
+    def create_identity(self, password: str) -> LocalAccount:
+        return self.import_identity(Account.create().key, password)
+
+    def import_identity(self, private_key: bytes | str, password: str) -> LocalAccount:
+        if self.has_identity():
+            raise WalletError(f"{self.identity_path} exists already: it holds your identity key")
+        account = Account.from_key(private_key)
+        self._write(self.identity_path, Account.encrypt(account.key, password, kdf="scrypt", iterations=_scrypt_n()))
+        return account
+
+    def import_keystore(self, keystore: dict[str, Any], password: str) -> LocalAccount:
+        """Import an existing keystore file (checks that the password opens it)."""
+        return self.import_identity(_decrypt(keystore, password, "the keystore"), password)
+
+    def address(self) -> str:
+        """The identity address, readable without the password."""
+        return "0x" + self._read(self.identity_path, "no identity key: create one with `veche key create`")["address"].lower().removeprefix("0x")
+
+    def identity(self, password: str) -> LocalAccount:
+        keystore = self._read(self.identity_path, "no identity key: create one with `veche key create`")
+        return Account.from_key(_decrypt(keystore, password, "your identity key"))
+
+    # --- tokens --------------------------------------------------------------------------------
+
+    def token_path(self, chain_id: int, poll_book: str, poll_id: int) -> Path:
+        return self.home / "tokens" / f"{chain_id}-{poll_book.lower()}-{poll_id}.json"
+
+    def save_token(self, path: Path, key: bytes, credential: bytes, stratum: int, sequence: int, password: str) -> None:
+        self._write(path, {
+            "keystore": Account.encrypt(key, password, kdf="scrypt", iterations=_scrypt_n()),
+            "credential": "0x" + credential.hex(),
+            "stratum": stratum,
+            "sequence": sequence,
+        })
+
+    def update_sequence(self, path: Path, sequence: int) -> None:
+        stored = self._read(path, "no token for this poll")
+        self._write(path, {**stored, "sequence": sequence})
+
+    def load_token(self, path: Path, password: str) -> tuple[LocalAccount, bytes, int, int] | None:
+        if not path.exists():
+            return None
+        stored = self._read(path, "")
+        account = Account.from_key(_decrypt(stored["keystore"], password, "the poll's token key"))
+        return account, bytes.fromhex(stored["credential"][2:]), stored["stratum"], stored["sequence"]
+
+    # --- receipts ------------------------------------------------------------------------------
+
+    def save_receipt(self, receipt: dict[str, Any]) -> Path:
+        path = self.home / "receipts" / f"{receipt['ballotHash']}.json"
+        self._write(path, receipt)
+        return path
+
+    def receipts(self) -> list[Path]:
+        return sorted((self.home / "receipts").glob("*.json"), key=lambda p: p.stat().st_mtime)
+
+    # --- trustee key ---------------------------------------------------------------------------
+
+    def create_trustee_key(self, password: str) -> bytes:
+        """A new X25519 key pair for receiving a sealed key share; returns the public key."""
+        if self.trustee_path.exists():
+            raise WalletError(f"{self.trustee_path} exists already")
+        pair = sealing.generate_trustee_keypair()
+        salt = utils.random(pwhash.argon2id.SALTBYTES)
+        key = pwhash.argon2id.kdf(secret.SecretBox.KEY_SIZE, password.encode(), salt,
+                                  opslimit=pwhash.argon2id.OPSLIMIT_INTERACTIVE, memlimit=pwhash.argon2id.MEMLIMIT_INTERACTIVE)
+        self._write(self.trustee_path, {
+            "version": 1,
+            "publicKey": "0x" + pair.public_key.hex(),
+            "salt": "0x" + salt.hex(),
+            "sealedSecret": "0x" + secret.SecretBox(key).encrypt(pair.secret_key).hex(),
+        })
+        return pair.public_key
+
+    def trustee_public_key(self) -> bytes:
+        return bytes.fromhex(self._read(self.trustee_path, "no trustee key: create one with `veche trustee key`")["publicKey"][2:])
+
+    def trustee_secret(self, password: str) -> bytes:
+        stored = self._read(self.trustee_path, "no trustee key: create one with `veche trustee key`")
+        key = pwhash.argon2id.kdf(secret.SecretBox.KEY_SIZE, password.encode(), bytes.fromhex(stored["salt"][2:]),
+                                  opslimit=pwhash.argon2id.OPSLIMIT_INTERACTIVE, memlimit=pwhash.argon2id.MEMLIMIT_INTERACTIVE)
+        try:
+            return secret.SecretBox(key).decrypt(bytes.fromhex(stored["sealedSecret"][2:]))
+        except CryptoError:
+            raise WalletError("the password does not open your trustee key") from None
+
+    # --- files ---------------------------------------------------------------------------------
+
+    def _write(self, path: Path, content: dict[str, Any]) -> None:
+        """Write atomically, readable by the owner only."""
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        partial = path.with_suffix(".partial")
+        with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            json.dump(content, out, indent=2)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, path)
+
+    def _read(self, path: Path, missing: str) -> dict[str, Any]:
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            raise WalletError(missing or f"{path} is missing") from None
+        except (OSError, ValueError) as exc:
+            raise WalletError(f"{path} is unreadable: {exc}") from None
+
+
+def _decrypt(keystore: dict[str, Any], password: str, what: str) -> bytes:
+    try:
+        return Account.decrypt(keystore, password)
+    except ValueError:
+        raise WalletError(f"the password does not open {what}") from None
