@@ -1,9 +1,12 @@
-"""`make demo`: a whole poll on a local chain, from deployment to the verifier's verdict.
+"""`make demo`: a city's week of polls, end to end, on one machine.
 
-Starts anvil, deploys the contracts, creates a citywide poll with one stratum per district,
-issues blind ballot tokens to residents, casts sealed ballots (with revotes and a ballot the
-chain refuses), moves the chain's clock past close, has the trustees release their shares,
-publishes the result and runs `veche-verify` on it. Stops everything it started.
+Starts anvil, deploys the contracts, starts the city's API (uvicorn, SQLite), enrols 1,000
+synthetic residents across districts and ages, and runs three polls: a citywide single-choice
+poll with one stratum per district, a district-only poll, and a multiple-choice poll for an age
+range. Residents vote through the resident SDK (some revote; ineligible and replayed attempts are
+shown being refused), the chain's clock moves past close, trustees release their key shares, the
+city publishes results and datasets, and `veche-verify` recounts everything from the chain. Then
+points: balances, one redemption, one donation. Everything it started is stopped at the end.
 """
 
 from __future__ import annotations
@@ -11,86 +14,213 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
+import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from eth_utils import to_checksum_address
+import httpx
+from eth_account import Account
 from rich.console import Console
-from web3.logs import DISCARD
 from rich.table import Table
 
-from veche_node.anvil import Anvil
-from veche_node.simulation import City
+from veche_api.testing import ADMIN_KEY, ProcessServer, start_chain
+from veche_client.sdk import ApiError, ResidentClient
+from veche_core import key_shares, sealing
+from veche_node.anvil import rpc
 
-DISTRICTS = ["Arbat", "Basmanny", "Khamovniki", "Tverskoy"]
-OPTIONS = ["Pedestrian zone", "Bike lanes", "More parking", "Leave as is"]
-VOTERS = 40
+DISTRICTS = ["Arbat", "Basmanny", "Khamovniki", "Presnensky", "Tverskoy"]
+RESIDENTS = 1_000
+ADMIN = {"X-Admin-Key": ADMIN_KEY}
+console = Console()
+
+
+def chain_now(url: str) -> int:
+    return int(rpc(url, "eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
 
 
 def main() -> int:
-    console = Console()
     started = time.monotonic()
-    state = Path(".state")
-    state.mkdir(exist_ok=True)
-    with Anvil() as chain:
-        console.print(f"[bold]anvil[/] answering on {chain.url} (chain id {chain.chain_id})")
-        city = City.deploy_on_dev_chain(chain.url)
-        deployment_file = state / "deployment.json"
-        city.deployment.save(deployment_file)
-        console.print(f"deployed PollBook {city.deployment.poll_book} and CityPoints {city.deployment.city_points}")
+    rng = random.Random(2026)
+    with tempfile.TemporaryDirectory(prefix="veche-demo-") as tmp:
+        workdir = Path(tmp)
+        chain = start_chain(workdir, f"sqlite:///{workdir / 'city.db'}")
+        server = ProcessServer({**chain.env, "VECHE_DISTRICTS": ",".join(DISTRICTS)}, log_path=workdir / "api.log")
+        try:
+            server.start()
+            console.print(f"[bold]Chain[/] anvil on {chain.anvil.url}; contracts deployed (PollBook {chain.deployment.poll_book})")
+            console.print(f"[bold]City API[/] on {server.url}")
+            with httpx.Client(base_url=server.url, timeout=120, limits=httpx.Limits(max_connections=16)) as http:
+                code = run_city(http, chain, rng, workdir)
+        finally:
+            server.stop()
+            chain.anvil.stop()
+    console.print(f"Stopped the API and the chain; {time.monotonic() - started:.0f} s in all.")
+    return code
 
-        metadata = {"question": "What should Tverskaya Street become?", "options": OPTIONS, "audience": "citywide"}
-        poll = city.create_poll(option_count=len(OPTIONS), strata=len(DISTRICTS), threshold=2, metadata=metadata)
-        console.print(f"poll {poll.poll_id}: {metadata['question']} ({len(DISTRICTS)} strata, trustees 2 of 3)")
 
-        rng = random.Random(7)
-        residents = [(to_checksum_address(f"0x{0xC17E:04x}{i:036x}"), i % len(DISTRICTS)) for i in range(VOTERS)]
-        tokens = city.issue_tokens(poll, residents)
-        console.print(f"issued {len(tokens)} blind ballot tokens; each resident credited {poll.points} points")
+def run_city(http: httpx.Client, chain, rng: random.Random, workdir: Path) -> int:
+    # --- enrolment ---------------------------------------------------------------------------
+    residents = [ResidentClient(http, Account.create()) for _ in range(RESIDENTS)]
+    districts = {r.address: DISTRICTS[i % len(DISTRICTS)] for i, r in enumerate(residents)}
+    years = {r.address: rng.randint(1950, 2006) for r in residents}
+    rows = "address,district,birth_year\n" + "".join(f"{r.address},{districts[r.address]},{years[r.address]}\n" for r in residents)
+    report = http.post("/admin/residents/import", content=rows, headers={**ADMIN, "content-type": "text/csv"}).json()
+    console.print(f"[bold]Enrolled[/] {report['imported']} residents in {len(DISTRICTS)} districts")
 
-        ballots = [city.ballot(poll, key, [rng.choice([0, 0, 1, 1, 1, 2, 3])]) for key in tokens]
-        city.cast(poll, ballots)
-        revotes = [city.ballot(poll, key, [3]) for key in tokens[:5]]
-        stale = city.ballot(poll, tokens[5], [2], sequence=1)  # replays sequence 1: refused
-        receipt = city.cast(poll, [*revotes, stale])[0]
-        rejected = city.poll_book.events.BallotRejected().process_receipt(receipt, errors=DISCARD)
-        console.print(f"cast {len(ballots)} ballots, {len(revotes)} revotes; the chain refused {len(rejected)} replayed ballot(s)")
+    # --- polls ---------------------------------------------------------------------------------
+    trustees = [(Account.create(), sealing.generate_trustee_keypair()) for _ in range(3)]
+    now = chain_now(chain.anvil.url)
+    polls = [
+        ("Tverskaya Street should become…", ["A pedestrian zone", "Bike lanes", "More parking", "Leave it as it is"], 1, {}),
+        ("Which park in Arbat needs new playgrounds first?", ["Gogolevsky", "Nikitsky", "Smolensky"], 1, {"districts": ["Arbat"]}),
+        ("Pick up to two new metro station designs (residents 18–35)", ["Constructivist", "Glass", "Mosaic", "Garden"], 2, {"minAge": 18, "maxAge": 35}),
+    ]
+    created = []
+    for question, options, max_choices, audience in polls:
+        reply = http.post("/admin/polls", headers=ADMIN, json={
+            "question": question, "options": options, "maxChoices": max_choices, "audience": audience,
+            "opensAt": now, "closesAt": now + 7 * 24 * 3600, "points": 20 if not audience else 10,
+            "trustees": [{"address": a.address, "publicKey": "0x" + p.public_key.hex()} for a, p in trustees],
+            "threshold": 2,
+        }).json()
+        created.append(reply)
+        console.print(f"[bold]Poll {reply['poll']['id']}[/]: {question} ({len(reply['poll']['strata'])} strata, trustees 2 of 3)")
 
-        on_chain = city.poll_book.events.BallotCast().get_logs(
-            from_block=city.deployment.start_block, argument_filters={"pollId": poll.poll_id}
-        )
-        read_back = Table(title=f"BallotCast events read back from anvil ({len(on_chain)} in all; first 5)")
-        for column in ("block", "token", "seq", "stratum", "ciphertext", "token signature"):
-            read_back.add_column(column)
-        for log in on_chain[:5]:
-            args = log["args"]
-            read_back.add_row(
-                str(log["blockNumber"]), args["token"], str(args["sequence"]), str(args["stratum"]),
-                f"{len(args['ciphertext'])} B sealed", f"{len(args['tokenSignature'])} B RSA credential",
-            )
-        console.print(read_back)
+    # --- voting --------------------------------------------------------------------------------
+    def vote(resident: ResidentClient) -> tuple[int, int]:
+        cast = revoted = 0
+        for poll in resident.polls():
+            if rng.random() < 0.15:  # not everyone votes
+                continue
+            token = resident.get_token(poll)
+            options = len(poll["options"])
+            choice = sorted(rng.sample(range(options), rng.randint(1, poll["maxChoices"])))
+            resident.submit(resident.make_ballot(token, choice))
+            cast += 1
+            if rng.random() < 0.1:  # changed their mind: the last ballot counts
+                resident.submit(resident.make_ballot(token, [rng.randrange(options)]))
+                revoted += 1
+        return cast, revoted
 
-        city.advance_to(poll.closes_at)
-        city.release_shares(poll)
-        counts, rows = city.publish(poll)
-        console.print("closed; 2 of 3 trustees released their shares; result and dataset hash published")
+    started = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(vote, residents))
+    cast, revoted = sum(c for c, _ in results), sum(r for _, r in results)
+    console.print(f"[bold]Voted[/]: {cast} ballots and {revoted} revotes in {time.monotonic() - started:.0f} s (blind tokens, sealed ballots, relay receipts)")
 
-        table = Table(title=metadata["question"])
-        table.add_column("option")
-        table.add_column("votes", justify="right")
-        table.add_column("")
-        for option, count in zip(OPTIONS, counts):
-            table.add_row(option, str(count), "█" * count)
-        console.print(table)
+    # Refusals, each with the API's stable error code.
+    outsider = next(r for r in residents if districts[r.address] != "Arbat")
+    arbat_poll = created[1]["poll"]
+    attempts = []
+    try:
+        outsider.get_token({**arbat_poll, "residentStratum": 0})
+    except ApiError as exc:
+        attempts.append(("a resident of another district asks for an Arbat token", exc))
+    idle = next(r for r, (c, _) in zip(residents, results) if c == 0)  # one who has not voted yet
+    poll = idle.polls()[0]
+    token = idle.get_token(poll)
+    ballot = idle.make_ballot(token, [0])
+    idle.submit(ballot)
+    try:
+        idle.submit(ballot)
+    except ApiError as exc:
+        attempts.append(("the same ballot is sent twice (a replay)", exc))
+    try:
+        idle.get_token(poll)
+    except ApiError as exc:
+        attempts.append(("a resident asks for a second token in the same poll", exc))
+    for what, exc in attempts:
+        console.print(f"  refused: {what} → {exc.code}: {exc.message}")
 
-        console.print("\n[bold]veche-verify[/] — the observer's recount from chain state alone:")
-        verify = Path(sys.executable).with_name("veche-verify")
-        result = subprocess.run(
-            [str(verify), "--rpc", chain.url, "--deployment", str(deployment_file), "poll", str(poll.poll_id)],
-            timeout=300,
-        )
-    console.print(f"anvil stopped; {time.monotonic() - started:.1f} s in all")
-    return result.returncode
+    # --- close, release, publish ---------------------------------------------------------------
+    wait_for_relay(http)
+    chain.anvil.increase_time(7 * 24 * 3600 + 1)
+    console.print("[bold]Closed[/]: the chain's clock moved past the polls' close")
+    for reply in created:
+        poll = reply["poll"]
+        for index in (0, 2):
+            account, keypair = trustees[index]
+            share = key_shares.open_trustee_share(keypair.secret_key, bytes.fromhex(reply["sealedShares"][index][2:]))
+            ResidentClient(http, account).release_share(poll, index, share)
+        result = http.post(f"/admin/polls/{poll['id']}/publish", headers=ADMIN).json()
+        print_result(poll, result)
+
+    # --- the observer's recount ------------------------------------------------------------------
+    console.print("\n[bold]veche-verify[/] — an observer recounts every poll from chain state alone:")
+    deployment = workdir / "deployment.json"
+    chain.deployment.save(deployment)
+    verify = subprocess.run(
+        [str(Path(sys.executable).with_name("veche-verify")), "--rpc", chain.anvil.url, "--deployment", str(deployment), "--json", "all"],
+        capture_output=True, text=True, timeout=300,
+    )
+    print_verdict(verify)
+
+    # --- points ----------------------------------------------------------------------------------
+    http.post("/admin/rewards", headers=ADMIN, json={"name": "Tretyakov Gallery ticket", "price": 15, "stock": 100})
+    http.post("/admin/charities", headers=ADMIN, json={"name": "City animal shelter", "account": trustees[0][0].address})
+    spender = max(residents[:50], key=lambda r: r.points()["balance"])
+    chain_id, city_points = chain.deployment.chain_id, chain.deployment.city_points
+    before = spender.points()["balance"]
+    deadline = chain_now(chain.anvil.url) + 600  # the demo's chain clock runs a week ahead
+    wait_for_request(http, spender.redeem(chain_id, city_points, 1, deadline))
+    wait_for_request(http, spender.donate(chain_id, city_points, 1, 5, deadline))
+    after = spender.points()
+    console.print(f"\n[bold]Points[/] of {spender.address}: {before} earned; redeemed a gallery ticket (15) and donated 5 → balance {after['balance']}")
+    for entry in after["history"]:
+        console.print(f"  block {entry['block']}: {entry['amount']:+} {entry['event']}")
+    return verify.returncode
+
+
+def wait_for_relay(http: httpx.Client, timeout: float = 120) -> None:
+    """Until the relay has sent and confirmed everything it acknowledged."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        queue = http.get("/health").json()["relay"]["queue"]
+        if not any(queue.get(state, 0) for state in ("accepted", "sent")):
+            return
+        time.sleep(0.3)
+    raise RuntimeError("the relay did not drain in time")
+
+
+def wait_for_request(http: httpx.Client, request: dict, timeout: float = 60) -> None:
+    """Until a relayed points request is on chain (or refused)."""
+    deadline = time.monotonic() + timeout
+    while request["status"] not in ("confirmed", "failed", "rejected"):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"points request {request['id']} still {request['status']}")
+        time.sleep(0.3)
+        request = http.get(f"/points/requests/{request['id']}").json()
+
+
+def print_result(poll: dict, result: dict) -> None:
+    table = Table(title=f"Poll {poll['id']}: {poll['question']} — {result['ballotsCounted']} ballots counted")
+    table.add_column("option")
+    table.add_column("votes", justify="right")
+    table.add_column("")
+    top = max(result["counts"]) or 1
+    for option, count in zip(poll["options"], result["counts"]):
+        table.add_row(option, str(count), "█" * round(30 * count / top))
+    console.print(table)
+    districts = [d for d in result["perDistrict"] if not d.get("suppressed")]
+    if len(districts) > 1:
+        console.print("  per district: " + "; ".join(f"{d['district']} {d['counts']}" for d in districts))
+
+
+def print_verdict(verify: subprocess.CompletedProcess) -> None:
+    import json
+
+    try:
+        report = json.loads(verify.stdout)
+    except json.JSONDecodeError:
+        console.print(f"[red]the verifier could not run[/]: {verify.stderr.strip()}")
+        return
+    for poll in report["polls"]:
+        failed = [c["number"] for c in poll["checks"] if not c["passed"]]
+        checks = ", ".join(str(c["number"]) for c in poll["checks"])
+        mark = "[green]PASS[/]" if not failed else f"[red]FAIL (checks {failed})[/]"
+        console.print(f"  poll {poll['pollId']}: checks {checks} → {mark}; recomputed {poll['tally']['recomputed']} = published {poll['tally']['published']}")
+    console.print(f"  verdict: {'[bold green]every check passed[/]' if report['verdict'] == 'PASS' else '[bold red]FAILED[/]'} (exit code {verify.returncode})")
 
 
 if __name__ == "__main__":

@@ -149,12 +149,14 @@ class ResidentClient:
     def charities(self) -> list[dict[str, Any]]:
         return checked(self.http.get("/points/charities"))
 
-    def redeem(self, chain_id: int, city_points: str, reward_id: int) -> dict[str, Any]:
-        body = self.redemption(chain_id, city_points, reward_id, self.points()["nonce"])
+    def redeem(self, chain_id: int, city_points: str, reward_id: int, deadline: int | None = None) -> dict[str, Any]:
+        body = self.redemption(chain_id, city_points, reward_id, self.points()["nonce"], deadline)
         return checked(self.http.post("/points/redemptions", json=body))
 
-    def donate(self, chain_id: int, city_points: str, charity_id: int, amount: int) -> dict[str, Any]:
-        body = self.donation(chain_id, city_points, charity_id, amount, self.points()["nonce"])
+    def donate(
+        self, chain_id: int, city_points: str, charity_id: int, amount: int, deadline: int | None = None
+    ) -> dict[str, Any]:
+        body = self.donation(chain_id, city_points, charity_id, amount, self.points()["nonce"], deadline)
         return checked(self.http.post("/points/donations", json=body))
 
     def release_share(self, poll: dict[str, Any], index: int, share: bytes) -> dict[str, Any]:
