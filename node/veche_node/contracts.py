@@ -88,7 +88,8 @@ class Sender:
 
     def transact(self, function, *, wait: bool = True, gas: int | None = None):
         """Send a contract function call, e.g. `sender.transact(poll_book.functions.x(1))`."""
-        return self.send(function.build_transaction({"from": self.address}), wait=wait, gas=gas)
+        params = {"from": self.address, **({"gas": gas} if gas else {})}  # with gas: no estimate run
+        return self.send(function.build_transaction(params), wait=wait, gas=gas)
 
     def deploy(self, name: str, *args) -> Contract:
         built = contract_type(name)
