@@ -88,10 +88,8 @@ def read_snapshot(client: RpcClient, deployment: Deployment, poll_id: int | None
                 continue
             except (KeyError, TypeError, ValueError):
                 pass  # malformed: decode_log below says how
-        try:
-            event = events.decode_log(log)
-        except EncodingError as exc:
-            undecodable.append(f"block {int(log['blockNumber'], 16)}: {exc}")
+        event = _decode_noting(log, undecodable)
+        if event is None:
             continue
         args = event.args
         poll = record(args["pollId"])
@@ -111,10 +109,8 @@ def read_snapshot(client: RpcClient, deployment: Deployment, poll_id: int | None
 
     credit_topics = [["0x" + spec.topic0.hex() for spec in events.CITY_POINTS_EVENTS]]
     for log in client.iter_logs(deployment.city_points, credit_topics, deployment.start_block, head):
-        try:
-            event = events.decode_log(log)
-        except EncodingError as exc:
-            undecodable.append(f"block {int(log['blockNumber'], 16)}: {exc}")
+        event = _decode_noting(log, undecodable)
+        if event is None:
             continue
         args = event.args
         resident = args["resident"]
@@ -138,6 +134,15 @@ def read_snapshot(client: RpcClient, deployment: Deployment, poll_id: int | None
         block_timestamps=client.block_timestamps(sorted(blocks)),
         balances_by_events=dict(balances),
     )
+
+
+def _decode_noting(log: dict, undecodable: list[str]) -> events.DecodedEvent | None:
+    """The decoded event, or None with the reason noted (check 1 then fails: fail closed)."""
+    try:
+        return events.decode_log(log)
+    except EncodingError as exc:
+        undecodable.append(f"block {log.get('blockNumber')}: {exc}")
+        return None
 
 
 def raw_ballot(log: dict) -> tuple:
