@@ -41,6 +41,10 @@ def test_clean_poll_passes_every_check(city, new_poll):
     assert verdict.recomputed == verdict.published == expected
     assert sum(sum(counts) for counts in verdict.by_stratum.values()) == sum(expected)
 
+    # Read and checked by worker processes over block ranges: the same verdict.
+    parallel = verify(city, poll.poll_id, workers=2)
+    assert parallel.to_dict() == verdict.to_dict()
+
 
 def test_check_1_fails_on_an_undecodable_issuer_key(city, issuer_keys):
     good = issuer_keys[0].public_key.encode()

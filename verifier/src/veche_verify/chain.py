@@ -1,13 +1,17 @@
 """Chain state of polls, read from a node's JSON-RPC alone: events in, typed records out.
 
 Nothing here judges: the records hold what the chain says, malformed parts included, so that the
-checks can fail on them by number instead of this module raising.
+checks can fail on them by number instead of this module raising. Two phases: this process
+reads the few per-poll events (parameters, shares, results, points); the bulk — every TokenIssued
+and BallotCast — is read, decoded and signature-checked by the worker processes, each over its
+own block range (work.scan_range), so reading scales with the cores too.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from veche_core._keccak import keccak
@@ -16,6 +20,9 @@ from veche_core import events
 from veche_core.deployment import Deployment
 from veche_core.errors import EncodingError
 from veche_core.rpc import RpcClient
+
+# The events every resident produces: read in bulk by the worker processes.
+BULK_EVENTS = (events.TOKEN_ISSUED, events.BALLOT_CAST)
 
 
 @dataclass(frozen=True)
@@ -37,12 +44,22 @@ class CastBallot:
         return (self.block_number, self.log_index)
 
 
+@dataclass(frozen=True)
+class Examined:
+    """A BallotCast as a worker left it: decoded (or None) with its check 2 and 3 findings."""
+
+    ballot: CastBallot | None
+    token_error: str | None
+    signature_error: str | None
+    block_number: int
+
+
 @dataclass
 class PollRecord:
     poll_id: int
     created: dict[str, Any] | None = None
-    issuances: list[tuple[bytes, int]] = field(default_factory=list)  # (pseudonym, stratum)
-    raw_ballots: list[tuple] = field(default_factory=list)  # BallotCast logs, decoded in parallel
+    issued: Counter = field(default_factory=Counter)  # stratum -> TokenIssued events
+    examined: list[Examined] = field(default_factory=list)  # every BallotCast, with checks 2 and 3
     rejected: list[dict[str, Any]] = field(default_factory=list)
     shares: list[dict[str, Any]] = field(default_factory=list)  # index, trustee, share, block
     results: list[dict[str, Any]] = field(default_factory=list)  # counts, datasetHash, block
@@ -62,8 +79,18 @@ class ChainSnapshot:
     balances_by_events: dict[str, int] = field(default_factory=dict)
 
 
-def read_snapshot(client: RpcClient, deployment: Deployment, poll_id: int | None = None) -> ChainSnapshot:
-    """Read every Veche event of the deployment (or of one poll) up to the current head."""
+def read_snapshot(
+    client: RpcClient,
+    deployment: Deployment,
+    poll_id: int | None = None,
+    *,
+    workers: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> ChainSnapshot:
+    """Every Veche event of the deployment (or of one poll) up to the current head.
+
+    `progress(done, total)` is told as block ranges of the bulk phase complete.
+    """
     chain_id = client.chain_id()
     head = client.block_number()
     poll_topic = None if poll_id is None else "0x" + poll_id.to_bytes(32, "big").hex()
@@ -74,20 +101,11 @@ def read_snapshot(client: RpcClient, deployment: Deployment, poll_id: int | None
     def record(pid: int) -> PollRecord:
         return polls.setdefault(pid, PollRecord(pid))
 
-    poll_book_topics = [["0x" + spec.topic0.hex() for spec in events.POLL_BOOK_EVENTS]]
+    few = [spec for spec in events.POLL_BOOK_EVENTS if spec not in BULK_EVENTS]
+    poll_book_topics: list[Any] = [["0x" + spec.topic0.hex() for spec in few]]
     if poll_topic:
         poll_book_topics.append(poll_topic)
-    ballot_topic = "0x" + events.BALLOT_CAST.topic0.hex()
     for log in client.iter_logs(deployment.poll_book, poll_book_topics, deployment.start_block, head):
-        topics = log.get("topics") or [None]
-        if topics[0] == ballot_topic and len(topics) == 3:
-            # The bulk of a poll: kept raw here, decoded with the signature checks in the
-            # verifier's worker processes (see work.examine_ballots).
-            try:
-                record(int(topics[1], 16)).raw_ballots.append(raw_ballot(log))
-                continue
-            except (KeyError, TypeError, ValueError):
-                pass  # malformed: decode_log below says how
         event = _decode_noting(log, undecodable)
         if event is None:
             continue
@@ -98,8 +116,6 @@ def read_snapshot(client: RpcClient, deployment: Deployment, poll_id: int | None
                 poll.created = {**args, "block": event.block_number}
             else:
                 poll.undecodable.append("a second PollCreated for the same poll id")
-        elif event.name == "TokenIssued":
-            poll.issuances.append((args["pseudonym"], args["stratum"]))
         elif event.name == "BallotRejected":
             poll.rejected.append({**args, "block": event.block_number})
         elif event.name == "KeyShareSubmitted":
@@ -123,15 +139,25 @@ def read_snapshot(client: RpcClient, deployment: Deployment, poll_id: int | None
         elif event.name == "PointsDonated":
             balances[resident] -= args["amount"]
 
+    from . import work  # the bulk phase runs in worker processes
+
+    stamps: dict[int, int] = {}
+    for part in work.scan(client.url, deployment, polls, poll_topic, head, workers, progress):
+        stamps.update(part.block_timestamps)
+        undecodable.extend(part.undecodable)
+        for pid, stratum_counts in part.issued.items():
+            record(pid).issued.update(stratum_counts)
+        for pid, examined in part.examined.items():
+            record(pid).examined.extend(examined)
     for poll in polls.values():
         poll.undecodable.extend(undecodable)
-    blocks = {log[2] for poll in polls.values() for log in poll.raw_ballots}
+        poll.examined.sort(key=lambda e: (e.block_number, e.ballot.log_index if e.ballot else -1))
     return ChainSnapshot(
         deployment=deployment,
         chain_id=chain_id,
         head=head,
         polls=polls,
-        block_timestamps=client.block_timestamps(sorted(blocks)),
+        block_timestamps=stamps,
         balances_by_events=dict(balances),
     )
 
@@ -145,19 +171,8 @@ def _decode_noting(log: dict, undecodable: list[str]) -> events.DecodedEvent | N
         return None
 
 
-def raw_ballot(log: dict) -> tuple:
-    """What a worker needs of a BallotCast log: (topics, data, block, log index, tx hash)."""
-    return (tuple(log["topics"]), log["data"], int(log["blockNumber"], 16), log["logIndex"], log["transactionHash"])
-
-
-def decode_ballot(raw: tuple) -> CastBallot:
-    """A BallotCast log kept by read_snapshot, decoded (EncodingError if malformed)."""
-    topics, data, block_number, log_index, transaction_hash = raw
-    event = events.decode_log(
-        {"topics": list(topics), "data": data, "blockNumber": hex(block_number), "logIndex": log_index, "transactionHash": transaction_hash}
-    )
-    if event.name != "BallotCast":
-        raise EncodingError("not a BallotCast log")
+def decode_ballot(event: events.DecodedEvent) -> CastBallot:
+    """A decoded BallotCast event as the verifier's record."""
     args = event.args
     return CastBallot(
         token=args["token"],

@@ -7,7 +7,6 @@ A check that cannot run (the poll is not closed, its inputs are unusable) fails 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,7 +151,6 @@ def verify_poll(
     *,
     workers: int = 1,
     dataset: list[DatasetRow] | None = None,
-    progress: Callable[[int], None] | None = None,
 ) -> PollVerdict:
     """Checks 1–10 and 12 for one poll (11 is receipt mode)."""
     poll = snapshot.polls.get(poll_id) or PollRecord(poll_id)
@@ -165,19 +163,12 @@ def verify_poll(
     verdict.option_count = created["optionCount"]
     deployment = snapshot.deployment
 
-    # Checks 2 and 3: decode every BallotCast and check its two signatures (in parallel).
-    context = work.SignatureContext(
-        chain_id=deployment.chain_id,
-        poll_book=deployment.poll_book,
-        poll_id=poll_id,
-        issuer_keys=issuer_keys,
-        domain=poll_book_domain(deployment.chain_id, deployment.poll_book),
-    )
-    examined = work.run(work.examine_ballots, context, poll.raw_ballots, workers, progress)
-    undecodable = [f"block {raw[2]}: {t}" for raw, (b, t, _) in zip(poll.raw_ballots, examined) if b is None]
-    found = sorted(((b, t, s) for b, t, s in examined if b is not None), key=lambda item: item[0].position)
-    ballots = [b for b, _, _ in found]
-    findings = [(t, s) for _, t, s in found]
+    # Checks 2 and 3: every BallotCast was decoded and its two signatures checked by the workers
+    # that read it (work.scan_range).
+    undecodable = [f"block {e.block_number}: {e.token_error}" for e in poll.examined if e.ballot is None]
+    found = [e for e in poll.examined if e.ballot is not None]  # in chain order
+    ballots = [e.ballot for e in found]
+    findings = [(e.token_error, e.signature_error) for e in found]
     verdict.ballots = ballots
     token_failures = undecodable + [f"{b.token} #{b.sequence}: {t}" for b, (t, _) in zip(ballots, findings) if t]
     signature_failures = undecodable + [f"{b.token} #{b.sequence}: {s}" for b, (_, s) in zip(ballots, findings) if s]
@@ -231,7 +222,7 @@ def verify_poll(
     )
 
     # Check 6: per stratum, counted ballots ≤ issued tokens.
-    issued = Counter(stratum for _, stratum in poll.issuances)
+    issued = poll.issued
     per_stratum = Counter(b.stratum for b in counted)
     over = [f"stratum {s}: {c} counted ballots, {issued.get(s, 0)} tokens issued" for s, c in sorted(per_stratum.items()) if c > issued.get(s, 0)]
     verdict.checks.append(_result(6, over, f"{len(counted)} counted ≤ {sum(issued.values())} issued", {"issued": sum(issued.values()), "counted": len(counted)}))
@@ -246,7 +237,7 @@ def verify_poll(
         choices: list[Any] = []
     else:
         decryption = work.DecryptionContext(secret, created["optionCount"], created["maxChoices"])
-        choices = work.run(work.decrypt_choices, decryption, [b.ciphertext for b in counted], workers, progress)
+        choices = work.run(work.decrypt_choices, decryption, [b.ciphertext for b in counted], workers)
         verdict.invalid = [
             {"token": b.token, "sequence": b.sequence, "block": b.block_number, "reason": c}
             for b, c in zip(counted, choices) if isinstance(c, str)
@@ -363,13 +354,14 @@ def check_points_for_poll(poll: PollRecord) -> CheckResult:
     if poll.created is None:
         return _cannot_run(12, "no poll parameters")
     credited = sum(amount for _, amount in poll.credits)
-    expected = len(poll.issuances) * poll.created["points"]
+    tokens = sum(poll.issued.values())
+    expected = tokens * poll.created["points"]
     failures = []
     if credited != expected:
-        failures.append(f"credited {credited} points; {len(poll.issuances)} tokens × {poll.created['points']} = {expected}")
+        failures.append(f"credited {credited} points; {tokens} tokens × {poll.created['points']} = {expected}")
     residents = Counter(resident for resident, _ in poll.credits)
     failures += [f"{r} credited {c} times" for r, c in residents.items() if c > 1]
-    return _result(12, failures, f"{credited} points for {len(poll.issuances)} tokens", {"credited": credited, "tokens": len(poll.issuances)})
+    return _result(12, failures, f"{credited} points for {tokens} tokens", {"credited": credited, "tokens": tokens})
 
 
 # --- receipt mode and the points audit ---------------------------------------------------------

@@ -23,7 +23,7 @@ from veche_core.receipt import Receipt
 from veche_core.rpc import RpcClient
 
 from . import checks, report, work
-from .chain import balances, has_role, read_snapshot
+from .chain import ChainSnapshot, balances, has_role, read_snapshot
 
 EXIT_PASS, EXIT_FAIL, EXIT_UNVERIFIED = 0, 1, 2
 
@@ -45,18 +45,21 @@ class Context:
     def status(self, message: str):
         return self.err.status(message) if not self.as_json and self.err.is_terminal else _Nothing()
 
-    def verify(self, snapshot, poll_id: int, dataset=None) -> checks.PollVerdict:
-        """verify_poll with a progress bar (on a terminal) over its per-ballot work."""
-        poll = snapshot.polls.get(poll_id)
-        total = 2 * len(poll.raw_ballots) if poll else 0  # signatures, then (at most) decryption
-        if self.as_json or not self.err.is_terminal or total < 10_000:
-            return checks.verify_poll(snapshot, poll_id, workers=self.workers, dataset=dataset)
+    def read(self, client: RpcClient, poll_id: int | None = None) -> ChainSnapshot:
+        """read_snapshot, with a progress bar (on a terminal) over the bulk of the logs."""
+        what = "every poll" if poll_id is None else f"poll {poll_id}"
+        if self.as_json or not self.err.is_terminal:
+            return read_snapshot(client, self.deployment, poll_id, workers=self.workers)
         with Progress(*Progress.get_default_columns(), console=self.err, transient=True) as bar:
-            task = bar.add_task(f"poll {poll_id}: checking ballots", total=total)
-            verdict = checks.verify_poll(
-                snapshot, poll_id, workers=self.workers, dataset=dataset, progress=lambda n: bar.advance(task, n)
+            task = bar.add_task(f"{what}: reading and checking ballots", total=None)
+            return read_snapshot(
+                client, self.deployment, poll_id, workers=self.workers,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
-        return verdict
+
+    def verify(self, snapshot: ChainSnapshot, poll_id: int, dataset=None) -> checks.PollVerdict:
+        with self.status(f"poll {poll_id}: counting…"):
+            return checks.verify_poll(snapshot, poll_id, workers=self.workers, dataset=dataset)
 
     def finish(self, payload: dict, passed: bool) -> None:
         if self.as_json:
@@ -135,8 +138,8 @@ def _load_dataset(path: str) -> list[dataset_format.DatasetRow]:
 def poll_command(obj: Context, poll_id: int, dataset_file: str | None):
     """Every numbered check for one poll, the recomputed and the published tally."""
     rows = _load_dataset(dataset_file) if dataset_file else None
-    with obj.client() as client, obj.status(f"reading poll {poll_id}…"):
-        snapshot = read_snapshot(client, obj.deployment, poll_id)
+    with obj.client() as client:
+        snapshot = obj.read(client, poll_id)
     verdict = obj.verify(snapshot, poll_id, rows)
     if not obj.as_json:
         report.print_poll(obj.out, verdict)
@@ -148,8 +151,8 @@ def poll_command(obj: Context, poll_id: int, dataset_file: str | None):
 @_guard
 def all_command(obj: Context):
     """Every numbered check for every poll of the deployment."""
-    with obj.client() as client, obj.status("reading every poll…"):
-        snapshot = read_snapshot(client, obj.deployment)
+    with obj.client() as client:
+        snapshot = obj.read(client)
     verdicts = [obj.verify(snapshot, pid) for pid in sorted(snapshot.polls)]
     if not obj.as_json:
         for verdict in verdicts:
@@ -167,8 +170,8 @@ def all_command(obj: Context):
 def receipt_command(obj: Context, receipt_file: str):
     """Check a resident's receipt: the relay's signature, and its ballot counted or superseded."""
     receipt = Receipt.from_json(Path(receipt_file).read_text())
-    with obj.client() as client, obj.status("reading the poll…"):
-        snapshot = read_snapshot(client, obj.deployment, receipt.poll_id)
+    with obj.client() as client:
+        snapshot = obj.read(client, receipt.poll_id)
         authorised = has_role(client, obj.deployment.poll_book, "RELAYER_ROLE", receipt.relayer)
     verdict = obj.verify(snapshot, receipt.poll_id)
     result = checks.check_receipt(snapshot, verdict, receipt, authorised)
@@ -185,8 +188,8 @@ def receipt_command(obj: Context, receipt_file: str):
 def dataset_command(obj: Context, poll_id: int, dataset_file: str):
     """Compare the city's anonymised dataset (CSV or JSON) with the chain (check 10)."""
     rows = _load_dataset(dataset_file)
-    with obj.client() as client, obj.status(f"reading poll {poll_id}…"):
-        snapshot = read_snapshot(client, obj.deployment, poll_id)
+    with obj.client() as client:
+        snapshot = obj.read(client, poll_id)
     verdict = obj.verify(snapshot, poll_id, rows)
     result = next(c for c in verdict.checks if c.number == 10)
     if not obj.as_json:
@@ -201,8 +204,8 @@ def dataset_command(obj: Context, poll_id: int, dataset_file: str):
 @_guard
 def points_command(obj: Context):
     """Audit points: credits per poll against issued tokens × points; balances against events."""
-    with obj.client() as client, obj.status("reading points…"):
-        snapshot = read_snapshot(client, obj.deployment)
+    with obj.client() as client:
+        snapshot = obj.read(client)
         on_chain = balances(client, obj.deployment.city_points, sorted(snapshot.balances_by_events))
     result = checks.check_points(snapshot, on_chain)
     if not obj.as_json:

@@ -1,37 +1,63 @@
-"""The verifier's per-ballot cryptography, spread over the machine's cores.
+"""The verifier's bulk work, spread over the machine's cores.
 
-Two passes, each a pure function of (poll context, ballots): decoding and signatures (checks 2
-and 3) for every cast ballot, then decryption (check 8) for the counted ones only. Small polls run in
-process; large ones in a process pool whose workers get the poll context once.
+Two passes, each a pure function of a context and its inputs:
+- scan_range: read one block range's TokenIssued and BallotCast logs from the node, decode them
+  and check every ballot's two signatures (checks 2 and 3). Each worker reads its own range, so
+  JSON parsing and decoding scale with the cores, not only the cryptography.
+- decrypt_choices: open and decode the counted ballots (check 8), once the key is rebuilt.
+Small jobs run in this process; large ones in a process pool whose workers get the context once.
 """
 
 from __future__ import annotations
 
 import os
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from veche_core import plaintext, sealing
-from veche_core.token import verify_token_signature
+from veche_core import events, plaintext, sealing
 from veche_core.blind_rsa import PublicKey
-from veche_core.errors import VecheError
-from veche_core.typed_data import Domain, ballot_digest, recover_signer_bytes
+from veche_core.deployment import Deployment
+from veche_core.errors import EncodingError, VecheError
+from veche_core.rpc import RpcClient
+from veche_core.token import verify_token_signature
+from veche_core.typed_data import Domain, ballot_digest, poll_book_domain, recover_signer_bytes
 
-from .chain import CastBallot, decode_ballot
+from .chain import CastBallot, Examined, PollRecord, decode_ballot
 
 IN_PROCESS_BELOW = 2_000
 CHUNK = 2_000
+RANGES_PER_WORKER = 4  # smaller ranges than workers: a busy range does not leave a core idle
 
 
 @dataclass(frozen=True)
 class SignatureContext:
-    chain_id: int
-    poll_book: str
+    """What checking one poll's ballot signatures needs."""
+
     poll_id: int
     issuer_keys: tuple[PublicKey | None, ...]  # None where a key does not decode (check 1 fails)
+
+
+@dataclass(frozen=True)
+class ScanContext:
+    rpc_url: str
+    chain_id: int
+    poll_book: str
     domain: Domain
+    polls: dict[int, SignatureContext]
+    poll_topic: str | None  # one poll, or every poll
+
+
+@dataclass
+class ScanPart:
+    """What one block range holds, per poll."""
+
+    issued: dict[int, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    examined: dict[int, list[Examined]] = field(default_factory=lambda: defaultdict(list))
+    block_timestamps: dict[int, int] = field(default_factory=dict)
+    undecodable: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -42,6 +68,7 @@ class DecryptionContext:
 
 
 _context: Any = None
+_clients: dict[str, RpcClient] = {}
 
 
 def _set_context(context: Any) -> None:
@@ -49,40 +76,98 @@ def _set_context(context: Any) -> None:
     _context = context
 
 
-def examine_ballots(raw_logs: Sequence[tuple]) -> list[tuple[CastBallot | None, str | None, str | None]]:
-    """Per raw BallotCast log: (the decoded ballot or None, check 2 failure, check 3 failure).
+def decode_issuer_keys(encoded: Sequence[bytes]) -> tuple[PublicKey | None, ...]:
+    keys: list[PublicKey | None] = []
+    for key in encoded:
+        try:
+            keys.append(PublicKey.decode(key))
+        except VecheError:
+            keys.append(None)
+    return tuple(keys)
 
-    An undecodable log comes back as (None, reason, reason): it fails both checks.
-    """
-    ctx: SignatureContext = _context
+
+def scan(
+    rpc_url: str,
+    deployment: Deployment,
+    polls: dict[int, PollRecord],
+    poll_topic: str | None,
+    head: int,
+    workers: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[ScanPart]:
+    """The bulk events of [start block, head], read and checked in `workers` processes."""
+    context = ScanContext(
+        rpc_url=rpc_url,
+        chain_id=deployment.chain_id,
+        poll_book=deployment.poll_book,
+        domain=poll_book_domain(deployment.chain_id, deployment.poll_book),
+        polls={
+            pid: SignatureContext(pid, decode_issuer_keys(poll.created["issuerKeys"]))
+            for pid, poll in polls.items() if poll.created
+        },
+        poll_topic=poll_topic,
+    )
+    start = deployment.start_block
+    pieces = 1 if workers <= 1 else max(1, min(workers * RANGES_PER_WORKER, head - start + 1))
+    size = -(-(head - start + 1) // pieces) if head >= start else 1
+    ranges = [(lo, min(lo + size - 1, head)) for lo in range(start, head + 1, size)]
+    return run_jobs(scan_range, context, ranges, workers, progress)
+
+
+def scan_range(bounds: tuple[int, int]) -> ScanPart:
+    """Read, decode and check the TokenIssued and BallotCast logs of one block range."""
+    ctx: ScanContext = _context
+    client = _clients.get(ctx.rpc_url) or _clients.setdefault(ctx.rpc_url, RpcClient(ctx.rpc_url))
+    topics: list[Any] = [["0x" + events.TOKEN_ISSUED.topic0.hex(), "0x" + events.BALLOT_CAST.topic0.hex()]]
+    if ctx.poll_topic:
+        topics.append(ctx.poll_topic)
     poll_book = bytes.fromhex(ctx.poll_book[2:])
-    out: list[tuple[CastBallot | None, str | None, str | None]] = []
-    for raw in raw_logs:
+    part = ScanPart()
+    for log in client.iter_logs(ctx.poll_book, topics, *bounds):
         try:
-            ballot = decode_ballot(raw)
-        except VecheError as exc:
-            out.append((None, f"undecodable BallotCast: {exc}", f"undecodable BallotCast: {exc}"))
+            event = events.decode_log(log)
+        except EncodingError as exc:
+            part.undecodable.append(f"block {log.get('blockNumber')}: {exc}")
             continue
-        token = bytes.fromhex(ballot.token[2:])  # raw bytes: no checksumming per ballot
-        stratum, credential = ballot.stratum, ballot.token_signature
-        token_error = None
-        key = ctx.issuer_keys[stratum] if stratum < len(ctx.issuer_keys) else None
-        if key is None:
-            token_error = f"no usable issuer key for stratum {stratum}"
+        poll_id = event.args["pollId"]
+        if event.name == "TokenIssued":
+            part.issued[poll_id][event.args["stratum"]] += 1
+            continue
+        ballot = decode_ballot(event)
+        poll = ctx.polls.get(poll_id)
+        if poll is None:
+            finding = Examined(ballot, "the poll has no parameters", "the poll has no parameters", ballot.block_number)
         else:
-            try:
-                verify_token_signature(key, ctx.chain_id, poll_book, ctx.poll_id, stratum, token, credential)
-            except VecheError as exc:
-                token_error = str(exc)
-        signature_error = None
+            finding = _examine(ballot, poll, ctx, poll_book)
+        part.examined[poll_id].append(finding)
+    blocks = sorted({e.block_number for found in part.examined.values() for e in found})
+    part.block_timestamps = client.block_timestamps(blocks)
+    part.issued, part.examined = dict(part.issued), dict(part.examined)
+    return part
+
+
+def _examine(ballot: CastBallot, poll: SignatureContext, ctx: ScanContext, poll_book: bytes) -> Examined:
+    """Check 2 (the issuer's RSA signature on the token) and check 3 (the token key's EIP-712
+    signature) for one ballot."""
+    token = bytes.fromhex(ballot.token[2:])  # raw bytes: no checksumming per ballot
+    stratum, credential = ballot.stratum, ballot.token_signature
+    token_error = None
+    key = poll.issuer_keys[stratum] if stratum < len(poll.issuer_keys) else None
+    if key is None:
+        token_error = f"no usable issuer key for stratum {stratum}"
+    else:
         try:
-            digest = ballot_digest(ctx.domain, ctx.poll_id, token, ballot.sequence, stratum, ballot.ciphertext, credential)
-            if recover_signer_bytes(digest, ballot.signature) != token:
-                signature_error = "the signature recovers another address"
-        except (VecheError, ValueError) as exc:
-            signature_error = str(exc)
-        out.append((ballot, token_error, signature_error))
-    return out
+            verify_token_signature(key, ctx.chain_id, poll_book, poll.poll_id, stratum, token, credential)
+        except VecheError as exc:
+            token_error = str(exc)
+    signature_error = None
+    try:
+        digest = ballot_digest(ctx.domain, poll.poll_id, token, ballot.sequence, stratum, ballot.ciphertext, credential)
+        if recover_signer_bytes(digest, ballot.signature) != token:
+            signature_error = "the signature recovers another address"
+    except (VecheError, ValueError) as exc:
+        signature_error = str(exc)
+    return Examined(ballot, token_error, signature_error, ballot.block_number)
 
 
 def decrypt_choices(ciphertexts: Sequence[bytes]) -> list[tuple[int, ...] | str]:
@@ -98,34 +183,38 @@ def decrypt_choices(ciphertexts: Sequence[bytes]) -> list[tuple[int, ...] | str]
     return out
 
 
-def run(
-    function: Callable[[Sequence[Any]], list[Any]],
+def run_jobs(
+    function: Callable[[Any], Any],
     context: Any,
-    items: Sequence[Any],
+    jobs: Sequence[Any],
     workers: int,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[Any]:
-    """`function` over `items` in chunks, in `workers` processes (in process when small).
-
-    `progress(n)` is called as each chunk of n items completes, for a progress bar.
-    """
-    if workers <= 1 or len(items) < IN_PROCESS_BELOW:
+    """`function` over `jobs`, in `workers` processes (in this one for a single job or worker)."""
+    results: list[Any] = []
+    if workers <= 1 or len(jobs) <= 1:
         _set_context(context)
         try:
-            results = function(items)
+            for job in jobs:
+                results.append(function(job))
+                if progress:
+                    progress(len(results), len(jobs))
         finally:
             _set_context(None)
-        if progress:
-            progress(len(items))
         return results
-    chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
-    results: list[Any] = []
-    with ProcessPoolExecutor(max_workers=workers, initializer=_set_context, initargs=(context,)) as pool:
-        for part in pool.map(function, chunks):
-            results.extend(part)
+    with ProcessPoolExecutor(min(workers, len(jobs)), initializer=_set_context, initargs=(context,)) as pool:
+        for result in pool.map(function, jobs):
+            results.append(result)
             if progress:
-                progress(len(part))
+                progress(len(results), len(jobs))
     return results
+
+
+def run(function: Callable[[Sequence[Any]], list[Any]], context: Any, items: Sequence[Any], workers: int) -> list[Any]:
+    """`function` over `items` in chunks (in this process when there are few)."""
+    small = workers <= 1 or len(items) < IN_PROCESS_BELOW
+    chunks = [items] if small else [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
+    return [result for part in run_jobs(function, context, chunks, workers) for result in part]
 
 
 def default_workers() -> int:
