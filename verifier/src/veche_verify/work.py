@@ -76,6 +76,13 @@ def _set_context(context: Any) -> None:
     _context = context
 
 
+def _start_worker(context: Any) -> None:
+    """A pool worker's start: its context, and no HTTP connection inherited from the parent
+    (a forked keep-alive socket shared by two processes corrupts both streams)."""
+    _clients.clear()
+    _set_context(context)
+
+
 def decode_issuer_keys(encoded: Sequence[bytes]) -> tuple[PublicKey | None, ...]:
     keys: list[PublicKey | None] = []
     for key in encoded:
@@ -202,7 +209,7 @@ def run_jobs(
         finally:
             _set_context(None)
         return results
-    with ProcessPoolExecutor(min(workers, len(jobs)), initializer=_set_context, initargs=(context,)) as pool:
+    with ProcessPoolExecutor(min(workers, len(jobs)), initializer=_start_worker, initargs=(context,)) as pool:
         for result in pool.map(function, jobs):
             results.append(result)
             if progress:
