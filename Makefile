@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(BIN):$(PATH)
 GETH_VERSION := v1.13.15
 GETH := $(HOME)/.cache/veche/geth-$(GETH_VERSION)/geth
 
-.PHONY: all install test demo bench compile solc-front geth clean help
+.PHONY: all install test demo bench compile solc-front geth web browser clean help
 
 all: install
 
@@ -23,6 +23,8 @@ help:
 	@echo "make bench    run the benchmarks and rewrite docs/benchmarks.md"
 	@echo "make install  only install the toolchain (Python venv, npm tools, solc front)"
 	@echo "make geth     build go-ethereum $(GETH_VERSION) for the validator network (needs Go)"
+	@echo "make web      build the web pages (web/dist/, served by the API at / and /results)"
+	@echo "make browser  install Debian's chromium and chromium-driver for the browser tests"
 
 install: $(VENV)/.installed node_modules/.installed solc-front compile
 
@@ -63,11 +65,11 @@ test: install
 	@$(BIN)/ape test tests -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no tests were collected"; exit 0; fi; exit $$rc
 
-demo: install
+demo: install web
 	$(BIN)/python scripts/demo.py
 
 bench: install
 	$(BIN)/python scripts/bench.py
 
 clean:
-	rm -rf .build contracts/.cache .pytest_cache .hypothesis
+	rm -rf .build contracts/.cache .pytest_cache .hypothesis web/dist test-artifacts

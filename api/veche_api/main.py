@@ -25,7 +25,7 @@ from .deps import AppState
 from .metrics import Metrics
 from .ratelimit import RateLimiter
 from .relay import Relay
-from .routes import admin, ballots, health, points, polls, residents, results, tokens
+from .routes import admin, ballots, health, points, polls, residents, results, tokens, web
 
 log = logging.getLogger("veche_api")
 
@@ -122,7 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (health, residents, polls, tokens, ballots, points, results, admin):
+    for module in (health, residents, polls, tokens, ballots, points, results, admin, web):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app
