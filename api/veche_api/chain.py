@@ -80,6 +80,8 @@ class Chain:
         self.w3 = make_web3(rpc_url)
         self.poll_book, self.city_points = bind(self.w3, deployment)
         self.chain_id = deployment.chain_id
+        self.poll_book_address = to_checksum_address(deployment.poll_book)
+        self.poll_book_bytes = bytes.fromhex(self.poll_book_address[2:])
         self.poll_domain: Domain = poll_book_domain(deployment.chain_id, deployment.poll_book)
         self.points_domain: Domain = city_points_domain(deployment.chain_id, deployment.city_points)
         self._time_ttl = time_ttl
@@ -98,6 +100,14 @@ class Chain:
         actual = self.w3.eth.chain_id
         if actual != self.chain_id:
             raise RuntimeError(f"node chain id {actual} != deployment chain id {self.chain_id}")
+
+    def cached_now(self) -> int | None:
+        """The cached chain time while it is fresh, else None (the caller then calls `now`,
+        which reads the node: off the event loop, as it may block)."""
+        cached = self._time
+        if cached and time.monotonic() - cached[0] < self._time_ttl:
+            return cached[1]
+        return None
 
     def now(self) -> int:
         """The chain's clock: the latest block's timestamp (reused for `time_ttl` seconds)."""

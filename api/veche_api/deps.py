@@ -19,9 +19,11 @@ from .core.config import Settings
 from .core.db import Database
 from .core.security import Keys
 from .errors import ApiError
+from .fast import DigestSigner
 from .metrics import Metrics
 from .models import IssuerKey, Poll
 from .ratelimit import RateLimiter
+from .writer import GroupWriter
 
 
 @dataclass(frozen=True)
@@ -52,9 +54,14 @@ class AppState:
     relay: object | None = None
     issuance_limit: RateLimiter | None = None
     ballot_limit: RateLimiter | None = None
+    writer: GroupWriter | None = None  # group commit of ballots and issuances
+    receipt_signer: DigestSigner | None = None  # the relayer key, for receipts
+    relayer_address: str = ""
+    relay_lock: object | None = None  # held while this process runs the relay
     _polls: dict[int, PollInfo] = field(default_factory=dict)
     _private: dict[tuple[int, int], blind_rsa.PrivateKey] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _key_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def poll_info(self, poll_id: int) -> PollInfo:
         found = self._polls.get(poll_id)
@@ -90,6 +97,13 @@ class AppState:
         found = self._private.get((poll_id, stratum))
         if found:
             return found
+        with self._key_lock:  # opening a key takes ~0.1 s: once, not once per waiting request
+            found = self._private.get((poll_id, stratum))
+            if found:
+                return found
+            return self._open_issuer_key(poll_id, stratum)
+
+    def _open_issuer_key(self, poll_id: int, stratum: int) -> blind_rsa.PrivateKey:
         with self.db.session() as session:
             row = session.get(IssuerKey, (poll_id, stratum))
         if row is None:
@@ -100,7 +114,7 @@ class AppState:
         return key
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:  # async: no thread-pool hop per request
     return request.app.state.veche
 
 

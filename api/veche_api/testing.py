@@ -112,8 +112,10 @@ class ThreadServer:
 class ProcessServer:
     """`uvicorn --factory veche_api.main:create_app` as a subprocess, for kill -9 tests."""
 
-    def __init__(self, env: dict[str, str], port: int | None = None, log_path: Path | None = None) -> None:
+    def __init__(self, env: dict[str, str], port: int | None = None, log_path: Path | None = None,
+                 workers: int = 1) -> None:
         self.env = {**os.environ, **env}
+        self.workers = workers
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -123,7 +125,8 @@ class ProcessServer:
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "veche_api.main:create_app",
-             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
+             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
+             *(["--workers", str(self.workers)] if self.workers > 1 else [])],
             env=self.env, stdout=out, stderr=out, start_new_session=True,
         )
         deadline = time.monotonic() + timeout

@@ -52,11 +52,22 @@ class Settings(BaseSettings):
     # Relay
     relay_enabled: bool = True
     batch_size: int = 500
+    # Encoded castBallots calldata per transaction: geth's pool refuses transactions over 128 KiB
+    # (a 500-ballot batch is ~280 KB), so a batch is also cut by size.
+    max_batch_bytes: int = 120_000
+    # Gas limit of a ballot batch: 80,000 + ballot_gas per ballot + 24 per calldata byte (no
+    # eth_estimateGas on the hot path; a batch that reverts is simulated before it is retried).
+    ballot_gas: int = 34_000
     batch_interval: float = 1.0  # seconds: the longest a ballot waits for a fuller batch
-    max_in_flight: int = 4  # unconfirmed transactions per sender before new batches wait
+    # Unconfirmed transactions per sender before new batches wait: at 1,000 ballots/s, batches
+    # of ~200 and one-second blocks, about five are mined per block and as many wait for the next.
+    max_in_flight: int = 16
     resend_after: float = 10.0  # seconds before an unmined transaction is broadcast again
     receipt_poll: float = 0.05
     chain_time_ttl: float = 0.5  # seconds a read block timestamp is reused
+
+    # Threads for the synchronous routes (token issuance, admin, reads); see main.lifespan.
+    sync_threads: int = 8
 
     # Abuse limits
     max_body_bytes: int = 16_384

@@ -2,12 +2,16 @@
 
 SQLite allows one writer at a time; instead of letting concurrent threads collide on the
 database lock (an upgrade from a read to a write transaction fails at once with SQLITE_BUSY in
-WAL mode), every write transaction in the process takes `Database.writing()`, a process-wide
-lock. PostgreSQL needs no such lock: its row locks and unique constraints do the work.
+WAL mode), every write transaction takes `Database.writing()` — a re-entrant lock in the
+process plus an exclusive flock shared by all processes on the file (several uvicorn workers) —
+and starts with `BEGIN IMMEDIATE`.
+PostgreSQL needs neither: its row locks and unique constraints do the work.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -23,6 +27,39 @@ def normalise_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
     return url
+
+
+class _WriteLock:
+    """SQLite's one writer, made explicit: a re-entrant lock within the process, and around the
+    outermost hold an exclusive `flock` on `<database>.write.lock`, shared by every process on
+    the file. Without the flock, writers of several processes (uvicorn workers) meet in
+    SQLite's busy handler, which polls with sleeps of 1 to 100 ms; a blocked flock wakes the
+    moment the lock is released. (In-memory databases have no other process: no flock.)"""
+
+    def __init__(self, path: str | None) -> None:
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._path = f"{path}.write.lock" if path and path != ":memory:" else None
+        self._fd: int | None = None
+
+    def __enter__(self):
+        self._lock.acquire()
+        if self._depth == 0 and self._path is not None:
+            try:
+                if self._fd is None:
+                    self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except BaseException:
+                self._lock.release()
+                raise
+        self._depth += 1
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._lock.release()
 
 
 class Database:
@@ -52,13 +89,20 @@ class Database:
             self.engine = create_engine(
                 self.url, pool_size=20, max_overflow=20, pool_pre_ping=True
             )
-        self._write_lock = threading.RLock() if self.is_sqlite else None
+        self._write_lock = _WriteLock(self.engine.url.database) if self.is_sqlite else None
 
     def create_all(self) -> None:
         from .. import models  # noqa: F401  (registers the tables)
 
-        with self.writing():
-            SQLModel.metadata.create_all(self.engine)
+        # Several worker processes start at once: create the tables under a database-wide lock
+        # so that two of them do not both find a table missing and both create it.
+        with self.writing(), self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7365080281948749)")
+            SQLModel.metadata.create_all(conn)
+            conn.commit()
 
     def writing(self):
         """Hold this around a whole read-check-write transaction (a no-op on PostgreSQL)."""
@@ -72,6 +116,8 @@ class Database:
     @contextmanager
     def write_session(self) -> Iterator[Session]:
         with self.writing(), Session(self.engine, expire_on_commit=False) as session:
+            if self.is_sqlite:
+                session.connection().exec_driver_sql("BEGIN IMMEDIATE")
             yield session
 
     def dispose(self) -> None:

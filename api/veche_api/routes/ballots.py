@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from functools import partial
 
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
-from sqlalchemy import update
+from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import select
+from starlette.concurrency import run_in_threadpool
 
 from veche_core import token as token_mod
 from veche_core.ballot import Ballot
 from veche_core.errors import SignatureError
-from veche_core.receipt import Receipt, sign_receipt
+from veche_core.receipt import RECEIPT_FORMAT_VERSION, Receipt
 
+from .. import fast
 from ..deps import SessionDep, StateDep
 from ..errors import ApiError
 from ..models import Ballot as BallotRow
@@ -27,11 +33,21 @@ _STALE = ("ballot.stale_sequence", 409, "the sequence is not above the token's l
 
 
 @router.post("", status_code=202, response_model=BallotStatus)
-def cast_ballot(body: BallotIn, state: StateDep) -> JSONResponse:
+async def cast_ballot(body: BallotIn, state: StateDep) -> JSONResponse:
+    return JSONResponse(await accept_ballot(state, body), status_code=202)
+
+
+async def accept_ballot(state, body: BallotIn) -> dict:
+    """Check, persist, sign: the 202 body, or ApiError. (Also called by `main.BallotFastPath`,
+    which serves the same route without FastAPI's per-request machinery.)
+
+    Checks and receipt signing run inline on the event loop (~150 µs of CPU, cheaper than a
+    hop to the thread pool); the insert goes to the group-commit writer, and the answer is made
+    only after the transaction that holds the ballot has committed."""
     chain = state.chain
     if body.chain_id is not None and body.chain_id != chain.chain_id:
         raise ApiError("ballot.wrong_chain_id", 422, f"this relay serves chain {chain.chain_id}")
-    info = state.poll_info(body.poll_id)
+    info = state._polls.get(body.poll_id) or await run_in_threadpool(state.poll_info, body.poll_id)
     if body.stratum >= len(info.issuer_keys):
         raise ApiError("ballot.unknown_stratum", 422, "the poll has no such stratum")
     ciphertext = unhex(body.ciphertext)
@@ -42,58 +58,82 @@ def cast_ballot(body: BallotIn, state: StateDep) -> JSONResponse:
         unhex(body.token_signature), unhex(body.signature),
     )
     try:
-        ballot.verify_signature(chain.poll_domain)
+        fast.verify_ballot_signature(ballot, chain.poll_domain)
     except SignatureError:
         raise ApiError("ballot.bad_signature", 422, "the ballot signature does not recover its token") from None
     try:
         token_mod.verify_token_signature(
-            info.issuer_keys[body.stratum], chain.chain_id, chain.deployment.poll_book,
+            info.issuer_keys[body.stratum], chain.chain_id, chain.poll_book_bytes,
             body.poll_id, body.stratum, ballot.token, ballot.token_credential,
         )
     except SignatureError:
         raise ApiError("ballot.bad_token_signature", 422, "the token signature does not verify for this poll and stratum") from None
-    now = chain.now()
+    now = chain.cached_now()
+    if now is None:
+        now = await run_in_threadpool(chain.now)
     if now < info.opens_at:
         raise ApiError("ballot.poll_not_open", 409, "the poll has not opened yet")
     if now >= info.closes_at:
         raise ApiError("ballot.poll_closed", 409, "the poll has closed")
-    state.ballot_limit.hit(f"{body.poll_id}:{ballot.token_address}")
+    token = fast.checksum_address(ballot.token)
+    state.ballot_limit.hit(f"{body.poll_id}:{token}")
 
-    ballot_hash = ballot.hash
+    ballot_hash = "0x" + fast.ballot_hash(ballot).hex()
     accepted_at = int(time.time())
-    relayer = state.keys.relayer
-    receipt = sign_receipt(
-        relayer.key, relayer.address, chain.chain_id, chain.deployment.poll_book, body.poll_id,
-        ballot.token_address, body.sequence, ballot_hash, accepted_at,
+    signature = state.receipt_signer.sign_receipt(
+        chain.poll_domain, body.poll_id, ballot.token, body.sequence, bytes.fromhex(ballot_hash[2:]), accepted_at,
     )
-    row = BallotRow(
-        ballot_hash="0x" + ballot_hash.hex(), poll_id=body.poll_id, token=ballot.token_address,
-        sequence=body.sequence, stratum=body.stratum, ciphertext=ballot.ciphertext,
-        token_credential=ballot.token_credential, signature=ballot.signature,
-        accepted_at=accepted_at, receipt_signature=receipt.signature,
-    )
-    with state.db.write_session() as session:
-        result = session.exec(
-            update(TokenState)
-            .where(
-                TokenState.poll_id == body.poll_id,
-                TokenState.token == ballot.token_address,
-                TokenState.last_sequence < body.sequence,
-            )
-            .values(last_sequence=body.sequence)
-        )
-        if result.rowcount == 0:
-            if session.get(TokenState, (body.poll_id, ballot.token_address)) is not None:
-                raise ApiError(*_STALE)
-            session.add(TokenState(poll_id=body.poll_id, token=ballot.token_address, last_sequence=body.sequence))
-        session.add(row)
-        try:
-            session.commit()  # durable before the answer
-        except IntegrityError:
-            raise ApiError(*_STALE) from None
+    row = {
+        "ballot_hash": ballot_hash, "poll_id": body.poll_id, "token": token, "sequence": body.sequence,
+        "stratum": body.stratum, "ciphertext": ballot.ciphertext, "token_credential": ballot.token_credential,
+        "signature": ballot.signature, "accepted_at": accepted_at, "queued_at": time.time(),
+        "receipt_signature": signature, "status": "accepted",
+    }
+    try:
+        outcome = await asyncio.wrap_future(state.writer.submit(partial(_persist, state.db.is_sqlite, row)))
+    except IntegrityError:  # a concurrent writer (another worker) got the same sequence in first
+        raise ApiError(*_STALE) from None
+    if outcome is not None:
+        raise outcome
     state.metrics.ballots_accepted.inc()
-    out = BallotStatus(ballot_hash=row.ballot_hash, status="accepted", receipt=receipt.to_dict())
-    return JSONResponse(out.model_dump(by_alias=True), status_code=202)
+    receipt = {
+        "version": RECEIPT_FORMAT_VERSION, "chainId": chain.chain_id, "pollBook": chain.poll_book_address,
+        "pollId": body.poll_id, "token": token, "sequence": body.sequence, "ballotHash": ballot_hash,
+        "acceptedAt": accepted_at, "relayer": state.relayer_address, "signature": "0x" + signature.hex(),
+        "transactionHash": None, "blockNumber": None,
+    }
+    return {"ballotHash": ballot_hash, "status": "accepted", "reason": None, "receipt": receipt}
+
+
+def _token_upsert(is_sqlite: bool):
+    table = TokenState.__table__
+    insert = sqlite_insert if is_sqlite else pg_insert
+    statement = insert(table).values(
+        poll_id=bindparam("poll_id"), token=bindparam("token"), last_sequence=bindparam("sequence")
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.poll_id, table.c.token],
+        set_={"last_sequence": statement.excluded.last_sequence},
+        where=table.c.last_sequence < statement.excluded.last_sequence,
+    ).returning(table.c.last_sequence)  # a row if inserted or raised; none if stale (rowcount
+    # is not reliable here: psycopg reports -1 once a RETURNING is involved)
+
+
+_UPSERTS: dict[bool, object] = {}
+_INSERT_BALLOT = BallotRow.__table__.insert()
+
+
+def _persist(is_sqlite: bool, row: dict, conn) -> ApiError | None:
+    """The writer's job for one ballot: raise the token's sequence (insert or conditional update
+    in one statement: nothing is written when the sequence is stale), then queue the ballot."""
+    upsert = _UPSERTS.get(is_sqlite)
+    if upsert is None:
+        upsert = _UPSERTS[is_sqlite] = _token_upsert(is_sqlite)
+    result = conn.execute(upsert, {"poll_id": row["poll_id"], "token": row["token"], "sequence": row["sequence"]})
+    if result.first() is None:
+        return ApiError(*_STALE)
+    conn.execute(_INSERT_BALLOT, row)
+    return None
 
 
 @router.get("/{ballot_hash}", response_model=BallotStatus)

@@ -4,9 +4,12 @@ signature. The issuer learns who asked, never which token it signed."""
 from __future__ import annotations
 
 import time
+from functools import partial
 
 from eth_utils import to_checksum_address
 from fastapi import APIRouter
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
@@ -58,17 +61,34 @@ def create_token(body: IssuanceRequestIn, state: StateDep) -> IssuanceOut:
         blind_signature = blind_rsa.blind_sign(key, blinded)
     except (EncodingError, SignatureError):
         raise ApiError("issuance.bad_blinded_message", 422, "the blinded message is out of range") from None
-    issuance = Issuance(
-        poll_id=body.poll_id,
-        resident=resident_address,
-        stratum=stratum,
-        pseudonym="0x" + state.keys.pseudonym(body.poll_id, resident_address).hex(),
-    )
-    with state.db.write_session() as session:
-        session.add(issuance)
-        try:
-            session.commit()
-        except IntegrityError:
-            raise ApiError("issuance.already_issued", 409, "this resident already has a token for this poll") from None
+    issuance = {
+        "poll_id": body.poll_id, "resident": resident_address, "stratum": stratum,
+        "pseudonym": "0x" + state.keys.pseudonym(body.poll_id, resident_address).hex(),
+        "issued_at": int(time.time()), "status": "pending", "recorded": False, "credited": False,
+    }
+    # Group commit (writer.py): one transaction and one fsync for all the issuances in flight;
+    # the blind signature is returned only once the issuance is durable.
+    try:
+        inserted = state.writer.run(partial(_record, state.db.is_sqlite, issuance))
+    except IntegrityError:
+        inserted = False
+    if not inserted:
+        raise ApiError("issuance.already_issued", 409, "this resident already has a token for this poll")
     state.metrics.tokens_issued.inc()
     return IssuanceOut(poll_id=body.poll_id, stratum=stratum, blind_signature="0x" + blind_signature.hex())
+
+
+_INSERTS: dict[bool, object] = {}
+
+
+def _record(is_sqlite: bool, issuance: dict, conn) -> bool:
+    """The writer's job: insert unless the resident already has a token for the poll (the unique
+    constraint decides, without aborting the group's transaction)."""
+    statement = _INSERTS.get(is_sqlite)
+    if statement is None:
+        insert = sqlite_insert if is_sqlite else pg_insert
+        table = Issuance.__table__
+        statement = _INSERTS[is_sqlite] = insert(table).on_conflict_do_nothing(
+            index_elements=["poll_id", "resident"]
+        ).returning(table.c.id)
+    return conn.execute(statement, issuance).first() is not None
