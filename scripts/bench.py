@@ -58,7 +58,10 @@ def main() -> int:
         started = time.monotonic()
         run = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
         seconds = time.monotonic() - started
-        body = run.stdout.strip()
+        # Keep the figures; drop tool logging (ape prints every confirmed transaction).
+        body = "\n".join(
+            line for line in run.stdout.strip().splitlines() if not line.startswith(("INFO:", "WARNING:"))
+        )
         if run.returncode != 0:
             failed = True
             tail = (run.stderr or run.stdout).strip().splitlines()[-15:]
