@@ -16,6 +16,7 @@ from typing import Any
 from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 from web3 import Web3
+from web3.middleware import ExtraDataToPOAMiddleware
 from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted
 
 from veche_core import events
@@ -28,7 +29,11 @@ from .errors import ApiError
 
 
 def make_web3(url: str) -> Web3:
-    return Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
+    """web3 for any Veche chain: Clique blocks (geth) carry 97 bytes of extra data that web3
+    refuses without the proof-of-authority middleware; anvil's blocks do not mind it."""
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
+    w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+    return w3
 
 
 def _error_selectors() -> dict[bytes, tuple[str, list[str]]]:
