@@ -16,7 +16,6 @@ from veche_core.blind_rsa import PublicKey
 from veche_core.dataset import DatasetRow, dataset_hash
 from veche_core.errors import VecheError
 from veche_core.receipt import Receipt
-from veche_core.typed_data import poll_book_domain
 
 from . import work
 from .chain import CastBallot, ChainSnapshot, PollRecord
@@ -109,10 +108,10 @@ class PollVerdict:
 # --- check 1 -------------------------------------------------------------------------------
 
 
-def check_parameters(poll: PollRecord) -> tuple[CheckResult, tuple[PublicKey | None, ...]]:
+def check_parameters(poll: PollRecord) -> CheckResult:
     created = poll.created
     if created is None:
-        return _cannot_run(1, f"no PollCreated event for poll {poll.poll_id}"), ()
+        return _cannot_run(1, f"no PollCreated event for poll {poll.poll_id}")
     failures = list(poll.undecodable)
     try:
         plaintext.check_poll_options(created["optionCount"], created["maxChoices"])
@@ -122,12 +121,11 @@ def check_parameters(poll: PollRecord) -> tuple[CheckResult, tuple[PublicKey | N
         failures.append("opensAt is not before closesAt")
     if created["electionKey"] == bytes(32):
         failures.append("the election key is zero")
-    keys: list[PublicKey | None] = []
-    for stratum, encoded in enumerate(created["issuerKeys"]):
+    keys = created["issuerKeys"]
+    for stratum, encoded in enumerate(keys):
         try:
-            keys.append(PublicKey.decode(encoded))
+            PublicKey.decode(encoded)
         except VecheError as exc:
-            keys.append(None)
             failures.append(f"issuer key of stratum {stratum} does not decode: {exc}")
     if not keys:
         failures.append("the poll has no issuer keys")
@@ -139,7 +137,7 @@ def check_parameters(poll: PollRecord) -> tuple[CheckResult, tuple[PublicKey | N
     except VecheError as exc:
         failures.append(str(exc))
     counts = {"strata": len(keys), "options": created["optionCount"], "trustees": len(trustees)}
-    return _result(1, failures, "well formed", counts), tuple(keys)
+    return _result(1, failures, "well formed", counts)
 
 
 # --- the whole poll ------------------------------------------------------------------------
@@ -154,7 +152,7 @@ def verify_poll(
 ) -> PollVerdict:
     """Checks 1–10 and 12 for one poll (11 is receipt mode)."""
     poll = snapshot.polls.get(poll_id) or PollRecord(poll_id)
-    check1, issuer_keys = check_parameters(poll)
+    check1 = check_parameters(poll)
     verdict = PollVerdict(poll_id, [check1])
     if not check1.passed and poll.created is None:
         verdict.checks += [_cannot_run(n, "the poll's parameters are missing") for n in (2, 3, 4, 5, 6, 7, 8, 9, 10, 12)]
