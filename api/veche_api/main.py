@@ -64,23 +64,27 @@ class BodyLimit:
             chunks.append(chunk)
             if not message.get("more_body"):
                 break
-        body = b"".join(chunks)
-        sent = False
-
-        async def replay():
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        return await self.app(scope, replay, send)
+        return await self.app(scope, _replaying(b"".join(chunks), receive), send)
 
     async def _refuse(self, send):
         payload = json.dumps(errors.error_body("request.too_large", f"the body exceeds {self.limit} bytes")).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
         await send({"type": "http.response.body", "body": payload})
+
+
+def _replaying(body: bytes, receive):
+    """An ASGI `receive` that hands the app a body already read, then defers to the real one."""
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 class BallotFastPath:
@@ -114,16 +118,7 @@ class BallotFastPath:
             except (ValueError, ValidationError):  # JSONDecodeError is a ValueError
                 body_in = None
         if body_in is None:
-            sent = False
-
-            async def replay():
-                nonlocal sent
-                if not sent:
-                    sent = True
-                    return {"type": "http.request", "body": body, "more_body": False}
-                return await receive()
-
-            return await self.app(scope, replay, send)
+            return await self.app(scope, _replaying(body, receive), send)
         try:
             status, payload, headers = 202, await ballots.accept_ballot(scope["app"].state.veche, body_in), []
         except errors.ApiError as exc:
