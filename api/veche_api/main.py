@@ -29,7 +29,7 @@ from .fast import DigestSigner
 from .metrics import Metrics
 from .ratelimit import RateLimiter
 from .relay import Relay
-from .schemas import BallotIn
+from .schemas import BallotIn, IssuanceRequestIn
 from .routes import admin, ballots, health, points, polls, residents, results, tokens, web
 from .writer import GroupWriter
 
@@ -87,20 +87,26 @@ def _replaying(body: bytes, receive):
     return replay
 
 
-class BallotFastPath:
-    """`POST /ballots` without FastAPI's per-request machinery (routing, dependency solving,
-    a thread-pool hop, response models): at a thousand ballots a second that machinery cost
-    more CPU than the ballot's cryptography. The body is parsed and validated exactly as the
-    FastAPI route does it (`json.loads`, then the same pydantic model), and anything that does
-    not validate — or is not `application/json` — is handed to the FastAPI route unchanged, so
-    every error answer stays byte for byte the route's own. Sits inside BodyLimit."""
+class FastPost:
+    """`POST /ballots` and `POST /tokens` without FastAPI's per-request machinery (routing,
+    dependency solving, a thread-pool hop, response models): at hundreds of requests a second
+    that machinery cost more CPU than a ballot's cryptography. The body is parsed and validated
+    exactly as the FastAPI route does it (`json.loads`, then the same pydantic model), and
+    anything that does not validate — or is not `application/json` — is handed to the FastAPI
+    route unchanged, so every error answer stays byte for byte the route's own. Sits inside
+    BodyLimit."""
+
+    ROUTES = {"/ballots": (BallotIn, ballots.accept_ballot, 202),
+              "/tokens": (IssuanceRequestIn, tokens.issue_token, 201)}
 
     def __init__(self, app) -> None:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/ballots":
+        route = self.ROUTES.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        if route is None:
             return await self.app(scope, receive, send)
+        model, handler, created = route
         content_type = dict(scope.get("headers") or []).get(b"content-type", b"")
         chunks = []
         while True:
@@ -114,13 +120,13 @@ class BallotFastPath:
         body_in = None
         if content_type.split(b";")[0].strip().lower() == b"application/json":
             try:
-                body_in = BallotIn.model_validate(json.loads(body))
+                body_in = model.model_validate(json.loads(body))
             except (ValueError, ValidationError):  # JSONDecodeError is a ValueError
                 body_in = None
         if body_in is None:
             return await self.app(scope, _replaying(body, receive), send)
         try:
-            status, payload, headers = 202, await ballots.accept_ballot(scope["app"].state.veche, body_in), []
+            status, payload, headers = created, await handler(scope["app"].state.veche, body_in), []
         except errors.ApiError as exc:
             status, payload = exc.status, errors.error_body(exc.code, exc.message)
             headers = [(b"retry-after", b"60")] if exc.status == 429 else []
@@ -185,6 +191,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for module in (health, residents, polls, tokens, ballots, points, results, admin, web):
         app.include_router(module.router)
-    app.add_middleware(BallotFastPath)
+    app.add_middleware(FastPost)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)  # outermost: bounds the body first
     return app

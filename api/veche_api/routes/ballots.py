@@ -38,7 +38,7 @@ async def cast_ballot(body: BallotIn, state: StateDep) -> JSONResponse:
 
 
 async def accept_ballot(state, body: BallotIn) -> dict:
-    """Check, persist, sign: the 202 body, or ApiError. (Also called by `main.BallotFastPath`,
+    """Check, persist, sign: the 202 body, or ApiError. (Also called by `main.FastPost`,
     which serves the same route without FastAPI's per-request machinery.)
 
     Checks and receipt signing run inline on the event loop (~150 µs of CPU, cheaper than a

@@ -3,20 +3,23 @@ signature. The issuer learns who asked, never which token it signed."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from functools import partial
 
-from eth_utils import to_checksum_address
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from starlette.concurrency import run_in_threadpool
 
 from veche_core import blind_rsa
 from veche_core.errors import EncodingError, SignatureError
 from veche_core.typed_data import issuance_request_digest, recover_signer
 
+from .. import fast
 from ..deps import StateDep
 from ..eligibility import stratum_of
 from ..errors import ApiError
@@ -25,36 +28,61 @@ from ..schemas import IssuanceOut, IssuanceRequestIn, unhex
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
 
+_ALREADY_ISSUED = ("issuance.already_issued", 409, "this resident already has a token for this poll")
+
+# The resident's district and birth year, and whether they already hold a token for the poll:
+# one indexed read instead of two ORM sessions.
+_RESIDENT, _ISSUANCE = Resident.__table__, Issuance.__table__
+_ELIGIBILITY = select(
+    _RESIDENT.c.district,
+    _RESIDENT.c.birth_year,
+    select(_ISSUANCE.c.id).where(
+        _ISSUANCE.c.poll_id == bindparam("poll_id"), _ISSUANCE.c.resident == _RESIDENT.c.address
+    ).exists().label("issued"),
+).where(_RESIDENT.c.address == bindparam("resident"))
+
 
 @router.post("", status_code=201, response_model=IssuanceOut)
-def create_token(body: IssuanceRequestIn, state: StateDep) -> IssuanceOut:
-    resident_address = to_checksum_address(body.resident)
+async def create_token(body: IssuanceRequestIn, state: StateDep) -> JSONResponse:
+    return JSONResponse(await issue_token(state, body), status_code=201)
+
+
+async def issue_token(state, body: IssuanceRequestIn) -> dict:
+    """Check, sign, persist: the 201 body, or ApiError. (Also served by `main.FastPost`.)
+
+    Everything runs inline on the event loop: the checks and the indexed read take ~0.2 ms and
+    the blind signature ~1.3 ms of CPU under the GIL, so a hop to the thread pool would only add
+    switching. The signature is returned only once the issuance is durable (group commit)."""
+    resident_address = fast.checksum_address(bytes.fromhex(body.resident[2:]))
     blinded = unhex(body.blinded_message)
     if body.deadline < int(time.time()):
         raise ApiError("issuance.expired", 422, "the request's deadline has passed")
-    digest = issuance_request_digest(state.chain.poll_domain, body.poll_id, body.stratum, blinded, body.deadline)
+    chain = state.chain
+    digest = issuance_request_digest(chain.poll_domain, body.poll_id, body.stratum, blinded, body.deadline)
     try:
         signer = recover_signer(digest, unhex(body.signature))
     except SignatureError:
         signer = None
     if signer != resident_address:
         raise ApiError("issuance.bad_signature", 422, "the request is not signed by the resident")
-    info = state.poll_info(body.poll_id)
-    if state.chain.now() >= info.closes_at:
+    info = state._polls.get(body.poll_id) or await run_in_threadpool(state.poll_info, body.poll_id)
+    now = chain.cached_now()
+    if now is None:
+        now = await run_in_threadpool(chain.now)
+    if now >= info.closes_at:
         raise ApiError("poll.closed", 409, "the poll has closed")
-    with state.db.session() as session:
-        resident = session.get(Resident, resident_address)
-        if resident is None:
-            raise ApiError("resident.unknown", 404, "the resident is not enrolled")
-        stratum = stratum_of(info.audience, info.strata, resident, info.opens_at)
-        if body.stratum != stratum:
-            raise ApiError("issuance.wrong_stratum", 422, "the stratum is not the resident's district")
-        if session.exec(
-            select(Issuance.id).where(Issuance.poll_id == body.poll_id, Issuance.resident == resident_address)
-        ).first() is not None:
-            raise ApiError("issuance.already_issued", 409, "this resident already has a token for this poll")
+    with state.db.engine.connect() as conn:
+        resident = conn.execute(_ELIGIBILITY, {"poll_id": body.poll_id, "resident": resident_address}).first()
+    if resident is None:
+        raise ApiError("resident.unknown", 404, "the resident is not enrolled")
+    stratum = stratum_of(info.audience, info.strata, resident, info.opens_at)
+    if body.stratum != stratum:
+        raise ApiError("issuance.wrong_stratum", 422, "the stratum is not the resident's district")
+    if resident.issued:
+        raise ApiError(*_ALREADY_ISSUED)
     state.issuance_limit.hit(resident_address)
-    key = state.issuer_private_key(body.poll_id, stratum)
+    key = state._private.get((body.poll_id, stratum)) or await run_in_threadpool(
+        state.issuer_private_key, body.poll_id, stratum)
     if len(blinded) != key.public_key.modulus_length:
         raise ApiError("issuance.bad_blinded_message", 422, "the blinded message has the wrong length")
     try:
@@ -66,16 +94,15 @@ def create_token(body: IssuanceRequestIn, state: StateDep) -> IssuanceOut:
         "pseudonym": "0x" + state.keys.pseudonym(body.poll_id, resident_address).hex(),
         "issued_at": int(time.time()), "status": "pending", "recorded": False, "credited": False,
     }
-    # Group commit (writer.py): one transaction and one fsync for all the issuances in flight;
-    # the blind signature is returned only once the issuance is durable.
+    # Group commit (writer.py): one transaction and one fsync for all the issuances in flight.
     try:
-        inserted = state.writer.run(partial(_record, state.db.is_sqlite, issuance))
+        inserted = await asyncio.wrap_future(state.writer.submit(partial(_record, state.db.is_sqlite, issuance)))
     except IntegrityError:
         inserted = False
     if not inserted:
-        raise ApiError("issuance.already_issued", 409, "this resident already has a token for this poll")
+        raise ApiError(*_ALREADY_ISSUED)
     state.metrics.tokens_issued.inc()
-    return IssuanceOut(poll_id=body.poll_id, stratum=stratum, blind_signature="0x" + blind_signature.hex())
+    return {"pollId": body.poll_id, "stratum": stratum, "blindSignature": "0x" + blind_signature.hex()}
 
 
 _INSERTS: dict[bool, object] = {}
@@ -87,8 +114,7 @@ def _record(is_sqlite: bool, issuance: dict, conn) -> bool:
     statement = _INSERTS.get(is_sqlite)
     if statement is None:
         insert = sqlite_insert if is_sqlite else pg_insert
-        table = Issuance.__table__
-        statement = _INSERTS[is_sqlite] = insert(table).on_conflict_do_nothing(
+        statement = _INSERTS[is_sqlite] = insert(_ISSUANCE).on_conflict_do_nothing(
             index_elements=["poll_id", "resident"]
-        ).returning(table.c.id)
+        ).returning(_ISSUANCE.c.id)
     return conn.execute(statement, issuance).first() is not None
