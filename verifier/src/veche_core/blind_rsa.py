@@ -5,8 +5,10 @@ Why this shape:
   step, with EMSA-PSS from RFC 8017 §9.1 (SHA-384, MGF1-SHA-384). They are written out here
   rather than borrowed from a signing library because no vetted Python library exposes the
   *blind* half of the protocol, and the verifier must not depend on a heavy one.
-- Verification always uses the variant's exact salt length (48 for PSS, 0 for PSSZERO): an
-  "auto" salt length would accept signatures the variant does not allow.
+- Verification is plain RSASSA-PSS, so it is OpenSSL's (through `cryptography`): vetted, and
+  2-3x faster than modular exponentiation in Python — a verifier checks one per ballot. It
+  always uses the variant's exact salt length (48 for PSS, 0 for PSSZERO): an "auto" salt
+  length would accept signatures the variant does not allow.
 - The signer uses the CRT with `gmpy2.powmod_sec` (constant-time exponentiation) on p and q,
   and checks s^e mod n == m before returning, as RFC 9474 §4.3 requires: a faulty CRT half
   would otherwise hand the client a factor of n (the Bellcore attack).
@@ -20,11 +22,13 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass, field
 
 import gmpy2
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from .errors import EncodingError, SignatureError
 
@@ -89,6 +93,8 @@ class PublicKey:
     e: int
     variant: Variant = DEFAULT_VARIANT
     _n: gmpy2.mpz = field(init=False, repr=False, compare=False)
+    _openssl: rsa.RSAPublicKey = field(init=False, repr=False, compare=False)
+    _pss: padding.PSS = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.variant, Variant):
@@ -103,6 +109,8 @@ class PublicKey:
         if self.e != PUBLIC_EXPONENT:
             raise EncodingError(f"RSA public exponent must be {PUBLIC_EXPONENT}")
         object.__setattr__(self, "_n", gmpy2.mpz(self.n))
+        object.__setattr__(self, "_openssl", rsa.RSAPublicNumbers(self.e, self.n).public_key())
+        object.__setattr__(self, "_pss", padding.PSS(padding.MGF1(hashes.SHA384()), self.variant.salt_length))
 
     @property
     def modulus_bits(self) -> int:
@@ -249,26 +257,6 @@ def emsa_pss_encode(message: bytes, em_bits: int, salt: bytes) -> bytes:
     return bytes(masked) + h + b"\xbc"
 
 
-def _emsa_pss_verify(message: bytes, em: bytes, em_bits: int, s_len: int) -> bool:
-    em_len = (em_bits + 7) // 8
-    if len(em) != em_len or em_len < HASH_LENGTH + s_len + 2 or em[-1] != 0xBC:
-        return False
-    masked, h = em[: em_len - HASH_LENGTH - 1], em[em_len - HASH_LENGTH - 1 : -1]
-    top_mask = 0xFF >> (8 * em_len - em_bits)
-    if masked[0] & ~top_mask & 0xFF:
-        return False
-    db_len = em_len - HASH_LENGTH - 1
-    mask = int.from_bytes(_mgf1(h, db_len), "big")
-    db = bytearray((int.from_bytes(masked, "big") ^ mask).to_bytes(db_len, "big"))
-    db[0] &= top_mask
-    zeros = em_len - HASH_LENGTH - s_len - 2
-    if any(db[:zeros]) or db[zeros] != 0x01:
-        return False
-    salt = bytes(db[len(db) - s_len :]) if s_len else b""
-    m_hash = hashlib.sha384(message).digest()
-    return hmac.compare_digest(h, hashlib.sha384(bytes(8) + m_hash + salt).digest())
-
-
 # --- RFC 9474 §4 ----------------------------------------------------------------------------
 
 
@@ -364,19 +352,12 @@ def verify(public_key: PublicKey, input_msg: bytes, signature: bytes) -> None:
 
     Returns None or raises SignatureError.
     """
-    k = public_key.modulus_length
-    if len(signature) != k:
+    if len(signature) != public_key.modulus_length:
         raise SignatureError("invalid signature: wrong length")
-    s = gmpy2.mpz(_os2ip(signature))
-    if s >= public_key._n:
-        raise SignatureError("invalid signature: out of range")
-    em_bits = public_key.modulus_bits - 1
-    em_len = (em_bits + 7) // 8
-    m = gmpy2.powmod(s, public_key.e, public_key._n)
-    if m.bit_length() > 8 * em_len:
-        raise SignatureError("invalid signature")
-    if not _emsa_pss_verify(
-        bytes(input_msg), _i2osp(m, em_len), em_bits, public_key.variant.salt_length
-    ):
-        raise SignatureError("invalid signature")
+    try:
+        public_key._openssl.verify(bytes(signature), bytes(input_msg), public_key._pss, _SHA384)
+    except InvalidSignature:
+        raise SignatureError("invalid signature") from None
 
+
+_SHA384 = hashes.SHA384()
