@@ -1,16 +1,18 @@
 """The API's view of the chain: web3 contracts, custom-error decoding, the chain clock, and
 synchronous transactions for administrative calls.
 
-Administrative transactions (create a poll, publish a result, add a reward, relay a key share)
-are rare and answered synchronously, signed locally by `veche_node.contracts.Sender` under a
-lock. The high-volume transactions (ballots, issuances, credits, points requests) go through
-the relay's write-ahead outbox instead (relay.py).
+Administrative transactions (publish a result, add a reward, relay a key share) are rare and
+answered synchronously, signed locally by `veche_node.contracts.Sender` under a lock. The
+high-volume transactions (ballots, issuances, credits, points requests) go through the relay's
+write-ahead outbox instead (relay.py), and so does createPoll, under the same lock: a poll's
+issuer keys must be in the database before the poll can exist on chain.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 from typing import Any
 
 from eth_hash.auto import keccak
@@ -92,13 +94,13 @@ class Chain:
         self._time_ttl = time_ttl
         self._time: tuple[float, int] | None = None
         self._time_lock = threading.Lock()
-        self._local = threading.local()
+        self._down_until = 0.0  # monotonic: after a failed read, the node is not asked again until then
+        # One client for all threads (httpx's pool is thread-safe): a client per request
+        # thread cost ~20 ms of TLS set-up each time the server started a new worker thread.
+        self._rpc = RpcClient(self.url, timeout=30, retries=2)
 
     def rpc(self) -> RpcClient:
-        client = getattr(self._local, "rpc", None)
-        if client is None:
-            client = self._local.rpc = RpcClient(self.url, timeout=30, retries=2)
-        return client
+        return self._rpc
 
     def check(self) -> None:
         """Fail fast at start-up when the node serves another chain."""
@@ -115,14 +117,27 @@ class Chain:
         return None
 
     def now(self) -> int:
-        """The chain's clock: the latest block's timestamp (reused for `time_ttl` seconds)."""
+        """The chain's clock: the latest block's timestamp (reused for `time_ttl` seconds).
+
+        While the node is unreachable, the last timestamp read runs on with the local clock:
+        the durable relay keeps accepting ballots (and sends them when the node is back), and
+        the contract still enforces the window, so a ballot accepted just past the close ends
+        `failed` with `poll.closed`. After a failed read the node is asked again only after a
+        second, so that each request does not wait for the client's retries."""
         cached = self._time
-        if cached and time.monotonic() - cached[0] < self._time_ttl:
+        mono = time.monotonic()
+        if cached and mono - cached[0] < self._time_ttl:
             return cached[1]
-        try:
-            block = self.rpc().call("eth_getBlockByNumber", ["latest", False])
-        except Exception:
-            raise ApiError("chain.unavailable", 503, "the chain node is not reachable") from None
+        block = None
+        if mono >= self._down_until or cached is None:
+            try:
+                block = self.rpc().call("eth_getBlockByNumber", ["latest", False])
+            except Exception:
+                self._down_until = time.monotonic() + 1.0
+        if block is None:
+            if cached is None:
+                raise ApiError("chain.unavailable", 503, "the chain node is not reachable")
+            return cached[1] + int(time.monotonic() - cached[0])
         value = int(block["timestamp"], 16)
         with self._time_lock:
             self._time = (time.monotonic(), value)
@@ -164,6 +179,26 @@ class AdminSender:
         self.address = account.address
         self._sender: Sender | None = None
         self._lock = threading.Lock()
+
+    @contextmanager
+    def exclusive(self):
+        """Hold the key for a transaction sent another way (poll creation's write-ahead log);
+        the Sender re-reads its nonce afterwards."""
+        with self._lock:
+            try:
+                yield
+            finally:
+                self._sender = None
+
+    def estimate(self, function) -> int:
+        """The gas limit of a call (as Sender: the estimate + 20%), its revert as a stable error."""
+        try:
+            return int(function.estimate_gas({"from": self.address}) * 1.2)
+        except REVERTS as exc:
+            name = revert_name(exc) or "Reverted"
+            raise ApiError(f"chain.{name}", 409, f"the contract refused the call: {name}") from None
+        except Exception:
+            raise ApiError("chain.unavailable", 503, "the chain node is not reachable") from None
 
     def transact(self, function) -> dict:
         """Simulate (to turn a revert into a stable error code), then send and wait."""

@@ -12,18 +12,10 @@ from __future__ import annotations
 import coincurve
 
 from veche_core._keccak import keccak
+from veche_core.abi import checksum_address  # noqa: F401  (EIP-55 without eth-utils; used by the routes)
 from veche_core.ballot import Ballot
 from veche_core.errors import SignatureError
 from veche_core.typed_data import Domain, ballot_digest, receipt_digest, recover_signer_bytes
-
-_HEX_UPPER = str.maketrans("abcdef", "ABCDEF")
-
-
-def checksum_address(raw: bytes) -> str:
-    """EIP-55 mixed-case hex of 20 raw bytes (eth_utils.to_checksum_address, faster)."""
-    lower = raw.hex()
-    digest = keccak(lower.encode()).hex()
-    return "0x" + "".join(c.upper() if d >= "8" else c for c, d in zip(lower, digest))
 
 
 def _word(value: int) -> bytes:

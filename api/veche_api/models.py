@@ -4,9 +4,11 @@ Integers that mirror uint64/uint256 chain values are bounded by the schemas to w
 64-bit column holds (both SQLite and PostgreSQL use BIGINT).
 
 The relay is a write-ahead log: a `ChainTx` row holds a signed raw transaction, its nonce and
-hash *before* it is broadcast, and the items it carries (ballots, issuances, points requests)
-point at it. After a crash the relay reads the receipt of every unfinished ChainTx, or sends the
-same raw bytes again; nothing is ever signed twice for the same items with different nonces.
+hash *before* it is broadcast, and the items it carries (ballots, issuances, points requests, a
+poll being created) point at it. After a crash the relay reads the receipt of every unfinished
+ChainTx, or sends the same raw bytes again; nothing is ever signed twice for the same items with
+different nonces. A transaction left unmined is re-signed at a higher fee with the SAME nonce
+(a `TxVersion` keeps each earlier hash), so at most one version can ever be mined.
 """
 
 from __future__ import annotations
@@ -72,10 +74,10 @@ class ChainTx(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     sender: str = Field(max_length=42)
     nonce: int = _big(nullable=False)
-    kind: str  # ballots | issuances | credits | redeem | donate
+    kind: str  # ballots | issuances | credits | redeem | donate | poll
     poll_id: int | None = None
-    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    tx_hash: str = Field(max_length=66, index=True)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # the latest version signed
+    tx_hash: str = Field(max_length=66, index=True)  # the latest version's; once mined, the mined one's
     # signed (written, maybe not broadcast) → sent → mined | reverted | dropped
     status: str = "signed"
     item_count: int = 0
@@ -84,6 +86,43 @@ class ChainTx(SQLModel, table=True):
     created_at: float = Field(default_factory=time.time)
     sent_at: float | None = None
     block_number: int | None = None
+
+
+class TxVersion(SQLModel, table=True):
+    """An earlier version of a ChainTx: the same nonce and calldata at a lower gas price,
+    replaced because it sat unmined. A node may still mine it instead of the latest, so the
+    receipt of any version finishes the ChainTx (one nonce: at most one version is mined)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    chain_tx_id: int = Field(foreign_key="chaintx.id", index=True)
+    tx_hash: str = Field(max_length=66)
+    gas_price: int = _big(nullable=False)
+    replaced_at: float = Field(default_factory=time.time)
+
+
+class PollCreation(SQLModel, table=True):
+    """A poll on its way to the chain, written with its signed createPoll transaction before
+    the broadcast: after a crash the relay finishes it from the receipt (the poll id is the
+    PollCreated event's), so the chain never holds a poll whose issuer keys the API lost.
+
+    The issuer private keys are sealed as for `IssuerKey`, under the context of poll id
+    `DRAFT_POLL_BASE + id` (no chain poll id gets there), and sealed again under the real poll
+    id when the poll is created. The trustees' sealed shares are kept so that the admin can
+    fetch them again (`GET /admin/polls/{id}/creation`) if the creating request's answer was
+    lost: without them a poll could never be counted. Only each trustee can open its share."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    tx_id: int = Field(index=True)
+    status: str = "pending"  # pending → created | failed
+    reason: str | None = None
+    poll_id: int | None = None
+    poll_json: str  # the Poll columns but id and create_tx
+    issuer_keys_json: str  # [[public key hex, draft-sealed private key hex], ...] by stratum
+    sealed_shares_json: str
+    created_at: float = Field(default_factory=time.time)
+
+
+DRAFT_POLL_BASE = 2**255
 
 
 class Issuance(SQLModel, table=True):

@@ -10,13 +10,24 @@ Write-ahead protocol (crash safety):
 3. `reconcile` runs first on every loop, so also right after a restart: for every unfinished
    ChainTx it reads the receipt. Mined → each item is marked from the transaction's own events
    (BallotCast → confirmed, BallotRejected → rejected with the contract's reason). Not mined →
-   the same raw bytes are broadcast again (never re-signed, so never a second transaction with
-   the same items). A transaction whose nonce was consumed without a receipt is `dropped` and its
-   items are queued again; the contract's sequence rule (and one issuance per pseudonym, one
-   credit per resident and poll) turn any duplicate into a no-op, so nothing counts twice.
+   the same raw bytes are broadcast again. A transaction whose nonce was consumed without a
+   receipt (for any of its versions, see 5) is `dropped` and its items are queued again; the
+   contract's sequence rule (and one issuance per pseudonym, one credit per resident and poll)
+   turn any duplicate into a no-op, so nothing counts twice.
 4. Node down, nonce trouble, reverted transactions: the loop backs off exponentially (up to
    10 s), re-reads its nonce from chain and database, and retries. A reverted batch is requeued
    unless the poll has closed (then its items fail with reason `poll.closed`).
+5. Stuck: a sender's lowest unfinished transaction that has waited `reprice_after` seconds
+   (the node evicted it as underpriced, or keeps it but does not mine it) is re-signed with the
+   SAME nonce, gas and calldata at a gas price 12.5% higher (at least the current price): the
+   new version is written to the log (the old hash kept as a `TxVersion`) before it is
+   broadcast. One nonce means at most one version is mined; the receipt of whichever is
+   finishes the transaction and its items. The price stops rising at twice the current price
+   (a transaction paying that much waits for something a higher fee does not cure).
+
+Poll creation uses the same log (kind `poll`, `PollCreation`): the request signs createPoll
+with the admin key, writes it with the poll's keys, broadcasts and waits; if it dies on the
+way, reconcile finishes the poll from the receipt's PollCreated event (`finish_poll_tx`).
 
 Batches: by size (`batch_size`) and by time (`batch_interval` since the oldest queued ballot),
 grouped by poll, shuffled with `secrets.SystemRandom` (so the order on chain does not reveal
@@ -26,6 +37,7 @@ revote in the same batch is not rejected as stale.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import threading
@@ -33,7 +45,9 @@ import time
 from collections import defaultdict
 from typing import Any
 
+import rlp
 from eth_abi import encode as abi_encode
+from eth_utils import to_checksum_address
 from sqlalchemy import bindparam, update
 from sqlalchemy.orm import defer
 from sqlmodel import func, select
@@ -46,7 +60,9 @@ from veche_node.contracts import bind
 from .chain import REVERTS, make_web3, revert_name
 from .core.db import Database
 from .fast import CAST_BALLOTS_OVERHEAD, ballot_calldata_size, encode_cast_ballots
-from .models import Ballot, ChainTx, Issuance, Poll, PointsRequest
+from .models import (
+    DRAFT_POLL_BASE, Ballot, ChainTx, Issuance, IssuerKey, Poll, PointsRequest, PollCreation, TxVersion,
+)
 
 log = logging.getLogger("veche_api.relay")
 
@@ -55,6 +71,7 @@ CREDIT = keccak(b"credit(uint256,address[],uint256)")[:4]
 
 REJECTION_REASONS = {0: "UnknownStratum", 1: "BadSignature", 2: "StaleSequence"}
 UNFINISHED = ("signed", "sent")
+REPRICE_CEILING = 2  # never reprice a transaction already paying this multiple of the current price
 
 
 class TransientError(RuntimeError):
@@ -119,6 +136,76 @@ class Outbox:
     def committed(self, nonce: int) -> None:
         """The transaction with `nonce` is in the log: the next one gets nonce + 1."""
         self._nonce = nonce + 1
+
+    def write(self, kind: str, poll_id: int | None, function, gas: int, attach) -> ChainTx:
+        """Sign with the next nonce and log the raw transaction with its items (`attach`) in ONE
+        database transaction: nothing is broadcast that the log does not hold."""
+        nonce, raw, tx_hash = self.sign(function, gas)
+        with self.db.write_session() as session:
+            row = ChainTx(sender=self.address, nonce=nonce, kind=kind, poll_id=poll_id, raw=raw, tx_hash=tx_hash)
+            session.add(row)
+            session.flush()
+            row.item_count = attach(session, row)
+            session.add(row)
+            session.commit()
+        self.committed(nonce)
+        return row
+
+    def send(self, row: ChainTx) -> str:
+        """Broadcast a logged transaction and record the attempt; TransientError propagates."""
+        try:
+            outcome = self.broadcast(row.raw)
+        except TransientError as exc:
+            with self.db.write_session() as session:
+                fresh = session.get(ChainTx, row.id)
+                fresh.attempts += 1
+                fresh.last_error = str(exc)
+                session.add(fresh)
+                session.commit()
+            raise
+        with self.db.write_session() as session:
+            fresh = session.get(ChainTx, row.id)
+            fresh.attempts += 1
+            if fresh.status == "signed":
+                fresh.status = "sent"
+            fresh.sent_at = time.time()
+            if outcome == "nonce_used":
+                fresh.last_error = "nonce already used"
+            session.add(fresh)
+            session.commit()
+        return outcome
+
+    def reprice(self, row: ChainTx) -> ChainTx | None:
+        """Re-sign `row` (same nonce, gas, recipient and calldata) at a gas price 12.5% higher —
+        geth's minimum bump for a replacement — and at least the current price; log the new
+        version (status `signed`, the old hash as a TxVersion) before anyone broadcasts it.
+        None if the transaction is finished or already pays REPRICE_CEILING × the current price."""
+        with self.db.session() as session:
+            raw = bytes(session.exec(select(ChainTx.raw).where(ChainTx.id == row.id)).one())
+        if raw[0] < 0xC0:
+            raise ValueError("only legacy transactions are repriced")  # Outbox.sign makes no other
+        nonce, price, gas, to, value, data = (rlp.decode(raw)[i] for i in range(6))
+        price, current = int.from_bytes(price, "big"), self.gas_price()
+        if price >= REPRICE_CEILING * current:
+            return None
+        new_price = max(-(-price * 9 // 8), current)
+        signed = self.account.sign_transaction({
+            "nonce": int.from_bytes(nonce, "big"), "gasPrice": new_price, "gas": int.from_bytes(gas, "big"),
+            "to": to_checksum_address(to), "value": int.from_bytes(value, "big"), "data": data,
+            "chainId": self.chain_id,
+        })
+        with self.db.write_session() as session:
+            fresh = session.get(ChainTx, row.id)
+            if fresh is None or fresh.status not in UNFINISHED or bytes(fresh.raw) != raw:
+                return None
+            session.add(TxVersion(chain_tx_id=fresh.id, tx_hash=fresh.tx_hash, gas_price=price))
+            fresh.raw, fresh.tx_hash = bytes(signed.raw_transaction), "0x" + bytes(signed.hash).hex()
+            fresh.status, fresh.last_error = "signed", f"repriced: gas price {price} -> {new_price}"
+            session.add(fresh)
+            session.commit()
+        log.warning("transaction nonce %d of %s unmined: repriced %d -> %d wei (%s)",
+                    fresh.nonce, self.address, price, new_price, fresh.tx_hash)
+        return fresh
 
     def broadcast(self, raw: bytes) -> str:
         """'ok', or 'nonce_used' when the node says the nonce is taken; TransientError else."""
@@ -241,6 +328,50 @@ def ballot_outcomes(logs, poll_book: str, poll_id: int) -> dict[tuple[str, int],
     return outcome
 
 
+def poll_created_id(logs, poll_book: str) -> int | None:
+    """The poll id of the one PollCreated event that `poll_book` emitted in a receipt's logs."""
+    topic0 = "0x" + events.POLL_CREATED.topic0.hex()
+    found = [
+        int(raw["topics"][1], 16) for raw in logs
+        if raw.get("address", "").lower() == poll_book.lower() and (raw.get("topics") or [None])[0] == topic0
+    ]
+    return found[0] if len(found) == 1 else None
+
+
+def finish_poll_tx(db: Database, keys, poll_book: str, tx_id: int, receipt: dict[str, Any], tx_hash: str) -> None:
+    """Finish a createPoll transaction from its receipt: the Poll and its issuer keys (sealed
+    again, under the chain's poll id) are saved, or the PollCreation fails. Idempotent: the
+    creating request and the relay's reconcile may both get here."""
+    ok = int(receipt["status"], 16) == 1
+    with db.session() as session:
+        creation = session.exec(select(PollCreation).where(PollCreation.tx_id == tx_id)).one()
+    poll_id = poll_created_id(receipt.get("logs", []), poll_book) if ok else None
+    issuer_keys = []
+    if poll_id is not None:  # opening a key takes ~0.1 s: not while holding the write lock
+        for stratum, (public, sealed) in enumerate(json.loads(creation.issuer_keys_json)):
+            private = keys.open_issuer_key(DRAFT_POLL_BASE + creation.id, stratum, bytes.fromhex(sealed))
+            issuer_keys.append(IssuerKey(poll_id=poll_id, stratum=stratum, public_key=bytes.fromhex(public),
+                                         sealed_private_key=keys.seal_issuer_key(poll_id, stratum, private)))
+    with db.write_session() as session:
+        row = session.get(ChainTx, tx_id, with_for_update=True)
+        if row.status not in UNFINISHED:
+            return
+        row.status = "mined" if ok else "reverted"
+        row.block_number, row.tx_hash = int(receipt["blockNumber"], 16), tx_hash
+        session.add(row)
+        creation = session.get(PollCreation, creation.id)
+        if poll_id is None:
+            creation.status, creation.reason = "failed", "chain.Reverted" if not ok else "chain.NoPollCreated"
+        else:
+            session.add(Poll(id=poll_id, create_tx=tx_hash, **json.loads(creation.poll_json)))
+            session.flush()
+            session.add_all(issuer_keys)
+            creation.status, creation.poll_id = "created", poll_id
+        session.add(creation)
+        session.commit()
+    log.info("createPoll %s: %s", tx_hash, f"poll {poll_id}" if poll_id is not None else "failed")
+
+
 class Relay:
     def __init__(self, settings, db: Database, deployment, keys, metrics=None) -> None:
         self.settings = settings
@@ -250,9 +381,13 @@ class Relay:
         self.w3 = make_web3(settings.rpc_url)
         self.rpc = RpcClient(settings.rpc_url, timeout=30, retries=1)
         self.poll_book, self.city_points = bind(self.w3, deployment)
+        self.keys = keys
         self.relayer = Outbox(db, self.w3, keys.relayer, deployment.chain_id)
         self.issuer = Outbox(db, self.w3, keys.issuer, deployment.chain_id)
-        self._outboxes = {self.relayer.address: self.relayer, self.issuer.address: self.issuer}
+        # The admin key's logged transactions (createPoll) are signed by the creating request;
+        # the relay only finishes, resends and reprices them.
+        admin = Outbox(db, self.w3, keys.admin, deployment.chain_id)
+        self._outboxes = {admin.address: admin, self.relayer.address: self.relayer, self.issuer.address: self.issuer}
         self._windows: dict[int, tuple[int, int, int]] = {}
         self._estimate_polls: set[int] = set()  # polls whose last ballot batch reverted
         self._gas_per_item: dict[str, int] = {}  # issuances / credits: from the last estimate
@@ -347,39 +482,9 @@ class Relay:
         return int(gas * 1.25) + 50_000
 
     def _write_tx(self, outbox: Outbox, kind: str, poll_id: int | None, function, gas: int, attach) -> ChainTx:
-        nonce, raw, tx_hash = outbox.sign(function, gas)
-        with self.db.write_session() as session:
-            row = ChainTx(sender=outbox.address, nonce=nonce, kind=kind, poll_id=poll_id, raw=raw, tx_hash=tx_hash)
-            session.add(row)
-            session.flush()
-            row.item_count = attach(session, row)
-            session.add(row)
-            session.commit()
-        outbox.committed(nonce)
-        self._broadcast(outbox, row)
+        row = outbox.write(kind, poll_id, function, gas, attach)
+        outbox.send(row)
         return row
-
-    def _broadcast(self, outbox: Outbox, row: ChainTx) -> None:
-        try:
-            outcome = outbox.broadcast(row.raw)
-        except TransientError as exc:
-            with self.db.write_session() as session:
-                fresh = session.get(ChainTx, row.id)
-                fresh.attempts += 1
-                fresh.last_error = str(exc)
-                session.add(fresh)
-                session.commit()
-            raise
-        with self.db.write_session() as session:
-            fresh = session.get(ChainTx, row.id)
-            fresh.attempts += 1
-            if fresh.status == "signed":
-                fresh.status = "sent"
-            fresh.sent_at = time.time()
-            if outcome == "nonce_used":
-                fresh.last_error = "nonce already used"
-            session.add(fresh)
-            session.commit()
 
     # --- reconcile: receipts of everything in flight (also the recovery after a restart) -----
 
@@ -396,29 +501,56 @@ class Relay:
             return False
         block = self.rpc.block_number()
         look = block != self._receipts_seen_at
+        with self.db.session() as session:
+            versions: dict[int, list[tuple[str, float]]] = defaultdict(list)
+            for tx_id, tx_hash, replaced_at in session.exec(
+                select(TxVersion.chain_tx_id, TxVersion.tx_hash, TxVersion.replaced_at)
+                .where(TxVersion.chain_tx_id.in_([r.id for r in rows])).order_by(TxVersion.id)
+            ):
+                versions[tx_id].append((tx_hash, replaced_at))
         busy = False
+        failure: TransientError | None = None
+        senders: set[str] = set()
         for row in rows:
+            lowest = row.sender not in senders  # rows are in nonce order per sender
+            senders.add(row.sender)
+            earlier = versions.get(row.id, [])
             forgotten = False
             if look or row.status == "signed":
-                receipt = self.rpc.call("eth_getTransactionReceipt", [row.tx_hash])
-                if receipt is not None:
-                    self._finish(row, receipt)
+                found = self._receipt(row, earlier)
+                if found is not None:
+                    self._finish(row, *found)
                     busy = True
                     continue
                 # Neither mined nor pending: the node dropped it from its pool (anvil does, when
-                # a later transaction of ours was picked out of order; geth may under pressure).
+                # a later transaction of ours was picked out of order or the base fee rose above
+                # its price; geth may under pressure).
                 forgotten = row.status == "sent" and self.rpc.call("eth_getTransactionByHash", [row.tx_hash]) is None
-            due = (row.status == "signed" or forgotten
-                   or (time.time() - (row.sent_at or 0)) > self.settings.resend_after)
-            if not due:
-                continue
             outbox = self._outboxes.get(row.sender)
             if outbox is None:
                 continue
-            outcome = outbox.broadcast(self._raw(row.id))  # TransientError propagates: back off
+            # One transaction the node refuses (TransientError) must not hold up the others:
+            # the first such error is raised after the pass, and the loop backs off.
+            try:
+                since = max([row.created_at] + [at for _, at in earlier])
+                if lowest and time.time() - since >= self.settings.reprice_after:
+                    repriced = outbox.reprice(row)
+                    if repriced is not None:
+                        outbox.send(repriced)
+                        busy = True
+                        continue
+                due = (row.status == "signed" or forgotten
+                       or (time.time() - (row.sent_at or 0)) > self.settings.resend_after)
+                if not due:
+                    continue
+                outcome = outbox.broadcast(self._raw(row.id))
+            except TransientError as exc:
+                failure = failure or exc
+                continue
             if outcome == "nonce_used":
-                # Mined in the meantime? Then the next pass finds the receipt.
-                if self.rpc.call("eth_getTransactionReceipt", [row.tx_hash]) is None:
+                # Mined in the meantime (this version or an earlier one)? Then the next pass
+                # finds the receipt; else another transaction took the nonce.
+                if self._receipt(row, earlier) is None:
                     self._drop(row)
                     outbox.reset()
                 busy = True
@@ -429,8 +561,18 @@ class Relay:
                 fresh.attempts += 1
                 session.add(fresh)
                 session.commit()
+        if failure is not None:
+            raise failure
         self._receipts_seen_at = block
         return busy
+
+    def _receipt(self, row: ChainTx, earlier: list[tuple[str, float]]) -> tuple[dict[str, Any], str] | None:
+        """The receipt of whichever version of `row` was mined (at most one can be), and its hash."""
+        for tx_hash in [row.tx_hash, *(h for h, _ in reversed(earlier))]:
+            receipt = self.rpc.call("eth_getTransactionReceipt", [tx_hash])
+            if receipt is not None:
+                return receipt, tx_hash
+        return None
 
     def _raw(self, tx_id: int) -> bytes:
         with self.db.session() as session:
@@ -461,13 +603,21 @@ class Relay:
                 if not issuance.credited:
                     issuance.credit_tx_id = None
                     session.add(issuance)
+        elif row.kind == "poll":
+            # Not requeued: the creating request has answered (or died); the admin creates again.
+            for creation in session.exec(select(PollCreation).where(PollCreation.tx_id == row.id)):
+                creation.status, creation.reason = "failed", "chain.dropped"
+                session.add(creation)
         else:
             for request in session.exec(select(PointsRequest).where(PointsRequest.tx_id == row.id)):
                 if request.status == "sent":
                     request.status, request.tx_id = "pending", None
                     session.add(request)
 
-    def _finish(self, row: ChainTx, receipt: dict[str, Any]) -> None:
+    def _finish(self, row: ChainTx, receipt: dict[str, Any], tx_hash: str) -> None:
+        if row.kind == "poll":
+            finish_poll_tx(self.db, self.keys, self.deployment.poll_book, row.id, receipt, tx_hash)
+            return
         ok = int(receipt["status"], 16) == 1
         block = int(receipt["blockNumber"], 16)
         closed = False
@@ -485,7 +635,7 @@ class Relay:
             if fresh.status not in UNFINISHED:
                 return
             fresh.status = "mined" if ok else "reverted"
-            fresh.block_number = block
+            fresh.block_number, fresh.tx_hash = block, tx_hash
             session.add(fresh)
             if row.kind == "ballots":
                 self._finish_ballots(session, fresh, receipt, ok, closed)
@@ -495,7 +645,7 @@ class Relay:
                 for request in session.exec(select(PointsRequest).where(PointsRequest.tx_id == row.id)):
                     request.status = "confirmed" if ok else "failed"
                     request.reason = None if ok else (reason or "transaction reverted")
-                    request.block_number = block
+                    request.block_number, request.tx_hash = block, tx_hash
                     session.add(request)
             session.commit()
 
@@ -527,12 +677,13 @@ class Relay:
         for start in range(0, len(confirmed), 500):
             session.exec(
                 update(table).where(table.c.id.in_(confirmed[start:start + 500]))
-                .values(status="confirmed", reason=None, block_number=block)
+                .values(status="confirmed", reason=None, block_number=block, tx_hash=row.tx_hash)
             )
         if others:
             session.connection().execute(
                 update(table).where(table.c.id == bindparam("ballot_id"))
-                .values(status=bindparam("new_status"), reason=bindparam("new_reason"), block_number=block),
+                .values(status=bindparam("new_status"), reason=bindparam("new_reason"), block_number=block,
+                        tx_hash=row.tx_hash),
                 others,
             )
         if self.metrics:

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     # of ~200 and one-second blocks, about five are mined per block and as many wait for the next.
     max_in_flight: int = 16
     resend_after: float = 10.0  # seconds before an unmined transaction is broadcast again
+    # Seconds a sender's lowest unmined transaction waits before it is re-signed (same nonce and
+    # calldata) at a 12.5% higher gas price: the node evicted it as underpriced or will not mine it.
+    reprice_after: float = 30.0
     receipt_poll: float = 0.05
     chain_time_ttl: float = 0.5  # seconds a read block timestamp is reused
 

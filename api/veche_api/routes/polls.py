@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 
 from eth_hash.auto import keccak
 from eth_utils import is_address, to_checksum_address
 from fastapi import APIRouter, Query
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from veche_core import blind_rsa, key_shares
@@ -15,10 +17,13 @@ from veche_core.errors import KeyShareError
 from ..deps import AdminDep, SessionDep, StateDep
 from ..eligibility import is_eligible
 from ..errors import ApiError
-from ..models import IssuerKey, Poll, Resident
+from ..models import DRAFT_POLL_BASE, ChainTx, IssuerKey, Poll, PollCreation, Resident, TxVersion
+from ..relay import Outbox, TransientError, finish_poll_tx
 from ..schemas import MAX_INT, PollCreate, PollCreated, PollPublic, unhex
 
 router = APIRouter(tags=["polls"])
+
+CREATE_WAIT = 60.0  # seconds the creating request waits for its transaction to be mined
 
 
 def canonical_json(value) -> bytes:
@@ -65,8 +70,11 @@ def to_public(state, poll: Poll, keys: list[IssuerKey], now: int, stratum: int |
 
 @router.post("/admin/polls", status_code=201, response_model=PollCreated)
 def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
-    """Create a poll: issuer keys per stratum, the election key dealt k-of-n to the trustees
-    (the sealed shares are in this answer only — they are never stored), the poll on chain."""
+    """Create a poll: issuer keys per stratum, the election key dealt k-of-n to the trustees,
+    the poll on chain. Write-ahead: the poll, its keys (sealed) and the signed createPoll are
+    committed before the broadcast, and the poll is saved under the id of the receipt's
+    PollCreated event — by this request, or after a crash by the relay's reconcile. The sealed
+    shares are kept for `GET /admin/polls/{id}/creation` (only each trustee can open its own)."""
     if body.max_choices > len(body.options):
         raise ApiError("poll.invalid_options", 422, "maxChoices exceeds the number of options")
     if body.opens_at >= body.closes_at:
@@ -100,48 +108,112 @@ def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
     except Exception:
         raise ApiError("poll.invalid_trustee_key", 422, "a trustee public key is not an X25519 key") from None
 
-    contract = state.chain.poll_book
     params = (
         metadata_hash, len(body.options), body.max_choices, body.opens_at, body.closes_at, body.points,
         dealing.election_public_key, public_keys, addresses, body.threshold,
     )
-    receipt = state.admin.transact(contract.functions.createPoll(params))
-    created = contract.events.PollCreated().process_receipt(receipt)
-    poll_id = int(created[0]["args"]["pollId"])
-    poll = Poll(
-        id=poll_id,
-        question=body.question,
-        options_json=json.dumps(body.options),
-        max_choices=body.max_choices,
-        audience_json=json.dumps(audience_json),
-        strata_json=json.dumps(strata),
-        opens_at=body.opens_at,
-        closes_at=body.closes_at,
-        points=body.points,
-        election_key="0x" + dealing.election_public_key.hex(),
-        trustees_json=json.dumps(addresses),
-        threshold=body.threshold,
-        metadata_hash="0x" + metadata_hash.hex(),
-        create_tx="0x" + bytes(receipt["transactionHash"]).hex(),
-    )
-    keys = [
-        IssuerKey(
-            poll_id=poll_id, stratum=s, public_key=public_keys[s],
-            sealed_private_key=state.keys.seal_issuer_key(poll_id, s, private_keys[s]),
-        )
-        for s in range(len(strata))
-    ]
-    with state.db.write_session() as session:
-        session.add(poll)
-        session.flush()
-        session.add_all(keys)
-        session.commit()
-    del private_keys  # the API keeps only the sealed copies
+    function = state.chain.poll_book.functions.createPoll(params)
+    columns = {
+        "question": body.question, "options_json": json.dumps(body.options), "max_choices": body.max_choices,
+        "audience_json": json.dumps(audience_json), "strata_json": json.dumps(strata),
+        "opens_at": body.opens_at, "closes_at": body.closes_at, "points": body.points,
+        "election_key": "0x" + dealing.election_public_key.hex(), "trustees_json": json.dumps(addresses),
+        "threshold": body.threshold, "metadata_hash": "0x" + metadata_hash.hex(),
+    }
+
+    def attach(session, tx: ChainTx) -> int:
+        creation = PollCreation(tx_id=tx.id, poll_json=json.dumps(columns), issuer_keys_json="[]",
+                                sealed_shares_json=json.dumps(["0x" + s.hex() for s in dealing.sealed_shares]))
+        session.add(creation)
+        session.flush()  # its id is the sealing context until the chain gives the poll id
+        creation.issuer_keys_json = json.dumps([
+            [public_keys[s].hex(), state.keys.seal_issuer_key(DRAFT_POLL_BASE + creation.id, s, key).hex()]
+            for s, key in enumerate(private_keys)
+        ])
+        session.add(creation)
+        return 1
+
+    with state.admin.exclusive():
+        gas = state.admin.estimate(function)  # a revert becomes chain.<Error> (409) before anything is written
+        outbox = Outbox(state.db, state.chain.w3, state.keys.admin, state.chain.chain_id)
+        for attempt in range(3):
+            try:
+                row = outbox.write("poll", None, function, gas, attach)
+                break
+            except IntegrityError:  # another API process took the nonce: read it again
+                outbox.reset()
+                if attempt == 2:
+                    raise ApiError("chain.unavailable", 503, "no nonce for the admin key; try again") from None
+            except Exception:
+                raise ApiError("chain.unavailable", 503, "the chain node is not reachable") from None
+        del private_keys  # the API keeps only the sealed copies
+        try:
+            outbox.send(row)
+        except TransientError:
+            pass  # logged: the relay sends it again while this request waits
+        creation = _await_creation(state, row.id)
+    if creation.status == "failed":
+        raise ApiError(creation.reason or "chain.Reverted", 409, "the createPoll transaction failed; nothing was created")
+    return _creation_body(state, creation)
+
+
+def _await_creation(state, tx_id: int) -> PollCreation:
+    """Wait for the receipt of any version of the createPoll transaction and finish it; 503
+    `poll.creation_pending` after CREATE_WAIT (the relay finishes it later)."""
+    deadline = time.monotonic() + CREATE_WAIT
+    rpc = state.chain.rpc()
+    while True:
+        with state.db.session() as session:
+            creation = session.exec(select(PollCreation).where(PollCreation.tx_id == tx_id)).one()
+            row = session.get(ChainTx, tx_id)
+            earlier = session.exec(
+                select(TxVersion.tx_hash).where(TxVersion.chain_tx_id == tx_id).order_by(TxVersion.id.desc())
+            ).all()
+        if creation.status != "pending":
+            return creation
+        found = _receipt(rpc, [row.tx_hash, *earlier])
+        if found is not None:
+            finish_poll_tx(state.db, state.keys, state.chain.deployment.poll_book, tx_id, *found)
+            continue
+        if time.monotonic() > deadline:
+            raise ApiError("poll.creation_pending", 503, "the poll is recorded but its transaction is not mined "
+                           "yet; it is created when it is (GET /polls, then GET /admin/polls/{id}/creation)")
+        time.sleep(0.1)
+
+
+def _receipt(rpc, hashes: list[str]):
+    """(receipt, hash) of the mined version, or None (also when the node does not answer)."""
+    try:
+        for tx_hash in hashes:
+            receipt = rpc.call("eth_getTransactionReceipt", [tx_hash])
+            if receipt is not None:
+                return receipt, tx_hash
+    except Exception:
+        return None
+    return None
+
+
+def _creation_body(state, creation: PollCreation) -> PollCreated:
+    with state.db.session() as session:
+        poll = session.get(Poll, creation.poll_id)
+        keys = session.exec(select(IssuerKey).where(IssuerKey.poll_id == poll.id)).all()
     return PollCreated(
         poll=to_public(state, poll, keys, state.chain.now()),
-        sealed_shares=["0x" + s.hex() for s in dealing.sealed_shares],
+        sealed_shares=json.loads(creation.sealed_shares_json),
         transaction_hash=poll.create_tx,
     )
+
+
+@router.get("/admin/polls/{poll_id}/creation", response_model=PollCreated)
+def read_poll_creation(poll_id: int, state: StateDep, session: SessionDep, _: AdminDep) -> PollCreated:
+    """The answer of the request that created the poll, sealed shares included: for when that
+    answer was lost (a crash; the relay finished the creation afterwards)."""
+    if not 1 <= poll_id <= MAX_INT:
+        raise ApiError("poll.unknown", 404, f"no poll {poll_id}")
+    creation = session.exec(select(PollCreation).where(PollCreation.poll_id == poll_id)).first()
+    if creation is None:
+        raise ApiError("poll.unknown", 404, f"no poll {poll_id} was created by this API")
+    return _creation_body(state, creation)
 
 
 @router.get("/polls", response_model=list[PollPublic])
