@@ -76,7 +76,7 @@ def close_and_publish(city: City, poll: SimPoll, **publish) -> None:
 def verify(city: City, poll_id: int, deployment: Deployment | None = None, dataset=None, workers: int = 1) -> PollVerdict:
     with RpcClient(city.w3.provider.endpoint_uri) as client:
         snapshot = read_snapshot(client, deployment or city.deployment, poll_id, workers=workers)
-    return verify_poll(snapshot, poll_id, dataset=dataset, workers=workers)
+    return verify_poll(snapshot, poll_id, dataset=dataset)
 
 
 def failed(verdict: PollVerdict) -> set[int]:

@@ -1,9 +1,10 @@
 """Each numbered check, broken by chain state that violates exactly that rule.
 
 A clean poll passes every check; each test below then builds a poll that breaks one rule and
-asserts that the verifier fails that check by number and passes the others. Checks 3, 4 and 5
-cannot be broken through the real PollBook (it refuses such ballots), so those polls are
-mirrored onto EventForge, a stand-in for a broken or malicious contract.
+asserts that the verifier fails that check by number and passes the others. Checks 3 and 4
+cannot be broken through the real PollBook (it refuses such ballots), and check 5 needs a relay
+that misbehaves; those polls are mirrored onto EventForge, a stand-in for a broken or
+malicious contract.
 """
 
 from __future__ import annotations
@@ -102,33 +103,45 @@ def test_check_4_fails_on_a_ballot_outside_the_window(city, forge, new_poll):
     assert verdict.recomputed == [2, 0, 0]
 
 
-def test_check_5_fails_when_a_sequence_goes_backwards(city, forge, new_poll):
+def test_check_5_fails_when_a_ballot_is_cast_twice(city, forge, new_poll):
     poll = new_poll(voters=3)
     forged = Forged(city, forge, poll)
-    key = poll.tokens[0]
-    forged.cast([forged.city.ballot(poll, key, [0], sequence=2), forged.city.ballot(poll, key, [1], sequence=1)])
-    forged.cast([forged.city.ballot(poll, k, [2]) for k in poll.tokens[1:]])
-    # An honest count keeps sequence 2 (choice 0); the forge's own count would take the last.
-    shares_count = poll.threshold
-    city.advance_to(poll.closes_at)
-    shares = []
-    for index in range(shares_count):
-        share = key_shares.open_trustee_share(poll.trustee_keys[index].secret_key, poll.sealed_shares[index])
-        city.admin.transact(forge.functions.submitKeyShare(poll.poll_id, index, city.trustees[index].address, share))
-        shares.append(share)
-    counts, rows = forged.city.count(poll, shares, exclude=frozenset({key.address}), poll_book=forge)
-    sequence_two = next(
-        log for log in forge.events.BallotCast().get_logs(from_block=city.deployment.start_block, argument_filters={"pollId": poll.poll_id})
-        if log["args"]["token"] == key.address and log["args"]["sequence"] == 2
-    )
-    counts[0] += 1
-    rows.append(DatasetRow(key.address.lower(), key.stratum, (0,), sequence_two["blockNumber"]))
-    city.admin.transact(forge.functions.publishResult(poll.poll_id, counts, dataset_hash(rows)))
+    twice = forged.city.ballot(poll, poll.tokens[0], [0])
+    forged.cast([twice] + [forged.city.ballot(poll, k, [2]) for k in poll.tokens[1:]])
+    forged.cast([twice])  # a relay that sent an acknowledged ballot again
+    forged.close_and_publish()  # the honest count takes the token's ballot once
 
     verdict = verify(city, poll.poll_id, forged.deployment)
 
     assert failed(verdict) == {5}
     assert verdict.recomputed == [1, 0, 2]
+
+
+def test_a_revote_counts_wherever_it_stands_on_chain(city, forge, new_poll):
+    """The contract does not judge sequences: a revote mined before the ballot it replaces
+    (a batch sent again after a dropped transaction) still wins by its sequence."""
+    poll = new_poll(voters=3)
+    forged = Forged(city, forge, poll)
+    key = poll.tokens[0]
+    forged.cast([forged.city.ballot(poll, key, [0], sequence=2)] + [forged.city.ballot(poll, k, [2]) for k in poll.tokens[1:]])
+    forged.cast([forged.city.ballot(poll, key, [1], sequence=1)])
+    city.advance_to(poll.closes_at)
+    shares = []
+    for index in range(poll.threshold):
+        share = key_shares.open_trustee_share(poll.trustee_keys[index].secret_key, poll.sealed_shares[index])
+        city.admin.transact(forge.functions.submitKeyShare(poll.poll_id, index, city.trustees[index].address, share))
+        shares.append(share)
+    counts, rows = forged.city.count(poll, shares, poll_book=forge)
+
+    verdict_before = verify(city, poll.poll_id, forged.deployment)
+    assert [c["sequence"] for c in verdict_before.superseded] == [1]
+    assert verdict_before.recomputed == [1, 0, 2]
+    assert counts == [1, 0, 2] and len(rows) == 3  # the city's own count agrees
+    city.admin.transact(forge.functions.publishResult(poll.poll_id, counts, dataset_hash(rows)))
+
+    verdict = verify(city, poll.poll_id, forged.deployment)
+
+    assert failed(verdict) == set()
 
 
 def test_check_6_fails_when_a_stratum_counts_more_ballots_than_tokens(city, new_poll):

@@ -51,10 +51,14 @@ def _word(data: bytes, offset: int) -> bytes:
     return data[offset : offset + _WORD]
 
 
+UINT_BITS = {"uint": 256, **{f"uint{bits}": bits for bits in range(8, 257, 8)}}
+
+
 def _decode_static(kind: str, word: bytes) -> Any:
-    if kind.startswith("uint"):
+    bits = UINT_BITS.get(kind)
+    if bits is not None:
         value = int.from_bytes(word, "big")
-        if value >> int(kind[4:] or 256):
+        if value >> bits:
             raise EncodingError(f"value out of range for {kind}")
         return value
     if kind == "bytes32":

@@ -1,13 +1,14 @@
 """The contract events, as the verifier reads them: the one definition of their wire format.
 
 Each event is declared once, as its Solidity signature with the indexed fields marked; topic0 and
-the decoder follow from that. Decoding uses eth-abi and refuses anything that does not match the
+the decoder follow from that. Decoding (veche_core.abi) refuses anything that does not match the
 declaration exactly (a wrong topic count, trailing or missing data).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from . import abi
@@ -24,17 +25,21 @@ class EventSpec:
     def signature(self) -> str:
         return f"{self.name}({','.join(kind for kind, _, _ in self.fields)})"
 
-    @property
+    @cached_property
     def topic0(self) -> bytes:
         return keccak(self.signature.encode())
 
-    @property
+    @cached_property
     def data_types(self) -> list[str]:
         return [kind for kind, _, indexed in self.fields if not indexed]
 
-    @property
+    @cached_property
     def data_fields(self) -> list[tuple[str, str]]:
         return [(kind, name) for kind, name, indexed in self.fields if not indexed]
+
+    @cached_property
+    def indexed_fields(self) -> list[tuple[str, str]]:
+        return [(kind, name) for kind, name, indexed in self.fields if indexed]
 
 
 def _spec(name: str, declaration: str) -> EventSpec:
@@ -98,7 +103,10 @@ class DecodedEvent:
 
 
 def _hex_bytes(value: str) -> bytes:
-    return bytes.fromhex(value[2:] if value.startswith("0x") else value)
+    """JSON-RPC DATA: 0x-prefixed hex, as every node sends it."""
+    if value[:2] != "0x":
+        raise EncodingError("hex data without its 0x prefix")
+    return bytes.fromhex(value[2:])
 
 
 def _topic_value(kind: str, topic: bytes) -> Any:
@@ -106,9 +114,10 @@ def _topic_value(kind: str, topic: bytes) -> Any:
         if any(topic[:12]):
             raise EncodingError("an indexed address topic has non-zero padding")
         return abi.checksum_address(topic[12:])
-    if kind.startswith("uint"):
+    bits = abi.UINT_BITS.get(kind)
+    if bits is not None:
         value = int.from_bytes(topic, "big")
-        if value >> int(kind[4:] or 256):
+        if value >> bits:
             raise EncodingError(f"an indexed {kind} topic is out of range")
         return value
     if kind == "bytes32":
@@ -128,10 +137,10 @@ def decode_log(log: dict[str, Any]) -> DecodedEvent:
 
 def _decode_log(log: dict[str, Any]) -> DecodedEvent:
     topics = [_hex_bytes(topic) for topic in log["topics"]]
-    if not topics or topics[0] not in BY_TOPIC:
+    spec = BY_TOPIC.get(topics[0]) if topics else None
+    if spec is None:
         raise EncodingError("log is not a known Veche event")
-    spec = BY_TOPIC[topics[0]]
-    indexed = [(kind, name) for kind, name, is_indexed in spec.fields if is_indexed]
+    indexed = spec.indexed_fields
     if len(topics) != 1 + len(indexed):
         raise EncodingError(f"{spec.name}: expected {1 + len(indexed)} topics, got {len(topics)}")
     args: dict[str, Any] = {

@@ -11,13 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from veche_core import key_shares, plaintext
-from veche_core.ballot import Ballot
 from veche_core.blind_rsa import PublicKey
 from veche_core.dataset import DatasetRow, dataset_hash
 from veche_core.errors import VecheError
 from veche_core.receipt import Receipt
 
-from . import work
+from . import election_key
 from .chain import CastBallot, ChainSnapshot, PollRecord
 
 STATEMENTS = {
@@ -147,7 +146,6 @@ def verify_poll(
     snapshot: ChainSnapshot,
     poll_id: int,
     *,
-    workers: int = 1,
     dataset: list[DatasetRow] | None = None,
 ) -> PollVerdict:
     """Checks 1–10 and 12 for one poll (11 is receipt mode)."""
@@ -188,18 +186,13 @@ def verify_poll(
     ]
     verdict.checks.append(_result(4, window_failures, f"{len(ballots)} ballots inside the window", n))
 
-    # Check 5: per token the highest sequence among eligible ballots (checks 2-4) counts.
+    # Check 5: per token the highest sequence among eligible ballots (checks 2-4) counts,
+    # wherever it stands on chain (the contract does not judge sequences); a (token, sequence)
+    # cast twice fails: the relay sends each acknowledged ballot exactly once.
     ineligible = outside | {id(b) for b, (t, s) in zip(ballots, findings) if t or s}
-    order_failures = []
-    seen: dict[str, int] = {}
     pairs = Counter((b.token, b.sequence) for b in ballots)
-    for (token_address, sequence), count in pairs.items():
-        if count > 1:
-            order_failures.append(f"{token_address} #{sequence} was cast {count} times")
-    for b in ballots:
-        if b.token in seen and b.sequence <= seen[b.token]:
-            order_failures.append(f"{b.token} #{b.sequence} follows #{seen[b.token]} on chain")
-        seen[b.token] = max(seen.get(b.token, 0), b.sequence)
+    order_failures = [f"{token_address} #{sequence} was cast {count} times"
+                      for (token_address, sequence), count in pairs.items() if count > 1]
     latest: dict[str, CastBallot] = {}
     for b in ballots:
         if id(b) in ineligible:
@@ -229,13 +222,16 @@ def verify_poll(
     secret, check7 = _rebuild_election_key(poll, created)
     verdict.checks.append(check7)
 
-    # Check 8: decrypt and decode every counted ballot.
+    # Check 8: every counted ballot decrypts and decodes (opened by the workers that read it).
     if secret is None:
         verdict.checks += [_cannot_run(8, "no election secret key (check 7)")]
         choices: list[Any] = []
+    elif poll.opened_with != secret:
+        verdict.checks += [_cannot_run(8, "the ballots were read without the election key")]
+        secret, choices = None, []
     else:
-        decryption = work.DecryptionContext(secret, created["optionCount"], created["maxChoices"])
-        choices = work.run(work.decrypt_choices, decryption, [b.ciphertext for b in counted], workers)
+        choice_of = {id(e.ballot): e.choice for e in found}
+        choices = [choice_of[id(b)] for b in counted]
         verdict.invalid = [
             {"token": b.token, "sequence": b.sequence, "block": b.block_number, "reason": c}
             for b, c in zip(counted, choices) if isinstance(c, str)
@@ -269,36 +265,11 @@ def verify_poll(
 
 
 def _rebuild_election_key(poll: PollRecord, created: dict[str, Any]) -> tuple[bytes | None, CheckResult]:
-    shares = poll.shares
-    if len(shares) < created["threshold"]:
-        return None, _cannot_run(7, f"{len(shares)} of {created['threshold']} key shares are on chain")
-    failures = []
-    trustees = created["trustees"]
-    usable = []
-    for share in shares:
-        index = share["index"]
-        if index >= len(trustees) or share["trustee"] != trustees[index]:
-            failures.append(f"share {index} was not posted by trustee {index}")
-            continue
-        try:
-            info = key_shares.share_info(share["share"])
-        except VecheError as exc:
-            failures.append(f"share {index} does not decode: {exc}")
-            continue
-        if info.index != index:
-            failures.append(f"share {index} carries SLIP-39 member index {info.index}")
-            continue
-        usable.append((index, share["share"]))
-    secret = None
-    try:
-        secret = key_shares.combine_shares([s for _, s in usable], created["electionKey"], created["threshold"])
-    except VecheError as exc:
-        failures.append(str(exc))
-    else:
-        for position in key_shares.disagreeing_shares([s for _, s in usable], secret):
-            failures.append(f"share {usable[position][0]} does not agree with the shares that rebuild the key")
-    counts = {"shares": len(shares), "threshold": created["threshold"]}
-    return secret, _result(7, failures, f"{len(shares)} shares rebuild the election key", counts)
+    rebuilt = election_key.rebuild(poll)
+    if rebuilt.missing:
+        return None, _cannot_run(7, rebuilt.missing)
+    counts = {"shares": len(poll.shares), "threshold": created["threshold"]}
+    return rebuilt.secret, _result(7, rebuilt.failures, f"{len(poll.shares)} shares rebuild the election key", counts)
 
 
 def _check_tally(poll: PollRecord, verdict: PollVerdict) -> CheckResult:
@@ -380,7 +351,7 @@ def check_receipt(
     if not relayer_authorised:
         failures.append(f"{receipt.relayer} does not hold the relayer role on the PollBook")
     found = next(
-        (b for b in verdict.ballots if b.token == receipt.token and _ballot(receipt.poll_id, b).hash == receipt.ballot_hash),
+        (b for b in verdict.ballots if b.token == receipt.token and b.ballot_hash == receipt.ballot_hash),
         None,
     )
     latest = verdict.latest.get(receipt.token)
@@ -410,7 +381,3 @@ def check_points(snapshot: ChainSnapshot, balances_on_chain: dict[str, int]) -> 
             failures.append(f"{resident}: balance {actual}, events sum to {expected}")
     counts = {"polls": len(snapshot.polls), "residents": len(snapshot.balances_by_events)}
     return _result(12, failures, f"credits of {len(snapshot.polls)} polls and {len(snapshot.balances_by_events)} balances agree", counts)
-
-
-def _ballot(poll_id: int, cast: CastBallot) -> Ballot:
-    return Ballot(poll_id, cast.token, cast.sequence, cast.stratum, cast.ciphertext, cast.token_signature, cast.signature)

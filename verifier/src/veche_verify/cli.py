@@ -45,21 +45,21 @@ class Context:
     def status(self, message: str):
         return self.err.status(message) if not self.as_json and self.err.is_terminal else _Nothing()
 
-    def read(self, client: RpcClient, poll_id: int | None = None) -> ChainSnapshot:
+    def read(self, client: RpcClient, poll_id: int | None = None, *, ballot_hashes: bool = False) -> ChainSnapshot:
         """read_snapshot, with a progress bar (on a terminal) over the bulk of the logs."""
         what = "every poll" if poll_id is None else f"poll {poll_id}"
         if self.as_json or not self.err.is_terminal:
-            return read_snapshot(client, self.deployment, poll_id, workers=self.workers)
+            return read_snapshot(client, self.deployment, poll_id, workers=self.workers, ballot_hashes=ballot_hashes)
         with Progress(*Progress.get_default_columns(), console=self.err, transient=True) as bar:
-            task = bar.add_task(f"{what}: reading and checking ballots", total=None)
+            task = bar.add_task(f"{what}: reading, checking and opening ballots", total=None)
             return read_snapshot(
-                client, self.deployment, poll_id, workers=self.workers,
+                client, self.deployment, poll_id, workers=self.workers, ballot_hashes=ballot_hashes,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
 
     def verify(self, snapshot: ChainSnapshot, poll_id: int, dataset=None) -> checks.PollVerdict:
         with self.status(f"poll {poll_id}: counting…"):
-            return checks.verify_poll(snapshot, poll_id, workers=self.workers, dataset=dataset)
+            return checks.verify_poll(snapshot, poll_id, dataset=dataset)
 
     def finish(self, payload: dict, passed: bool) -> None:
         if self.as_json:
@@ -171,7 +171,7 @@ def receipt_command(obj: Context, receipt_file: str):
     """Check a resident's receipt: the relay's signature, and its ballot counted or superseded."""
     receipt = Receipt.from_json(Path(receipt_file).read_text())
     with obj.client() as client:
-        snapshot = obj.read(client, receipt.poll_id)
+        snapshot = obj.read(client, receipt.poll_id, ballot_hashes=True)
         authorised = has_role(client, obj.deployment.poll_book, "RELAYER_ROLE", receipt.relayer)
     verdict = obj.verify(snapshot, receipt.poll_id)
     result = checks.check_receipt(snapshot, verdict, receipt, authorised)

@@ -1,11 +1,13 @@
 """The verifier's bulk work, spread over the machine's cores.
 
-Two passes, each a pure function of a context and its inputs:
-- scan_range: read one block range's TokenIssued and BallotCast logs from the node, decode them
-  and check every ballot's two signatures (checks 2 and 3). Each worker reads its own range, so
-  JSON parsing and decoding scale with the cores, not only the cryptography.
-- decrypt_choices: open and decode the counted ballots (check 8), once the key is rebuilt.
-Small jobs run in this process; large ones in a process pool whose workers get the context once.
+One pass, `scan_range`, a pure function of a context and a block range: it reads the range's
+TokenIssued, BallotCast and PointsCredited logs from the node, decodes them, checks every
+ballot's two signatures (checks 2 and 3) and, when the poll's election key was rebuilt before the
+scan, opens and decodes the ballot (check 8). Each worker reads its own range, so JSON parsing and
+decoding scale with the cores, not only the cryptography, and a ballot's bytes never cross
+between processes. Opening every ballot, superseded ones too, costs a decryption per revote and
+saves a second pass (and a second copy of every ciphertext). A single range runs in this process;
+more run in a process pool whose workers get the context once.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from veche_core import events, plaintext, sealing
+from veche_core.ballot import Ballot, ballot_hash
 from veche_core.blind_rsa import PublicKey
 from veche_core.deployment import Deployment
 from veche_core.errors import EncodingError, VecheError
@@ -25,19 +28,25 @@ from veche_core.rpc import RpcClient
 from veche_core.token import verify_token_signature
 from veche_core.typed_data import Domain, ballot_digest, poll_book_domain, recover_signer_bytes
 
-from .chain import CastBallot, Examined, PollRecord, decode_ballot
+from .chain import CastBallot, Examined, PollRecord
 
-IN_PROCESS_BELOW = 2_000
-CHUNK = 2_000
 RANGES_PER_WORKER = 4  # smaller ranges than workers: a busy range does not leave a core idle
 
 
 @dataclass(frozen=True)
-class SignatureContext:
-    """What checking one poll's ballot signatures needs."""
+class DecryptionContext:
+    election_secret: bytes
+    option_count: int
+    max_choices: int
+
+
+@dataclass(frozen=True)
+class PollContext:
+    """What checking (and opening) one poll's ballots needs."""
 
     poll_id: int
     issuer_keys: tuple[PublicKey | None, ...]  # None where a key does not decode (check 1 fails)
+    decryption: DecryptionContext | None  # None when the election key could not be rebuilt
 
 
 @dataclass(frozen=True)
@@ -45,9 +54,11 @@ class ScanContext:
     rpc_url: str
     chain_id: int
     poll_book: str
+    city_points: str
     domain: Domain
-    polls: dict[int, SignatureContext]
+    polls: dict[int, PollContext]
     poll_topic: str | None  # one poll, or every poll
+    ballot_hashes: bool  # keep each ballot's hash (receipts)
 
 
 @dataclass
@@ -56,15 +67,9 @@ class ScanPart:
 
     issued: dict[int, Counter] = field(default_factory=lambda: defaultdict(Counter))
     examined: dict[int, list[Examined]] = field(default_factory=lambda: defaultdict(list))
+    credits: dict[int, list[tuple[str, int]]] = field(default_factory=lambda: defaultdict(list))
     block_timestamps: dict[int, int] = field(default_factory=dict)
     undecodable: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class DecryptionContext:
-    election_secret: bytes
-    option_count: int
-    max_choices: int
 
 
 _context: Any = None
@@ -97,22 +102,31 @@ def scan(
     rpc_url: str,
     deployment: Deployment,
     polls: dict[int, PollRecord],
+    secrets: dict[int, bytes],
     poll_topic: str | None,
     head: int,
     workers: int,
     progress: Callable[[int, int], None] | None = None,
+    ballot_hashes: bool = False,
 ) -> list[ScanPart]:
-    """The bulk events of [start block, head], read and checked in `workers` processes."""
+    """The bulk events of [start block, head], read, checked and opened in `workers` processes."""
+    contexts = {}
+    for pid, poll in polls.items():
+        if not poll.created:
+            continue
+        secret = secrets.get(pid)
+        decryption = None if secret is None else DecryptionContext(
+            secret, poll.created["optionCount"], poll.created["maxChoices"])
+        contexts[pid] = PollContext(pid, decode_issuer_keys(poll.created["issuerKeys"]), decryption)
     context = ScanContext(
         rpc_url=rpc_url,
         chain_id=deployment.chain_id,
         poll_book=deployment.poll_book,
+        city_points=deployment.city_points,
         domain=poll_book_domain(deployment.chain_id, deployment.poll_book),
-        polls={
-            pid: SignatureContext(pid, decode_issuer_keys(poll.created["issuerKeys"]))
-            for pid, poll in polls.items() if poll.created
-        },
+        polls=contexts,
         poll_topic=poll_topic,
+        ballot_hashes=ballot_hashes,
     )
     start = deployment.start_block
     pieces = 1 if workers <= 1 else max(1, min(workers * RANGES_PER_WORKER, head - start + 1))
@@ -121,43 +135,71 @@ def scan(
     return run_jobs(scan_range, context, ranges, workers, progress)
 
 
+_BULK_TOPICS = ["0x" + events.TOKEN_ISSUED.topic0.hex(), "0x" + events.BALLOT_CAST.topic0.hex()]
+_CREDIT_TOPIC = "0x" + events.POINTS_CREDITED.topic0.hex()
+
+
 def scan_range(bounds: tuple[int, int]) -> ScanPart:
-    """Read, decode and check the TokenIssued and BallotCast logs of one block range."""
+    """Read, decode, check and open the bulk logs of one block range."""
     ctx: ScanContext = _context
     client = _clients.get(ctx.rpc_url) or _clients.setdefault(ctx.rpc_url, RpcClient(ctx.rpc_url))
-    topics: list[Any] = [["0x" + events.TOKEN_ISSUED.topic0.hex(), "0x" + events.BALLOT_CAST.topic0.hex()]]
-    if ctx.poll_topic:
-        topics.append(ctx.poll_topic)
     poll_book = bytes.fromhex(ctx.poll_book[2:])
+    openers = {pid: sealing.Opener(poll.decryption.election_secret)
+               for pid, poll in ctx.polls.items() if poll.decryption is not None}
     part = ScanPart()
+    topics: list[Any] = [_BULK_TOPICS] + ([ctx.poll_topic] if ctx.poll_topic else [])
     for log in client.iter_logs(ctx.poll_book, topics, *bounds):
-        try:
-            event = events.decode_log(log)
-        except EncodingError as exc:
-            part.undecodable.append(f"block {log.get('blockNumber')}: {exc}")
+        event = _decode(log, part)
+        if event is None:
             continue
         poll_id = event.args["pollId"]
         if event.name == "TokenIssued":
             part.issued[poll_id][event.args["stratum"]] += 1
             continue
-        ballot = decode_ballot(event)
         poll = ctx.polls.get(poll_id)
         if poll is None:
+            ballot = _cast_ballot(event, None)
             finding = Examined(ballot, "the poll has no parameters", "the poll has no parameters", ballot.block_number)
         else:
-            finding = _examine(ballot, poll, ctx, poll_book)
+            finding = _examine(event, poll, ctx, poll_book, openers.get(poll_id))
         part.examined[poll_id].append(finding)
+    topics = [_CREDIT_TOPIC, None] + ([ctx.poll_topic] if ctx.poll_topic else [])
+    for log in client.iter_logs(ctx.city_points, topics, *bounds):
+        event = _decode(log, part)
+        if event is not None:
+            part.credits[event.args["pollId"]].append((event.args["resident"], event.args["amount"]))
     blocks = sorted({e.block_number for found in part.examined.values() for e in found})
     part.block_timestamps = client.block_timestamps(blocks)
-    part.issued, part.examined = dict(part.issued), dict(part.examined)
+    part.issued, part.examined, part.credits = dict(part.issued), dict(part.examined), dict(part.credits)
     return part
 
 
-def _examine(ballot: CastBallot, poll: SignatureContext, ctx: ScanContext, poll_book: bytes) -> Examined:
-    """Check 2 (the issuer's RSA signature on the token) and check 3 (the token key's EIP-712
-    signature) for one ballot."""
-    token = bytes.fromhex(ballot.token[2:])  # raw bytes: no checksumming per ballot
-    stratum, credential = ballot.stratum, ballot.token_signature
+def _decode(log: dict, part: ScanPart) -> events.DecodedEvent | None:
+    try:
+        return events.decode_log(log)
+    except EncodingError as exc:
+        part.undecodable.append(f"block {log.get('blockNumber')}: {exc}")
+        return None
+
+
+def _cast_ballot(event: events.DecodedEvent, hash_of: Ballot | None) -> CastBallot:
+    args = event.args
+    return CastBallot(
+        token=args["token"], sequence=args["sequence"], stratum=args["stratum"],
+        block_number=event.block_number, log_index=event.log_index,
+        ballot_hash=None if hash_of is None else ballot_hash(hash_of),
+    )
+
+
+def _examine(
+    event: events.DecodedEvent, poll: PollContext, ctx: ScanContext, poll_book: bytes, opener: sealing.Opener | None
+) -> Examined:
+    """Check 2 (the issuer's RSA signature on the token), check 3 (the token key's EIP-712
+    signature) and, with the election key, check 8's decryption, for one ballot."""
+    args = event.args
+    token_address, stratum, sequence = args["token"], args["stratum"], args["sequence"]
+    ciphertext, credential, signature = args["ciphertext"], args["tokenSignature"], args["signature"]
+    token = bytes.fromhex(token_address[2:])
     token_error = None
     key = poll.issuer_keys[stratum] if stratum < len(poll.issuer_keys) else None
     if key is None:
@@ -169,25 +211,19 @@ def _examine(ballot: CastBallot, poll: SignatureContext, ctx: ScanContext, poll_
             token_error = str(exc)
     signature_error = None
     try:
-        digest = ballot_digest(ctx.domain, poll.poll_id, token, ballot.sequence, stratum, ballot.ciphertext, credential)
-        if recover_signer_bytes(digest, ballot.signature) != token:
+        digest = ballot_digest(ctx.domain, poll.poll_id, token, sequence, stratum, ciphertext, credential)
+        if recover_signer_bytes(digest, signature) != token:
             signature_error = "the signature recovers another address"
     except (VecheError, ValueError) as exc:
         signature_error = str(exc)
-    return Examined(ballot, token_error, signature_error, ballot.block_number)
-
-
-def decrypt_choices(ciphertexts: Sequence[bytes]) -> list[tuple[int, ...] | str]:
-    """Per counted ballot: the chosen options, or why it is invalid."""
-    ctx: DecryptionContext = _context
-    opener = sealing.Opener(ctx.election_secret)
-    out: list[tuple[int, ...] | str] = []
-    for ciphertext in ciphertexts:
+    choice = None
+    if opener is not None:
         try:
-            out.append(plaintext.decode_choice(opener.open(ciphertext), ctx.option_count, ctx.max_choices))
+            choice = plaintext.decode_choice(opener.open(ciphertext), poll.decryption.option_count, poll.decryption.max_choices)
         except VecheError as exc:
-            out.append(str(exc))
-    return out
+            choice = str(exc)
+    whole = Ballot(poll.poll_id, token_address, sequence, stratum, ciphertext, credential, signature) if ctx.ballot_hashes else None
+    return Examined(_cast_ballot(event, whole), token_error, signature_error, event.block_number, choice)
 
 
 def run_jobs(
@@ -215,13 +251,6 @@ def run_jobs(
             if progress:
                 progress(len(results), len(jobs))
     return results
-
-
-def run(function: Callable[[Sequence[Any]], list[Any]], context: Any, items: Sequence[Any], workers: int) -> list[Any]:
-    """`function` over `items` in chunks (in this process when there are few)."""
-    small = workers <= 1 or len(items) < IN_PROCESS_BELOW
-    chunks = [items] if small else [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
-    return [result for part in run_jobs(function, context, chunks, workers) for result in part]
 
 
 def default_workers() -> int:
