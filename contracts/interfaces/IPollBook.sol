@@ -7,14 +7,18 @@ pragma solidity 0.8.30;
  * per stratum), encrypted ballots, trustees' decryption-key shares and the published result.
  *
  * Everything a verifier needs to recount a poll is in the events below; the storage only keeps
- * what the contract must check (time windows, sequences, shares, one result).
+ * what the contract must check (time windows, issued pseudonyms, shares, one result). Ballots
+ * leave no state: the revote rule (per token, the highest sequence counts) is the verifier's.
  */
 interface IPollBook {
-    /// @notice Why a ballot in a `castBallots` batch was skipped (the batch itself goes on).
+    /**
+     * @notice Why a ballot in a `castBallots` batch was skipped (the batch itself goes on).
+     * @dev Emitted as a uint8; the values are fixed forever. Value 2 (StaleSequence) was retired
+     * when the sequence rule moved to the verifier and is never emitted; a new reason takes 3.
+     */
     enum BallotRejection {
         UnknownStratum,
-        BadSignature,
-        StaleSequence
+        BadSignature
     }
 
     /**
@@ -66,7 +70,8 @@ interface IPollBook {
     /**
      * @notice One ballot as a relayer submits it.
      * @param token The one-time token address whose key signed the ballot.
-     * @param sequence Revote counter of the token (the highest accepted one counts; starts at 1).
+     * @param sequence Revote counter of the token (starts at 1; the verifier counts the token's
+     * highest one; the contract does not compare sequences).
      * @param stratum Index of the issuer key that signed the token.
      * @param ciphertext The sealed, versioned choice.
      * @param tokenSignature The RSA blind signature on the token (checked off chain).
@@ -176,7 +181,10 @@ interface IPollBook {
     /// @notice A ballot token was issued to a resident's pseudonym, in `stratum`.
     event TokenIssued(uint256 indexed pollId, bytes32 indexed pseudonym, uint32 stratum);
 
-    /// @notice A ballot was accepted (it supersedes the token's earlier ballots in this poll).
+    /**
+     * @notice A well-signed ballot was posted. Not necessarily the one that counts: per token the
+     * verifier counts the highest sequence (a lower or repeated one may appear too, in any order).
+     */
     event BallotCast(
         uint256 indexed pollId,
         address indexed token,
@@ -227,9 +235,13 @@ interface IPollBook {
      * @notice Posts a batch of ballots and returns how many were accepted.
      * @dev Requires RELAYER_ROLE, a known poll and opensAt <= block.timestamp < closesAt (else
      * the whole call reverts). Each ballot is then checked on its own and skipped with
-     * {BallotRejected} if its stratum is unknown, its EIP-712 `Ballot` signature does not recover
-     * `token`, or its sequence is not above the token's last accepted one. Accepted ballots emit
-     * {BallotCast}. The RSA token signature and counted <= issued are checked off chain.
+     * {BallotRejected} if its stratum is unknown or its EIP-712 `Ballot` signature does not
+     * recover `token`. Every other ballot emits {BallotCast}, in batch order, whatever its
+     * sequence: the contract keeps no per-token state. The sequence rule (per token the highest
+     * sequence counts), the RSA token signature and counted <= issued are checked off chain by
+     * every verifier; the API refuses stale sequences before acknowledging, and its relay posts
+     * each ballot once; a duplicate or a reordered revote that reaches the chain anyway is
+     * visible to every verifier.
      */
     function castBallots(uint256 pollId, Ballot[] calldata ballots) external returns (uint256 accepted);
 
@@ -274,9 +286,6 @@ interface IPollBook {
 
     /// @notice Whether a token was issued to `pseudonym` in this poll.
     function isIssued(uint256 pollId, bytes32 pseudonym) external view returns (bool);
-
-    /// @notice The sequence of the token's last accepted ballot in this poll (0 if none).
-    function lastSequence(uint256 pollId, address token) external view returns (uint64);
 
     /// @notice Number of key shares posted for this poll.
     function shareCount(uint256 pollId) external view returns (uint8);

@@ -50,7 +50,7 @@ MANIFEST_NAME = "network.json"
 MANIFEST_VERSION = 1
 DEFAULT_CHAIN_ID = 7400
 DEFAULT_PERIOD = 1
-# A ballot costs ~47,000 gas: 60 M gas blocks hold ~1,250 ballots (8 batches of 150: geth refuses
+# A ballot costs ~24,000 gas: 60 M gas blocks hold ~2,500 ballots (batches of 150: geth refuses
 # transactions over 128 KiB, see workload.GETH_BATCH).
 DEFAULT_GAS_LIMIT = 60_000_000
 CLIQUE_EPOCH = 30_000

@@ -107,7 +107,7 @@ def test_batches_are_cut_by_calldata_size_and_by_count():
 
 
 def test_ballot_outcomes_read_from_receipt_logs():
-    token_a, token_b = Account.create().address, Account.create().address
+    token_a, token_b, token_c = (Account.create().address for _ in range(3))
     poll_topic = "0x" + (3).to_bytes(32, "big").hex()
 
     def log(spec, token, words, poll=poll_topic, address=POLL_BOOK):
@@ -116,11 +116,13 @@ def test_ballot_outcomes_read_from_receipt_logs():
 
     logs = [
         log(events.BALLOT_CAST, token_a, [1, 0, 0xA0, 0xC0, 0xE0]),
-        log(events.BALLOT_REJECTED, token_b, [4, 2]),
+        log(events.BALLOT_REJECTED, token_b, [4, 1]),
+        log(events.BALLOT_REJECTED, token_c, [2, 2]),  # retired code (was StaleSequence): as a number
         log(events.BALLOT_CAST, token_b, [9, 0], poll="0x" + (4).to_bytes(32, "big").hex()),  # another poll
         log(events.BALLOT_CAST, token_b, [8, 0], address="0x" + "11" * 20),  # another contract
     ]
     assert ballot_outcomes(logs, POLL_BOOK, 3) == {
         (token_a.lower(), 1): ("confirmed", None),
-        (token_b.lower(), 4): ("rejected", "StaleSequence"),
+        (token_b.lower(), 4): ("rejected", "BadSignature"),
+        (token_c.lower(), 2): ("rejected", "2"),
     }

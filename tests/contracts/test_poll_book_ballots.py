@@ -1,11 +1,14 @@
-"""PollBook.castBallots: the time window, per-ballot checks, revoting and mixed batches."""
+"""PollBook.castBallots: the time window, per-ballot checks, revoting and mixed batches.
+
+The contract does not judge sequences: every ballot with a known stratum and a valid signature
+is emitted as BallotCast, in batch order, and the verifier applies the revote rule (check 5)."""
 
 import os
 
 from contract_helpers import Key, args, reverts_with, role, sign_ballot
 from veche_core import typed_data
 
-UNKNOWN_STRATUM, BAD_SIGNATURE, STALE_SEQUENCE = 0, 1, 2
+UNKNOWN_STRATUM, BAD_SIGNATURE = 0, 1  # 2 (StaleSequence) is retired: never emitted
 
 
 def rejections(poll_book, receipt):
@@ -34,7 +37,6 @@ def test_an_accepted_ballot_is_emitted_whole(poll_book, relayer, domain, open_po
     assert bytes(log.signature) == ballot.signature
     assert len(ballot.token_signature) == 288 and len(ballot.ciphertext) == 51
     assert rejections(poll_book, receipt) == []
-    assert poll_book.lastSequence(open_poll.id, token.address) == 1
 
 
 def test_cast_ballots_returns_the_number_accepted(poll_book, relayer, domain, open_poll):
@@ -83,7 +85,6 @@ def test_the_window_is_opens_at_inclusive_to_closes_at_exclusive(
             closesAt=poll.closes_at,
         ):
             poll_book.castBallots(poll.id, attempt(3), sender=relayer)
-    assert poll_book.lastSequence(poll.id, token.address) == 2
 
 
 def test_cast_ballots_rejects_unknown_polls(poll_book, relayer, domain, open_poll):
@@ -104,73 +105,85 @@ def test_cast_ballots_needs_relayer_role(poll_book, domain, open_poll, issuer, o
             poll_book.castBallots(open_poll.id, args([ballot]), sender=account)
 
 
-def test_revoting_keeps_the_highest_sequence(poll_book, relayer, domain, open_poll):
+def test_the_contract_has_no_sequence_state(poll_book):
+    assert "lastSequence" not in [abi.name for abi in poll_book.contract_type.abi if abi.type == "function"]
+
+
+def test_revotes_and_stale_ballots_are_all_cast_in_order(poll_book, relayer, domain, open_poll):
     token = Key.create()
     first = poll_book.castBallots(
         open_poll.id, args([sign_ballot(domain, open_poll.id, token, 1)]), sender=relayer
     )
     assert cast(poll_book, first) == [(token.address, 1)]
 
-    # A jump is fine: sequences only have to increase.
     higher = poll_book.castBallots(
         open_poll.id, args([sign_ballot(domain, open_poll.id, token, 5)]), sender=relayer
     )
     assert cast(poll_book, higher) == [(token.address, 5)]
 
-    # Equal and lower sequences are skipped as stale (even though correctly signed).
+    # Equal and lower sequences are cast too: the verifier, not the contract, keeps the highest.
     stale = [sign_ballot(domain, open_poll.id, token, s) for s in (5, 4, 1)]
     receipt = poll_book.castBallots(open_poll.id, args(stale), sender=relayer)
-    assert cast(poll_book, receipt) == []
-    assert rejections(poll_book, receipt) == [
-        (open_poll.id, token.address, s, STALE_SEQUENCE) for s in (5, 4, 1)
-    ]
-    assert poll_book.lastSequence(open_poll.id, token.address) == 5
+    assert cast(poll_book, receipt) == [(token.address, s) for s in (5, 4, 1)]
+    assert rejections(poll_book, receipt) == []
+    assert receipt.return_value == 3
 
 
-def test_sequence_zero_is_stale(poll_book, relayer, domain, open_poll):
+def test_sequence_zero_is_cast(poll_book, relayer, domain, open_poll):
     token = Key.create()
     receipt = poll_book.castBallots(
         open_poll.id, args([sign_ballot(domain, open_poll.id, token, 0)]), sender=relayer
     )
-    assert rejections(poll_book, receipt) == [(open_poll.id, token.address, 0, STALE_SEQUENCE)]
-    assert poll_book.lastSequence(open_poll.id, token.address) == 0
+    assert cast(poll_book, receipt) == [(token.address, 0)]
+    assert rejections(poll_book, receipt) == []
 
 
-def test_revotes_within_one_batch_are_ordered(poll_book, relayer, domain, open_poll):
+def test_a_batch_is_cast_in_its_own_order_duplicates_included(
+    poll_book, relayer, domain, open_poll
+):
     token = Key.create()
     batch = [sign_ballot(domain, open_poll.id, token, s) for s in (1, 2, 2, 1, 3)]
     receipt = poll_book.castBallots(open_poll.id, args(batch), sender=relayer)
-    assert cast(poll_book, receipt) == [(token.address, 1), (token.address, 2), (token.address, 3)]
-    assert rejections(poll_book, receipt) == [
-        (open_poll.id, token.address, 2, STALE_SEQUENCE),
-        (open_poll.id, token.address, 1, STALE_SEQUENCE),
-    ]
+    assert cast(poll_book, receipt) == [(token.address, s) for s in (1, 2, 2, 1, 3)]
+    assert rejections(poll_book, receipt) == []
+    assert receipt.return_value == 5
 
 
-def test_sequences_are_per_token_and_per_poll(chain, poll_book, relayer, domain, create_poll):
+def test_the_same_ballot_relayed_twice_is_cast_twice(poll_book, relayer, domain, open_poll):
+    token = Key.create()
+    ballot = sign_ballot(domain, open_poll.id, token, 1)
+    logs = []
+    for _ in range(2):
+        receipt = poll_book.castBallots(open_poll.id, args([ballot]), sender=relayer)
+        logs += list(poll_book.BallotCast.from_receipt(receipt))
+    assert [(log.token, log.sequence, bytes(log.signature)) for log in logs] == [
+        (token.address, 1, ballot.signature)
+    ] * 2
+
+
+def test_ballots_of_other_tokens_and_polls_are_independent(
+    chain, poll_book, relayer, domain, create_poll
+):
     first, second = create_poll(), create_poll()
     chain.pending_timestamp = first.opens_at
     chain.mine()
     alice, bob = Key.create(), Key.create()
-    poll_book.castBallots(
+    receipt = poll_book.castBallots(
         first.id, args([sign_ballot(domain, first.id, alice, 7)]), sender=relayer
     )
+    assert cast(poll_book, receipt) == [(alice.address, 7)]
 
-    # Bob's sequence 1 is not stale because of Alice's 7.
     receipt = poll_book.castBallots(
         first.id, args([sign_ballot(domain, first.id, bob, 1)]), sender=relayer
     )
     assert cast(poll_book, receipt) == [(bob.address, 1)]
 
-    # Alice's sequence 1 in another poll is not stale because of her 7 in the first.
     receipt = poll_book.castBallots(
         second.id, args([sign_ballot(domain, second.id, alice, 1)]), sender=relayer
     )
-    assert cast(poll_book, receipt) == [(alice.address, 1)]
-    assert poll_book.lastSequence(first.id, alice.address) == 7
-    assert poll_book.lastSequence(second.id, alice.address) == 1
-    assert poll_book.lastSequence(first.id, bob.address) == 1
-    assert poll_book.lastSequence(second.id, bob.address) == 0
+    assert [(log.pollId, log.token, log.sequence) for log in poll_book.BallotCast.from_receipt(receipt)] == [
+        (second.id, alice.address, 1)
+    ]
 
 
 def test_a_ballot_signed_for_another_poll_is_rejected(
@@ -258,10 +271,13 @@ def test_a_mixed_batch_accepts_the_good_and_skips_the_bad(
     ]
     receipt = poll_book.castBallots(pid, args(batch), sender=relayer)
 
+    # The stale ballot (sequence 2 after 3) is cast in its place: only signatures and strata are
+    # judged here.
+    expected = [good[0], good[1], good[2], stale, good[3]]
     assert [
         (log.token, log.sequence, log.stratum, bytes(log.ciphertext))
         for log in poll_book.BallotCast.from_receipt(receipt)
-    ] == [(b.token, 1, b.stratum, b.ciphertext) for b in good]
+    ] == [(b.token, b.sequence, b.stratum, b.ciphertext) for b in expected]
     assert rejections(poll_book, receipt) == [
         (pid, bad_stratum_token.address, 1, UNKNOWN_STRATUM),
         (pid, impostor_token.address, 1, BAD_SIGNATURE),
@@ -270,13 +286,8 @@ def test_a_mixed_batch_accepts_the_good_and_skips_the_bad(
         (pid, restratified_token.address, 1, BAD_SIGNATURE),
         (pid, truncated_token.address, 1, BAD_SIGNATURE),
         (pid, high_s_token.address, 1, BAD_SIGNATURE),
-        (pid, stale_token.address, 2, STALE_SEQUENCE),
     ]
-    assert receipt.return_value == 4
-    for token in (bad_stratum_token, impostor_token, tampered_token, swapped_token,
-                  restratified_token, truncated_token, high_s_token):
-        assert poll_book.lastSequence(pid, token.address) == 0
-    assert poll_book.lastSequence(pid, stale_token.address) == 3
+    assert receipt.return_value == 5
 
 
 def test_a_rejected_ballot_does_not_block_a_later_valid_one(poll_book, relayer, domain, open_poll):
