@@ -332,9 +332,11 @@ def test_batch_reverted_out_of_gas_is_retried(env):
     env.settled()
     ballots = make_ballots(tokens, 1)
     saved = env.settings.ballot_gas, env.settings.batch_interval
-    # The fixed gas limit of a 4-ballot batch without its per-ballot part: out of gas on chain.
-    # A long interval so that the four ballots go out as one full batch.
-    env.settings.ballot_gas, env.settings.batch_interval = 0, 5.0
+    # A gas limit below what four ballots use (~24,000 each) but above the transaction's
+    # intrinsic gas (21,000 + 16 a calldata byte), so the node takes it and it runs out of gas
+    # on chain: 80,000 - 4 × 15,000 + 24 × ~3,200 bytes ≈ 97,000. A long interval so that the
+    # four ballots go out as one batch.
+    env.settings.ballot_gas, env.settings.batch_interval = -15_000, 5.0
     try:
         hashes = env.post(ballots)
         final = env.wait_final(hashes)
