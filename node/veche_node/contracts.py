@@ -86,6 +86,25 @@ class Sender:
         self._nonce += 1
         return tx_hash
 
+    @property
+    def nonce(self) -> int:
+        """The nonce this sender's next transaction will take."""
+        return self._nonce
+
+    def sync_nonce(self) -> None:
+        """Take the nonce from the node again (after another writer may have used this key)."""
+        self._nonce = self.w3.eth.get_transaction_count(self.address, "pending")
+
+    def sign_call(self, to: str, data: bytes, *, gas: int, gas_price: int) -> tuple[bytes, bytes]:
+        """Sign a call of `to` at the next nonce, which it takes: (raw transaction, its hash).
+        For callers that send raw transactions themselves, many at a time; no estimate is run."""
+        signed = self.account.sign_transaction({
+            "to": to, "data": data, "value": 0, "gas": gas, "gasPrice": gas_price,
+            "nonce": self._nonce, "chainId": self._chain_id,
+        })
+        self._nonce += 1
+        return bytes(signed.raw_transaction), bytes(signed.hash)
+
     def transact(self, function, *, wait: bool = True, gas: int | None = None):
         """Send a contract function call, e.g. `sender.transact(poll_book.functions.x(1))`."""
         params = {"from": self.address, **({"gas": gas} if gas else {})}  # with gas: no estimate run

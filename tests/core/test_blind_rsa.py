@@ -275,3 +275,16 @@ def test_any_bit_flip_in_signature_or_message_is_rejected(signed, data):
             blind_rsa.verify(public, input_msg, bytes(flipped))
         else:
             blind_rsa.verify(public, bytes(flipped), signature)
+
+
+def test_a_public_key_pickles_to_an_equal_working_key(issuer_key):
+    """Worker processes receive issuer keys by pickle; the OpenSSL key object is rebuilt."""
+    import pickle
+
+    public = issuer_key.public_key
+    copy = pickle.loads(pickle.dumps(public))
+    assert copy == public and copy.encode() == public.encode()
+    input_msg = blind_rsa.prepare(public, b"pickled")
+    blinding = blind_rsa.blind(public, input_msg)
+    signature = blind_rsa.finalize(public, input_msg, blind_rsa.blind_sign(issuer_key, blinding.blinded_msg), blinding.inv)
+    blind_rsa.verify(copy, input_msg, signature)

@@ -112,6 +112,11 @@ class PublicKey:
         object.__setattr__(self, "_openssl", rsa.RSAPublicNumbers(self.e, self.n).public_key())
         object.__setattr__(self, "_pss", padding.PSS(padding.MGF1(hashes.SHA384()), self.variant.salt_length))
 
+    def __reduce__(self):
+        """Pickled as (n, e, variant): the OpenSSL key object is rebuilt, not copied (worker
+        processes receive issuer keys)."""
+        return (PublicKey, (self.n, self.e, self.variant))
+
     @property
     def modulus_bits(self) -> int:
         return int(self.n).bit_length()
