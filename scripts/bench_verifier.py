@@ -115,6 +115,11 @@ def main() -> int:
              "before): a faster setup on anvil, but the verifier splits its work by block ranges, so "
              "its figure is then not comparable with one-a-block runs",
     )
+    parser.add_argument(
+        "--hold", type=Path, metavar="DEPLOYMENT_FILE",
+        help="after the run, write the deployment file here and keep anvil serving the poll until "
+             "interrupted (to profile the verifier against the same chain again)",
+    )
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0))
     issuer_keys = [blind_rsa.generate_private_key() for _ in range(STRATA)]
@@ -167,6 +172,15 @@ def main() -> int:
         if run.returncode != 0 or verdict["verdict"] != "PASS":
             print(run.stdout[-3000:], run.stderr[-3000:], file=sys.stderr)
             return 1
+        if args.hold:
+            city.deployment.save(args.hold)
+            print(f"holding: veche-verify --rpc {chain.url} --deployment {args.hold} poll {poll.poll_id}"
+                  " (Ctrl-C to stop)", file=sys.stderr, flush=True)
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
 
     core = bench_core.run(seconds=1.0)  # the primitive costs, measured in this same run
     per_ballot = core["verifier_seconds_per_ballot"]
