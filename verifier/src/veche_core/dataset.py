@@ -39,7 +39,7 @@ class DatasetRow:
             if type(value) is not int or value < 0:
                 raise EncodingError("dataset row: numbers must be non-negative integers")
         choice = self.choice
-        if not choice or any(a >= b for a, b in zip(choice, choice[1:])):
+        if not choice or (len(choice) > 1 and any(a >= b for a, b in zip(choice, choice[1:]))):
             raise EncodingError("dataset row: choice must be distinct ascending option indices")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import abi
 from ._keccak import keccak
@@ -40,6 +40,14 @@ class EventSpec:
     @cached_property
     def indexed_fields(self) -> list[tuple[str, str]]:
         return [(kind, name) for kind, name, indexed in self.fields if indexed]
+
+    @cached_property
+    def data_names(self) -> list[str]:
+        return [name for _, name in self.data_fields]
+
+    @cached_property
+    def data_has_addresses(self) -> bool:
+        return any(kind.startswith("address") for kind, _ in self.data_fields)
 
 
 def _spec(name: str, declaration: str) -> EventSpec:
@@ -93,8 +101,9 @@ CITY_POINTS_EVENTS = (POINTS_CREDITED, REWARD_REDEEMED, POINTS_DONATED)
 BY_TOPIC = {spec.topic0: spec for spec in POLL_BOOK_EVENTS + CITY_POINTS_EVENTS}
 
 
-@dataclass(frozen=True)
-class DecodedEvent:
+class DecodedEvent(NamedTuple):
+    """(A named tuple: the verifier builds one per log, hundreds of thousands of them.)"""
+
     name: str
     args: dict[str, Any]
     block_number: int
@@ -150,12 +159,15 @@ def _decode_log(log: dict[str, Any]) -> DecodedEvent:
         values = abi.decode(spec.data_types, _hex_bytes(log["data"]))
     except EncodingError as exc:
         raise EncodingError(f"{spec.name}: data does not decode: {exc}") from None
-    for (kind, name), value in zip(spec.data_fields, values):
-        if kind == "address":
-            value = abi.checksum_address(value)
-        elif kind == "address[]":
-            value = tuple(abi.checksum_address(item) for item in value)
-        args[name] = value
+    if not spec.data_has_addresses:
+        args.update(zip(spec.data_names, values))
+    else:
+        for (kind, name), value in zip(spec.data_fields, values):
+            if kind == "address":
+                value = abi.checksum_address(value)
+            elif kind == "address[]":
+                value = tuple(abi.checksum_address(item) for item in value)
+            args[name] = value
     return DecodedEvent(
         name=spec.name,
         args=args,
