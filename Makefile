@@ -61,7 +61,7 @@ $(GETH):
 	  || GOBIN=$(dir $(GETH)) GOTOOLCHAIN=go1.22.12 go install github.com/ethereum/go-ethereum/cmd/geth@$(GETH_VERSION)
 	$(GETH) version | head -2
 
-test: install
+test: install $(GETH)  # the validator-network tests run real geth: never skipped
 	@$(BIN)/ape test tests -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no tests were collected"; exit 0; fi; exit $$rc
 

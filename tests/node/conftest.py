@@ -11,7 +11,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from veche_node.geth import geth_available
 from veche_node.network import (
     Network,
     block_number,
@@ -23,18 +22,6 @@ from veche_node.network import (
     stop_all,
     wait_until,
 )
-
-NO_GETH = "geth v1.13.15 is not installed: run `make geth` (needs Go) or set VECHE_GETH"
-
-
-def pytest_collection_modifyitems(config, items):
-    if geth_available():
-        return
-    skip = pytest.mark.skip(reason=NO_GETH)
-    for item in items:
-        if "geth" in item.keywords:
-            item.add_marker(skip)
-
 
 def running_network(root, *, validators: int, observers: int) -> Iterator[Network]:
     """A started network whose nodes are all peered and sealing; stopped afterwards."""

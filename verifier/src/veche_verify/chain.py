@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from veche_core._keccak import keccak
 
@@ -23,6 +23,9 @@ from veche_core import events
 from veche_core.deployment import Deployment
 from veche_core.errors import EncodingError
 from veche_core.rpc import RpcClient
+
+if TYPE_CHECKING:
+    from .election_key import Rebuilt
 
 # The events every resident produces: read in bulk by the worker processes.
 BULK_EVENTS = (events.TOKEN_ISSUED, events.BALLOT_CAST, events.POINTS_CREDITED)
@@ -66,7 +69,7 @@ class PollRecord:
     results: list[dict[str, Any]] = field(default_factory=list)  # counts, datasetHash, block
     credits: list[tuple[str, int]] = field(default_factory=list)  # (resident, amount)
     undecodable: list[str] = field(default_factory=list)  # logs that did not decode
-    opened_with: bytes | None = None  # the election secret the scan opened the ballots with
+    election_key: Rebuilt | None = None  # rebuilt from the shares before the scan opened the ballots
 
 
 @dataclass
@@ -138,9 +141,9 @@ def read_snapshot(
 
     secrets: dict[int, bytes] = {}
     for pid, poll in polls.items():
-        rebuilt = election_key.rebuild(poll)
-        if rebuilt.secret is not None:
-            secrets[pid] = poll.opened_with = rebuilt.secret
+        poll.election_key = election_key.rebuild(poll)
+        if poll.election_key.secret is not None:
+            secrets[pid] = poll.election_key.secret
 
     stamps: dict[int, int] = {}
     for part in work.scan(client.url, deployment, polls, secrets, poll_topic, head, workers, progress, ballot_hashes):

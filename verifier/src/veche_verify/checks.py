@@ -223,15 +223,15 @@ def verify_poll(
     verdict.checks.append(check7)
 
     # Check 8: every counted ballot decrypts and decodes (opened by the workers that read it).
+    choice_of = {id(e.ballot): e.choice for e in found}
+    choices: list[Any] = [choice_of[id(b)] for b in counted]
     if secret is None:
         verdict.checks += [_cannot_run(8, "no election secret key (check 7)")]
-        choices: list[Any] = []
-    elif poll.opened_with != secret:
+        choices = []
+    elif None in choices:  # a snapshot read without the election key
         verdict.checks += [_cannot_run(8, "the ballots were read without the election key")]
         secret, choices = None, []
     else:
-        choice_of = {id(e.ballot): e.choice for e in found}
-        choices = [choice_of[id(b)] for b in counted]
         verdict.invalid = [
             {"token": b.token, "sequence": b.sequence, "block": b.block_number, "reason": c}
             for b, c in zip(counted, choices) if isinstance(c, str)
@@ -265,7 +265,7 @@ def verify_poll(
 
 
 def _rebuild_election_key(poll: PollRecord, created: dict[str, Any]) -> tuple[bytes | None, CheckResult]:
-    rebuilt = election_key.rebuild(poll)
+    rebuilt = poll.election_key or election_key.rebuild(poll)  # read_snapshot rebuilt it already
     if rebuilt.missing:
         return None, _cannot_run(7, rebuilt.missing)
     counts = {"shares": len(poll.shares), "threshold": created["threshold"]}
