@@ -351,7 +351,7 @@ class City:
                 continue
             for option in choice:
                 counts[option] += 1
-            rows.append(DatasetRow(token_address, stratum, choice, block))
+            rows.append(DatasetRow(token_address.lower(), stratum, choice, block))
         return counts, rows
 
     def _ballots_cast(self, poll: SimPoll, poll_book=None) -> Iterator[tuple[str, int, int, bytes, int]]:

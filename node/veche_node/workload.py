@@ -265,7 +265,7 @@ class PollDriver:
                 sealing.open_ballot(secret, cast["ciphertext"]), poll.option_count, poll.max_choices
             )
             counts.update(choice)
-            rows.append(dataset.DatasetRow(address, cast["stratum"], tuple(choice), cast["blockNumber"]))
+            rows.append(dataset.DatasetRow(address.lower(), cast["stratum"], tuple(choice), cast["blockNumber"]))
         tally = [counts[i] for i in range(poll.option_count)]
         digest = dataset.dataset_hash(rows)
         self.poll_admin.transact(self.poll_book.functions.publishResult(poll.poll_id, tally, digest))

@@ -9,7 +9,6 @@ malicious contract.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 from veche_core import blind_rsa, key_shares
@@ -232,7 +231,7 @@ def test_check_10_compares_the_dataset_row_by_row(city, new_poll):
     rows = verify(city, poll.poll_id).counted_rows
 
     assert failed(verify(city, poll.poll_id, dataset=rows)) == set()
-    changed = [dataclasses.replace(rows[0], choice=((rows[0].choice[0] + 1) % 3,)), *rows[1:]]
+    changed = [rows[0]._replace(choice=((rows[0].choice[0] + 1) % 3,)), *rows[1:]]
     added = [*rows, DatasetRow("0x" + "ab" * 20, 0, (1,), rows[0].block)]
     missing = rows[1:]
     for broken, expected in ((changed, "row differs"), (added, "not among the counted"), (missing, "missing row")):

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from eth_abi import decode as abi_decode
-from eth_abi import encode as abi_encode
-from eth_abi.exceptions import DecodingError
+from . import abi
 from ._keccak import keccak
-from eth_utils import to_checksum_address
 
-from ._encoding import address_bytes, uint_bytes
+from ._encoding import address_bytes, to_checksum_address, uint_bytes
 from .errors import EncodingError, SignatureError
 from .typed_data import Domain, ballot_digest, recover_signer, sign_digest
 
@@ -86,7 +83,7 @@ class Ballot:
 def encode_ballot(ballot: Ballot) -> bytes:
     """abi.encode(uint256 pollId, address token, uint64 sequence, uint32 stratum,
     bytes ciphertext, bytes tokenSignature, bytes signature)."""
-    return abi_encode(
+    return abi.encode(
         list(BALLOT_ABI_TYPES),
         [
             ballot.poll_id,
@@ -104,13 +101,10 @@ def decode_ballot(data: bytes) -> Ballot:
     """Strict inverse of encode_ballot: non-canonical ABI (e.g. dirty padding) is rejected."""
     data = bytes(data)
     try:
-        fields = abi_decode(list(BALLOT_ABI_TYPES), data)
-    except (DecodingError, ValueError, OverflowError):
-        raise EncodingError("not an ABI-encoded ballot") from None
-    ballot = Ballot(*fields)
-    if encode_ballot(ballot) != data:
-        raise EncodingError("ballot encoding is not canonical")
-    return ballot
+        fields = abi.decode(list(BALLOT_ABI_TYPES), data)  # strict: only the canonical encoding decodes
+    except EncodingError as exc:
+        raise EncodingError(f"not an ABI-encoded ballot: {exc}") from None
+    return Ballot(*fields)
 
 
 def ballot_hash(ballot: Ballot) -> bytes:

@@ -13,8 +13,7 @@ import csv
 import io
 import json
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._keccak import keccak
 
@@ -24,39 +23,37 @@ HEADER = ("token", "stratum", "choice", "block")
 DATASET_FORMAT_VERSION = 1
 
 
-@dataclass(frozen=True, order=True)
-class DatasetRow:
+class DatasetRow(NamedTuple):
+    """One row. (A named tuple: the verifier builds one per counted ballot, and tuples sort in
+    the canonical order, field by field, without a Python call per comparison.) Rows read from
+    a published dataset are validated by `checked_row`; rows the verifier builds from decoded
+    chain data are well formed by construction."""
+
     token: str  # lower-case 0x-hex
     stratum: int
     choice: tuple[int, ...]
     block: int
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.token, str) or not _ADDRESS.fullmatch(self.token):
-            raise EncodingError(f"dataset row: {self.token!r} is not an address")
-        object.__setattr__(self, "token", self.token.lower())
-        for value in (self.stratum, self.block, *self.choice):
-            if type(value) is not int or value < 0:
-                raise EncodingError("dataset row: numbers must be non-negative integers")
-        choice = self.choice
-        if not choice or (len(choice) > 1 and any(a >= b for a, b in zip(choice, choice[1:]))):
-            raise EncodingError("dataset row: choice must be distinct ascending option indices")
+
+def checked_row(token: Any, stratum: Any, choice: Any, block: Any) -> DatasetRow:
+    """A row from outside (a published dataset): EncodingError unless it is well formed."""
+    if not isinstance(token, str) or not _ADDRESS.fullmatch(token):
+        raise EncodingError(f"dataset row: {token!r} is not an address")
+    choice = tuple(choice)
+    for value in (stratum, block, *choice):
+        if type(value) is not int or value < 0:
+            raise EncodingError("dataset row: numbers must be non-negative integers")
+    if not choice or (len(choice) > 1 and any(a >= b for a, b in zip(choice, choice[1:]))):
+        raise EncodingError("dataset row: choice must be distinct ascending option indices")
+    return DatasetRow(token.lower(), stratum, choice, block)
 
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 
-def _in_order(rows: list[DatasetRow]) -> list[DatasetRow]:
-    """The canonical row order (field by field, as the dataclass orders them), by tuple keys:
-    the generated __lt__ costs a Python call per comparison."""
-    return sorted(rows, key=lambda r: (r.token, r.stratum, r.choice, r.block))
-
-
 def canonical_csv(rows: list[DatasetRow]) -> bytes:
     lines = [",".join(HEADER)]
-    for row in _in_order(rows):
-        choice = ";".join(str(option) for option in row.choice)
-        lines.append(f"{row.token},{row.stratum},{choice},{row.block}")
+    lines += [f"{token},{stratum},{';'.join(map(str, choice))},{block}" for token, stratum, choice, block in sorted(rows)]
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -72,7 +69,7 @@ def to_json(poll_id: int, rows: list[DatasetRow]) -> str:
             "datasetHash": "0x" + dataset_hash(rows).hex(),
             "rows": [
                 {"token": r.token, "stratum": r.stratum, "choice": list(r.choice), "block": r.block}
-                for r in _in_order(rows)
+                for r in sorted(rows)
             ],
         }
     )
@@ -95,7 +92,7 @@ def _parse_json(raw: Any) -> list[DatasetRow]:
     if raw.get("version") != DATASET_FORMAT_VERSION:
         raise EncodingError(f"dataset version must be {DATASET_FORMAT_VERSION}")
     return [
-        DatasetRow(r["token"], r["stratum"], tuple(r["choice"]), r["block"]) for r in raw["rows"]
+        checked_row(r["token"], r["stratum"], r["choice"], r["block"]) for r in raw["rows"]
     ]
 
 
@@ -109,6 +106,6 @@ def _parse_csv(text: str) -> list[DatasetRow]:
             raise EncodingError(f"dataset CSV line {number}: expected {len(HEADER)} fields")
         token, stratum, choice, block = fields
         rows.append(
-            DatasetRow(token, int(stratum), tuple(int(c) for c in choice.split(";")), int(block))
+            checked_row(token, int(stratum), [int(c) for c in choice.split(";")], int(block))
         )
     return rows

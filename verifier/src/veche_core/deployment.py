@@ -10,8 +10,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from eth_utils import is_address, to_checksum_address
 
+from ._encoding import is_address, to_checksum_address
 from .errors import EncodingError
 
 DEPLOYMENT_FORMAT_VERSION = 1

@@ -11,8 +11,8 @@ import json
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from eth_utils import is_address, to_checksum_address
 
+from ._encoding import is_address, to_checksum_address
 from .errors import EncodingError, SignatureError
 from .typed_data import poll_book_domain, receipt_digest, recover_signer, sign_digest
 

@@ -2,16 +2,21 @@
 
 Plain `eth_getLogs` in block ranges (halved when a node refuses a range as too large), with
 retries and backoff on transport errors. No web3: the verifier installs with few dependencies and
-reads logs several times faster without web3's per-log formatting.
+reads logs several times faster without web3's per-log formatting. The transport is the standard
+library's http.client over one keep-alive connection per thread: a 100,000-ballot poll is ~330 MB
+of JSON, and httpx spent ~3x more CPU than http.client receiving it.
 """
 
 from __future__ import annotations
 
+import base64
+import http.client
+import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
-
-import httpx
+from urllib.parse import unquote, urlsplit
 
 from .errors import VecheError
 
@@ -21,14 +26,33 @@ class RpcError(VecheError, ConnectionError):
 
 
 class RpcClient:
+    """Safe to share between threads (each gets its own connection); after a fork, make a new one."""
+
     def __init__(self, url: str, *, timeout: float = 30.0, retries: int = 4) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise RpcError(f"{url!r} is not an http:// or https:// address")
         self.url = url
         self.retries = retries
-        self._client = httpx.Client(timeout=timeout)
+        self._timeout = timeout
+        self._connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        self._host, self._port = parts.hostname, parts.port
+        self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if parts.username is not None:  # a node behind basic authentication: https://user:key@host/
+            credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            self._headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode()
+        self._local = threading.local()
+        self._open: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
         self._next_id = 0
 
     def close(self) -> None:
-        self._client.close()
+        with self._lock:
+            for connection in self._open:
+                connection.close()
+            self._open.clear()
+        self._local = threading.local()
 
     def __enter__(self) -> "RpcClient":
         return self
@@ -36,15 +60,39 @@ class RpcClient:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def _connection(self) -> http.client.HTTPConnection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._connection_class(self._host, self._port, timeout=self._timeout)
+            self._local.connection = connection
+            with self._lock:
+                self._open.append(connection)
+        return connection
+
+    def _drop_connection(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+            with self._lock:
+                if connection in self._open:
+                    self._open.remove(connection)
+
     def _post(self, body: Any, what: str) -> Any:
         """POST one JSON-RPC body, retrying transport errors with exponential backoff."""
+        payload = json.dumps(body).encode()
         delay = 0.2
         for attempt in range(self.retries + 1):
             try:
-                reply = self._client.post(self.url, json=body)
-                reply.raise_for_status()
-                return reply.json()
-            except (httpx.HTTPError, ValueError) as exc:
+                connection = self._connection()
+                connection.request("POST", self._path, payload, self._headers)
+                reply = connection.getresponse()
+                data = reply.read()
+                if reply.status >= 400:
+                    raise http.client.HTTPException(f"HTTP {reply.status} {reply.reason}")
+                return json.loads(data)
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                self._drop_connection()  # a fresh connection for the next attempt
                 if attempt == self.retries:
                     raise RpcError(f"{what} at {self.url} failed: {exc}") from exc
                 time.sleep(delay)

@@ -121,11 +121,35 @@ def verify_token_signature(
     """
     try:
         key = _issuer_key(issuer_public_key)
-        decoded = decode_token_credential(credential, key)
-        message = token_message(chain_id, poll_book, poll_id, stratum, token_address)
+        verifier = TokenVerifier(key, chain_id, poll_book, poll_id, stratum)
+        token = address_bytes(token_address, "token address")
     except EncodingError as exc:
         raise SignatureError(f"token credential does not decode: {exc}") from exc
-    blind_rsa.verify(key, decoded.msg_prefix + message, decoded.signature)
+    verifier.verify(token, credential)
+
+
+class TokenVerifier:
+    """Check 2 for the many ballots of one poll and stratum: the token message's fixed part
+    (tag, version, chain, PollBook, poll, stratum) is built once, the token address appended
+    per ballot."""
+
+    def __init__(self, issuer_key: PublicKey, chain_id: int, poll_book: str | bytes, poll_id: int, stratum: int) -> None:
+        self._key = issuer_key
+        self._fixed = token_message(chain_id, poll_book, poll_id, stratum, bytes(20))[:-20]
+        self._split = 1 + issuer_key.variant.prefix_length
+        self._length = credential_length(issuer_key)
+
+    def verify(self, token: bytes, credential: bytes) -> None:
+        """None, or SignatureError (a malformed credential is one too); `token` is 20 raw bytes."""
+        if len(credential) != self._length or credential[0] != CREDENTIAL_VERSION:
+            try:
+                decode_token_credential(credential, self._key)  # raises, saying why
+            except EncodingError as exc:
+                raise SignatureError(f"token credential does not decode: {exc}") from None
+        if len(token) != 20:
+            raise SignatureError("a token address is 20 bytes")
+        split = self._split
+        blind_rsa.verify(self._key, credential[1:split] + self._fixed + token, credential[split:])
 
 
 # --- resident side ----------------------------------------------------------------------------

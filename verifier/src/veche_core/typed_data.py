@@ -14,9 +14,7 @@ from typing import Any
 
 import coincurve
 from ._keccak import keccak
-from eth_keys import keys
-from eth_utils import to_canonical_address, to_checksum_address
-
+from ._encoding import to_canonical_address, to_checksum_address
 from .errors import SignatureError
 
 DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
@@ -50,6 +48,9 @@ DONATION_TYPEHASH = keccak(DONATION_TYPE.encode())
 
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _SECP256K1_HALF_N = _SECP256K1_N // 2
+_N_BYTES, _HALF_N_BYTES = _SECP256K1_N.to_bytes(32, "big"), _SECP256K1_HALF_N.to_bytes(32, "big")
+_ZERO_WORD = bytes(32)
+_RECOVERY_ID = {27: b"\x00", 28: b"\x01"}
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,8 @@ def receipt_digest(
 
 def sign_digest(private_key: bytes, digest: bytes) -> bytes:
     """A 65-byte r || s || v signature (v = 27 or 28), as ecrecover and eth-account expect."""
+    from eth_keys import keys  # signing is for residents and tests; the verifier only recovers
+
     signature = keys.PrivateKey(private_key).sign_msg_hash(digest)
     r, s, v = signature.r, signature.s, signature.v
     if s > _SECP256K1_HALF_N:  # coincurve already normalises; other eth-keys backends may not
@@ -236,19 +239,19 @@ def recover_signer_bytes(digest: bytes, signature: bytes) -> bytes:
         raise SignatureError("a digest is 32 bytes")
     if len(signature) != 65:
         raise SignatureError("a signature is 65 bytes (r, s, v)")
-    r = int.from_bytes(signature[:32], "big")
-    s = int.from_bytes(signature[32:64], "big")
     v = signature[64]
-    if v not in (27, 28):
+    if v != 27 and v != 28:
         raise SignatureError("signature v must be 27 or 28")
-    if not (0 < r < _SECP256K1_N and 0 < s):
+    # Range checks on the big-endian bytes (equal lengths compare as numbers): one ballot each.
+    r, s = bytes(signature[:32]), bytes(signature[32:64])
+    if not (_ZERO_WORD < r < _N_BYTES and _ZERO_WORD < s):
         raise SignatureError("signature r or s is out of range")
-    if s > _SECP256K1_HALF_N:
+    if s > _HALF_N_BYTES:
         raise SignatureError("signature s is in the upper half of the curve order")
     try:
         # coincurve (libsecp256k1) directly: about 1.6x faster than going through eth-keys.
         public_key = coincurve.PublicKey.from_signature_and_message(
-            bytes(signature[:64]) + bytes([v - 27]), bytes(digest), hasher=None
+            r + s + _RECOVERY_ID[v], bytes(digest), hasher=None
         )
     except ValueError as exc:
         raise SignatureError("signature does not recover") from exc

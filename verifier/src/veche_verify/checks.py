@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from veche_core import key_shares, plaintext
+from veche_core.abi import checksum_address
 from veche_core.blind_rsa import PublicKey
 from veche_core.dataset import DatasetRow, dataset_hash
 from veche_core.errors import VecheError
@@ -69,6 +70,11 @@ def _cannot_run(number: int, why: str) -> CheckResult:
     return CheckResult(number, False, f"cannot run: {why}", {}, [f"cannot run: {why}"])
 
 
+def _shown(token: str) -> str:
+    """A token as reports show addresses (EIP-55); the checks keep them in lower case."""
+    return checksum_address(bytes.fromhex(token[2:]))
+
+
 @dataclass
 class PollVerdict:
     poll_id: int
@@ -81,7 +87,7 @@ class PollVerdict:
     invalid: list[dict[str, Any]] = field(default_factory=list)
     counted_rows: list[DatasetRow] = field(default_factory=list)
     ballots: list[CastBallot] = field(default_factory=list)  # every decoded BallotCast, in chain order
-    latest: dict[str, CastBallot] = field(default_factory=dict)  # per token, the counted ballot
+    latest: dict[str, CastBallot] = field(default_factory=dict)  # per token (lower-case hex), the counted ballot
 
     @property
     def passed(self) -> bool:
@@ -159,54 +165,54 @@ def verify_poll(
     verdict.option_count = created["optionCount"]
     deployment = snapshot.deployment
 
-    # Checks 2 and 3: every BallotCast was decoded and its two signatures checked by the workers
-    # that read it (work.scan_range).
-    undecodable = [f"block {e.block_number}: {e.token_error}" for e in poll.examined if e.ballot is None]
-    found = [e for e in poll.examined if e.ballot is not None]  # in chain order
-    ballots = [e.ballot for e in found]
-    findings = [(e.token_error, e.signature_error) for e in found]
-    verdict.ballots = ballots
-    token_failures = undecodable + [f"{b.token} #{b.sequence}: {t}" for b, (t, _) in zip(ballots, findings) if t]
-    signature_failures = undecodable + [f"{b.token} #{b.sequence}: {s}" for b, (_, s) in zip(ballots, findings) if s]
+    # Checks 2-5 in one pass over the ballots, in chain order. Checks 2 and 3 were done by the
+    # workers that read each ballot (work.scan_range); check 4 is the window, by the timestamps
+    # of the blocks that include the ballots; check 5: per token the highest sequence among
+    # eligible ballots (checks 2-4) counts, wherever it stands on chain (the contract does not
+    # judge sequences), and a (token, sequence) cast twice fails: the relay sends each
+    # acknowledged ballot exactly once.
+    found = poll.ballots
+    token_failures, signature_failures, window_failures = [], [], []
     if snapshot.chain_id != deployment.chain_id:
         signature_failures.insert(0, f"the node's chain id {snapshot.chain_id} is not the deployment's {deployment.chain_id}")
-    n = {"ballots": len(ballots)}
-    verdict.checks.append(_result(2, token_failures, f"{len(ballots)} token signatures verify", n))
-    verdict.checks.append(_result(3, signature_failures, f"{len(ballots)} ballot signatures recover their tokens", n))
-
-    # Check 4: the window, by the timestamps of the blocks that include the ballots.
-    opens, closes = created["opensAt"], created["closesAt"]
-    outside = {
-        id(b) for b in ballots
-        if not opens <= snapshot.block_timestamps.get(b.block_number, -1) < closes
-    }
-    window_failures = [
-        f"{b.token} #{b.sequence}: included at {snapshot.block_timestamps.get(b.block_number)}, outside [{opens}, {closes})"
-        for b in ballots if id(b) in outside
-    ]
-    verdict.checks.append(_result(4, window_failures, f"{len(ballots)} ballots inside the window", n))
-
-    # Check 5: per token the highest sequence among eligible ballots (checks 2-4) counts,
-    # wherever it stands on chain (the contract does not judge sequences); a (token, sequence)
-    # cast twice fails: the relay sends each acknowledged ballot exactly once.
-    ineligible = outside | {id(b) for b, (t, s) in zip(ballots, findings) if t or s}
-    pairs = Counter((b.token, b.sequence) for b in ballots)
-    order_failures = [f"{token_address} #{sequence} was cast {count} times"
-                      for (token_address, sequence), count in pairs.items() if count > 1]
+    opens, closes, stamps = created["opensAt"], created["closesAt"], snapshot.block_timestamps
+    eligible: list[CastBallot] = []
     latest: dict[str, CastBallot] = {}
-    for b in ballots:
-        if id(b) in ineligible:
-            continue
-        if b.token not in latest or b.sequence > latest[b.token].sequence:
-            latest[b.token] = b
-    counted = sorted(latest.values(), key=lambda b: b.position)
+    seen: set[tuple[str, int]] = set()
+    cast_twice: Counter = Counter()
+    for b in found:
+        ok = True
+        if b.token_error:
+            token_failures.append(f"{_shown(b.token)} #{b.sequence}: {b.token_error}")
+            ok = False
+        if b.signature_error:
+            signature_failures.append(f"{_shown(b.token)} #{b.sequence}: {b.signature_error}")
+            ok = False
+        if not opens <= stamps.get(b.block_number, -1) < closes:
+            window_failures.append(f"{_shown(b.token)} #{b.sequence}: included at {stamps.get(b.block_number)}, outside [{opens}, {closes})")
+            ok = False
+        pair = (b.token, b.sequence)
+        if pair in seen:
+            cast_twice[pair] += 1
+        seen.add(pair)
+        if ok:
+            eligible.append(b)
+            best = latest.get(b.token)
+            if best is None or b.sequence > best.sequence:
+                latest[b.token] = b
+    verdict.ballots = found
+    n = {"ballots": len(found)}
+    verdict.checks.append(_result(2, token_failures, f"{len(found)} token signatures verify", n))
+    verdict.checks.append(_result(3, signature_failures, f"{len(found)} ballot signatures recover their tokens", n))
+    verdict.checks.append(_result(4, window_failures, f"{len(found)} ballots inside the window", n))
+
+    counted = [b for b in eligible if latest[b.token] is b]  # in chain order
     verdict.latest = latest
-    counted_ids = {id(b) for b in counted}
     verdict.superseded = [
-        {"token": b.token, "sequence": b.sequence, "block": b.block_number, "supersededBy": latest[b.token].sequence}
-        for b in ballots
-        if id(b) not in counted_ids and b.token in latest and id(b) not in ineligible
+        {"token": _shown(b.token), "sequence": b.sequence, "block": b.block_number, "supersededBy": latest[b.token].sequence}
+        for b in eligible if latest[b.token] is not b
     ]
+    order_failures = [f"{_shown(token)} #{sequence} was cast {count + 1} times" for (token, sequence), count in cast_twice.items()]
     verdict.checks.append(
         _result(5, order_failures, f"{len(counted)} counted, {len(verdict.superseded)} superseded",
                 {"counted": len(counted), "superseded": len(verdict.superseded)})
@@ -223,18 +229,15 @@ def verify_poll(
     verdict.checks.append(check7)
 
     # Check 8: every counted ballot decrypts and decodes (opened by the workers that read it).
-    choice_of = {id(e.ballot): e.choice for e in found}
-    choices: list[Any] = [choice_of[id(b)] for b in counted]
     if secret is None:
         verdict.checks += [_cannot_run(8, "no election secret key (check 7)")]
-        choices = []
-    elif None in choices:  # a snapshot read without the election key
+    elif any(b.choice is None for b in counted):  # a snapshot read without the election key
         verdict.checks += [_cannot_run(8, "the ballots were read without the election key")]
-        secret, choices = None, []
+        secret = None
     else:
         verdict.invalid = [
-            {"token": b.token, "sequence": b.sequence, "block": b.block_number, "reason": c}
-            for b, c in zip(counted, choices) if isinstance(c, str)
+            {"token": _shown(b.token), "sequence": b.sequence, "block": b.block_number, "reason": b.choice}
+            for b in counted if isinstance(b.choice, str)
         ]
         verdict.checks.append(
             _result(8, [f"{i['token']} #{i['sequence']}: {i['reason']}" for i in verdict.invalid],
@@ -246,13 +249,15 @@ def verify_poll(
         tally = [0] * created["optionCount"]
         by_stratum: dict[int, list[int]] = defaultdict(lambda: [0] * created["optionCount"])
         rows = []
-        for b, choice in zip(counted, choices):
+        for b in counted:
+            choice = b.choice
             if isinstance(choice, str):
                 continue
+            stratum_tally = by_stratum[b.stratum]
             for option in choice:
                 tally[option] += 1
-                by_stratum[b.stratum][option] += 1
-            rows.append(DatasetRow(b.token.lower(), b.stratum, choice, b.block_number))
+                stratum_tally[option] += 1
+            rows.append(DatasetRow(b.token, b.stratum, choice, b.block_number))
         verdict.recomputed, verdict.by_stratum, verdict.counted_rows = tally, dict(by_stratum), rows
     verdict.checks.append(_check_tally(poll, verdict))
 
@@ -329,7 +334,7 @@ def check_points_for_poll(poll: PollRecord) -> CheckResult:
     if credited != expected:
         failures.append(f"credited {credited} points; {tokens} tokens × {poll.created['points']} = {expected}")
     residents = Counter(resident for resident, _ in poll.credits)
-    failures += [f"{r} credited {c} times" for r, c in residents.items() if c > 1]
+    failures += [f"{checksum_address(r)} credited {c} times" for r, c in residents.items() if c > 1]
     return _result(12, failures, f"{credited} points for {tokens} tokens", {"credited": credited, "tokens": tokens})
 
 
@@ -350,11 +355,9 @@ def check_receipt(
         failures.append(str(exc))
     if not relayer_authorised:
         failures.append(f"{receipt.relayer} does not hold the relayer role on the PollBook")
-    found = next(
-        (b for b in verdict.ballots if b.token == receipt.token and b.ballot_hash == receipt.ballot_hash),
-        None,
-    )
-    latest = verdict.latest.get(receipt.token)
+    token = receipt.token.lower()
+    found = next((b for b in verdict.ballots if b.token == token and b.ballot_hash == receipt.ballot_hash), None)
+    latest = verdict.latest.get(token)
     if found is not None and latest is found:
         state = f"on chain in block {found.block_number} and counted"
     elif latest is not None and latest.sequence > receipt.sequence:
