@@ -217,6 +217,12 @@ def _word(value: str) -> bytes:
     return word
 
 
+def _position(log: dict[str, Any]) -> tuple[int, int]:
+    """(block number, log index), with the transaction hash checked as decode_log checks it."""
+    _hex_bytes(log["transactionHash"])
+    return int(log["blockNumber"], 16), int(log["logIndex"], 16)
+
+
 def _fast_or_generic(fast, generic, log: dict[str, Any]):
     try:
         return fast(log)
@@ -235,7 +241,7 @@ def _cast_fast(log: dict[str, Any]) -> CastLog:
     sequence, stratum, ciphertext, token_signature, signature = abi.decode(BALLOT_CAST.data_types, bytes.fromhex(data[2:]))
     return CastLog(
         int.from_bytes(_word(topics[1]), "big"), token[12:], sequence, stratum, ciphertext, token_signature, signature,
-        int(log["blockNumber"], 16), int(log["logIndex"], 16),
+        *_position(log),
     )
 
 
@@ -260,6 +266,7 @@ def _issued_fast(log: dict[str, Any]) -> tuple[int, int]:
     data = _word(log["data"])
     if any(data[:28]):
         raise ValueError
+    _position(log)
     return int.from_bytes(_word(topics[1]), "big"), int.from_bytes(data, "big")
 
 
@@ -281,6 +288,7 @@ def _credited_fast(log: dict[str, Any]) -> tuple[int, bytes, int]:
     resident = _word(topics[1])
     if resident[:12] != _ZERO_PADDING:
         raise ValueError
+    _position(log)
     return int.from_bytes(_word(topics[2]), "big"), resident[12:], int.from_bytes(_word(log["data"]), "big")
 
 
