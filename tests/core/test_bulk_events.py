@@ -267,16 +267,16 @@ class _Random:
         return self._rng.choice(list(seq))
 
 
-def _mutable_keys(log, decoder):
+def _keys(log):
     return list(log) if isinstance(log, dict) else []
 
 
-def _string_slots(log, decoder):
+def _string_slots(log):
     """Where a string of the log can be mutated: ("topics", i) or (key,)."""
     slots = []
     if isinstance(log.get("topics"), list):
         slots += [("topics", i) for i, topic in enumerate(log["topics"]) if isinstance(topic, str)]
-    slots += [(key,) for key in _mutable_keys(log, decoder) if isinstance(log[key], str)]
+    slots += [(key,) for key in _keys(log) if isinstance(log[key], str)]
     return slots
 
 
@@ -341,7 +341,7 @@ def _mutate(log: dict, decoder, c) -> None:
                                       "topic-type", "delete-key", "key-type"])
     topics = log.get("topics")
     if kind == "string":
-        slots = _string_slots(log, decoder)
+        slots = _string_slots(log)
         if slots:
             slot = c.choice(slots)
             _set(log, slot, _string_mutation(_get(log, slot), c))
@@ -365,11 +365,11 @@ def _mutate(log: dict, decoder, c) -> None:
         old = topics[at]
         topics[at] = c.choice([*WRONG_TYPES, old.encode() if isinstance(old, str) else old, [old]])
     elif kind == "delete-key":
-        keys = _mutable_keys(log, decoder)
+        keys = _keys(log)
         if keys:
             del log[c.choice(keys)]
     elif kind == "key-type":
-        keys = _mutable_keys(log, decoder)
+        keys = _keys(log)
         if keys:
             key = c.choice(keys)
             old = log[key]
