@@ -13,7 +13,7 @@ import os
 
 from veche_core import blind_rsa, key_shares
 from veche_core.dataset import DatasetRow, dataset_hash
-from veche_node.simulation import new_token_key
+from veche_node.simulation import call_arguments, new_token_key
 
 from .conftest import RESIDENTS, Forged, close_and_publish, failed, verify
 
@@ -255,3 +255,15 @@ def test_check_12_fails_when_credits_do_not_match_tokens(city, issuer_keys):
     assert failed(verdict) == {12}
     check12 = next(c for c in verdict.checks if c.number == 12)
     assert check12.failures == ["credited 45 points; 3 tokens × 20 = 60"]
+
+
+def test_ballots_of_a_poll_that_was_never_created_fail_check_1_and_nothing_passes(city, forge, new_poll):
+    poll = new_poll()
+    forged = Forged(city, forge, poll)
+    stray = poll.poll_id + 1000  # no PollCreated on the forge for this id
+    forged.city.admin.transact(forge.functions.castBallots(
+        stray, call_arguments([forged.city.ballot(poll, key, [0]) for key in poll.tokens[:2]])), gas=600_000)
+
+    verdict = verify(city, stray, forged.deployment, workers=2)
+    assert not verdict.passed and failed(verdict) == POLL_CHECKS
+    assert all(check.detail.startswith("cannot run") for check in verdict.checks if check.number != 1)

@@ -191,7 +191,7 @@ _checkers_of: tuple[Any, dict[int, BallotChecker]] = (None, {})
 
 
 def _unchecked(casts: list[events.CastLog], why: str) -> list[tuple]:
-    return [("0x" + c.token.hex(), c.sequence, c.stratum, c.block_number, c.log_index, why, why) for c in casts]
+    return [("0x" + c.token.hex(), c.sequence, c.stratum, c.block_number, c.log_index, why, why, None, None) for c in casts]
 
 
 class BallotChecker:
