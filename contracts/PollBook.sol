@@ -150,8 +150,8 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
 
             issued[pseudonym] = true;
             ++counts[stratum];
-            emit TokenIssued(pollId, pseudonym, stratum);
         }
+        if (pseudonyms.length != 0) emit TokensIssued(pollId, pseudonyms, strata);
     }
 
     /// @inheritdoc IPollBook

@@ -178,8 +178,11 @@ interface IPollBook {
         uint8 threshold
     );
 
-    /// @notice A ballot token was issued to a resident's pseudonym, in `stratum`.
-    event TokenIssued(uint256 indexed pollId, bytes32 indexed pseudonym, uint32 stratum);
+    /**
+     * @notice Ballot tokens were issued: `pseudonyms[i]` in `strata[i]`, one event per
+     * {recordIssuances} call (one log per batch, not per resident: a verifier reads them all).
+     */
+    event TokensIssued(uint256 indexed pollId, bytes32[] pseudonyms, uint32[] strata);
 
     /**
      * @notice A well-signed ballot was posted. Not necessarily the one that counts: per token the
@@ -227,7 +230,7 @@ interface IPollBook {
      * counted per stratum.
      * @dev Requires ISSUER_ROLE, a known poll that has not closed, arrays of equal length, known
      * strata and pseudonyms not issued before in this poll (the whole batch reverts with
-     * {PollBookAlreadyIssued} naming the first repeated one). Emits {TokenIssued} per pseudonym.
+     * {PollBookAlreadyIssued} naming the first repeated one). Emits one {TokensIssued}.
      */
     function recordIssuances(uint256 pollId, bytes32[] calldata pseudonyms, uint32[] calldata strata) external;
 

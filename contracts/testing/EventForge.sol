@@ -22,7 +22,7 @@ contract EventForge {
         address[] trustees,
         uint8 threshold
     );
-    event TokenIssued(uint256 indexed pollId, bytes32 indexed pseudonym, uint32 stratum);
+    event TokensIssued(uint256 indexed pollId, bytes32[] pseudonyms, uint32[] strata);
     event BallotCast(
         uint256 indexed pollId,
         address indexed token,
@@ -65,11 +65,9 @@ contract EventForge {
         );
     }
 
-    /// @notice Emit one TokenIssued per pseudonym.
+    /// @notice Emit TokensIssued, unchecked (the arrays may even differ in length).
     function recordIssuances(uint256 pollId, bytes32[] calldata pseudonyms, uint32[] calldata strata) external {
-        for (uint256 i = 0; i < pseudonyms.length; ++i) {
-            emit TokenIssued(pollId, pseudonyms[i], strata[i]);
-        }
+        emit TokensIssued(pollId, pseudonyms, strata);
     }
 
     /// @notice Emit one BallotCast per ballot, unchecked.

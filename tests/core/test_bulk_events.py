@@ -1,6 +1,6 @@
 """The fast bulk-event decoders against the generic strict decoder, events.decode_log.
 
-events.ballot_cast, token_issued and points_credited read the three bulk events by their fixed
+events.ballot_cast and points_credited read the two per-resident bulk events by their fixed
 layout and fall back to decode_log for anything else. So each must accept exactly the logs that
 decode_log decodes as its event, reject (EncodingError) everything else, and return the same
 values. Checked on valid logs, on logs of other events, and on logs mutated in their hex, their
@@ -55,9 +55,9 @@ def ballot_cast_log(poll_id=7, token=b"\x01" * 20, sequence=3, stratum=2, cipher
     return _log([events.BALLOT_CAST_TOPIC, _uint_topic(poll_id), _address_topic(token)], data, block=block, index=index)
 
 
-def token_issued_log(poll_id=7, pseudonym=b"\x42" * 32, stratum=2, block=9, index=0) -> dict:
-    data = abi.encode(["uint32"], [stratum])
-    return _log([events.TOKEN_ISSUED_TOPIC, _uint_topic(poll_id), _hex(pseudonym)], data, block=block, index=index)
+def tokens_issued_log(poll_id=7, pseudonyms=(b"\x42" * 32,), strata=(2,)) -> dict:
+    data = abi.encode(events.TOKENS_ISSUED.data_types, [list(pseudonyms), list(strata)])
+    return _log([events.TOKENS_ISSUED_TOPIC, _uint_topic(poll_id)], data)
 
 
 def points_credited_log(resident=b"\x02" * 20, poll_id=7, amount=10, block=9, index=0) -> dict:
@@ -68,7 +68,7 @@ def points_credited_log(resident=b"\x02" * 20, poll_id=7, amount=10, block=9, in
 _INDEXED_SAMPLE = {"address": _address_topic(b"\x22" * 20), "bytes32": _hex(b"\x33" * 32)}
 _DATA_SAMPLE = {
     "bytes32": b"\x44" * 32, "bytes": b"xy", "address": b"\x55" * 20, "bytes[]": [b"k", b""],
-    "address[]": [b"\x66" * 20], "uint256[]": [1, 2],
+    "address[]": [b"\x66" * 20], "uint256[]": [1, 2], "bytes32[]": [b"\x77" * 32, b"\x78" * 32], "uint32[]": [1, 2],
 }
 
 
@@ -79,10 +79,9 @@ def any_event_log(spec: events.EventSpec) -> dict:
     return _log(topics, data)
 
 
-EVENT_OF = {events.ballot_cast: "BallotCast", events.token_issued: "TokenIssued", events.points_credited: "PointsCredited"}
+EVENT_OF = {events.ballot_cast: "BallotCast", events.points_credited: "PointsCredited"}
 BUILDER_OF = {
-    events.ballot_cast: ballot_cast_log, events.token_issued: token_issued_log,
-    events.points_credited: points_credited_log,
+    events.ballot_cast: ballot_cast_log, events.points_credited: points_credited_log,
 }
 DECODERS = list(EVENT_OF)
 DECODER_IDS = [EVENT_OF[d] for d in DECODERS]
@@ -105,8 +104,6 @@ def expected(decoder, log):
     if decoder is events.ballot_cast:
         return (a["pollId"], bytes.fromhex(a["token"][2:]), a["sequence"], a["stratum"], a["ciphertext"],
                 a["tokenSignature"], a["signature"], event.block_number, event.log_index)
-    if decoder is events.token_issued:
-        return (a["pollId"], a["stratum"])
     return (a["pollId"], bytes.fromhex(a["resident"][2:]), a["amount"])
 
 
@@ -142,11 +139,23 @@ def test_ballot_cast_returns_what_decode_log_decodes(poll_id, token, sequence, s
     assert type(cast.token) is bytes and len(cast.token) == 20
 
 
-@settings(max_examples=150)
-@given(uint256, st.binary(min_size=32, max_size=32), st.integers(0, 2**32 - 1))
-def test_token_issued_returns_what_decode_log_decodes(poll_id, pseudonym, stratum):
-    log = token_issued_log(poll_id, pseudonym, stratum)
-    assert events.token_issued(log) == (poll_id, stratum) == expected(events.token_issued, log)
+@settings(max_examples=100)
+@given(uint256, st.lists(st.tuples(st.binary(min_size=32, max_size=32), st.integers(0, 2**32 - 1)), max_size=40))
+def test_tokens_issued_gives_each_issuance_stratum(poll_id, issuances):
+    log = tokens_issued_log(poll_id, [p for p, _ in issuances], [s for _, s in issuances])
+    assert events.tokens_issued(log) == (poll_id, tuple(s for _, s in issuances))
+
+
+@pytest.mark.parametrize(("pseudonyms", "strata"), [((b"\x01" * 32,), ()), ((), (1,)), ((b"\x01" * 32,) * 2, (0,))])
+def test_tokens_issued_with_arrays_of_different_lengths_is_an_encoding_error(pseudonyms, strata):
+    with pytest.raises(EncodingError, match="differ in length"):
+        events.tokens_issued(tokens_issued_log(7, pseudonyms, strata))
+
+
+@pytest.mark.parametrize("builder", [ballot_cast_log, points_credited_log], ids=["BallotCast", "PointsCredited"])
+def test_tokens_issued_refuses_another_event(builder):
+    with pytest.raises(EncodingError):
+        events.tokens_issued(builder())
 
 
 @settings(max_examples=150)
@@ -159,11 +168,9 @@ def test_points_credited_returns_what_decode_log_decodes(resident, poll_id, amou
 @pytest.mark.parametrize(("decoder", "log"), [
     (events.ballot_cast, ballot_cast_log(0, bytes(20), 0, 0, b"", b"", b"", 0, 0)),
     (events.ballot_cast, ballot_cast_log(2**256 - 1, b"\xff" * 20, 2**64 - 1, 2**32 - 1, b"\x00" * 1000, b"\xff" * 33, b"\x01" * 32)),
-    (events.token_issued, token_issued_log(0, bytes(32), 0)),
-    (events.token_issued, token_issued_log(2**256 - 1, b"\xff" * 32, 2**32 - 1)),
     (events.points_credited, points_credited_log(bytes(20), 0, 0)),
     (events.points_credited, points_credited_log(b"\xff" * 20, 2**256 - 1, 2**256 - 1)),
-], ids=["cast-zero", "cast-max", "issued-zero", "issued-max", "credited-zero", "credited-max"])
+], ids=["cast-zero", "cast-max", "credited-zero", "credited-max"])
 def test_extreme_values_decode_as_decode_log_decodes_them(decoder, log):
     assert observed(decoder, log) == expected(decoder, log) != REJECTED
 

@@ -113,9 +113,9 @@ class Forged:
             "electionKey", "issuerKeys", "trustees", "threshold",
         ))
         city.admin.transact(forge.functions.createPoll(poll.poll_id, params))
-        issued = book.events.TokenIssued().get_logs(from_block=city.deployment.start_block, argument_filters={"pollId": poll.poll_id})
+        issued = book.events.TokensIssued().get_logs(from_block=city.deployment.start_block, argument_filters={"pollId": poll.poll_id})
         city.admin.transact(forge.functions.recordIssuances(
-            poll.poll_id, [e["args"]["pseudonym"] for e in issued], [e["args"]["stratum"] for e in issued]
+            poll.poll_id, [p for e in issued for p in e["args"]["pseudonyms"]], [s for e in issued for s in e["args"]["strata"]]
         ))
         self.deployment = Deployment(city.deployment.chain_id, forge.address, city.deployment.city_points, city.deployment.start_block)
         senders = {"admin": city.admin, "poll_admin": city.poll_admin, "issuer": city.issuer, "relayer": city.relayer, "points_admin": city.points_admin}

@@ -9,7 +9,7 @@
   associated context by deriving a per-key subkey, so a sealed key cannot be moved to another
   poll's row unnoticed.
 - Pseudonyms recorded on chain are HMAC-SHA256(pseudonym key, pollId ‖ address): observers
-  cannot link a resident's address to their TokenIssued record without the key.
+  cannot link a resident's address to their TokensIssued entry without the key.
 """
 
 from __future__ import annotations

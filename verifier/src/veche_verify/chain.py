@@ -3,7 +3,7 @@
 Nothing here judges: the records hold what the chain says, malformed parts included, so that the
 checks can fail on them by number instead of this module raising. Two phases: this process
 reads the few per-poll events (parameters, shares, results, redemptions, donations) and rebuilds
-each poll's election key from its shares; the bulk — every TokenIssued, BallotCast and
+each poll's election key from its shares; the bulk — every TokensIssued, BallotCast and
 PointsCredited — is read, decoded, signature-checked and opened by the worker processes, each
 over its own block range (work.scan_range), so reading scales with the cores too. A ballot
 crosses back to this process as a small record (no ciphertext, no signatures): what the checks
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .election_key import Rebuilt
 
 # The events every resident produces: read in bulk by the worker processes.
-BULK_EVENTS = (events.TOKEN_ISSUED, events.BALLOT_CAST, events.POINTS_CREDITED)
+BULK_EVENTS = (events.TOKENS_ISSUED, events.BALLOT_CAST, events.POINTS_CREDITED)
 
 
 class CastBallot(NamedTuple):
@@ -53,7 +53,7 @@ class CastBallot(NamedTuple):
 class PollRecord:
     poll_id: int
     created: dict[str, Any] | None = None
-    issued: Counter = field(default_factory=Counter)  # stratum -> TokenIssued events
+    issued: Counter = field(default_factory=Counter)  # stratum -> tokens issued (TokensIssued entries)
     ballots: list[CastBallot] = field(default_factory=list)  # every BallotCast, in chain order
     rejected: list[dict[str, Any]] = field(default_factory=list)
     shares: list[dict[str, Any]] = field(default_factory=list)  # index, trustee, share, block

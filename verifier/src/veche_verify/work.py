@@ -1,7 +1,7 @@
 """The verifier's bulk work, spread over the machine's cores.
 
 One pass, `scan_range`, a pure function of a context and a block range: it reads the range's
-TokenIssued, BallotCast and PointsCredited logs from the node, decodes them, checks every
+TokensIssued, BallotCast and PointsCredited logs from the node, decodes them, checks every
 ballot's two signatures (checks 2 and 3) and, when the poll's election key was rebuilt before the
 scan, opens and decodes the ballot (check 8). Each worker reads its own range, so JSON parsing and
 decoding scale with the cores, not only the cryptography, and a ballot's bytes never cross
@@ -135,7 +135,7 @@ def scan(
     return run_jobs(scan_range, context, ranges, workers, progress)
 
 
-_BULK_TOPICS = [events.TOKEN_ISSUED_TOPIC, events.BALLOT_CAST_TOPIC]
+_BULK_TOPICS = [events.TOKENS_ISSUED_TOPIC, events.BALLOT_CAST_TOPIC]
 
 
 def scan_range(bounds: tuple[int, int]) -> ScanPart:
@@ -147,9 +147,9 @@ def scan_range(bounds: tuple[int, int]) -> ScanPart:
     topics: list[Any] = [_BULK_TOPICS] + ([ctx.poll_topic] if ctx.poll_topic else [])
     for log in client.iter_logs(ctx.poll_book, topics, *bounds):
         try:
-            if log["topics"][0] == events.TOKEN_ISSUED_TOPIC:
-                poll_id, stratum = events.token_issued(log)
-                part.issued[poll_id][stratum] += 1
+            if log["topics"][0] == events.TOKENS_ISSUED_TOPIC:
+                poll_id, strata = events.tokens_issued(log)
+                part.issued[poll_id].update(strata)
             else:
                 cast = events.ballot_cast(log)
                 casts[cast.poll_id].append(cast)
