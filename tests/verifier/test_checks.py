@@ -267,3 +267,13 @@ def test_ballots_of_a_poll_that_was_never_created_fail_check_1_and_nothing_passe
     verdict = verify(city, stray, forged.deployment, workers=2)
     assert not verdict.passed and failed(verdict) == POLL_CHECKS
     assert all(check.detail.startswith("cannot run") for check in verdict.checks if check.number != 1)
+
+
+def test_an_issuance_batch_whose_arrays_differ_in_length_fails_check_1(city, forge, new_poll):
+    poll = new_poll()
+    forged = Forged(city, forge, poll)
+    forged.city.admin.transact(forge.functions.recordIssuances(poll.poll_id, [os.urandom(32)], []))
+
+    verdict = verify(city, poll.poll_id, forged.deployment)
+    check1 = next(check for check in verdict.checks if check.number == 1)
+    assert not check1.passed and any("differ in length" in failure for failure in check1.failures)
