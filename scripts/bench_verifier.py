@@ -164,7 +164,7 @@ def main() -> int:
         verify = Path(sys.executable).with_name("veche-verify")
         command = [str(verify), "--rpc", chain.url, "--deployment", str(deployment), "--json", "poll", str(poll.poll_id)]
         times = []
-        for _ in range(args.runs):  # this machine's speed drifts by ±15% from minute to minute: the median of a few runs
+        for _ in range(args.runs):  # this machine's speed drifts from minute to minute: the median of a few runs
             started = time.monotonic()
             run = subprocess.run(command, capture_output=True, text=True, timeout=1800)
             times.append(time.monotonic() - started)

@@ -178,8 +178,6 @@ def verify_poll(
     opens, closes, stamps = created["opensAt"], created["closesAt"], snapshot.block_timestamps
     eligible: list[CastBallot] = []
     latest: dict[str, CastBallot] = {}
-    seen: set[tuple[str, int]] = set()
-    cast_twice: Counter = Counter()
     for b in found:
         ok = True
         if b.token_error:
@@ -191,10 +189,6 @@ def verify_poll(
         if not opens <= stamps.get(b.block_number, -1) < closes:
             window_failures.append(f"{_shown(b.token)} #{b.sequence}: included at {stamps.get(b.block_number)}, outside [{opens}, {closes})")
             ok = False
-        pair = (b.token, b.sequence)
-        if pair in seen:
-            cast_twice[pair] += 1
-        seen.add(pair)
         if ok:
             eligible.append(b)
             best = latest.get(b.token)
@@ -212,7 +206,8 @@ def verify_poll(
         {"token": _shown(b.token), "sequence": b.sequence, "block": b.block_number, "supersededBy": latest[b.token].sequence}
         for b in eligible if latest[b.token] is not b
     ]
-    order_failures = [f"{_shown(token)} #{sequence} was cast {count + 1} times" for (token, sequence), count in cast_twice.items()]
+    pairs = Counter((b.token, b.sequence) for b in found)
+    order_failures = [f"{_shown(token)} #{sequence} was cast {count} times" for (token, sequence), count in pairs.items() if count > 1]
     verdict.checks.append(
         _result(5, order_failures, f"{len(counted)} counted, {len(verdict.superseded)} superseded",
                 {"counted": len(counted), "superseded": len(verdict.superseded)})

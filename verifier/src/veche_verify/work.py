@@ -190,8 +190,15 @@ def _checkers(ctx: ScanContext) -> dict[int, BallotChecker]:
 _checkers_of: tuple[Any, dict[int, BallotChecker]] = (None, {})
 
 
+def _record(c: events.CastLog, token_error: str | None, signature_error: str | None,
+            choice: tuple[int, ...] | str | None = None, ballot_hash: bytes | None = None) -> tuple:
+    """chain.CastBallot's fields, as a plain tuple (the one place that spells their order here)."""
+    return ("0x" + c.token.hex(), c.sequence, c.stratum, c.block_number, c.log_index,
+            token_error, signature_error, choice, ballot_hash)
+
+
 def _unchecked(casts: list[events.CastLog], why: str) -> list[tuple]:
-    return [("0x" + c.token.hex(), c.sequence, c.stratum, c.block_number, c.log_index, why, why, None, None) for c in casts]
+    return [_record(c, why, why) for c in casts]
 
 
 class BallotChecker:
@@ -217,10 +224,7 @@ class BallotChecker:
         signature_errors = [self._signature_error(c) for c in casts]
         choices = [self._choice(c) for c in casts] if self.opener is not None else [None] * len(casts)
         hashes = [self._hash(c) for c in casts] if self.ballot_hashes else [None] * len(casts)
-        return [
-            ("0x" + c.token.hex(), c.sequence, c.stratum, c.block_number, c.log_index, t, s, choice, h)
-            for c, t, s, choice, h in zip(casts, token_errors, signature_errors, choices, hashes)
-        ]
+        return [_record(*fields) for fields in zip(casts, token_errors, signature_errors, choices, hashes)]
 
     def _token_error(self, cast: events.CastLog) -> str | None:
         stratum = cast.stratum
@@ -249,7 +253,7 @@ class BallotChecker:
             return str(exc)
 
     def _hash(self, c: events.CastLog) -> bytes:
-        return ballot_hash(Ballot(self.poll_id, "0x" + c.token.hex(), c.sequence, c.stratum, c.ciphertext, c.token_signature, c.signature))
+        return ballot_hash(Ballot(self.poll_id, c.token, c.sequence, c.stratum, c.ciphertext, c.token_signature, c.signature))
 
 
 def run_jobs(
