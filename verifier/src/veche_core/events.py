@@ -238,11 +238,38 @@ def _cast_fast(log: dict[str, Any]) -> CastLog:
     data = log["data"]
     if token[:12] != _ZERO_PADDING or data[:2] != "0x":
         raise ValueError
-    sequence, stratum, ciphertext, token_signature, signature = abi.decode(BALLOT_CAST.data_types, bytes.fromhex(data[2:]))
+    raw = bytes.fromhex(data[2:])
+    # abi.decode's canonical layout, spelled out for (uint64, uint32, bytes, bytes, bytes): the
+    # two numbers' padding, the first tail right after the five heads, each further tail right
+    # after the previous one, zero padding, nothing after the last.
+    if raw[:24] != _ZERO_24 or raw[32:60] != _ZERO_28 or raw[64:96] != _FIRST_TAIL:
+        raise ValueError
+    ciphertext, end = _abi_bytes(raw, 160)
+    if int.from_bytes(raw[96:128], "big") != end:
+        raise ValueError
+    token_signature, end = _abi_bytes(raw, end)
+    if int.from_bytes(raw[128:160], "big") != end:
+        raise ValueError
+    signature, end = _abi_bytes(raw, end)
+    if end != len(raw):
+        raise ValueError
     return CastLog(
-        int.from_bytes(_word(topics[1]), "big"), token[12:], sequence, stratum, ciphertext, token_signature, signature,
-        *_position(log),
+        int.from_bytes(_word(topics[1]), "big"), token[12:], int.from_bytes(raw[24:32], "big"),
+        int.from_bytes(raw[60:64], "big"), ciphertext, token_signature, signature, *_position(log),
     )
+
+
+_ZERO_24, _ZERO_28, _FIRST_TAIL = bytes(24), bytes(28), (160).to_bytes(32, "big")
+
+
+def _abi_bytes(raw: bytes, at: int) -> tuple[bytes, int]:
+    """The `bytes` value whose length word is at raw[at:], and where its zero-padded tail ends."""
+    length = int.from_bytes(raw[at : at + 32], "big")
+    start = at + 32
+    end = start + length + (-length % 32)
+    if end > len(raw) or raw[start + length : end].strip(b"\0"):
+        raise ValueError
+    return raw[start : start + length], end
 
 
 def _cast_generic(event: DecodedEvent) -> CastLog:
