@@ -62,7 +62,7 @@ class CheckResult:
 
 
 def _result(number: int, failures: list[str], ok: str, counts: dict[str, int] | None = None) -> CheckResult:
-    detail = ok if not failures else f"{len(failures)} failure(s): {failures[0]}"
+    detail = ok if not failures else f"{len(failures):,} failure(s): {failures[0]}"
     return CheckResult(number, not failures, detail, counts or {}, failures)
 
 
@@ -196,9 +196,9 @@ def verify_poll(
                 latest[b.token] = b
     verdict.ballots = found
     n = {"ballots": len(found)}
-    verdict.checks.append(_result(2, token_failures, f"{len(found)} token signatures verify", n))
-    verdict.checks.append(_result(3, signature_failures, f"{len(found)} ballot signatures recover their tokens", n))
-    verdict.checks.append(_result(4, window_failures, f"{len(found)} ballots inside the window", n))
+    verdict.checks.append(_result(2, token_failures, f"{len(found):,} token signatures verify", n))
+    verdict.checks.append(_result(3, signature_failures, f"{len(found):,} ballot signatures recover their tokens", n))
+    verdict.checks.append(_result(4, window_failures, f"{len(found):,} ballots inside the window", n))
 
     counted = [b for b in eligible if latest[b.token] is b]  # in chain order
     verdict.latest = latest
@@ -209,7 +209,7 @@ def verify_poll(
     pairs = Counter((b.token, b.sequence) for b in found)
     order_failures = [f"{_shown(token)} #{sequence} was cast {count} times" for (token, sequence), count in pairs.items() if count > 1]
     verdict.checks.append(
-        _result(5, order_failures, f"{len(counted)} counted, {len(verdict.superseded)} superseded",
+        _result(5, order_failures, f"{len(counted):,} counted, {len(verdict.superseded):,} superseded",
                 {"counted": len(counted), "superseded": len(verdict.superseded)})
     )
 
@@ -217,7 +217,7 @@ def verify_poll(
     issued = poll.issued
     per_stratum = Counter(b.stratum for b in counted)
     over = [f"stratum {s}: {c} counted ballots, {issued.get(s, 0)} tokens issued" for s, c in sorted(per_stratum.items()) if c > issued.get(s, 0)]
-    verdict.checks.append(_result(6, over, f"{len(counted)} counted ≤ {sum(issued.values())} issued", {"issued": sum(issued.values()), "counted": len(counted)}))
+    verdict.checks.append(_result(6, over, f"{len(counted):,} counted ≤ {sum(issued.values()):,} issued", {"issued": sum(issued.values()), "counted": len(counted)}))
 
     # Check 7: the key shares rebuild the election key.
     secret, check7 = _rebuild_election_key(poll, created)
@@ -236,7 +236,7 @@ def verify_poll(
         ]
         verdict.checks.append(
             _result(8, [f"{i['token']} #{i['sequence']}: {i['reason']}" for i in verdict.invalid],
-                    f"{len(counted)} counted ballots decode", {"counted": len(counted), "invalid": len(verdict.invalid)})
+                    f"{len(counted):,} counted ballots decode", {"counted": len(counted), "invalid": len(verdict.invalid)})
         )
 
     # Check 9: the tally.
@@ -316,7 +316,7 @@ def check_dataset(poll: PollRecord, verdict: PollVerdict, dataset: list[DatasetR
         if dataset_hash(dataset) != poll.results[0]["datasetHash"]:
             failures.append("the given dataset's hash is not the one on chain")
     what = "the dataset file and the on-chain hash match" if dataset is not None else "the on-chain dataset hash matches"
-    return _result(10, failures, f"{what} the {len(expected)} counted ballots", {"rows": len(expected)})
+    return _result(10, failures, f"{what} the {len(expected):,} counted ballots", {"rows": len(expected)})
 
 
 def check_points_for_poll(poll: PollRecord) -> CheckResult:
@@ -327,10 +327,10 @@ def check_points_for_poll(poll: PollRecord) -> CheckResult:
     expected = tokens * poll.created["points"]
     failures = []
     if credited != expected:
-        failures.append(f"credited {credited} points; {tokens} tokens × {poll.created['points']} = {expected}")
+        failures.append(f"credited {credited:,} points; {tokens:,} tokens × {poll.created['points']} = {expected:,}")
     residents = Counter(resident for resident, _ in poll.credits)
     failures += [f"{checksum_address(r)} credited {c} times" for r, c in residents.items() if c > 1]
-    return _result(12, failures, f"{credited} points for {tokens} tokens", {"credited": credited, "tokens": tokens})
+    return _result(12, failures, f"{credited:,} points for {tokens:,} tokens", {"credited": credited, "tokens": tokens})
 
 
 # --- receipt mode and the points audit ---------------------------------------------------------
@@ -378,4 +378,4 @@ def check_points(snapshot: ChainSnapshot, balances_on_chain: dict[str, int]) -> 
         if actual != expected:
             failures.append(f"{resident}: balance {actual}, events sum to {expected}")
     counts = {"polls": len(snapshot.polls), "residents": len(snapshot.balances_by_events)}
-    return _result(12, failures, f"credits of {len(snapshot.polls)} polls and {len(snapshot.balances_by_events)} balances agree", counts)
+    return _result(12, failures, f"credits of {len(snapshot.polls)} polls and {len(snapshot.balances_by_events):,} balances agree", counts)

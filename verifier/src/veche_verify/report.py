@@ -23,25 +23,27 @@ def checks_table(title: str, checks: list[CheckResult]) -> Table:
     return table
 
 
+def tally_table(verdict: PollVerdict) -> Table:
+    """Options across (a poll has a few), the recomputed and published tallies and then each
+    stratum down (a city may have a dozen districts): readable on an 80-column terminal."""
+    recomputed = verdict.recomputed or []
+    table = Table(title=f"Poll {verdict.poll_id}: tally")
+    table.add_column("")
+    for option in range(len(recomputed)):
+        table.add_column(f"option {option}", justify="right")
+    table.add_row("[bold]recomputed[/]", *(f"[bold]{count:,}[/]" for count in recomputed))
+    published = [f"[bold red]{count:,}[/]" if count != counted else f"{count:,}"
+                 for count, counted in zip(verdict.published, recomputed)] if verdict.published else []
+    table.add_row("published", *published, *["—"] * (len(recomputed) - len(published)), end_section=True)
+    for stratum in sorted(verdict.by_stratum):
+        table.add_row(f"stratum {stratum}", *(f"{count:,}" for count in verdict.by_stratum[stratum]))
+    return table
+
+
 def print_poll(console: Console, verdict: PollVerdict) -> None:
     console.print(checks_table(f"Poll {verdict.poll_id}", verdict.checks))
     if verdict.recomputed is not None:
-        tally = Table(title=f"Poll {verdict.poll_id}: tally")
-        tally.add_column("option", justify="right")
-        tally.add_column("recomputed", justify="right")
-        tally.add_column("published", justify="right")
-        strata = sorted(verdict.by_stratum)
-        for stratum in strata:
-            tally.add_column(f"stratum {stratum}", justify="right")
-        for option in range(len(verdict.recomputed)):
-            published = verdict.published[option] if verdict.published and option < len(verdict.published) else "—"
-            tally.add_row(
-                str(option),
-                str(verdict.recomputed[option]),
-                str(published),
-                *(str(verdict.by_stratum[s][option]) for s in strata),
-            )
-        console.print(tally)
+        console.print(tally_table(verdict))
     for title, items in (("superseded (not counted)", verdict.superseded), ("invalid (not counted)", verdict.invalid)):
         if items:
             console.print(f"{len(items)} {title}:")
