@@ -18,7 +18,7 @@ def _render(verdict: PollVerdict) -> str:
     return console.file.getvalue()
 
 
-def _large_poll(published: list[int]) -> PollVerdict:
+def _large_poll(published: list[int] | None) -> PollVerdict:
     by_stratum = {s: [100_000 + s * 1_000 + o for o in range(OPTIONS)] for s in range(STRATA)}
     recomputed = [sum(counts[o] for counts in by_stratum.values()) for o in range(OPTIONS)]
     return PollVerdict(7, [], option_count=OPTIONS, recomputed=recomputed, published=published, by_stratum=by_stratum)
