@@ -24,7 +24,7 @@ help:
 	@echo "make install  only install the toolchain (Python venv, npm tools, solc front)"
 	@echo "make geth     build go-ethereum $(GETH_VERSION) for the validator network (needs Go)"
 	@echo "make web      build the web pages (web/dist/, served by the API at / and /results)"
-	@echo "make browser  install Debian's chromium and chromium-driver for the browser tests"
+	@echo "make browser  install Debian's chromium for the browser tests (make test does it)"
 
 install: $(VENV)/.installed node_modules/.installed solc-front compile
 
@@ -61,7 +61,19 @@ $(GETH):
 	  || GOBIN=$(dir $(GETH)) GOTOOLCHAIN=go1.22.12 go install github.com/ethereum/go-ethereum/cmd/geth@$(GETH_VERSION)
 	$(GETH) version | head -2
 
-test: install $(GETH)  # the validator-network tests run real geth: never skipped
+# The browser tests drive Debian's chromium (headless, through playwright-core from npm); it is
+# installed once from Debian's packages, as root or with sudo.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "the browser tests need chromium at $(CHROMIUM): install it"; exit 1; }
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+
+test: install $(GETH) browser  # the validator-network and browser tests run real geth and chromium: never skipped
 	@$(BIN)/ape test tests -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no tests were collected"; exit 0; fi; exit $$rc
 

@@ -37,7 +37,11 @@ ADMIN = {"X-Admin-Key": ADMIN_KEY}
 ARTIFACTS = ROOT / "test-artifacts" / "web"
 PASSWORD = "a long browser password"
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="run `make browser`")
+
+@pytest.fixture(scope="module", autouse=True)
+def chromium() -> None:
+    """No browser is a failure, not a skip: `make test` installs it (`make browser`)."""
+    assert CHROMIUM.exists(), f"the browser tests need {CHROMIUM}: run `make browser`"
 
 
 def build_pages() -> None:
