@@ -12,7 +12,6 @@ validator it stops, so the network is whole again after it.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -154,13 +153,6 @@ def test_a_poll_runs_end_to_end_and_the_observer_serves_the_same_logs(network, d
     assert len([log for log in from_observer if log["topics"][0] == ballot_cast]) == 7
 
 
-def _verifier_cli_ready() -> bool:
-    return importlib.util.find_spec("veche_verify") is not None and (
-        importlib.util.find_spec("veche_verify.cli") is not None
-    )
-
-
-@pytest.mark.skipif(not _verifier_cli_ready(), reason="veche-verify (verifier/src/veche_verify/cli.py) is not written yet")
 def test_the_verifier_gives_the_same_verdict_on_the_observer_and_a_validator(network, deployment, tmp_path):
     """`veche-verify all --json` against the observer's RPC equals the verdict against a validator's."""
     deployment_file = tmp_path / "deployment.json"
