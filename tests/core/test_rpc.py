@@ -153,6 +153,21 @@ def test_typed_helpers_read_the_answers(node, client):
     assert node.requests[-1].body["params"] == ["0x5", False]
 
 
+def test_head_block_is_the_latest_blocks_number_and_hash_from_one_answer(node, client):
+    block_hash = "0x" + "Ab" * 32
+    node.answer = lambda body, n: (200, result(body, {"number": "0x2a", "hash": block_hash, "timestamp": "0x1"}))
+    assert client.head_block() == (42, block_hash.lower())
+    assert [r.body["params"] for r in node.requests] == [["latest", False]]
+
+
+@pytest.mark.parametrize("block", [None, {"number": "0x2a"}, {"number": "0x2a", "hash": "0x" + "ab" * 31},
+                                   {"number": "0x2a", "hash": "0x" + "zz" * 32}, {"number": "nope", "hash": "0x" + "ab" * 32}])
+def test_a_head_block_without_a_proper_number_and_hash_is_an_rpc_error(node, client, block):
+    node.answer = lambda body, n: (200, result(body, block))
+    with pytest.raises(RpcError, match="latest block"):
+        client.head_block()
+
+
 def test_sequential_calls_share_one_keep_alive_connection(node, client):
     node.answer = lambda body, n: (200, result(body, n))
     assert [client.call("eth_blockNumber") for _ in range(5)] == [1, 2, 3, 4, 5]

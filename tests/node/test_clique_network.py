@@ -170,6 +170,11 @@ def test_the_verifier_gives_the_same_verdict_on_the_observer_and_a_validator(net
 
     from_observer = verdict(network.node("observer-1").url)
     from_validator = verdict(network.node("validator-1").url)
+    # Each names the block it read up to and that block's hash: the same chain on both nodes.
+    for (_, report), other in ((from_observer, "validator-1"), (from_validator, "observer-1")):
+        source = report.pop("source")
+        wait_synced(network.node(other).url, network.node("validator-1").url)
+        assert get_block(network.node(other).url, source["toBlock"])["hash"] == source["toBlockHash"]
     assert from_observer == from_validator
     # The poll of the end-to-end test was run by the protocol's rules: every check passes.
     assert from_observer[0] == 0, json.dumps(from_observer[1], indent=1)

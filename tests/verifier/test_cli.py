@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
 import time
+from importlib.metadata import version
 
 from eth_account import Account
 
 from veche_core import dataset as dataset_format
 from veche_core.deployment import Deployment
 from veche_core.receipt import sign_receipt
+from veche_core.rpc import RpcClient
 
 from veche_node.simulation import City
+from veche_verify.chain import balances
 
-from .conftest import RESIDENTS, close_and_publish, run_cli, verify
+from .conftest import RESIDENTS, VERIFY, close_and_publish, run_cli, verify
 
 
 def _receipt(city, poll, ballot, key=None, address=None):
@@ -38,6 +44,35 @@ def test_poll_command_exit_codes_and_json(anvil, city, new_poll, tmp_path):
     assert report["verdict"] == "PASS"
     assert report["tally"]["recomputed"] == report["tally"]["published"] == [0, 3, 0]
     assert [c["number"] for c in report["checks"]] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12]
+
+    # What was read, for anyone to repeat and compare: the chain, the contracts, the last block
+    # read and its hash, and the verifier's version.
+    source = report["source"]
+    with RpcClient(anvil.url) as rpc:
+        block = rpc.call("eth_getBlockByNumber", [hex(source["toBlock"]), False])
+        assert source["toBlock"] <= rpc.block_number()
+    assert source == {
+        "chainId": city.deployment.chain_id, "pollBook": city.deployment.poll_book,
+        "cityPoints": city.deployment.city_points, "fromBlock": city.deployment.start_block,
+        "toBlock": source["toBlock"], "toBlockHash": block["hash"], "verifier": version("veche-verifier"),
+    }
+
+
+def test_version_and_the_source_line_of_the_readable_report(anvil, city, new_poll, tmp_path):
+    shown = subprocess.run([str(VERIFY), "--version"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and shown.stdout.strip() == f"veche-verify, version {version('veche-verifier')}"
+
+    poll = new_poll(voters=1)
+    city.cast(poll, [city.ballot(poll, key, [0]) for key in poll.tokens])
+    close_and_publish(city, poll)
+    path = tmp_path / "deployment.json"
+    city.deployment.save(path)
+    run = subprocess.run([str(VERIFY), "--rpc", anvil.url, "--deployment", str(path), "poll", str(poll.poll_id)],
+                         capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "300"})
+    assert run.returncode == 0, run.stdout + run.stderr
+    last = run.stdout.strip().splitlines()[-1]
+    assert last.startswith(f"Read blocks {city.deployment.start_block}–") and f"of chain {city.deployment.chain_id}" in last
+    assert re.search(r"\(block \d+ is 0x[0-9a-f]{64}\); veche-verify ", last), last
 
 
 def test_check_11_receipts(anvil, city, new_poll, tmp_path):
@@ -106,16 +141,25 @@ def test_points_command(anvil, issuer_keys, tmp_path):
     assert report["checks"][0]["failures"] == [f"poll {poll.poll_id}: credited 80 points; 3 tokens × 20 = 60"]
 
 
+def test_balances_are_read_at_the_block_the_events_were_read_up_to(anvil, issuer_keys):
+    """A credit mined after the verifier read the events must not read as a mismatch."""
+    city = City.deploy_on_dev_chain(anvil.url)
+    poll = city.create_poll(issuer_keys=issuer_keys, strata=1)
+    city.issue_tokens(poll, [(RESIDENTS[0], 0)])
+    residents = RESIDENTS[:2]
+    with RpcClient(anvil.url) as rpc:
+        read_at = rpc.block_number()
+        city.credit(poll, [RESIDENTS[1]], poll.points)
+        assert balances(rpc, city.deployment.city_points, residents, read_at) == {RESIDENTS[0]: poll.points, RESIDENTS[1]: 0}
+        assert balances(rpc, city.deployment.city_points, residents, rpc.block_number()) == dict.fromkeys(residents, poll.points)
+
+
 def test_could_not_verify_exits_2(anvil, city, tmp_path):
     code, output = run_cli("http://127.0.0.1:9", city.deployment, "all", tmp_path=tmp_path)
     assert code == 2 and "could not verify" in output
 
     bad = tmp_path / "broken.json"
     bad.write_text("{not json")
-    import subprocess
-
-    from .conftest import VERIFY
-
     proc = subprocess.run([str(VERIFY), "--rpc", anvil.url, "--deployment", str(bad), "all"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "deployment file" in proc.stderr
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +22,9 @@ from urllib.parse import unquote, urlsplit
 import msgspec
 
 from .errors import VecheError
+
+
+_BLOCK_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
 
 
 class RpcError(VecheError, ConnectionError):
@@ -141,6 +145,17 @@ class RpcClient:
 
     def block_number(self) -> int:
         return int(self.call("eth_blockNumber"), 16)
+
+    def head_block(self) -> tuple[int, str]:
+        """The latest block's number and hash, from one answer (so the two belong together)."""
+        block = self.call("eth_getBlockByNumber", ["latest", False])
+        try:
+            number, block_hash = int(block["number"], 16), block["hash"]
+        except (TypeError, KeyError, ValueError):
+            raise RpcError("the node's latest block has no number or hash") from None
+        if not (isinstance(block_hash, str) and _BLOCK_HASH.fullmatch(block_hash)):
+            raise RpcError("the node's latest block hash is not 32 bytes of hex")
+        return number, block_hash.lower()
 
     def block_timestamp(self, number: int) -> int:
         block = self.call("eth_getBlockByNumber", [hex(number), False])

@@ -70,6 +70,7 @@ class ChainSnapshot:
     deployment: Deployment
     chain_id: int
     head: int
+    head_hash: str  # so that two observers can tell they read the same chain
     polls: dict[int, PollRecord]
     block_timestamps: dict[int, int]
     balances_by_events: dict[str, int] = field(default_factory=dict)  # when every poll was read
@@ -91,7 +92,7 @@ def read_snapshot(
     from . import election_key, work  # the bulk phase runs in worker processes
 
     chain_id = client.chain_id()
-    head = client.block_number()
+    head, head_hash = client.head_block()
     poll_topic = None if poll_id is None else "0x" + poll_id.to_bytes(32, "big").hex()
     polls: dict[int, PollRecord] = {}
     spent: dict[str, int] = defaultdict(int)
@@ -162,6 +163,7 @@ def read_snapshot(
         deployment=deployment,
         chain_id=chain_id,
         head=head,
+        head_hash=head_hash,
         polls=polls,
         block_timestamps=stamps,
         balances_by_events=balances,
@@ -187,15 +189,16 @@ def has_role(client: RpcClient, contract: str, role: str, account: str) -> bool:
     return int.from_bytes(client.eth_call(contract, data), "big") == 1
 
 
-def balances(client: RpcClient, city_points: str, residents: list[str]) -> dict[str, int]:
-    """CityPoints.balanceOf for many residents, in JSON-RPC batches."""
+def balances(client: RpcClient, city_points: str, residents: list[str], block: int) -> dict[str, int]:
+    """CityPoints.balanceOf for many residents at `block` (the block the events were read up to:
+    a credit mined meanwhile must not read as a mismatch), in JSON-RPC batches."""
     selector = _selector("balanceOf(address)")
     out: dict[str, int] = {}
     for start in range(0, len(residents), 500):
         part = residents[start : start + 500]
         answers = client.batch(
             "eth_call",
-            [[{"to": city_points, "data": "0x" + (selector + bytes(12) + bytes.fromhex(r[2:])).hex()}, "latest"] for r in part],
+            [[{"to": city_points, "data": "0x" + (selector + bytes(12) + bytes.fromhex(r[2:])).hex()}, hex(block)] for r in part],
         )
         out.update({r: int(a, 16) for r, a in zip(part, answers)})
     return out

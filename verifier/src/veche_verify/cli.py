@@ -10,6 +10,7 @@ import functools
 import json
 import sys
 from contextlib import contextmanager
+from importlib.metadata import version
 from pathlib import Path
 
 import click
@@ -26,6 +27,7 @@ from . import checks, report, work
 from .chain import ChainSnapshot, balances, has_role, read_snapshot
 
 EXIT_PASS, EXIT_FAIL, EXIT_UNVERIFIED = 0, 1, 2
+VERSION = version("veche-verifier")
 
 
 class Context:
@@ -36,6 +38,7 @@ class Context:
         self.workers = workers
         self.out = Console()
         self.err = Console(stderr=True)
+        self.snapshot: ChainSnapshot | None = None  # the chain state read, once it was
 
     @contextmanager
     def client(self):
@@ -49,21 +52,37 @@ class Context:
         """read_snapshot, with a progress bar (on a terminal) over the bulk of the logs."""
         what = "every poll" if poll_id is None else f"poll {poll_id}"
         if self.as_json or not self.err.is_terminal:
-            return read_snapshot(client, self.deployment, poll_id, workers=self.workers, ballot_hashes=ballot_hashes)
+            self.snapshot = read_snapshot(client, self.deployment, poll_id, workers=self.workers, ballot_hashes=ballot_hashes)
+            return self.snapshot
         with Progress(*Progress.get_default_columns(), console=self.err, transient=True) as bar:
             task = bar.add_task(f"{what}: reading, checking and opening ballots", total=None)
-            return read_snapshot(
+            self.snapshot = read_snapshot(
                 client, self.deployment, poll_id, workers=self.workers, ballot_hashes=ballot_hashes,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
+            return self.snapshot
 
     def verify(self, snapshot: ChainSnapshot, poll_id: int, dataset=None) -> checks.PollVerdict:
         with self.status(f"poll {poll_id}: counting…"):
             return checks.verify_poll(snapshot, poll_id, dataset=dataset)
 
+    def source(self) -> dict:
+        """What was read, so that anyone can repeat the verification and compare: the chain, the
+        contracts, the block the reading stopped at, and this verifier's version."""
+        snapshot, deployment = self.snapshot, self.deployment
+        return {
+            "chainId": snapshot.chain_id, "pollBook": deployment.poll_book, "cityPoints": deployment.city_points,
+            "fromBlock": deployment.start_block, "toBlock": snapshot.head, "toBlockHash": snapshot.head_hash,
+            "verifier": VERSION,
+        }
+
     def finish(self, payload: dict, passed: bool) -> None:
         if self.as_json:
-            click.echo(json.dumps(payload, indent=2))
+            click.echo(json.dumps({**payload, "source": self.source()}, indent=2))
+        else:
+            source = self.source()
+            self.out.print(f"Read blocks {source['fromBlock']}–{source['toBlock']} of chain {source['chainId']} "
+                           f"(block {source['toBlock']} is {source['toBlockHash']}); veche-verify {VERSION}.")
         sys.exit(EXIT_PASS if passed else EXIT_FAIL)
 
 
@@ -81,6 +100,7 @@ def _fail_unverified(message: str) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(VERSION, prog_name="veche-verify")
 @click.option("--rpc", envvar="VECHE_RPC_URL", default="http://127.0.0.1:8545", show_default=True,
               help="JSON-RPC address of the node to read (ideally your own).")
 @click.option("--deployment", "deployment_file", envvar="VECHE_DEPLOYMENT", type=click.Path(dir_okay=False),
@@ -206,7 +226,7 @@ def points_command(obj: Context):
     """Audit points: credits per poll against issued tokens × points; balances against events."""
     with obj.client() as client:
         snapshot = obj.read(client)
-        on_chain = balances(client, obj.deployment.city_points, sorted(snapshot.balances_by_events))
+        on_chain = balances(client, obj.deployment.city_points, sorted(snapshot.balances_by_events), snapshot.head)
     result = checks.check_points(snapshot, on_chain)
     if not obj.as_json:
         obj.out.print(report.checks_table("Points audit", [result]))
