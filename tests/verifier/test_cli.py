@@ -11,12 +11,12 @@ from importlib.metadata import version
 from eth_account import Account
 
 from veche_core import dataset as dataset_format
+from veche_core._keccak import keccak
 from veche_core.deployment import Deployment
 from veche_core.receipt import sign_receipt
 from veche_core.rpc import RpcClient
-
 from veche_node.simulation import City
-from veche_verify.chain import balances
+from veche_verify.chain import balances, read_snapshot
 
 from .conftest import RESIDENTS, VERIFY, close_and_publish, run_cli, verify
 
@@ -125,6 +125,26 @@ def test_dataset_command_reads_csv_and_json(anvil, city, new_poll, tmp_path):
     csv_file.write_bytes(dataset_format.canonical_csv(rows[1:]))
     code, report = run_cli(anvil.url, city.deployment, "dataset", str(poll.poll_id), str(csv_file), tmp_path=tmp_path)
     assert code == 1 and report["checks"][0]["number"] == 10
+
+
+def test_poll_writes_the_dataset_it_recomputed(anvil, city, new_poll, tmp_path):
+    """The written file is the dataset the chain commits to: its keccak256 is the on-chain hash,
+    and the dataset command accepts it."""
+    poll = new_poll(voters=3)
+    city.cast(poll, [city.ballot(poll, key, [i % 3]) for i, key in enumerate(poll.tokens)])
+    written = tmp_path / "recomputed.csv"
+    code, report = run_cli(anvil.url, city.deployment, "poll", str(poll.poll_id), "--write-dataset", str(written), tmp_path=tmp_path)
+    assert code == 1 and not written.exists(), "before close nothing is decrypted: no file"
+
+    close_and_publish(city, poll)
+    code, report = run_cli(anvil.url, city.deployment, "poll", str(poll.poll_id), "--write-dataset", str(written), tmp_path=tmp_path)
+    assert code == 0, report
+    with RpcClient(anvil.url) as rpc:
+        [published] = read_snapshot(rpc, city.deployment, poll.poll_id).polls[poll.poll_id].results
+    assert keccak(written.read_bytes()) == published["datasetHash"]
+    assert {row.token for row in dataset_format.parse(written.read_text())} == {k.address.lower() for k in poll.tokens}
+    code, report = run_cli(anvil.url, city.deployment, "dataset", str(poll.poll_id), str(written), tmp_path=tmp_path)
+    assert code == 0, report
 
 
 def test_points_command(anvil, issuer_keys, tmp_path):

@@ -153,14 +153,22 @@ def _load_dataset(path: str) -> list[dataset_format.DatasetRow]:
 @click.argument("poll_id", type=int)
 @click.option("--dataset", "dataset_file", type=click.Path(exists=True, dir_okay=False),
               help="Also compare the city's anonymised dataset (CSV or JSON) row by row.")
+@click.option("--write-dataset", "write_file", type=click.Path(dir_okay=False, writable=True),
+              help="Write the dataset recomputed from the chain (canonical CSV, whose keccak256 check 10 "
+                   "compares with the hash on chain).")
 @click.pass_obj
 @_guard
-def poll_command(obj: Context, poll_id: int, dataset_file: str | None):
+def poll_command(obj: Context, poll_id: int, dataset_file: str | None, write_file: str | None):
     """Every numbered check for one poll, the recomputed and the published tally."""
     rows = _load_dataset(dataset_file) if dataset_file else None
     with obj.client() as client:
         snapshot = obj.read(client, poll_id)
     verdict = obj.verify(snapshot, poll_id, rows)
+    if write_file:
+        if verdict.recomputed is None:
+            obj.err.print(f"no dataset written to {write_file}: the ballots could not be decrypted (check 7)")
+        else:
+            Path(write_file).write_bytes(dataset_format.canonical_csv(verdict.counted_rows))
     if not obj.as_json:
         report.print_poll(obj.out, verdict)
     obj.finish(verdict.to_dict(), verdict.passed)
