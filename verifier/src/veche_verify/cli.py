@@ -10,7 +10,7 @@ import functools
 import json
 import sys
 from contextlib import contextmanager
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import click
@@ -27,7 +27,10 @@ from . import checks, report, work
 from .chain import ChainSnapshot, balances, has_role, read_snapshot
 
 EXIT_PASS, EXIT_FAIL, EXIT_UNVERIFIED = 0, 1, 2
-VERSION = version("veche-verifier")
+try:
+    VERSION = version("veche-verifier")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    VERSION = "unknown"
 
 
 class Context:
@@ -53,14 +56,14 @@ class Context:
         what = "every poll" if poll_id is None else f"poll {poll_id}"
         if self.as_json or not self.err.is_terminal:
             self.snapshot = read_snapshot(client, self.deployment, poll_id, workers=self.workers, ballot_hashes=ballot_hashes)
-            return self.snapshot
-        with Progress(*Progress.get_default_columns(), console=self.err, transient=True) as bar:
-            task = bar.add_task(f"{what}: reading, checking and opening ballots", total=None)
-            self.snapshot = read_snapshot(
-                client, self.deployment, poll_id, workers=self.workers, ballot_hashes=ballot_hashes,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
-            return self.snapshot
+        else:
+            with Progress(*Progress.get_default_columns(), console=self.err, transient=True) as bar:
+                task = bar.add_task(f"{what}: reading, checking and opening ballots", total=None)
+                self.snapshot = read_snapshot(
+                    client, self.deployment, poll_id, workers=self.workers, ballot_hashes=ballot_hashes,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
+        return self.snapshot
 
     def verify(self, snapshot: ChainSnapshot, poll_id: int, dataset=None) -> checks.PollVerdict:
         with self.status(f"poll {poll_id}: counting…"):
