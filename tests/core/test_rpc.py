@@ -271,6 +271,31 @@ def test_iter_logs_pages_and_stops_at_the_last_block(node, client):
     assert node.requests[0].body["params"][0]["topics"] == []
 
 
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda log: log.update(address="0x" + "cd" * 20), "which was not asked for"),
+    (lambda log: log.update(blockNumber=hex(int(log["blockNumber"], 16) + 100)), "with a log of block"),
+])
+def test_a_node_that_ignores_the_filter_is_an_rpc_error(node, client, change, message):
+    """Foreign events must not be read as ours: another contract's, or outside the blocks asked."""
+    _logs_node(node, "unused", most_blocks=10**9)
+    plain = node.answer
+
+    def answer(body, n):
+        status, reply = plain(body, n)
+        change(reply["result"][-1])
+        return status, reply
+    node.answer = answer
+    with pytest.raises(RpcError, match=message):
+        list(client.iter_logs("0x" + "ab" * 20, None, 5, 16))
+
+
+def test_iter_logs_matches_addresses_in_any_case_and_passes_malformed_logs_to_the_decoders(node, client):
+    found = [{"address": "0x" + "ab" * 20, "blockNumber": "0x5"}, {"address": "0x" + "CD" * 20, "blockNumber": "0x6"},
+             {"no": "address"}, "not a log"]
+    node.answer = lambda body, n: (200, result(body, found))
+    assert list(client.iter_logs(["0x" + "AB" * 20, "0x" + "cd" * 20], None, 5, 6)) == found
+
+
 def test_iter_logs_does_not_halve_on_other_errors_nor_below_one_block(node, client):
     node.answer = lambda body, n: (200, error(body, "header not found"))
     with pytest.raises(RpcError, match="header not found"):

@@ -190,7 +190,12 @@ class RpcClient:
         *,
         page: int = 5_000,
     ) -> Iterator[dict[str, Any]]:
-        """Every log in [from_block, to_block], in chain order, read in pages of blocks."""
+        """Every log in [from_block, to_block], in chain order, read in pages of blocks.
+
+        A log of another contract or outside the page's blocks means the node ignored the filter:
+        an RpcError, rather than foreign events read as ours. (A malformed log object is left for
+        the decoders, which refuse it.)"""
+        wanted = {address.lower()} if isinstance(address, str) else {a.lower() for a in address}
         start = from_block
         while start <= to_block:
             end = min(start + page - 1, to_block)
@@ -204,8 +209,21 @@ class RpcClient:
                     page = max(1, (end - start + 1) // 2)
                     continue
                 raise
+            for log in logs:
+                _check_in_filter(log, wanted, start, end)
             yield from logs
             start = end + 1
+
+
+def _check_in_filter(log: Any, addresses: set[str], start: int, end: int) -> None:
+    try:
+        address, block = log["address"].lower(), int(log["blockNumber"], 16)
+    except (TypeError, KeyError, ValueError, AttributeError):
+        return  # malformed: the decoders say so
+    if address not in addresses:
+        raise RpcError(f"the node answered eth_getLogs with a log of {log['address']}, which was not asked for")
+    if not start <= block <= end:
+        raise RpcError(f"the node answered eth_getLogs for blocks {start}-{end} with a log of block {block}")
 
 
 def _is_too_large(exc: RpcError) -> bool:
