@@ -98,16 +98,24 @@ def _decode_tuple(types: list[str], data: bytes, base: int) -> tuple[list[Any], 
     return values, end
 
 
-def _decode_dynamic(kind: str, data: bytes, at: int) -> tuple[Any, int]:
+def decode_bytes_at(data: bytes, at: int) -> tuple[bytes, int]:
+    """The `bytes` value whose length word is at data[at:], and where its zero-padded tail ends
+    (also for decoders that know their layout, such as events.ballot_cast)."""
     length = int.from_bytes(_word(data, at), "big")
     start = at + _WORD
+    if length > len(data) - start:
+        raise EncodingError("ABI bytes run past the end of the data")
+    end = start + length + (-length % _WORD)
+    if end > len(data) or any(data[start + length : end]):
+        raise EncodingError("ABI data is not in canonical form (bytes padding)")
+    return data[start : start + length], end
+
+
+def _decode_dynamic(kind: str, data: bytes, at: int) -> tuple[Any, int]:
     if kind == "bytes":
-        if length > len(data) - start:
-            raise EncodingError("ABI bytes run past the end of the data")
-        end = start + length + (-length % _WORD)
-        if end > len(data) or any(data[start + length : end]):
-            raise EncodingError("ABI data is not in canonical form (bytes padding)")
-        return data[start : start + length], end
+        return decode_bytes_at(data, at)
+    length = int.from_bytes(_word(data, at), "big")
+    start = at + _WORD
     item = kind[:-2]
     if length > (len(data) - start) // _WORD:
         raise EncodingError("ABI array is longer than the data")

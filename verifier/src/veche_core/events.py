@@ -244,13 +244,13 @@ def _cast_fast(log: dict[str, Any]) -> CastLog:
     # after the previous one, zero padding, nothing after the last.
     if raw[:24] != _ZERO_24 or raw[32:60] != _ZERO_28 or raw[64:96] != _FIRST_TAIL:
         raise ValueError
-    ciphertext, end = _abi_bytes(raw, 160)
+    ciphertext, end = abi.decode_bytes_at(raw, 160)
     if int.from_bytes(raw[96:128], "big") != end:
         raise ValueError
-    token_signature, end = _abi_bytes(raw, end)
+    token_signature, end = abi.decode_bytes_at(raw, end)
     if int.from_bytes(raw[128:160], "big") != end:
         raise ValueError
-    signature, end = _abi_bytes(raw, end)
+    signature, end = abi.decode_bytes_at(raw, end)
     if end != len(raw):
         raise ValueError
     return CastLog(
@@ -260,16 +260,6 @@ def _cast_fast(log: dict[str, Any]) -> CastLog:
 
 
 _ZERO_24, _ZERO_28, _FIRST_TAIL = bytes(24), bytes(28), (160).to_bytes(32, "big")
-
-
-def _abi_bytes(raw: bytes, at: int) -> tuple[bytes, int]:
-    """The `bytes` value whose length word is at raw[at:], and where its zero-padded tail ends."""
-    length = int.from_bytes(raw[at : at + 32], "big")
-    start = at + 32
-    end = start + length + (-length % 32)
-    if end > len(raw) or raw[start + length : end].strip(b"\0"):
-        raise ValueError
-    return raw[start : start + length], end
 
 
 def _cast_generic(event: DecodedEvent) -> CastLog:
