@@ -23,7 +23,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhaust
 
 from veche_core import events
 from veche_core.deployment import Deployment
-from veche_core.rpc import RpcClient
+from veche_core.rpc import RpcClient, RpcError
 from veche_core.typed_data import Domain, city_points_domain, poll_book_domain
 from veche_node.contracts import Sender, bind, contract_type
 
@@ -103,11 +103,18 @@ class Chain:
     def rpc(self) -> RpcClient:
         return self._rpc
 
-    def check(self) -> None:
-        """Fail fast at start-up when the node serves another chain."""
-        actual = self.w3.eth.chain_id
+    def check(self) -> bool:
+        """At start-up: False when the node does not answer (the API starts anyway: it queues
+        ballots durably and /health says the node is down; the relay checks the chain id
+        before it signs anything); an error when it serves another chain."""
+        try:
+            actual = int(self._rpc.call("eth_chainId"), 16)
+        except (RpcError, ValueError, TypeError):
+            return False
         if actual != self.chain_id:
-            raise RuntimeError(f"node chain id {actual} != deployment chain id {self.chain_id}")
+            raise RuntimeError(f"the node at {self._rpc.shown_url} serves chain {actual}, "
+                               f"the deployment is on chain {self.chain_id}")
+        return True
 
     def cached_now(self) -> int | None:
         """The cached chain time while it is fresh, else None (the caller then calls `now`,

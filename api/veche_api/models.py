@@ -214,3 +214,41 @@ class Charity(SQLModel, table=True):
     description: str = ""
     account: str = Field(max_length=42)
     metadata_hash: str
+
+
+class RelayStatus(SQLModel, table=True):
+    """The relay's own account of itself, written by the process that runs it (one row): every
+    API process answers /health from here, not from its own standby thread."""
+
+    id: int = Field(default=1, primary_key=True)
+    holder: str = Field(max_length=200)  # host:pid of the process running the relay
+    started_at: float
+    heartbeat_at: float  # written about once a second while the relay loop runs (or backs off)
+    last_error: str | None = Field(default=None, max_length=400)  # scrubbed of credentials
+    last_error_at: float | None = None
+    chain_checked: bool = False  # the node answered with the deployment's chain id
+
+
+class Quarantine(SQLModel, table=True):
+    """Work the relay set aside because it failed three times in a row for a reason that is not
+    an unreachable node or database — one bad item must not stop the rest. The items keep their
+    own status (a quarantined poll's ballots stay `accepted`); the relay tries again every
+    `quarantine_retry` seconds and deletes the row when the work succeeds."""
+
+    __table_args__ = (UniqueConstraint("kind", "ref"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=20)  # QuarantineKind
+    ref: int = _big(nullable=False)  # ChainTx id (finish), poll id (ballots, issuances, credits), PointsRequest id (points)
+    reason: str = Field(max_length=400)  # the exception's type and message, scrubbed of credentials
+    failures: int = 0
+    since: float = Field(default_factory=time.time)
+    retry_at: float
+
+
+class RateBucket(SQLModel, table=True):
+    """One rate-limit bucket (ratelimit.py): shared by every API process through the database."""
+
+    key: str = Field(primary_key=True, max_length=200)  # "<limiter>:<resident or poll:token>"
+    tokens: float
+    at: float = Field(index=True)

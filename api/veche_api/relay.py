@@ -33,6 +33,12 @@ Poll creation uses the same log (kind `poll`, `PollCreation`): the request signs
 with the admin key, writes it with the poll's keys, broadcasts and waits; if it dies on the
 way, reconcile finishes the poll from the receipt's PollCreated event (`finish_poll_tx`).
 
+Isolation (relay_health.py): each poll's batches, each logged transaction's bookkeeping and each
+points request runs on its own; one that keeps failing for a reason other than an unreachable
+node or database is quarantined with its reason (shown by /health and /metrics) and the rest
+flows on. The relay's heartbeat and last error are written to the database for every API
+process to report.
+
 Batches: by size (`batch_size`) and by time (`batch_interval` since the oldest queued ballot),
 grouped by poll, shuffled with `secrets.SystemRandom` (so the order on chain does not reveal
 the order of arrival), except that one token's ballots keep ascending sequence order, so that
@@ -48,6 +54,7 @@ import secrets
 import threading
 import time
 from collections import defaultdict
+from functools import partial
 from typing import Any
 
 import rlp
@@ -63,11 +70,12 @@ from veche_core.rpc import RpcClient
 from veche_node.contracts import bind
 
 from .chain import REVERTS, make_web3, revert_name
-from .core.db import Database
+from .core.db import Database, ProcessLock
 from .fast import CAST_BALLOTS_OVERHEAD, ballot_calldata_size, encode_cast_ballots
 from .models import (
     DRAFT_POLL_BASE, Ballot, ChainTx, Issuance, IssuerKey, Poll, PointsRequest, PollCreation, TxVersion,
 )
+from .relay_health import Heartbeat, Isolation, QuarantineKind, TransientError, describe
 
 log = logging.getLogger("veche_api.relay")
 
@@ -80,10 +88,6 @@ CREDIT = keccak(b"credit(uint256,address[],uint256)")[:4]
 REJECTION_REASONS = {0: "UnknownStratum", 1: "BadSignature"}
 UNFINISHED = ("signed", "sent")
 REPRICE_CEILING = 2  # never reprice a transaction already paying this multiple of the current price
-
-
-class TransientError(RuntimeError):
-    """The node could not take the transaction now; try again later."""
 
 
 class Outbox:
@@ -244,60 +248,13 @@ def _order_batch(rows: list) -> list:
     return rows
 
 
-class RelayLock:
+class RelayLock(ProcessLock):
     """Exactly one relay per database, however many API processes (uvicorn workers) serve it:
     the relay runs in the process that holds this lock, the others stand by and take over when
-    its holder dies (the operating system or PostgreSQL releases the lock with the process).
-
-    SQLite: an exclusive `flock` on `<database file>.relay.lock`. PostgreSQL: a session-level
-    advisory lock on a connection kept open while the relay runs."""
-
-    PG_KEY = 0x76656368655F72  # "veche_r"
+    its holder dies (the operating system or PostgreSQL releases the lock with the process)."""
 
     def __init__(self, db: Database) -> None:
-        self.db = db
-        self._file = None
-        self._conn = None
-
-    def try_acquire(self) -> bool:
-        if self.db.is_sqlite:
-            path = self.db.engine.url.database
-            if not path or path == ":memory:":
-                return True
-            import fcntl
-
-            handle = open(f"{path}.relay.lock", "a+")
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                handle.close()
-                return False
-            self._file = handle
-            return True
-        conn = self.db.engine.connect()
-        try:
-            got = conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({self.PG_KEY})").scalar()
-            conn.commit()
-        except Exception:
-            conn.close()
-            raise
-        if not got:
-            conn.close()
-            return False
-        self._conn = conn
-        return True
-
-    def release(self) -> None:
-        if self._file is not None:
-            self._file.close()  # drops the flock
-            self._file = None
-        if self._conn is not None:
-            try:
-                self._conn.exec_driver_sql(f"SELECT pg_advisory_unlock({self.PG_KEY})")
-                self._conn.commit()
-            finally:
-                self._conn.close()
-                self._conn = None
+        super().__init__(db, "relay", 0x76656368655F72)  # "veche_r"
 
 
 def plan_batch(items: list[tuple[int, int]], max_count: int, max_bytes: int) -> tuple[list[int], bool]:
@@ -406,6 +363,9 @@ class Relay:
         self.leader = False
         self.last_error: str | None = None
         self.last_loop: float = 0.0
+        self.isolation = Isolation(db, settings.quarantine_retry, on_failure=self._reset_outboxes)
+        self.heartbeat = Heartbeat(db)
+        self.chain_checked = False
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -439,14 +399,19 @@ class Relay:
         delay = 0.25
         while not self._stop.is_set():
             try:
+                self.heartbeat.beat(self.last_error, chain_checked=self.chain_checked)
+                self._check_chain()
                 busy = self.step()
                 delay = 0.25
                 self.last_error = None
             except Exception as exc:  # node down, database busy, anything: back off and retry
-                self.last_error = f"{type(exc).__name__}: {str(exc)[:200]}"
+                self.last_error = describe(exc)
                 log.warning("relay loop failed (%s); retrying in %.1f s", self.last_error, delay)
-                for outbox in self._outboxes.values():
-                    outbox.reset()
+                self._reset_outboxes()
+                try:
+                    self.heartbeat.beat(self.last_error, chain_checked=self.chain_checked)
+                except Exception:  # the database is down too: /health finds the heartbeat stale
+                    pass
                 self._stop.wait(delay)
                 delay = min(delay * 2, 10.0)
                 continue
@@ -454,8 +419,25 @@ class Relay:
             if not busy:
                 self._stop.wait(self.settings.receipt_poll)
 
+    def _reset_outboxes(self) -> None:
+        for outbox in self._outboxes.values():
+            outbox.reset()
+
+    def _check_chain(self) -> None:
+        """Nothing is signed for a node that serves another chain (the API may have started
+        while its node was down, so this is checked here, once the node answers)."""
+        if self.chain_checked:
+            return
+        actual = int(self.rpc.call("eth_chainId"), 16)
+        if actual != self.deployment.chain_id:
+            raise RuntimeError(f"the node serves chain {actual}, the deployment is on chain {self.deployment.chain_id}")
+        self.chain_checked = True
+
     def step(self) -> bool:
-        """One pass; True if anything moved (so the loop goes again at once)."""
+        """One pass; True if anything moved (so the loop goes again at once). Each poll's batch,
+        each transaction's bookkeeping and each points request runs isolated (relay_health.py):
+        one that keeps failing is quarantined, and the others go on."""
+        self.isolation.refresh()
         busy = self.reconcile()
         ballot_groups = self._due_ballots() if self._room(self.relayer) else {}
         # Issuances first: every ballot in the snapshot above was accepted after its token was
@@ -464,8 +446,9 @@ class Relay:
         for poll_id, ids in ballot_groups.items():
             if not self._room(self.relayer):
                 break
-            busy |= self.send_ballots(poll_id, ids)
+            busy |= self.isolation.run(QuarantineKind.BALLOTS, poll_id, partial(self.send_ballots, poll_id, ids), True)
         busy |= self.flush_points()
+        self.isolation.settle()
         return busy
 
     def _room(self, outbox: Outbox) -> bool:
@@ -519,60 +502,64 @@ class Relay:
         busy = False
         failure: TransientError | None = None
         senders: set[str] = set()
+        held = self.isolation.held(QuarantineKind.CHAIN_TX)
         for row in rows:
             lowest = row.sender not in senders  # rows are in nonce order per sender
             senders.add(row.sender)
-            earlier = versions.get(row.id, [])
-            forgotten = False
-            if look or row.status == "signed":
-                found = self._receipt(row, earlier)
-                if found is not None:
-                    self._finish(row, *found)
-                    busy = True
-                    continue
-                # Neither mined nor pending: the node dropped it from its pool (anvil does, when
-                # a later transaction of ours was picked out of order or the base fee rose above
-                # its price; geth may under pressure).
-                forgotten = row.status == "sent" and self.rpc.call("eth_getTransactionByHash", [row.tx_hash]) is None
-            outbox = self._outboxes.get(row.sender)
-            if outbox is None:
+            if row.id in held:
                 continue
             # One transaction the node refuses (TransientError) must not hold up the others:
             # the first such error is raised after the pass, and the loop backs off.
             try:
-                since = max([row.created_at] + [at for _, at in earlier])
-                if lowest and time.time() - since >= self.settings.reprice_after:
-                    repriced = outbox.reprice(row)
-                    if repriced is not None:
-                        outbox.send(repriced)
-                        busy = True
-                        continue
-                due = (row.status == "signed" or forgotten
-                       or (time.time() - (row.sent_at or 0)) > self.settings.resend_after)
-                if not due:
-                    continue
-                outcome = outbox.broadcast(self._raw(row.id))
+                busy |= self.isolation.run(QuarantineKind.CHAIN_TX, row.id, partial(
+                    self._reconcile_one, row, versions.get(row.id, []), look, lowest), True)
             except TransientError as exc:
                 failure = failure or exc
-                continue
-            if outcome == "nonce_used":
-                # Mined in the meantime (this version or an earlier one)? Then the next pass
-                # finds the receipt; else another transaction took the nonce.
-                if self._receipt(row, earlier) is None:
-                    self._drop(row)
-                    outbox.reset()
-                busy = True
-                continue
-            with self.db.write_session() as session:
-                fresh = session.get(ChainTx, row.id)
-                fresh.status, fresh.sent_at = "sent", time.time()
-                fresh.attempts += 1
-                session.add(fresh)
-                session.commit()
         if failure is not None:
             raise failure
         self._receipts_seen_at = block
         return busy
+
+    def _reconcile_one(self, row: ChainTx, earlier: list[tuple[str, float]], look: bool, lowest: bool) -> bool:
+        """Finish `row` from its receipt, or reprice or resend it when due; True if it moved."""
+        forgotten = False
+        if look or row.status == "signed":
+            found = self._receipt(row, earlier)
+            if found is not None:
+                self._finish(row, *found)
+                return True
+            # Neither mined nor pending: the node dropped it from its pool (anvil does, when
+            # a later transaction of ours was picked out of order or the base fee rose above
+            # its price; geth may under pressure).
+            forgotten = row.status == "sent" and self.rpc.call("eth_getTransactionByHash", [row.tx_hash]) is None
+        outbox = self._outboxes.get(row.sender)
+        if outbox is None:
+            return False
+        since = max([row.created_at] + [at for _, at in earlier])
+        if lowest and time.time() - since >= self.settings.reprice_after:
+            repriced = outbox.reprice(row)
+            if repriced is not None:
+                outbox.send(repriced)
+                return True
+        due = (row.status == "signed" or forgotten
+               or (time.time() - (row.sent_at or 0)) > self.settings.resend_after)
+        if not due:
+            return False
+        outcome = outbox.broadcast(self._raw(row.id))
+        if outcome == "nonce_used":
+            # Mined in the meantime (this version or an earlier one)? Then the next pass
+            # finds the receipt; else another transaction took the nonce.
+            if self._receipt(row, earlier) is None:
+                self._drop(row)
+                outbox.reset()
+            return True
+        with self.db.write_session() as session:
+            fresh = session.get(ChainTx, row.id)
+            fresh.status, fresh.sent_at = "sent", time.time()
+            fresh.attempts += 1
+            session.add(fresh)
+            session.commit()
+        return False
 
     def _receipt(self, row: ChainTx, earlier: list[tuple[str, float]]) -> tuple[dict[str, Any], str] | None:
         """The receipt of whichever version of `row` was mined (at most one can be), and its hash."""
@@ -746,15 +733,17 @@ class Relay:
 
     def _due_ballots(self) -> dict[int, list[int]]:
         """Per poll, the next batch if it is full (by count or by calldata size) or its oldest
-        ballot has waited `batch_interval`."""
+        ballot has waited `batch_interval`. Quarantined polls are left out of the query, so
+        that their queue does not fill every batch's window."""
         size = self.settings.batch_size
+        held = self.isolation.held(QuarantineKind.BALLOTS)
         with self.db.session() as session:
             rows = session.exec(
                 select(
                     Ballot.id, Ballot.poll_id, Ballot.queued_at, func.length(Ballot.ciphertext),
                     func.length(Ballot.token_credential), func.length(Ballot.signature),
                 )
-                .where(Ballot.status == "accepted")
+                .where(Ballot.status == "accepted", *([Ballot.poll_id.not_in(held)] if held else []))
                 .order_by(Ballot.id)
                 .limit(size)  # oldest first; with a backlog, reading more only to send one batch cost a tenth of a core
             ).all()
@@ -866,7 +855,10 @@ class Relay:
                 break
             column = Issuance.record_tx_id if kind == "issuances" else Issuance.credit_tx_id
             flag = Issuance.recorded if kind == "issuances" else Issuance.credited
-            pending = (column.is_(None), flag == False, Issuance.status != "failed")  # noqa: E712
+            quarantine = QuarantineKind(kind)
+            held = self.isolation.held(quarantine)
+            pending = (column.is_(None), flag == False, Issuance.status != "failed",  # noqa: E712
+                       *([Issuance.poll_id.not_in(held)] if held else []))
             with self.db.session() as session:
                 # An aggregate first: loading up to 500 ORM rows on every pass only to find the
                 # batch not yet due cost the relay a fifth of a core under issuance load.
@@ -881,7 +873,7 @@ class Relay:
             for row in rows:
                 by_poll[row.poll_id].append(row)
             for poll_id, items in by_poll.items():
-                busy |= self._send_issuances(kind, poll_id, items)
+                busy |= self.isolation.run(quarantine, poll_id, partial(self._send_issuances, kind, poll_id, items), True)
         return busy
 
     def _send_issuances(self, kind: str, poll_id: int, items: list[Issuance]) -> bool:
@@ -956,31 +948,38 @@ class Relay:
     def flush_points(self) -> bool:
         if not self._room(self.relayer):
             return False
+        held = self.isolation.held(QuarantineKind.POINTS)
         with self.db.session() as session:
             requests = session.exec(
-                select(PointsRequest).where(PointsRequest.status == "pending").order_by(PointsRequest.id).limit(20)
+                select(PointsRequest)
+                .where(PointsRequest.status == "pending", *([PointsRequest.id.not_in(held)] if held else []))
+                .order_by(PointsRequest.id).limit(20)
             ).all()
         busy = False
         for request in requests:
-            function = self._points_call(request)
-            try:
-                gas = self._estimate(self.relayer, function)
-            except REVERTS as exc:
-                with self.db.write_session() as session:
-                    fresh = session.get(PointsRequest, request.id)
-                    fresh.status, fresh.reason = "failed", f"chain.{revert_name(exc) or 'Reverted'}"
-                    session.add(fresh)
-                    session.commit()
-                busy = True
-                continue
-            request_id = request.id
-
-            def attach(session, tx: ChainTx) -> int:
-                fresh = session.get(PointsRequest, request_id)
-                fresh.status, fresh.tx_id, fresh.tx_hash = "sent", tx.id, tx.tx_hash
-                session.add(fresh)
-                return 1
-
-            self._write_tx(self.relayer, request.kind, None, function, gas, attach)
+            self.isolation.run(QuarantineKind.POINTS, request.id, partial(self._send_points, request), False)
             busy = True
         return busy
+
+    def _send_points(self, request: PointsRequest) -> bool:
+        """Sent, or failed by the contract's refusal: True either way (the request moved)."""
+        function = self._points_call(request)
+        try:
+            gas = self._estimate(self.relayer, function)
+        except REVERTS as exc:
+            with self.db.write_session() as session:
+                fresh = session.get(PointsRequest, request.id)
+                fresh.status, fresh.reason = "failed", f"chain.{revert_name(exc) or 'Reverted'}"
+                session.add(fresh)
+                session.commit()
+            return True
+        request_id = request.id
+
+        def attach(session, tx: ChainTx) -> int:
+            fresh = session.get(PointsRequest, request_id)
+            fresh.status, fresh.tx_id, fresh.tx_hash = "sent", tx.id, tx.tx_hash
+            session.add(fresh)
+            return 1
+
+        self._write_tx(self.relayer, request.kind, None, function, gas, attach)
+        return True

@@ -70,6 +70,7 @@ class ImportRow(Out):
 
 class ImportReport(Out):
     imported: int
+    unchanged: int = 0  # rows already enrolled exactly as in the file
     errors: list[ImportRow]
 
 

@@ -25,6 +25,7 @@ from veche_node.anvil import Anvil, free_port
 from veche_node.contracts import Operators, Sender, deploy, dev_accounts
 
 from .core.config import Settings
+from .server import uvicorn_config
 
 KEYSTORE_PASSWORD = "test-password"
 ADMIN_KEY = "test-admin-key"
@@ -90,8 +91,7 @@ class ThreadServer:
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="on")
+        config = uvicorn_config(settings, create_app(settings), host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -110,7 +110,7 @@ class ThreadServer:
 
 
 class ProcessServer:
-    """`uvicorn --factory veche_api.main:create_app` as a subprocess, for kill -9 tests."""
+    """`veche-api run` (as `python -m veche_api run`) as a subprocess, for kill -9 tests."""
 
     def __init__(self, env: dict[str, str], port: int | None = None, log_path: Path | None = None,
                  workers: int = 1) -> None:
@@ -121,20 +121,22 @@ class ProcessServer:
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30.0) -> "ProcessServer":
+    def start(self, timeout: float = 30.0, *, node_up: bool = True) -> "ProcessServer":
+        """Start and wait until /health answers: 200, or also 503 when the node is meant to be
+        down (`node_up=False`)."""
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "veche_api.main:create_app",
-             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
-             *(["--workers", str(self.workers)] if self.workers > 1 else [])],
+            [sys.executable, "-m", "veche_api", "run", "--host", "127.0.0.1", "--port", str(self.port),
+             "--workers", str(self.workers)],
             env=self.env, stdout=out, stderr=out, start_new_session=True,
         )
+        ready = (200,) if node_up else (200, 503)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the API exited with {self.process.returncode}")
             try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                if httpx.get(self.url + "/health", timeout=1).status_code in ready:
                     return self
             except httpx.HTTPError:
                 pass

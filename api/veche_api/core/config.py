@@ -6,6 +6,7 @@ Secrets are `SecretStr` so that they never appear in a repr, a log line or a tra
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from typing import Annotated
@@ -69,7 +70,22 @@ class Settings(BaseSettings):
     # calldata) at a 12.5% higher gas price: the node evicted it as underpriced or will not mine it.
     reprice_after: float = 30.0
     receipt_poll: float = 0.05
+    # Seconds before quarantined relay work (relay_health.py) is tried again.
+    quarantine_retry: float = 300.0
     chain_time_ttl: float = 0.5  # seconds a read block timestamp is reused
+
+    # Serving (server.py; `veche-api run`)
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    header_timeout: float = Field(10.0, gt=0)  # seconds for a request's head to arrive whole
+    body_timeout: float = Field(30.0, gt=0)  # seconds for a request's body to arrive whole
+    idle_timeout: float = Field(5.0, gt=0)  # seconds a kept-alive connection may sit idle
+    max_connections: int = Field(4096, ge=1)  # beyond this, uvicorn answers 503 at once
+    log_level: str = "info"
+    # Off by default: an access log line (client address, time, `GET /ballots/<hash>`) links a
+    # network address to a ballot.
+    access_log: bool = False
 
     # Threads for the synchronous routes (token issuance, admin, reads); see main.lifespan.
     sync_threads: int = 8
@@ -97,6 +113,17 @@ class Settings(BaseSettings):
         if not value or len(set(value)) != len(value):
             raise ValueError("districts must be a non-empty list of distinct names")
         return value
+
+    def secrets(self) -> tuple[str, ...]:
+        """Configured values that must never appear in a log line or an answer: the passwords
+        and keys, and the passwords in the node's and the database's URLs (any URL's user-info
+        is scrubbed anyway; see core/logs.py)."""
+        found = [self.keystore_password.get_secret_value(), self.secret_key.get_secret_value(),
+                 self.admin_api_key.get_secret_value()]
+        for url in (self.rpc_url, self.database_url):
+            password = urlsplit(url).password or ""
+            found += [password, unquote(password)]
+        return tuple(s for s in found if s)
 
     @property
     def secret_key_bytes(self) -> bytes:

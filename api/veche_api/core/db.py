@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, SQLModel, create_engine
 
 
@@ -27,6 +27,17 @@ def normalise_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
     return url
+
+
+def _private_file(path: str | None) -> None:
+    """Create the SQLite file readable by its owner only (it holds residents' addresses,
+    districts and birth years), or take away others' access to one that exists; SQLite gives
+    its -wal and -shm files the database file's mode."""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    if os.stat(path).st_mode & 0o077:
+        os.chmod(path, 0o600)
 
 
 class _WriteLock:
@@ -67,6 +78,7 @@ class Database:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         if self.is_sqlite:
+            _private_file(make_url(self.url).database)
             self.engine: Engine = create_engine(
                 self.url,
                 connect_args={"check_same_thread": False, "timeout": 30},
@@ -122,3 +134,68 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class ProcessLock:
+    """A lock held across every process on one database (uvicorn workers, several API hosts on
+    one PostgreSQL): SQLite, an exclusive `flock` on `<database file>.<name>.lock`;
+    PostgreSQL, a session-level advisory lock (`pg_key`) on a connection kept open while it is
+    held. The operating system or PostgreSQL releases it when its holder dies."""
+
+    def __init__(self, db: Database, name: str, pg_key: int) -> None:
+        self.db = db
+        self.name = name
+        self.pg_key = pg_key
+        self._file = None
+        self._conn = None
+
+    def try_acquire(self) -> bool:
+        return self._acquire(blocking=False)
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Wait for the lock, hold it for the block."""
+        self._acquire(blocking=True)
+        try:
+            yield
+        finally:
+            self.release()
+
+    def _acquire(self, blocking: bool) -> bool:
+        if self.db.is_sqlite:
+            path = self.db.engine.url.database
+            if not path or path == ":memory:":
+                return True
+            handle = os.fdopen(os.open(f"{path}.{self.name}.lock", os.O_RDWR | os.O_CREAT, 0o600), "r+")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except OSError:
+                handle.close()
+                return False
+            self._file = handle
+            return True
+        conn = self.db.engine.connect()
+        try:
+            function = "pg_advisory_lock" if blocking else "pg_try_advisory_lock"
+            got = conn.exec_driver_sql(f"SELECT {function}({self.pg_key})").scalar()
+            conn.commit()
+        except Exception:
+            conn.close()
+            raise
+        if blocking or got:
+            self._conn = conn
+            return True
+        conn.close()
+        return False
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # drops the flock
+            self._file = None
+        if self._conn is not None:
+            try:
+                self._conn.exec_driver_sql(f"SELECT pg_advisory_unlock({self.pg_key})")
+                self._conn.commit()
+            finally:
+                self._conn.close()
+                self._conn = None

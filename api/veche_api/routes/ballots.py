@@ -25,6 +25,7 @@ from ..deps import SessionDep, StateDep
 from ..errors import ApiError
 from ..models import Ballot as BallotRow
 from ..models import TokenState
+from ..ratelimit import RateLimiter
 from ..schemas import BallotIn, BallotStatus, unhex
 
 router = APIRouter(prefix="/ballots", tags=["ballots"])
@@ -76,7 +77,6 @@ async def accept_ballot(state, body: BallotIn) -> dict:
     if now >= info.closes_at:
         raise ApiError("ballot.poll_closed", 409, "the poll has closed")
     token = fast.checksum_address(ballot.token)
-    state.ballot_limit.hit(f"{body.poll_id}:{token}")
 
     ballot_hash = "0x" + fast.ballot_hash(ballot).hex()
     accepted_at = int(time.time())
@@ -90,7 +90,7 @@ async def accept_ballot(state, body: BallotIn) -> dict:
         "receipt_signature": signature, "status": "accepted",
     }
     try:
-        outcome = await asyncio.wrap_future(state.writer.submit(partial(_persist, state.db.is_sqlite, row)))
+        outcome = await asyncio.wrap_future(state.writer.submit(partial(_persist, state.db.is_sqlite, state.ballot_limit, row)))
     except IntegrityError:  # a concurrent writer (another worker) got the same sequence in first
         raise ApiError(*_STALE) from None
     if outcome is not None:
@@ -123,9 +123,13 @@ _UPSERTS: dict[bool, object] = {}
 _INSERT_BALLOT = BallotRow.__table__.insert()
 
 
-def _persist(is_sqlite: bool, row: dict, conn) -> ApiError | None:
-    """The writer's job for one ballot: raise the token's sequence (insert or conditional update
-    in one statement: nothing is written when the sequence is stale), then queue the ballot."""
+def _persist(is_sqlite: bool, limiter: RateLimiter, row: dict, conn) -> ApiError | None:
+    """The writer's job for one ballot: draw on the token's rate limit, raise the token's
+    sequence (insert or conditional update in one statement: nothing is written when the
+    sequence is stale), then queue the ballot."""
+    refused = limiter.check(conn, f"{row['poll_id']}:{row['token']}")
+    if refused is not None:
+        return refused
     upsert = _UPSERTS.get(is_sqlite)
     if upsert is None:
         upsert = _UPSERTS[is_sqlite] = _token_upsert(is_sqlite)

@@ -11,21 +11,31 @@ from sqlalchemy import text
 
 from ..deps import StateDep
 from ..metrics import queue_state
+from ..relay_health import relay_health
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/health")
 def read_health(state: StateDep) -> JSONResponse:
-    body: dict = {"status": "ok"}
+    """`ok`, or `degraded` with the reasons in `problems`. HTTP 503 when this process cannot
+    serve (its database or its node does not answer), so that a load balancer sends requests to
+    another; a relay problem is the same for every process sharing the database, so it is
+    reported with 200. The relay fields are those the process running the relay wrote to the
+    database, whichever process answers. Nothing here names a URL or a credential."""
+    body: dict = {"status": "ok", "problems": []}
+    problems = body["problems"]
+    relay: dict = {}
     try:
         with state.db.session() as session:
             session.exec(text("SELECT 1"))
         body["database"] = {"ok": True}
         queue, lag = queue_state(state.db)
+        relay = relay_health(state.db)
     except Exception:
         body["database"] = {"ok": False}
         queue, lag = {}, None
+        problems.append("the database does not answer")
     try:
         rpc = state.chain.rpc()
         number = rpc.block_number()
@@ -34,17 +44,19 @@ def read_health(state: StateDep) -> JSONResponse:
                          "lastBlockAge": max(0, int(time.time()) - stamp)}
     except Exception:
         body["chain"] = {"ok": False, "chainId": state.chain.chain_id}
-    relay = state.relay
-    body["relay"] = {
-        "running": bool(relay and relay._thread and relay._thread.is_alive()),
-        "lagSeconds": lag,
-        "queue": queue,
-        "lastError": getattr(relay, "last_error", None),
-    }
-    if not (body["database"]["ok"] and body["chain"]["ok"]):
+        problems.append("the chain node does not answer")
+    body["relay"] = {"lagSeconds": lag, "queue": queue, **relay}
+    if relay:
+        if not relay["running"]:
+            problems.append("no process runs the relay (its heartbeat is missing or stale)")
+        elif relay["lastError"]:
+            problems.append("the relay's last pass failed")
+        if relay["quarantined"]:
+            problems.append(f"{relay['quarantined']} relay work item(s) quarantined")
+    if problems:
         body["status"] = "degraded"
-        return JSONResponse(body, status_code=503)
-    return JSONResponse(body)
+    down = not (body["database"]["ok"] and body["chain"]["ok"])
+    return JSONResponse(body, status_code=503 if down else 200)
 
 
 @router.get("/metrics", response_class=Response)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 from eth_hash.auto import keccak
@@ -18,10 +19,12 @@ from ..deps import AdminDep, SessionDep, StateDep
 from ..eligibility import is_eligible
 from ..errors import ApiError
 from ..models import DRAFT_POLL_BASE, ChainTx, IssuerKey, Poll, PollCreation, Resident, TxVersion
-from ..relay import Outbox, TransientError, finish_poll_tx
+from ..relay import Outbox, finish_poll_tx
+from ..relay_health import TRANSIENT, TransientError, describe
 from ..schemas import MAX_INT, PollCreate, PollCreated, PollPublic, unhex
 
 router = APIRouter(tags=["polls"])
+log = logging.getLogger("veche_api")
 
 CREATE_WAIT = 60.0  # seconds the creating request waits for its transaction to be mined
 
@@ -173,7 +176,14 @@ def _await_creation(state, tx_id: int) -> PollCreation:
             return creation
         found = _receipt(rpc, [row.tx_hash, *earlier])
         if found is not None:
-            finish_poll_tx(state.db, state.keys, state.chain.deployment.poll_book, tx_id, *found)
+            try:
+                finish_poll_tx(state.db, state.keys, state.chain.deployment.poll_book, tx_id, *found)
+            except TRANSIENT:
+                time.sleep(0.1)
+            except Exception as exc:  # the relay finishes it, or quarantines it (GET /health)
+                log.error("createPoll %s is mined but could not be stored: %s", row.tx_hash, describe(exc))
+                raise ApiError("poll.not_stored", 500, "the poll is on chain but could not be stored; the relay "
+                               "retries it and GET /health shows it while it fails") from None
             continue
         if time.monotonic() > deadline:
             raise ApiError("poll.creation_pending", 503, "the poll is recorded but its transaction is not mined "

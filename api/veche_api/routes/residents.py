@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
+import time
+from typing import NamedTuple
 
 from fastapi import APIRouter, Request
 from eth_utils import is_address, to_checksum_address
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
 
+from veche_core.abi import checksum_address
+
+from ..core.db import ProcessLock
 from ..deps import AdminDep, SessionDep, StateDep
 from ..errors import ApiError
 from ..models import Resident
@@ -17,6 +23,13 @@ from ..schemas import ImportReport, ImportRow, ResidentCreate, ResidentPublic
 router = APIRouter(prefix="/admin/residents", tags=["residents"])
 
 MAX_CSV_BYTES = 5_000_000
+IMPORT_CHUNK = 2_000  # rows a transaction
+
+
+class NewResident(NamedTuple):
+    address: str
+    district: str
+    birth_year: int
 
 
 def _public(resident: Resident) -> ResidentPublic:
@@ -31,7 +44,7 @@ def create_resident(body: ResidentCreate, state: StateDep, _: AdminDep) -> Resid
     if body.district not in state.settings.districts:
         raise ApiError("resident.unknown_district", 422, f"unknown district {body.district!r}")
     resident = Resident(address=to_checksum_address(body.address), district=body.district, birth_year=body.birth_year)
-    with state.db.write_session() as session:
+    with enrolment_lock(state.db).held(), state.db.write_session() as session:
         if session.get(Resident, resident.address) is not None:
             raise ApiError("resident.duplicate", 409, "this address is already enrolled")
         session.add(resident)
@@ -49,7 +62,8 @@ def create_resident(body: ResidentCreate, state: StateDep, _: AdminDep) -> Resid
 )
 async def import_residents(request: Request, state: StateDep, _: AdminDep) -> ImportReport:
     """CSV with the header `address,district,birth_year`. Any bad or duplicate row: nothing
-    is imported and every problem is reported by line."""
+    is imported and every problem is reported by line. Rows already enrolled exactly so are
+    counted as `unchanged`, so the same file can be sent again."""
     raw = await request.body()
     if len(raw) > MAX_CSV_BYTES:
         raise ApiError("request.too_large", 413, "CSV file too large")
@@ -68,7 +82,7 @@ def _import_rows(state, text: str) -> ImportReport:
     if header is None or [h.strip().lower() for h in header] != ["address", "district", "birth_year"]:
         raise ApiError("import.bad_header", 422, "the CSV header must be address,district,birth_year")
     errors: list[ImportRow] = []
-    rows: list[tuple[int, Resident]] = []
+    rows: list[tuple[int, NewResident]] = []  # plain tuples: a SQLModel object cost ~200 µs a row
     seen: set[str] = set()
     for line, fields in enumerate(reader, start=2):
         if not fields or all(not f.strip() for f in fields):
@@ -80,7 +94,7 @@ def _import_rows(state, text: str) -> ImportReport:
         if not is_address(address):
             errors.append(ImportRow(line=line, address=address[:64], error="not an address"))
             continue
-        address = to_checksum_address(address)
+        address = checksum_address(bytes.fromhex(address[2:]))  # ~10 µs; eth-utils' ~130 µs
         if district not in state.settings.districts:
             errors.append(ImportRow(line=line, address=address, error=f"unknown district {district[:100]!r}"))
             continue
@@ -91,24 +105,52 @@ def _import_rows(state, text: str) -> ImportReport:
             errors.append(ImportRow(line=line, address=address, error="duplicate in this file"))
             continue
         seen.add(address)
-        rows.append((line, Resident(address=address, district=district, birth_year=int(year))))
-    with state.db.write_session() as session:
-        existing = set()
-        addresses = [r.address for _, r in rows]
-        for start in range(0, len(addresses), 500):
-            chunk = addresses[start:start + 500]
-            from sqlmodel import select
-
-            existing |= set(session.exec(select(Resident.address).where(Resident.address.in_(chunk))).all())
+        rows.append((line, NewResident(address, district, int(year))))
+    # Rows already enrolled exactly as in the file are left as they are: a file can be sent
+    # again after a lost answer or an interrupted import. Enrolled otherwise: an error.
+    with enrolment_lock(state.db).held():
+        enrolled = _enrolled(state.db, [row.address for _, row in rows])
+        fresh = []
         for line, row in rows:
-            if row.address in existing:
+            known = enrolled.get(row.address)
+            if known is None:
+                fresh.append(row)
+            elif known != (row.district, row.birth_year):
                 errors.append(ImportRow(line=line, address=row.address, error="already enrolled"))
         if errors:
-            session.rollback()
-            return ImportReport(imported=0, errors=errors)
-        session.add_all([row for _, row in rows])
-        session.commit()
-    return ImportReport(imported=len(rows), errors=[])
+            return ImportReport(imported=0, unchanged=0, errors=sorted(errors, key=lambda e: e.line))
+        now = int(time.time())
+        values = [{"address": r.address, "district": r.district, "birth_year": r.birth_year, "enrolled_at": now}
+                  for r in fresh]
+        values.sort(key=lambda v: v["address"])  # the primary key's order: a cheaper B-tree insert
+        # In chunks, each its own transaction: on SQLite the write lock is free between them, so
+        # ballots are acknowledged during a large import (one 90,000-row transaction held it for
+        # seconds). All or nothing still holds: the rows were checked under the enrolment lock,
+        # which every enrolment takes; a crash midway leaves a file that can be sent again.
+        for start in range(0, len(values), IMPORT_CHUNK):
+            with state.db.write_session() as session:
+                session.connection().execute(Resident.__table__.insert(), values[start:start + IMPORT_CHUNK])
+                session.commit()
+    return ImportReport(imported=len(fresh), unchanged=len(rows) - len(fresh), errors=[])
+
+
+def _enrolled(db, addresses: list[str]) -> dict[str, tuple[str, int]]:
+    """address → (district, birth year) of those of `addresses` already enrolled."""
+    found: dict[str, tuple[str, int]] = {}
+    with db.session() as session:
+        for start in range(0, len(addresses), 500):
+            chunk = addresses[start:start + 500]
+            for address, district, birth_year in session.exec(
+                select(Resident.address, Resident.district, Resident.birth_year).where(Resident.address.in_(chunk))
+            ):
+                found[address] = (district, birth_year)
+    return found
+
+
+def enrolment_lock(db) -> ProcessLock:
+    """Held by every enrolment, across processes: between an import's check of the register and
+    its last chunk, no other enrolment can change it."""
+    return ProcessLock(db, "enrol", 0x76656368655F65)  # "veche_e"
 
 
 @router.get("/{address}", response_model=ResidentPublic)

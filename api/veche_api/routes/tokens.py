@@ -78,9 +78,11 @@ async def issue_token(state, body: IssuanceRequestIn) -> dict:
     stratum = stratum_of(info.audience, info.strata, resident, info.opens_at)
     if body.stratum != stratum:
         raise ApiError("issuance.wrong_stratum", 422, "the stratum is not the resident's district")
+    refused = await asyncio.wrap_future(state.writer.submit(partial(state.issuance_limit.check, key=resident_address)))
+    if refused is not None:
+        raise refused
     if resident.issued:
         raise ApiError(*_ALREADY_ISSUED)
-    state.issuance_limit.hit(resident_address)
     key = state._private.get((body.poll_id, stratum)) or await run_in_threadpool(
         state.issuer_private_key, body.poll_id, stratum)
     if len(blinded) != key.public_key.modulus_length:

@@ -31,14 +31,30 @@ class RpcError(VecheError, ConnectionError):
     """The node could not be reached, or answered with an error."""
 
 
+def redact_url(url: str) -> str:
+    """`url` as it may be shown in a message, a log line or a report: scheme, host and port only.
+    A node's URL may carry credentials (`https://user:key@host/`) or a key in its path or query
+    (`/v3/<key>`); none of them belongs in text that reaches other people."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        port = parts.port
+    except ValueError:
+        return "<an unparseable URL>"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "") + ("/…" if parts.path.strip("/") or parts.query else "")
+
+
 class RpcClient:
     """Safe to share between threads (each gets its own connection); after a fork, make a new one."""
 
     def __init__(self, url: str, *, timeout: float = 30.0, retries: int = 4) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise RpcError(f"{url!r} is not an http:// or https:// address")
+            raise RpcError(f"{redact_url(url)!r} is not an http:// or https:// address")
         self.url = url
+        self.shown_url = redact_url(url)
         self.retries = retries
         self._timeout = timeout
         self._connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
@@ -104,7 +120,7 @@ class RpcClient:
                 if reused and isinstance(exc, (ConnectionError, http.client.RemoteDisconnected)):
                     continue  # the node closed an idle keep-alive connection: reconnect at once
                 if attempt == self.retries:
-                    raise RpcError(f"{what} at {self.url} failed: {exc}") from exc
+                    raise RpcError(f"{what} at {self.shown_url} failed: {exc}") from exc
                 attempt += 1
                 time.sleep(delay)
                 delay *= 2

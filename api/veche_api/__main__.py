@@ -1,0 +1,5 @@
+"""`python -m veche_api` runs the `veche-api` CLI."""
+
+from .cli import main
+
+main()
