@@ -1,4 +1,4 @@
-"""The app factory. `uvicorn --factory veche_api.main:create_app` reads Settings from the
+"""The app factory. `veche-api run` (server.py) serves it; it reads Settings from the
 environment; tests pass their own Settings.
 
 Start-up: open the database (create tables), load the keystores, bind the deployment's
