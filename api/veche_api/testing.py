@@ -178,18 +178,19 @@ class ProcessServer:
                 self.kill()
 
 
-@dataclass
+@dataclass(eq=False)
 class Exchange:
-    """One request the proxy saw: its bytes, the API's answer (None if never asked for), and what
-    the client got: "answered", "reset" (the answer was dropped), "held" (never answered) or
-    "failed" (the proxy answered 503 itself; the API never saw the request)."""
+    """One request the proxy saw: its bytes, the API's answer (None if not yet or never asked
+    for), and what the client got: "pending" (not yet), "answered", "reset" (the answer was
+    dropped), "held" (never answered) or "failed" (the proxy answered 503 itself; the API never
+    saw the request). Recorded before the client gets anything."""
 
     method: str
     path: str
     body: bytes
     status: int | None = None
     answer: bytes | None = None
-    fate: str = "answered"
+    fate: str = "pending"
 
 
 class LossyProxy:
@@ -247,6 +248,11 @@ class LossyProxy:
                 self._changed.wait(left)
 
     def close(self) -> None:
+        """Stop listening (new connections are refused) and reset every open connection."""
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (close alone does not)
+        except OSError:
+            pass
         self.listener.close()
         with self._lock:
             sockets, self._open = list(self._open), set()
@@ -267,7 +273,7 @@ class LossyProxy:
         with self._changed:
             for name, value in changes.items():
                 setattr(exchange, name, value)
-            if exchange not in self.exchanges:
+            if not any(e is exchange for e in self.exchanges):
                 self.exchanges.append(exchange)
             self._changed.notify_all()
 
@@ -291,12 +297,13 @@ class LossyProxy:
                     return
                 head, body, method, path = request
                 exchange = Exchange(method, path, body)
+                self._record(exchange)
                 action = self._action(method, path)
                 if action == "fail":
                     payload = b'{"error":{"code":"proxy.unavailable","message":"the proxy failed this request"}}'
+                    self._record(exchange, fate="failed", status=503)
                     client.sendall(b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
                                    b"content-length: %d\r\n\r\n%s" % (len(payload), payload))
-                    self._record(exchange, fate="failed", status=503)
                     continue
                 if upstream is None:
                     upstream = socket.create_connection(self.target, timeout=60)
@@ -309,8 +316,8 @@ class LossyProxy:
                     return
                 answer_head, answer_body, status, _ = answer
                 if action == "answer":
+                    self._record(exchange, status=status, answer=answer_body, fate="answered")
                     client.sendall(answer_head + answer_body)
-                    self._record(exchange, status=status, answer=answer_body)
                     if b"\r\nconnection: close" in answer_head.lower():
                         return
                     continue

@@ -11,6 +11,7 @@ and the SDK recovers by resending the same bytes within its deadline.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -23,9 +24,8 @@ from sqlalchemy import func, select
 from veche_api import models
 from veche_api.core.db import Database
 from veche_api.testing import LossyProxy
-from veche_client.sdk import Token, ballot_body
-from veche_core import blind_rsa, events
-from veche_core import token as token_mod
+from veche_client.sdk import ApiError, ResidentClient, RetryPolicy, ballot_body
+from veche_core import events
 from veche_core.rpc import RpcClient
 
 from .conftest import assert_error
@@ -80,11 +80,6 @@ def wait_recorded(api, db: Database, residents: list[str]) -> list[str]:
     return api.wait_for(recorded, timeout=60)
 
 
-def finished(poll: dict, stratum: int, account, pending, answer: dict) -> Token:
-    key = blind_rsa.PublicKey.decode(bytes.fromhex(poll["issuerKeys"][stratum][2:]))
-    return Token(poll, stratum, account, token_mod.finish_token(key, pending, bytes.fromhex(answer["blindSignature"][2:])))
-
-
 def signed(receipt: dict) -> dict:
     """A receipt without the fields filled in once on chain (they are not signed)."""
     return {k: v for k, v in receipt.items() if k not in ("transactionHash", "blockNumber")}
@@ -121,7 +116,7 @@ def test_the_same_issuance_request_gets_the_same_blind_signature(world):
     assert count(db, models.Issuance.resident, alice.address) == 1
 
     # The answer unblinds into a working credential.
-    token = finished(listed, 0, account, pending, first.json())
+    token = alice.finish_token(listed, 0, pending, account, first.json())
     assert alice.cast(token, [0]).status_code == 202
     [pseudonym] = wait_recorded(api, db, [alice.address])
     assert issued_on_chain(api, poll["id"])[pseudonym] == 1
@@ -177,9 +172,13 @@ def test_the_same_ballot_gets_its_receipt_and_status_again(world):
     assert replayed.json()["receipt"]["blockNumber"] is not None
     assert signed(replayed.json()["receipt"]) == signed(first.json()["receipt"])
 
-    # A different ballot with the same or a lower sequence is still stale.
+    # A different ballot with the same sequence is still stale.
     same_sequence = carol.make_ballot(token, [2], sequence=ballot.sequence)
     assert_error(api.http.post("/ballots", json=ballot_body(same_sequence)), 409, "ballot.stale_sequence")
+    # Past the token's rate limit (30 a minute) the same ballot is still answered; others are not.
+    for _ in range(35):
+        assert api.http.post("/ballots", json=ballot_body(ballot)).json() == confirmed
+    assert_error(api.http.post("/ballots", json=ballot_body(same_sequence)), 429, "rate_limited")
     assert count(db, models.Ballot.token, token.account.address) == 1
     casts = [log for log in chain_logs(api, events.BALLOT_CAST_TOPIC)
              if events.ballot_cast(log).token == bytes.fromhex(token.account.address[2:])]
@@ -204,3 +203,70 @@ def test_a_ballot_acknowledged_before_close_gets_its_receipt_after_close(world):
     assert again.json()["status"] == "confirmed"
     assert_error(api.http.post("/ballots", json=ballot_body(dave.make_ballot(token, [1]))), 409, "ballot.poll_closed")
     assert count(db, models.Ballot.token, token.account.address) == 1
+
+
+# --- the SDK over a lossy network ------------------------------------------------------------------
+
+
+def through(api, proxy: LossyProxy, timeout: float = 10, **policy) -> ResidentClient:
+    """An enrolled resident whose SDK talks to the API through the proxy."""
+    enrolled = api.resident("Central")
+    return ResidentClient(httpx.Client(base_url=proxy.url, timeout=timeout), enrolled.identity,
+                          retry=RetryPolicy(**policy))
+
+
+def test_the_sdk_recovers_a_lost_201(world, lossy):
+    api, poll, db = world
+    resident = through(api, lossy)
+    lossy.lose("POST", "/tokens")
+    token = resident.get_token(api.poll_for(poll["id"], resident))
+    lost, recovered = lossy.seen("POST", "/tokens")
+    assert (lost.fate, lost.status, recovered.fate) == ("reset", 201, "answered")
+    assert recovered.body == lost.body and recovered.answer == lost.answer
+    assert count(db, models.Issuance.resident, resident.address) == 1
+    assert resident.submit(resident.make_ballot(token, [2]))["status"] == "accepted"
+
+
+def test_the_sdk_recovers_a_lost_202(world, lossy):
+    api, poll, db = world
+    resident = through(api, lossy)
+    token = resident.get_token(api.poll_for(poll["id"], resident))
+    lossy.lose("POST", "/ballots")
+    answer = resident.submit(resident.make_ballot(token, [0]))
+    lost, recovered = lossy.seen("POST", "/ballots")
+    assert (lost.fate, lost.status, recovered.fate) == ("reset", 202, "answered")
+    assert recovered.body == lost.body
+    assert signed(answer["receipt"]) == signed(json.loads(lost.answer)["receipt"])  # the receipt it never got
+    assert count(db, models.Ballot.token, token.account.address) == 1
+    api.wait_ballot(answer["ballotHash"])
+
+
+def test_the_sdk_resends_after_5xx_and_timeouts(world, lossy):
+    api, poll, db = world
+    resident = through(api, lossy, timeout=1, first_delay=0.05)
+    token = resident.get_token(api.poll_for(poll["id"], resident))
+    lossy.fail("POST", "/ballots", times=2)
+    lossy.lose("POST", "/ballots", how="hold")  # handled by the API, answered never: a timeout
+    answer = resident.submit(resident.make_ballot(token, [1]))
+    sent = lossy.seen("POST", "/ballots")
+    assert [e.fate for e in sent] == ["failed", "failed", "held", "answered"]
+    assert len({e.body for e in sent}) == 1
+    assert signed(answer["receipt"]) == signed(json.loads(sent[2].answer)["receipt"])
+    assert count(db, models.Ballot.token, token.account.address) == 1
+
+
+def test_the_sdk_gives_up_at_its_deadline(world, lossy):
+    api, poll, _ = world
+    resident = through(api, lossy, deadline=1.5, first_delay=0.05, max_delay=0.2)
+    token = resident.get_token(api.poll_for(poll["id"], resident))
+    lossy.fail("POST", "/ballots", times=1000)
+    started = time.monotonic()
+    with pytest.raises(ApiError) as refused:
+        resident.submit(resident.make_ballot(token, [0]))
+    assert refused.value.status == 503 and time.monotonic() - started < 2.0
+    assert len(lossy.seen("POST", "/ballots")) > 2
+    lossy.close()  # nothing answers now: connection errors until the deadline
+    started = time.monotonic()
+    with pytest.raises(httpx.TransportError):
+        resident.submit(resident.make_ballot(token, [0]))
+    assert time.monotonic() - started < 2.0
