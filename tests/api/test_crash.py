@@ -1,6 +1,7 @@
 """Crash safety of the relay: the API process is SIGKILLed at random moments during the load
-while clients send ballots, and restarted; afterwards every ballot that got a 202 is on chain
-exactly once."""
+while residents ask for tokens and send ballots through the SDK (which sends the same bytes again
+when an answer is lost), and restarted; afterwards every resident who asked has a token, recorded
+on chain once, and every ballot is acknowledged and on chain exactly once."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import httpx
 import pytest
 from eth_account import Account
 
-from veche_client.sdk import ResidentClient, ballot_body
+from veche_client.sdk import ResidentClient, RetryPolicy
 from veche_api.testing import ADMIN_KEY, ProcessServer, start_chain
 from veche_core import events, sealing
 from veche_core.ballot import Ballot
@@ -46,44 +47,35 @@ def test_sigkill_during_load_loses_and_duplicates_nothing(tmp_path, kind):
         })
         assert reply.status_code == 201, reply.text
         poll_id = reply.json()["poll"]["id"]
-        tokens = []
+        residents = []
         for _ in range(TOKENS):
             resident = ResidentClient(http)
             assert http.post("/admin/residents", headers=admin, json={
                 "address": resident.address, "district": "Central", "birthYear": 1990}).status_code == 201
-            poll = next(p for p in http.get("/polls", params={"resident": resident.address}).json() if p["id"] == poll_id)
-            tokens.append((resident, resident.get_token(poll)))
+            residents.append(resident)
+        poll = next(p for p in http.get("/polls", params={"resident": residents[0].address}).json() if p["id"] == poll_id)
         chain.anvil.increase_time(6)
-        # Every ballot is prepared before the load starts.
-        queues = [
-            [ResidentClient.make_ballot(token, [random.randrange(3)], sequence=s + 1) for s in range(BALLOTS_PER_TOKEN)]
-            for _, token in tokens
-        ]
         http.close()
 
         acknowledged: dict[str, Ballot] = {}
+        tokens: dict[str, bytes] = {}  # resident → token credential
         lock = threading.Lock()
         done = threading.Event()
+        # Long enough to outlast a restart: the SDK sends the same request until it is answered.
+        patient = RetryPolicy(attempts=1000, deadline=90, first_delay=0.05, max_delay=0.5)
 
-        def send_all(ballots: list[Ballot]) -> None:
+        def vote(resident: ResidentClient) -> None:
+            """One resident: a token (asked for while the API may be killed), then its ballots."""
             with httpx.Client(base_url=server.url, timeout=10) as client:
-                for ballot in ballots:
-                    for _attempt in range(200):
-                        try:
-                            answer = client.post("/ballots", json=ballot_body(ballot))
-                        except httpx.HTTPError:
-                            time.sleep(0.1)
-                            continue
-                        if answer.status_code == 202:
-                            with lock:
-                                acknowledged[answer.json()["ballotHash"]] = ballot
-                            break
-                        if answer.status_code == 409 and answer.json()["error"]["code"] == "ballot.stale_sequence":
-                            break  # persisted before the crash, but its 202 was lost
-                        if answer.status_code >= 500:
-                            time.sleep(0.1)
-                            continue
-                        raise AssertionError(answer.text)
+                resident = ResidentClient(client, resident.identity, retry=patient)
+                token = resident.get_token(poll)  # all in Central: the same stratum
+                with lock:
+                    tokens[resident.address] = token.credential
+                for _ in range(BALLOTS_PER_TOKEN):
+                    ballot = resident.make_ballot(token, [random.randrange(3)])
+                    answer = resident.submit(ballot)  # a 202 lost in a kill is asked for again
+                    with lock:
+                        acknowledged[answer["ballotHash"]] = ballot
                     time.sleep(random.random() * 0.05)
 
         kills = 0
@@ -108,15 +100,17 @@ def test_sigkill_during_load_loses_and_duplicates_nothing(tmp_path, kind):
         started = time.monotonic()
         killer_thread.start()
         with ThreadPoolExecutor(max_workers=10) as pool:
-            list(pool.map(send_all, queues))
+            list(pool.map(vote, residents))
         done.set()
         killer_thread.join(30)
         if server.process is None or server.process.poll() is not None:
             server.start()
         assert kills >= 2, "the load finished before the API was killed twice"
         assert time.monotonic() - started < 120
+        assert len(tokens) == TOKENS  # every resident who asked got a token
+        assert len(acknowledged) == TOKENS * BALLOTS_PER_TOKEN  # and every ballot its receipt
 
-        # Wait for the relay to drain.
+        # Wait for the relay to drain: ballots, and the issuances recorded on chain.
         with httpx.Client(base_url=server.url, timeout=10) as client:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
@@ -126,6 +120,16 @@ def test_sigkill_during_load_loses_and_duplicates_nothing(tmp_path, kind):
                 time.sleep(0.2)
             else:
                 raise AssertionError(f"relay did not drain: {queue}")
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                with RpcClient(chain.anvil.url) as rpc_client:
+                    issued = [pseudonym for log in rpc_client.iter_logs(
+                        chain.deployment.poll_book, [events.TOKENS_ISSUED_TOPIC], 0, rpc_client.block_number())
+                        for pseudonym in events.decode_log(log).args["pseudonyms"]]
+                if len(issued) >= TOKENS:
+                    break
+                time.sleep(0.2)
+        assert len(issued) == len(set(issued)) == TOKENS, "an issuance is missing from the chain or on it twice"
 
         with RpcClient(chain.anvil.url) as rpc_client:
             logs = list(rpc_client.iter_logs(
@@ -137,8 +141,7 @@ def test_sigkill_during_load_loses_and_duplicates_nothing(tmp_path, kind):
                             a["tokenSignature"], a["signature"])
             key = "0x" + ballot.hash.hex()
             on_chain[key] = on_chain.get(key, 0) + 1
-        print(f"kills={kills} acknowledged={len(acknowledged)} on_chain={len(on_chain)}")
-        assert len(acknowledged) >= TOKENS  # a real load got through
+        print(f"kills={kills} tokens={len(tokens)} acknowledged={len(acknowledged)} on_chain={len(on_chain)}")
         missing = [h for h in acknowledged if h not in on_chain]
         assert not missing, f"{len(missing)} acknowledged ballots are not on chain"
         assert all(count == 1 for count in on_chain.values()), "a ballot is on chain twice"
