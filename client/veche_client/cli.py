@@ -197,12 +197,11 @@ def _get_token(session: Session, poll: dict, path: Path) -> Token:
     API answers it. Only a saved request the API calls expired is replaced: the API answers a
     request it stored whatever its deadline, so an expired one never got there."""
     client, wallet, password = session.client(), session.wallet, session.password()
-    saved = wallet.load_token_request(path, password)
+    kept = wallet.load_token_request(path, password)
     answer = None
-    if saved is not None:
-        account, request, body, stratum, keystore = saved
+    if kept is not None:
         try:
-            answer = client.send_token_request(body)
+            answer = client.send_token_request(kept.body)
         except ApiError as exc:
             if exc.code != "issuance.expired":
                 raise
@@ -210,10 +209,10 @@ def _get_token(session: Session, poll: dict, path: Path) -> Token:
     if answer is None:
         stratum = poll["residentStratum"]
         body, request, account = client.token_request(poll, stratum)
-        keystore = wallet.save_token_request(path, account.key, request, body, stratum, password)
+        kept = wallet.save_token_request(path, account, request, body, stratum, password)
         answer = client.send_token_request(body)
-    token = client.finish_token(poll, stratum, request, account, answer)
-    wallet.save_token(path, account.key, token.credential, stratum, 0, password, keystore=keystore)
+    token = client.finish_token(poll, kept.stratum, kept.request, kept.account, answer)
+    wallet.save_token(path, kept.account.key, token.credential, kept.stratum, 0, password, keystore=kept.keystore)
     return token
 
 
@@ -244,9 +243,8 @@ STALE_RETRIES = 11
 
 def _cast(session: Session, token: Token, choices: list[int], path: Path) -> tuple[dict, Path]:
     """Seal, sign, save, send: the API's answer and where its receipt is kept."""
-    client = session.client()
-    base = token.sequence
-    for attempt in range(STALE_RETRIES + 1):
+    client, base, attempt = session.client(), token.sequence, 0
+    while True:
         ballot = client.make_ballot(token, choices, sequence=base + 2**attempt)
         body = ballot_body(ballot)
         session.wallet.save_pending_ballot(path, body)
@@ -256,10 +254,10 @@ def _cast(session: Session, token: Token, choices: list[int], path: Path) -> tup
             if exc.status < 500:  # refused: it will never be accepted
                 session.wallet.drop_pending_ballot(path)
             if exc.code == "ballot.stale_sequence" and attempt < STALE_RETRIES:
+                attempt += 1
                 continue
             raise
         return answer, _keep(session, token, path, ballot.sequence, answer)
-    raise AssertionError("unreachable")
 
 
 def _keep(session: Session, token: Token, path: Path, sequence: int, answer: dict) -> Path:

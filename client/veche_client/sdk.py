@@ -72,9 +72,6 @@ class RetryPolicy:
         return random.uniform(0, min(self.max_delay, self.first_delay * 2**attempt))
 
 
-ONE_ATTEMPT = RetryPolicy(attempts=1)
-
-
 class ApiError(Exception):
     """The API refused a request: `code` is stable (branch on it), `message` is for people."""
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,21 @@ def default_home() -> Path:
 
 def _scrypt_n() -> int:
     return int(os.environ.get("VECHE_KEYSTORE_SCRYPT_N", 2**18))
+
+
+@dataclass(frozen=True, repr=False)
+class KeptTokenRequest:
+    """A token request kept until answered: the token key (and its keystore, reused for the
+    token file), the blinding state, the request body as sent, and its stratum."""
+
+    account: LocalAccount
+    request: TokenRequest
+    body: dict[str, Any]
+    stratum: int
+    keystore: dict[str, Any]
+
+    def __repr__(self) -> str:
+        return f"KeptTokenRequest(poll={self.body.get('pollId')}, stratum={self.stratum}, secrets hidden)"
 
 
 class Wallet:
@@ -116,22 +132,19 @@ class Wallet:
     def _ballot_path(token_path: Path) -> Path:
         return token_path.with_name(token_path.stem + ".ballot.json")
 
-    def save_token_request(self, path: Path, key: bytes, request: TokenRequest, body: dict[str, Any],
-                           stratum: int, password: str) -> dict[str, Any]:
-        """Keep a token request before it is sent (for the token at `path`); returns the token
-        key's keystore, for `save_token`."""
-        keystore = Account.encrypt(key, password, kdf="scrypt", iterations=_scrypt_n())
+    def save_token_request(self, path: Path, account: LocalAccount, request: TokenRequest, body: dict[str, Any],
+                           stratum: int, password: str) -> KeptTokenRequest:
+        """Keep a token request before it is sent (for the token at `path`)."""
+        keystore = Account.encrypt(account.key, password, kdf="scrypt", iterations=_scrypt_n())
         blinding = json.dumps({"inputMsg": request.input_msg.hex(), "blindedMsg": request.blinded_msg.hex(),
                                "inv": request.inv.hex()}).encode()
         self._write(self._request_path(path), {
             "version": 1, "request": body, "stratum": stratum, "keystore": keystore,
             "blinding": _seal(password, blinding),
         })
-        return keystore
+        return KeptTokenRequest(account, request, body, stratum, keystore)
 
-    def load_token_request(self, path: Path, password: str):
-        """(token account, TokenRequest, request body, stratum, keystore) of the request kept for
-        the token at `path`, or None."""
+    def load_token_request(self, path: Path, password: str) -> KeptTokenRequest | None:
         request_path = self._request_path(path)
         if not request_path.exists():
             return None
@@ -140,7 +153,7 @@ class Wallet:
         blinding = json.loads(_open(password, stored["blinding"], "the pending token request"))
         request = TokenRequest(bytes.fromhex(blinding["inputMsg"]), bytes.fromhex(blinding["blindedMsg"]),
                                bytes.fromhex(blinding["inv"]))
-        return account, request, stored["request"], stored["stratum"], stored["keystore"]
+        return KeptTokenRequest(account, request, stored["request"], stored["stratum"], stored["keystore"])
 
     def drop_token_request(self, path: Path) -> None:
         self._remove(self._request_path(path))

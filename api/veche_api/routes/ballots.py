@@ -102,7 +102,7 @@ async def accept_ballot(state, body: BallotIn) -> dict:
     }
     try:
         outcome = await asyncio.wrap_future(state.writer.submit(partial(_persist, state.db.is_sqlite, row)))
-    except IntegrityError:  # a concurrent writer (another worker) got the same sequence in first
+    except IntegrityError:  # a concurrent writer (another worker) got the sequence, or this very ballot, in first
         outcome = _stored(state, ballot_hash)
         if outcome is None:
             raise ApiError(*_STALE) from None
