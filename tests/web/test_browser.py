@@ -2,8 +2,9 @@
 tests/web/browser_flow.mjs) against the real API on anvil.
 
 A resident creates a key in the resident's page, the city enrols its address, the resident votes
-(the answer to its token request lost once: the page asks again with the same request), revotes, keeps both receipts, earns points and spends them; a second resident votes with the
-Python client in the same poll. After close the trustees release their shares, the city
+(the answer to its token request lost once: the page asks again with the same request), revotes,
+keeps both receipts, earns points and spends them; a second resident votes with the Python client
+in the same poll. After close the trustees release their shares, the city
 publishes, and the results page must show the counts that `veche-verify` recomputes from the
 chain; its receipt checker confirms the ballot by short code and by receipt file. Screenshots of
 both pages at phone and desktop widths land in test-artifacts/web/.
