@@ -126,7 +126,15 @@ DRAFT_POLL_BASE = 2**255
 
 
 class Issuance(SQLModel, table=True):
-    """One token per resident and poll (the unique constraint is the rule)."""
+    """One token per resident and poll (the unique constraint is the rule).
+
+    `blinded_message_hash` (keccak256 of the blinded message, as in the signed request) and the
+    `blind_signature` answered make a retry of the same request get the same answer without a
+    second RSA signature. Storing them reveals nothing the issuer did not already see: they are
+    exactly the issuer's view of the exchange, and RFC 9474's blindness holds against a signer
+    that keeps its whole view. The blinded message is the token message times a random r^e mod
+    n, so it and its signature are independent of the token; only the resident's `inv` (never
+    sent) turns the blind signature into the token's signature."""
 
     __table_args__ = (UniqueConstraint("poll_id", "resident"), Index("ix_issuance_status", "status"))
 
@@ -135,6 +143,8 @@ class Issuance(SQLModel, table=True):
     resident: str = Field(max_length=42)
     stratum: int
     pseudonym: str = Field(max_length=66)
+    blinded_message_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    blind_signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     issued_at: int = Field(default_factory=_now)
     status: str = "pending"  # pending → sent → recorded | failed
     record_tx_id: int | None = None

@@ -23,7 +23,7 @@ from rich.table import Table
 from veche_core import key_shares
 from veche_core.errors import VecheError
 
-from .sdk import ApiError, ResidentClient, Token
+from .sdk import ApiError, ResidentClient, Token, ballot_body
 from .wallet import Wallet, WalletError
 
 console = Console()
@@ -162,7 +162,10 @@ def _poll_for(session: Session, poll_id: int) -> dict:
 @click.pass_obj
 @_guard
 def vote(session: Session, poll_id: int, choices: tuple[int, ...], max_delay: float):
-    """Vote (or change your vote) in POLL_ID for option numbers CHOICES; keep the receipt."""
+    """Vote (or change your vote) in POLL_ID for option numbers CHOICES; keep the receipt.
+
+    Safe to interrupt: a token request and a ballot are saved before they are sent, and sent
+    again (the same bytes, which the city's API answers as the first time) until answered."""
     client = session.client()
     poll = _poll_for(session, poll_id)
     if any(not 1 <= c <= len(poll["options"]) for c in choices):
@@ -170,24 +173,102 @@ def vote(session: Session, poll_id: int, choices: tuple[int, ...], max_delay: fl
     path = session.wallet.token_path(poll["chainId"], poll["pollBook"], poll_id)
     stored = session.wallet.load_token(path, session.password())
     if stored is None:
-        token = client.get_token(poll)
-        session.wallet.save_token(path, token.account.key, token.credential, token.stratum, 0, session.password())
+        token = _get_token(session, poll, path)
         revote = False
     else:
         account, credential, stratum, sequence = stored
         token = Token(poll, stratum, account, credential, sequence)
         revote = True
-    ballot = client.make_ballot(token, [c - 1 for c in choices])
+    if _send_pending_ballot(session, token, path):
+        revote = True
     if max_delay > 0:
         time.sleep(secrets.SystemRandom().uniform(0, max_delay))
-    answer = client.submit(ballot)
-    session.wallet.update_sequence(path, ballot.sequence)
-    receipt_path = session.wallet.save_receipt(answer["receipt"])
+    answer, receipt_path = _cast(session, token, [c - 1 for c in choices], path)
     picked = ", ".join(poll["options"][c - 1] for c in choices)
     console.print(f"Your {'new ' if revote else ''}vote is recorded: {picked}.")
     if revote:
         console.print("Only your last vote counts.")
     console.print(f"Receipt {answer['ballotHash'][:18]}… saved in {receipt_path}")
+
+
+def _get_token(session: Session, poll: dict, path: Path) -> Token:
+    """The poll's token, through a lost 201 or a kill: the request is saved (secrets sealed with
+    the password) before it is sent, and a saved one is sent again, the same bytes, until the
+    API answers it. Only a saved request the API calls expired is replaced: the API answers a
+    request it stored whatever its deadline, so an expired one never got there."""
+    client, wallet, password = session.client(), session.wallet, session.password()
+    kept = wallet.load_token_request(path, password)
+    answer = None
+    if kept is not None:
+        try:
+            answer = client.send_token_request(kept.body)
+        except ApiError as exc:
+            if exc.code != "issuance.expired":
+                raise
+            wallet.drop_token_request(path)
+    if answer is None:
+        stratum = poll["residentStratum"]
+        body, request, account = client.token_request(poll, stratum)
+        kept = wallet.save_token_request(path, account, request, body, stratum, password)
+        answer = client.send_token_request(body)
+    token = client.finish_token(poll, kept.stratum, kept.request, kept.account, answer)
+    wallet.save_token(path, kept.account.key, token.credential, kept.stratum, 0, password, keystore=kept.keystore)
+    return token
+
+
+def _send_pending_ballot(session: Session, token: Token, path: Path) -> bool:
+    """A ballot saved and sent by an earlier run that never got its answer goes first, the same
+    bytes (the API answers a copy with its stored receipt). True if it is recorded."""
+    body = session.wallet.pending_ballot(path)
+    if body is None:
+        return False
+    try:
+        answer = session.client().send_ballot(body)
+    except ApiError as exc:
+        if exc.status >= 500:
+            raise
+        session.wallet.drop_pending_ballot(path)  # refused: it was never accepted, and never will be
+        console.print(f"An earlier ballot that was never acknowledged was refused: {exc.message} ({exc.code}).")
+        return False
+    _keep(session, token, path, body["sequence"], answer)
+    console.print(f"Your earlier ballot, whose answer was lost, is recorded (receipt {answer['ballotHash'][:18]}…).")
+    return True
+
+
+# A ballot refused as stale means the relay holds a higher sequence for the token than the wallet
+# (an answer lost before ballots were kept, a wallet restored from a copy): the next tries go 1,
+# 2, 4, ... above (sequences may skip), within the token's rate limit.
+STALE_RETRIES = 11
+
+
+def _cast(session: Session, token: Token, choices: list[int], path: Path) -> tuple[dict, Path]:
+    """Seal, sign, save, send: the API's answer and where its receipt is kept."""
+    client, base, attempt = session.client(), token.sequence, 0
+    while True:
+        ballot = client.make_ballot(token, choices, sequence=base + 2**attempt)
+        body = ballot_body(ballot)
+        session.wallet.save_pending_ballot(path, body)
+        try:
+            answer = client.send_ballot(body)
+        except ApiError as exc:
+            if exc.status < 500:  # refused: it will never be accepted
+                session.wallet.drop_pending_ballot(path)
+            if exc.code == "ballot.stale_sequence" and attempt < STALE_RETRIES:
+                attempt += 1
+                continue
+            raise
+        return answer, _keep(session, token, path, ballot.sequence, answer)
+
+
+def _keep(session: Session, token: Token, path: Path, sequence: int, answer: dict) -> Path:
+    """An acknowledged ballot: the token's sequence raised to it, the receipt saved, and only
+    then the pending ballot dropped (a kill in between sends it once more, and gets the same
+    receipt)."""
+    token.sequence = max(token.sequence, sequence)
+    session.wallet.update_sequence(path, token.sequence)
+    receipt_path = session.wallet.save_receipt(answer["receipt"])
+    session.wallet.drop_pending_ballot(path)
+    return receipt_path
 
 
 @main.command("receipt")

@@ -3,10 +3,16 @@
 
 It uses only the protocol core for the bytes, like any other client would; the `veche` CLI, the
 tests and the benchmarks all go through it.
+
+Token requests and ballots are sent with `RetryPolicy`: when the answer does not come (a network
+error, a timeout, a 5xx) the SAME bytes are sent again, and the API answers a copy with what it
+stored for the first (docs/protocol.md, API: retries), so a lost answer is recovered.
 """
 
 from __future__ import annotations
 
+import json
+import random
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +51,27 @@ def ballot_body(ballot: Ballot, **extra) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a request whose answer was lost is sent again: the same bytes, after a network error,
+    a timeout or a 5xx, at most `attempts` times in all and never past `deadline` seconds from
+    the first; the pause before attempt n is uniform in [0, min(max_delay, first_delay * 2^n))
+    ("full jitter", so that clients cut off together do not come back together). Only for
+    requests the API answers idempotently (token requests, ballots)."""
+
+    attempts: int = 8
+    deadline: float = 60.0
+    first_delay: float = 0.25
+    max_delay: float = 8.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1 or self.deadline <= 0:
+            raise ValueError("a retry policy needs at least one attempt and a positive deadline")
+
+    def pause(self, attempt: int) -> float:
+        return random.uniform(0, min(self.max_delay, self.first_delay * 2**attempt))
+
+
 class ApiError(Exception):
     """The API refused a request: `code` is stable (branch on it), `message` is for people."""
 
@@ -64,11 +91,39 @@ def checked(reply: httpx.Response) -> Any:
         raise ApiError(reply.status_code, "http.error", f"the API answered {reply.status_code}") from None
 
 
+def post_retrying(http: httpx.Client, path: str, body: dict[str, Any], policy: RetryPolicy) -> httpx.Response:
+    """POST `body`, serialised once, and the same bytes again while the answer is lost (see
+    RetryPolicy): the last answer, or the last network error once the attempts or the deadline
+    run out. Each attempt's timeout is cut to the time left."""
+    content = json.dumps(body, separators=(",", ":")).encode()
+    headers = {"content-type": "application/json"}
+    give_up = time.monotonic() + policy.deadline
+    for attempt in range(policy.attempts):
+        left = give_up - time.monotonic()
+        timeout = http.timeout if http.timeout.read is not None and http.timeout.read <= left else httpx.Timeout(max(left, 0.01))
+        try:
+            reply = http.post(path, content=content, headers=headers, timeout=timeout)
+            if reply.status_code < 500:
+                return reply
+            lost: httpx.Response | httpx.TransportError = reply
+        except httpx.TransportError as exc:  # connect/read/write errors and timeouts
+            lost = exc
+        pause = policy.pause(attempt)
+        if attempt + 1 == policy.attempts or time.monotonic() + pause >= give_up:
+            break
+        time.sleep(pause)
+    if isinstance(lost, httpx.Response):
+        return lost
+    raise lost
+
+
 class ResidentClient:
-    def __init__(self, http: httpx.Client, identity: LocalAccount | None = None) -> None:
+    def __init__(self, http: httpx.Client, identity: LocalAccount | None = None,
+                 retry: RetryPolicy = RetryPolicy()) -> None:
         self.http = http
         self.identity = identity or Account.create()
         self.address = self.identity.address
+        self.retry = retry
 
     # --- tokens -------------------------------------------------------------------------------
 
@@ -89,13 +144,21 @@ class ResidentClient:
         }
         return body, pending, token_account
 
-    def get_token(self, poll: dict, stratum: int | None = None) -> Token:
-        stratum = poll["residentStratum"] if stratum is None else stratum
-        body, pending, token_account = self.token_request(poll, stratum)
-        answer = checked(self.http.post("/tokens", json=body))
+    def send_token_request(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /tokens with retries (the same request gets the same blind signature)."""
+        return checked(post_retrying(self.http, "/tokens", body, self.retry))
+
+    @staticmethod
+    def finish_token(poll: dict, stratum: int, pending, token_account, answer: dict[str, Any]) -> Token:
+        """Unblind the API's answer into the token (fails if the signature does not verify)."""
         key = blind_rsa.PublicKey.decode(bytes.fromhex(poll["issuerKeys"][stratum][2:]))
         credential = token_mod.finish_token(key, pending, bytes.fromhex(answer["blindSignature"][2:]))
         return Token(poll, stratum, token_account, credential)
+
+    def get_token(self, poll: dict, stratum: int | None = None) -> Token:
+        stratum = poll["residentStratum"] if stratum is None else stratum
+        body, pending, token_account = self.token_request(poll, stratum)
+        return self.finish_token(poll, stratum, pending, token_account, self.send_token_request(body))
 
     # --- ballots ------------------------------------------------------------------------------
 
@@ -117,11 +180,17 @@ class ResidentClient:
         ).sign(token.account.key, domain)
 
     def cast(self, token: Token, choice, **kw) -> httpx.Response:
-        return self.http.post("/ballots", json=ballot_body(self.make_ballot(token, choice, **kw)))
+        """Make and POST a ballot (with retries); the API's reply as it is."""
+        return post_retrying(self.http, "/ballots", ballot_body(self.make_ballot(token, choice, **kw)), self.retry)
 
     def submit(self, ballot: Ballot) -> dict[str, Any]:
-        """POST a ballot; the API's answer (status and the relay-signed receipt), or ApiError."""
-        return checked(self.http.post("/ballots", json=ballot_body(ballot)))
+        """POST a ballot, with retries (the same ballot gets its stored receipt); the API's answer
+        (status and the relay-signed receipt), or ApiError."""
+        return self.send_ballot(ballot_body(ballot))
+
+    def send_ballot(self, body: dict[str, Any]) -> dict[str, Any]:
+        """`submit` for a ballot already in its request form (one kept from an earlier run)."""
+        return checked(post_retrying(self.http, "/ballots", body, self.retry))
 
     def ballot_status(self, ballot_hash: str) -> dict[str, Any]:
         return checked(self.http.get(f"/ballots/{ballot_hash}"))

@@ -3,6 +3,13 @@
 - identity.json — the identity key (Web3 Secret Storage, as every Ethereum wallet reads it).
 - tokens/<chain>-<pollbook>-<poll>.json — a poll's one-time token key (a keystore too), with its
   issuer credential, stratum and last sequence, so the resident can revote.
+- tokens/<…>.request.json — a token request saved before it is sent and kept until answered (a
+  lost 201, a killed CLI): the request as sent, the token key (a keystore) and the blinding
+  state sealed with the password (argon2id + secretbox). The blinding inverse would link the
+  token to the resident, so it is a secret like the keys.
+- tokens/<…>.ballot.json — a signed ballot saved before it is sent and kept until answered (a
+  lost 202): sent again, the same bytes, before the next vote. It holds only what the chain
+  will show (the choice is sealed to the election key).
 - receipts/<ballot hash>.json — the relay's signed receipts, to check later.
 - trustee.json — a trustee's X25519 secret, sealed with a key derived from the password
   (libsodium argon2id + secretbox).
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +32,7 @@ from nacl import pwhash, secret, utils
 from nacl.exceptions import CryptoError
 
 from veche_core import sealing
+from veche_core.token import TokenRequest
 
 
 class WalletError(Exception):
@@ -36,6 +45,21 @@ def default_home() -> Path:
 
 def _scrypt_n() -> int:
     return int(os.environ.get("VECHE_KEYSTORE_SCRYPT_N", 2**18))
+
+
+@dataclass(frozen=True, repr=False)
+class KeptTokenRequest:
+    """A token request kept until answered: the token key (and its keystore, reused for the
+    token file), the blinding state, the request body as sent, and its stratum."""
+
+    account: LocalAccount
+    request: TokenRequest
+    body: dict[str, Any]
+    stratum: int
+    keystore: dict[str, Any]
+
+    def __repr__(self) -> str:
+        return f"KeptTokenRequest(poll={self.body.get('pollId')}, stratum={self.stratum}, secrets hidden)"
 
 
 class Wallet:
@@ -76,13 +100,16 @@ class Wallet:
     def token_path(self, chain_id: int, poll_book: str, poll_id: int) -> Path:
         return self.home / "tokens" / f"{chain_id}-{poll_book.lower()}-{poll_id}.json"
 
-    def save_token(self, path: Path, key: bytes, credential: bytes, stratum: int, sequence: int, password: str) -> None:
+    def save_token(self, path: Path, key: bytes, credential: bytes, stratum: int, sequence: int, password: str,
+                   keystore: dict[str, Any] | None = None) -> None:
+        """`keystore`: the token key already encrypted (the pending request's), to skip a second scrypt."""
         self._write(path, {
-            "keystore": Account.encrypt(key, password, kdf="scrypt", iterations=_scrypt_n()),
+            "keystore": keystore or Account.encrypt(key, password, kdf="scrypt", iterations=_scrypt_n()),
             "credential": "0x" + credential.hex(),
             "stratum": stratum,
             "sequence": sequence,
         })
+        self._remove(self._request_path(path))  # the request it came from is answered
 
     def update_sequence(self, path: Path, sequence: int) -> None:
         stored = self._read(path, "no token for this poll")
@@ -94,6 +121,53 @@ class Wallet:
         stored = self._read(path, "")
         account = Account.from_key(_decrypt(stored["keystore"], password, "the poll's token key"))
         return account, bytes.fromhex(stored["credential"][2:]), stored["stratum"], stored["sequence"]
+
+    # --- requests in flight --------------------------------------------------------------------
+
+    @staticmethod
+    def _request_path(token_path: Path) -> Path:
+        return token_path.with_name(token_path.stem + ".request.json")
+
+    @staticmethod
+    def _ballot_path(token_path: Path) -> Path:
+        return token_path.with_name(token_path.stem + ".ballot.json")
+
+    def save_token_request(self, path: Path, account: LocalAccount, request: TokenRequest, body: dict[str, Any],
+                           stratum: int, password: str) -> KeptTokenRequest:
+        """Keep a token request before it is sent (for the token at `path`)."""
+        keystore = Account.encrypt(account.key, password, kdf="scrypt", iterations=_scrypt_n())
+        blinding = json.dumps({"inputMsg": request.input_msg.hex(), "blindedMsg": request.blinded_msg.hex(),
+                               "inv": request.inv.hex()}).encode()
+        self._write(self._request_path(path), {
+            "version": 1, "request": body, "stratum": stratum, "keystore": keystore,
+            "blinding": _seal(password, blinding),
+        })
+        return KeptTokenRequest(account, request, body, stratum, keystore)
+
+    def load_token_request(self, path: Path, password: str) -> KeptTokenRequest | None:
+        request_path = self._request_path(path)
+        if not request_path.exists():
+            return None
+        stored = self._read(request_path, "")
+        account = Account.from_key(_decrypt(stored["keystore"], password, "the pending token request's key"))
+        blinding = json.loads(_open(password, stored["blinding"], "the pending token request"))
+        request = TokenRequest(bytes.fromhex(blinding["inputMsg"]), bytes.fromhex(blinding["blindedMsg"]),
+                               bytes.fromhex(blinding["inv"]))
+        return KeptTokenRequest(account, request, stored["request"], stored["stratum"], stored["keystore"])
+
+    def drop_token_request(self, path: Path) -> None:
+        self._remove(self._request_path(path))
+
+    def save_pending_ballot(self, path: Path, body: dict[str, Any]) -> None:
+        """Keep a signed ballot (the request body) before it is sent, for the token at `path`."""
+        self._write(self._ballot_path(path), {"version": 1, "ballot": body})
+
+    def pending_ballot(self, path: Path) -> dict[str, Any] | None:
+        ballot_path = self._ballot_path(path)
+        return self._read(ballot_path, "")["ballot"] if ballot_path.exists() else None
+
+    def drop_pending_ballot(self, path: Path) -> None:
+        self._remove(self._ballot_path(path))
 
     # --- receipts ------------------------------------------------------------------------------
 
@@ -112,14 +186,12 @@ class Wallet:
         if self.trustee_path.exists():
             raise WalletError(f"{self.trustee_path} exists already")
         pair = sealing.generate_trustee_keypair()
-        salt = utils.random(pwhash.argon2id.SALTBYTES)
-        key = pwhash.argon2id.kdf(secret.SecretBox.KEY_SIZE, password.encode(), salt,
-                                  opslimit=pwhash.argon2id.OPSLIMIT_INTERACTIVE, memlimit=pwhash.argon2id.MEMLIMIT_INTERACTIVE)
+        sealed = _seal(password, pair.secret_key)
         self._write(self.trustee_path, {
             "version": 1,
             "publicKey": "0x" + pair.public_key.hex(),
-            "salt": "0x" + salt.hex(),
-            "sealedSecret": "0x" + secret.SecretBox(key).encrypt(pair.secret_key).hex(),
+            "salt": sealed["salt"],
+            "sealedSecret": sealed["sealed"],
         })
         return pair.public_key
 
@@ -128,12 +200,7 @@ class Wallet:
 
     def trustee_secret(self, password: str) -> bytes:
         stored = self._read(self.trustee_path, "no trustee key: create one with `veche trustee key`")
-        key = pwhash.argon2id.kdf(secret.SecretBox.KEY_SIZE, password.encode(), bytes.fromhex(stored["salt"][2:]),
-                                  opslimit=pwhash.argon2id.OPSLIMIT_INTERACTIVE, memlimit=pwhash.argon2id.MEMLIMIT_INTERACTIVE)
-        try:
-            return secret.SecretBox(key).decrypt(bytes.fromhex(stored["sealedSecret"][2:]))
-        except CryptoError:
-            raise WalletError("the password does not open your trustee key") from None
+        return _open(password, {"salt": stored["salt"], "sealed": stored["sealedSecret"]}, "your trustee key")
 
     # --- files ---------------------------------------------------------------------------------
 
@@ -146,6 +213,10 @@ class Wallet:
             out.flush()
             os.fsync(out.fileno())
         os.replace(partial, path)
+
+    @staticmethod
+    def _remove(path: Path) -> None:
+        path.unlink(missing_ok=True)
 
     def _read(self, path: Path, missing: str) -> dict[str, Any]:
         try:
@@ -160,4 +231,23 @@ def _decrypt(keystore: dict[str, Any], password: str, what: str) -> bytes:
     try:
         return Account.decrypt(keystore, password)
     except ValueError:
+        raise WalletError(f"the password does not open {what}") from None
+
+
+def _box(password: str, salt: bytes) -> secret.SecretBox:
+    key = pwhash.argon2id.kdf(secret.SecretBox.KEY_SIZE, password.encode(), salt,
+                              opslimit=pwhash.argon2id.OPSLIMIT_INTERACTIVE, memlimit=pwhash.argon2id.MEMLIMIT_INTERACTIVE)
+    return secret.SecretBox(key)
+
+
+def _seal(password: str, data: bytes) -> dict[str, str]:
+    """`data` sealed with a key derived from the password (argon2id, a fresh salt; secretbox)."""
+    salt = utils.random(pwhash.argon2id.SALTBYTES)
+    return {"salt": "0x" + salt.hex(), "sealed": "0x" + _box(password, salt).encrypt(data).hex()}
+
+
+def _open(password: str, sealed: dict[str, str], what: str) -> bytes:
+    try:
+        return _box(password, bytes.fromhex(sealed["salt"][2:])).decrypt(bytes.fromhex(sealed["sealed"][2:]))
+    except CryptoError:
         raise WalletError(f"the password does not open {what}") from None

@@ -7,34 +7,17 @@ is set (the module's tables are dropped and created fresh).
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 
 import httpx
 import pytest
 from eth_account import Account
-from sqlmodel import SQLModel
 
 from veche_client.sdk import ResidentClient
-from veche_api.core.db import Database
-from veche_api.testing import ADMIN_KEY, TEST_DISTRICTS, ChainEnv, ThreadServer, start_chain
+from veche_api.testing import ADMIN_KEY, DATABASES, TEST_DISTRICTS, ChainEnv, ThreadServer, database_url, start_chain
 from veche_core import sealing
 from veche_node.anvil import rpc
-
-DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("VECHE_TEST_DATABASE_URL") else [])
-
-
-def database_url(kind: str, tmp_path) -> str:
-    if kind == "sqlite":
-        return f"sqlite:///{tmp_path / 'veche.db'}"
-    url = os.environ["VECHE_TEST_DATABASE_URL"]
-    db = Database(url)
-    from veche_api import models  # noqa: F401
-
-    SQLModel.metadata.drop_all(db.engine)
-    db.dispose()
-    return url
 
 
 @dataclass
@@ -137,4 +120,4 @@ def assert_error(reply: httpx.Response, status: int, code: str) -> None:
     assert isinstance(body["error"]["message"], str)
 
 
-__all__ = ["TEST_DISTRICTS", "assert_error"]
+__all__ = ["DATABASES", "TEST_DISTRICTS", "assert_error", "database_url"]

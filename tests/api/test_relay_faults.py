@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import socket
 import sqlite3
-import struct
 import threading
 import time
 from collections import Counter
@@ -28,6 +27,7 @@ from eth_account import Account
 from veche_client.sdk import ResidentClient, ballot_body
 from veche_api.core.config import Settings
 from veche_api.testing import ADMIN_KEY, ProcessServer, ThreadServer, start_chain
+from veche_api.testing import reset_socket as _reset
 from veche_core import events, key_shares, sealing
 from veche_node.anvil import rpc
 from veche_node.contracts import dev_accounts
@@ -102,16 +102,6 @@ class NodeProxy:
     def close(self) -> None:
         self.cut()
         self.listener.close()
-
-
-def _reset(sock: socket.socket) -> None:
-    """Close with RST: the peer sees the connection fail at once, not a half-open socket."""
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    sock.close()
 
 
 @dataclass

@@ -1,11 +1,15 @@
-"""The `veche` command line, driven as a resident and trustees would, against a real API on anvil:
-create keys, vote, revote, check the receipt, redeem, donate, and release key shares (refused
-before close). The poll is then published and the observer's verifier agrees with it."""
+"""The `veche` command line, driven as a resident and trustees would, against a real API on anvil
+(on each database): create keys, vote, revote, check the receipt, redeem, donate, and release key
+shares (refused before close). The poll is then published and the observer's verifier agrees
+with it. Then through a proxy that loses answers: a lost 201, a lost 202, the CLI killed while
+its token request or ballot waits for an answer, and a wallet whose sequence is behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -14,7 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from veche_api.testing import ADMIN_KEY, ThreadServer, start_chain
+from veche_api.testing import ADMIN_KEY, DATABASES, LossyProxy, ThreadServer, database_url, start_chain
+from veche_core import events, sealing
+from veche_core.rpc import RpcClient
 
 BIN = Path(sys.executable).parent
 ADMIN = {"X-Admin-Key": ADMIN_KEY}
@@ -26,22 +32,39 @@ class Person:
     def __init__(self, api_url: str, home: Path) -> None:
         self.api_url, self.home = api_url, home
 
-    def run(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    def command(self, *args: str) -> tuple[list[str], dict[str, str]]:
         env = {**os.environ, "VECHE_PASSWORD": "correct horse", "VECHE_KEYSTORE_SCRYPT_N": "1024", "COLUMNS": "200"}
-        proc = subprocess.run([str(BIN / "veche"), "--api", self.api_url, "--home", str(self.home), *args],
-                              capture_output=True, text=True, timeout=120, env=env)
+        return [str(BIN / "veche"), "--api", self.api_url, "--home", str(self.home), *args], env
+
+    def run(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+        command, env = self.command(*args)
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
         if ok:
             assert proc.returncode == 0, proc.stdout + proc.stderr
         return proc
+
+    def killed_while_waiting(self, proxy: LossyProxy, path: str, status: int, *args: str) -> None:
+        """Run the command with the proxy holding the answer to its next POST `path`; SIGKILL it
+        once the API has answered (and the answer is held)."""
+        proxy.lose("POST", path, how="hold")
+        held = len([e for e in proxy.seen("POST", path) if e.fate == "held"])
+        command, env = self.command(*args)
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        try:
+            proxy.wait_for(lambda seen: len([e for e in seen if e.path == path and e.fate == "held"
+                                             and e.status == status]) > held, timeout=60)
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait(10)
 
     def create_key(self) -> str:
         return re.search(r"0x[0-9a-fA-F]{40}", self.run("key", "create").stdout).group(0)
 
 
-@pytest.fixture(scope="module")
-def city(tmp_path_factory):
+@pytest.fixture(scope="module", params=DATABASES)
+def city(request, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("client")
-    chain = start_chain(workdir, f"sqlite:///{workdir / 'veche.db'}")
+    chain = start_chain(workdir, database_url(request.param, workdir))
     server = ThreadServer(chain.settings()).start()
     try:
         yield chain, server, httpx.Client(base_url=server.url, timeout=120)
@@ -118,3 +141,84 @@ def test_a_resident_and_trustees_through_the_cli(city, tmp_path):
         verify = subprocess.run([str(BIN / "veche-verify"), "--rpc", chain.anvil.url, "--deployment", str(deployment),
                                  "receipt", str(receipt)], capture_output=True, text=True, timeout=120)
         assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def signed(receipt: dict) -> dict:
+    """A receipt without the fields filled in once on chain (they are not signed)."""
+    return {k: v for k, v in receipt.items() if k not in ("transactionHash", "blockNumber")}
+
+
+def test_the_cli_recovers_lost_answers_and_a_kill(city, tmp_path):
+    chain, server, http = city
+    proxy = LossyProxy(server.url)
+    try:
+        alice, bob = Person(proxy.url, tmp_path / "alice"), Person(proxy.url, tmp_path / "bob")
+        for person in (alice, bob):
+            enrolled = http.post("/admin/residents", headers=ADMIN, json={
+                "address": person.create_key(), "district": "Central", "birthYear": 1985})
+            assert enrolled.status_code == 201, enrolled.text
+        now = int(httpx.post(chain.anvil.url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber", "params": ["latest", False]}).json()["result"]["timestamp"], 16)
+        trustees = [{"address": Person(server.url, tmp_path / f"t{i}").create_key(),
+                     "publicKey": "0x" + sealing.generate_trustee_keypair().public_key.hex()} for i in range(2)]
+        created = http.post("/admin/polls", headers=ADMIN, json={
+            "question": "Which bus route first?", "options": ["12", "34", "56"],
+            "opensAt": now, "closesAt": now + 3600, "points": 10, "trustees": trustees, "threshold": 2,
+        })
+        assert created.status_code == 201, created.text
+        poll = str(created.json()["poll"]["id"])
+
+        # A lost 201, then a lost 202: the SDK sends the same bytes again and gets the first answer.
+        proxy.lose("POST", "/tokens")
+        assert "Your vote is recorded: 12." in alice.run("vote", poll, "1", "--max-delay", "0").stdout
+        lost, again = proxy.seen("POST", "/tokens")
+        assert (lost.fate, lost.status, again.body, again.answer) == ("reset", 201, lost.body, lost.answer)
+        proxy.lose("POST", "/ballots")
+        assert "Your new vote is recorded: 34." in alice.run("vote", poll, "2", "--max-delay", "0").stdout
+        lost, again = proxy.seen("POST", "/ballots")[-2:]
+        assert (lost.fate, lost.status, again.body) == ("reset", 202, lost.body)
+
+        # Killed while the 202 is on its way: the next vote sends that ballot first, then its own.
+        alice.killed_while_waiting(proxy, "/ballots", 202, "vote", poll, "3", "--max-delay", "0")
+        held = proxy.seen("POST", "/ballots")[-1]
+        out = alice.run("vote", poll, "1", "--max-delay", "0").stdout
+        assert "Your earlier ballot, whose answer was lost, is recorded" in out and "Your new vote is recorded: 12." in out
+        resent, newest = proxy.seen("POST", "/ballots")[-2:]
+        assert resent.body == held.body and resent.status == 202
+        assert signed(json.loads(resent.answer)["receipt"]) == signed(json.loads(held.answer)["receipt"])
+        assert json.loads(newest.body)["sequence"] == json.loads(held.body)["sequence"] + 1
+
+        # Killed while the 201 is on its way: the saved request (its blinding state sealed) is
+        # sent again and answered; a new request would have been refused as a second token.
+        bob.killed_while_waiting(proxy, "/tokens", 201, "vote", poll, "2", "--max-delay", "0")
+        [saved] = (bob.home / "tokens").glob("*.request.json")
+        kept = json.loads(saved.read_text())
+        assert set(kept["blinding"]) == {"salt", "sealed"} and kept["request"] == json.loads(proxy.seen("POST", "/tokens")[-1].body)
+        assert "Your vote is recorded: 34." in bob.run("vote", poll, "2", "--max-delay", "0").stdout
+        held, resent = proxy.seen("POST", "/tokens")[-2:]
+        assert resent.body == held.body and resent.answer == held.answer
+        assert not list((bob.home / "tokens").glob("*.request.json"))
+
+        # A wallet whose sequence is behind the relay's (restored from an old copy): the vote
+        # goes above it instead of failing with ballot.stale_sequence.
+        [token_file] = (bob.home / "tokens").glob("*.json")
+        token_file.write_text(json.dumps({**json.loads(token_file.read_text()), "sequence": 0}))
+        assert "Your new vote is recorded: 56." in bob.run("vote", poll, "3", "--max-delay", "0").stdout
+        stale, accepted = proxy.seen("POST", "/ballots")[-2:]
+        assert (stale.status, accepted.status) == (409, 202) and json.loads(stale.answer)["error"]["code"] == "ballot.stale_sequence"
+        assert not list((alice.home / "tokens").glob("*.ballot.json")) and not list((bob.home / "tokens").glob("*.ballot.json"))
+
+        # Every receipt the wallets hold is of a ballot on chain, and no ballot is there twice.
+        receipts = [json.loads(p.read_text()) for person in (alice, bob) for p in (person.home / "receipts").glob("*.json")]
+        assert len(receipts) == 6
+        for receipt in receipts:
+            deadline = time.monotonic() + 60
+            while http.get(f"/ballots/{receipt['ballotHash']}").json()["status"] != "confirmed":
+                assert time.monotonic() < deadline, receipt
+                time.sleep(0.2)
+        with RpcClient(chain.anvil.url) as rpc:
+            casts = [events.ballot_cast(log) for log in rpc.iter_logs(
+                chain.deployment.poll_book, [events.BALLOT_CAST_TOPIC], 0, rpc.block_number())]
+        mine = [(c.token, c.sequence) for c in casts if c.poll_id == int(poll)]
+        assert len(mine) == len(set(mine)) == 6
+    finally:
+        proxy.close()

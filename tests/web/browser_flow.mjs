@@ -98,9 +98,21 @@ try {
   const poll = byId(`poll-${pollId}`);
   await poll.waitFor();
   const question = await poll.locator('h3').textContent();
+  // The answer to the first token request is lost after the API has handled it (the connection
+  // is reset): the page must send the same request again and get the same answer.
+  const tokenRequests = []; // [body, status the API answered, whether the page got it]
+  await page.route('**/tokens', async (route) => {
+    const response = await route.fetch();
+    const lose = tokenRequests.length === 0;
+    tokenRequests.push([route.request().postData(), response.status(), !lose]);
+    if (lose) await route.abort('connectionreset');
+    else await route.fulfill({ response });
+  });
   await byId(`option-${pollId}-1`).check();
   await byId(`vote-${pollId}`).click();
   await page.getByText('Your vote is recorded: Station.').waitFor();
+  await page.unroute('**/tokens');
+  const tokenRequestsKept = await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('veche.tokenRequest.')).length);
   const firstCode = (await byId('receipt-code').textContent()).trim();
   const firstReceipt = await saveDownload('download-receipt', 'receipt-1.json');
   log('voted; receipt', firstCode);
@@ -146,7 +158,7 @@ try {
 
   send({
     event: 'voted', address, question, codes: [firstCode, secondCode], receipts: [firstReceipt, secondReceipt],
-    receiptWarnings, keystore, points: [afterRedeem, afterDonation], receiptsListed,
+    receiptWarnings, keystore, points: [afterRedeem, afterDonation], receiptsListed, tokenRequests, tokenRequestsKept,
   });
   const { cliKeystore } = await receive(); // the test closed the poll, the trustees released, the city published
 

@@ -1,9 +1,10 @@
 """The web pages in a real browser (Debian's chromium, headless, driven by playwright-core from
 tests/web/browser_flow.mjs) against the real API on anvil.
 
-A resident creates a key in the resident's page, the city enrols its address, the resident votes,
-revotes, keeps both receipts, earns points and spends them; a second resident votes with the
-Python client in the same poll. After close the trustees release their shares, the city
+A resident creates a key in the resident's page, the city enrols its address, the resident votes
+(the answer to its token request lost once: the page asks again with the same request), revotes,
+keeps both receipts, earns points and spends them; a second resident votes with the Python client
+in the same poll. After close the trustees release their shares, the city
 publishes, and the results page must show the counts that `veche-verify` recomputes from the
 chain; its receipt checker confirms the ballot by short code and by receipt file. Screenshots of
 both pages at phone and desktop widths land in test-artifacts/web/.
@@ -187,6 +188,10 @@ def test_a_resident_votes_in_the_browser_and_the_results_page_matches_the_verifi
         voted = browser.expect("voted", timeout=150)
         assert voted["question"] == "Where should the new library go?"
         assert voted["receiptWarnings"] == 0 and voted["receiptsListed"] == 2
+        # The lost 201: the page sent the same request again, got the answer, and keeps no request.
+        (lost, lost_status, lost_delivered), (again, again_status, again_delivered) = voted["tokenRequests"]
+        assert (lost_status, lost_delivered, again_status, again_delivered) == (201, False, 201, True)
+        assert again == lost and voted["tokenRequestsKept"] == 0
         assert voted["points"] == [10, 5]  # 20 for taking part, a 10-point reward, 5 donated
         # The exported keystore is a standard one: eth-account opens it with the password.
         keystore = json.loads(Path(voted["keystore"]).read_text())

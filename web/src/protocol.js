@@ -202,6 +202,12 @@ export async function prepareTokenRequest(poll, stratum, identity, { deadline, t
   return { body, pending: { issuer, publicKey, inputMsg, inv, token, stratum } };
 }
 
+/** The `pending` of prepareTokenRequest again, from what a wallet kept of it (wallet.loadTokenRequest). */
+export async function resumeTokenRequest(poll, kept) {
+  const issuer = decodeIssuerKey(poll.issuerKeys[kept.stratum]);
+  return { issuer, publicKey: await importIssuerKey(issuer), inputMsg: kept.inputMsg, inv: kept.inv, token: kept.token, stratum: kept.stratum };
+}
+
 /** Step 5: unblind, verify (blindrsa-ts checks the signature) and encode the credential. */
 export async function finishToken(pending, blindSignature) {
   const { issuer, publicKey, inputMsg, inv } = pending;

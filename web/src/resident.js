@@ -2,7 +2,7 @@
 // The whole client side of the protocol runs here (protocol.js); the API sees a blinded message,
 // a sealed ballot signed by a one-time token key, and signed points requests.
 
-import { ApiError, api, ballotStatusText, explain } from './api.js';
+import { ApiError, api, ballotStatusText, explain, postRetrying } from './api.js';
 import * as protocol from './protocol.js';
 import { download, el, readFileText, replace, sleep, status, when } from './ui.js';
 import * as wallet from './wallet.js';
@@ -227,11 +227,7 @@ async function vote(poll, choices, say) {
   const revote = token !== null;
   if (!token) {
     say('Getting your anonymous ballot token…');
-    const { body, pending } = await protocol.prepareTokenRequest(poll, poll.residentStratum, identity);
-    const answer = await api('/tokens', { method: 'POST', body });
-    const credential = await protocol.finishToken(pending, answer.blindSignature);
-    token = { ...pending.token, stratum: pending.stratum, credential, sequence: 0 };
-    await wallet.saveToken(identity, poll, token); // before anything else: needed to revote
+    token = await getToken(poll, identity);
   }
   for (let attempt = 0; ; attempt += 1) {
     token.sequence += 1;
@@ -244,7 +240,7 @@ async function vote(poll, choices, say) {
     }
     let answer;
     try {
-      answer = await api('/ballots', { method: 'POST', body: ballot });
+      answer = await postRetrying('/ballots', ballot);
     } catch (error) {
       // Our stored sequence is behind the relay's (an earlier answer was lost): go above it.
       if (error instanceof ApiError && error.code === 'ballot.stale_sequence' && attempt < 3) continue;
@@ -259,6 +255,37 @@ async function vote(poll, choices, say) {
     const picked = choices.map((i) => poll.options[i]).join(', ');
     return { entry, picked, revote, problems };
   }
+}
+
+/**
+ * The poll's token, through a lost answer or a closed page: the request is kept (sealed) before it
+ * is sent, and a kept one is sent again, the same bytes, until the API answers it — the same
+ * request gets the same blind signature. Only a kept request the API calls expired is replaced:
+ * the API answers one it stored whatever its deadline, so an expired one never got there.
+ */
+async function getToken(poll, identity) {
+  const kept = await wallet.loadTokenRequest(identity, poll);
+  let pending = null;
+  let answer = null;
+  if (kept) {
+    try {
+      answer = await postRetrying('/tokens', kept.body);
+      pending = await protocol.resumeTokenRequest(poll, kept);
+    } catch (error) {
+      if (!(error instanceof ApiError && error.code === 'issuance.expired')) throw error;
+      wallet.dropTokenRequest(identity.address, poll);
+    }
+  }
+  if (!answer) {
+    let body;
+    ({ body, pending } = await protocol.prepareTokenRequest(poll, poll.residentStratum, identity));
+    await wallet.saveTokenRequest(identity, poll, body, pending);
+    answer = await postRetrying('/tokens', body);
+  }
+  const credential = await protocol.finishToken(pending, answer.blindSignature);
+  const token = { ...pending.token, stratum: pending.stratum, credential, sequence: 0 };
+  await wallet.saveToken(identity, poll, token); // before anything else: needed to revote
+  return token;
 }
 
 // --- receipts ------------------------------------------------------------------------------------

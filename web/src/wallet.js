@@ -4,12 +4,17 @@
 // - each poll's one-time token key with its credential, stratum and last sequence (for revoting),
 //   encrypted with AES-256-GCM under a key derived (HKDF-SHA-256) from the identity key, so a
 //   locked page holds no usable token key either;
+// - a token request in flight (kept from before it is sent until it is answered, so that a lost
+//   answer is asked for again with the same request): the request as sent, and the token key and
+//   blinding state (msg_prefix ‖ msg and the inverse, which would link the token to the
+//   resident) sealed as the token keys are;
 // - the relay's signed receipts (public data: they say nothing about the choice).
 
 import { decryptKeystoreJson, encryptKeystoreJson, getAddress, getBytes, hexlify } from 'ethers';
 
 const IDENTITY = 'veche.identity.v1';
 const tokenKey = (address, poll) => `veche.token.v1.${address.toLowerCase()}.${poll.chainId}-${poll.pollBook.toLowerCase()}-${poll.id}`;
+const requestKey = (address, poll) => `veche.tokenRequest.v1.${address.toLowerCase()}.${poll.chainId}-${poll.pollBook.toLowerCase()}-${poll.id}`;
 const receiptsKey = (address) => `veche.receipts.v1.${address.toLowerCase()}`;
 
 // scrypt cost of new keystores: eth-account's default (2^18), as the CLI writes them.
@@ -93,33 +98,69 @@ async function storeKey(identity) {
   );
 }
 
+async function seal(identity, bytes) {
+  const iv = crypto.getRandomValues(new Uint8Array(12));
+  const sealed = await crypto.subtle.encrypt({ name: 'AES-GCM', iv }, await storeKey(identity), bytes);
+  return { iv: hexlify(iv), sealed: hexlify(new Uint8Array(sealed)) };
+}
+
+async function unseal(identity, iv, sealed, what) {
+  try {
+    return new Uint8Array(await crypto.subtle.decrypt({ name: 'AES-GCM', iv: getBytes(iv) }, await storeKey(identity), getBytes(sealed)));
+  } catch {
+    throw new WalletError(`${what} does not open with your identity key.`);
+  }
+}
+
 export function hasToken(address, poll) {
   return localStorage.getItem(tokenKey(address, poll)) !== null;
 }
 
+/** Keep the poll's token (and drop the request it came from: it is answered). */
 export async function saveToken(identity, poll, token) {
-  const iv = crypto.getRandomValues(new Uint8Array(12));
-  const sealed = await crypto.subtle.encrypt({ name: 'AES-GCM', iv }, await storeKey(identity), getBytes(token.privateKey));
+  const { iv, sealed } = await seal(identity, getBytes(token.privateKey));
   localStorage.setItem(tokenKey(identity.address, poll), JSON.stringify({
     version: 1, address: token.address, stratum: token.stratum, credential: hexlify(token.credential),
-    sequence: token.sequence, iv: hexlify(iv), sealedKey: hexlify(new Uint8Array(sealed)),
+    sequence: token.sequence, iv, sealedKey: sealed,
   }));
+  localStorage.removeItem(requestKey(identity.address, poll));
 }
 
 export async function loadToken(identity, poll) {
   const raw = localStorage.getItem(tokenKey(identity.address, poll));
   if (!raw) return null;
   const stored = JSON.parse(raw);
-  let key;
-  try {
-    key = await crypto.subtle.decrypt({ name: 'AES-GCM', iv: getBytes(stored.iv) }, await storeKey(identity), getBytes(stored.sealedKey));
-  } catch {
-    throw new WalletError("This poll's token key does not open with your identity key.");
-  }
+  const key = await unseal(identity, stored.iv, stored.sealedKey, "This poll's token key");
   return {
-    privateKey: hexlify(new Uint8Array(key)), address: stored.address, stratum: stored.stratum,
+    privateKey: hexlify(key), address: stored.address, stratum: stored.stratum,
     credential: getBytes(stored.credential), sequence: stored.sequence,
   };
+}
+
+/** Keep a token request before it is sent: `body` as sent, `pending` from prepareTokenRequest. */
+export async function saveTokenRequest(identity, poll, body, pending) {
+  const secrets = new TextEncoder().encode(JSON.stringify({
+    privateKey: pending.token.privateKey, inputMsg: hexlify(pending.inputMsg), inv: hexlify(pending.inv),
+  }));
+  localStorage.setItem(requestKey(identity.address, poll), JSON.stringify({
+    version: 1, body, stratum: pending.stratum, tokenAddress: pending.token.address, ...(await seal(identity, secrets)),
+  }));
+}
+
+/** The kept request: { body, stratum, token: { address, privateKey }, inputMsg, inv }, or null. */
+export async function loadTokenRequest(identity, poll) {
+  const raw = localStorage.getItem(requestKey(identity.address, poll));
+  if (!raw) return null;
+  const stored = JSON.parse(raw);
+  const secrets = JSON.parse(new TextDecoder().decode(await unseal(identity, stored.iv, stored.sealed, 'The pending token request')));
+  return {
+    body: stored.body, stratum: stored.stratum, token: { address: stored.tokenAddress, privateKey: secrets.privateKey },
+    inputMsg: getBytes(secrets.inputMsg), inv: getBytes(secrets.inv),
+  };
+}
+
+export function dropTokenRequest(address, poll) {
+  localStorage.removeItem(requestKey(address, poll));
 }
 
 export function updateSequence(address, poll, sequence) {

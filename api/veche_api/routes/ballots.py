@@ -8,11 +8,10 @@ from functools import partial
 
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
 from veche_core import token as token_mod
@@ -21,11 +20,11 @@ from veche_core.errors import SignatureError
 from veche_core.receipt import RECEIPT_FORMAT_VERSION, Receipt
 
 from .. import fast
-from ..deps import SessionDep, StateDep
+from ..deps import StateDep
 from ..errors import ApiError
 from ..models import Ballot as BallotRow
 from ..models import TokenState
-from ..ratelimit import RateLimiter
+from ..ratelimit import RATE_LIMITED, RateLimiter
 from ..schemas import BallotIn, BallotStatus, unhex
 
 router = APIRouter(prefix="/ballots", tags=["ballots"])
@@ -41,6 +40,12 @@ async def cast_ballot(body: BallotIn, state: StateDep) -> JSONResponse:
 async def accept_ballot(state, body: BallotIn) -> dict:
     """Check, persist, sign: the 202 body, or ApiError. (Also called by `main.FastPost`,
     which serves the same route without FastAPI's per-request machinery.)
+
+    Safe to retry: the same ballot again (the same ballot hash) gets its stored answer — the
+    original receipt (acceptedAt, relayer signature) and its current status — and changes
+    nothing, also after the poll has closed or past the rate limit. Telling a replay from a stale
+    sequence costs a read only when the sequence is stale, so a new ballot still takes one
+    statement.
 
     Checks and receipt signing run inline on the event loop (~150 µs of CPU, cheaper than a
     hop to the thread pool); the insert goes to the group-commit writer, and the answer is made
@@ -69,16 +74,19 @@ async def accept_ballot(state, body: BallotIn) -> dict:
         )
     except SignatureError:
         raise ApiError("ballot.bad_token_signature", 422, "the token signature does not verify for this poll and stratum") from None
+    ballot_hash = "0x" + fast.ballot_hash(ballot).hex()
     now = chain.cached_now()
     if now is None:
         now = await run_in_threadpool(chain.now)
     if now < info.opens_at:
         raise ApiError("ballot.poll_not_open", 409, "the poll has not opened yet")
-    if now >= info.closes_at:
-        raise ApiError("ballot.poll_closed", 409, "the poll has closed")
     token = fast.checksum_address(ballot.token)
+    if now >= info.closes_at:  # a ballot acknowledged before the close still gets its answer
+        stored = _stored(state, ballot_hash)
+        if stored is None:
+            raise ApiError("ballot.poll_closed", 409, "the poll has closed")
+        return ballot_answer(state, stored)
 
-    ballot_hash = "0x" + fast.ballot_hash(ballot).hex()
     accepted_at = int(time.time())
     signature = state.receipt_signer.sign_receipt(
         chain.poll_domain, body.poll_id, ballot.token, body.sequence, bytes.fromhex(ballot_hash[2:]), accepted_at,
@@ -91,10 +99,14 @@ async def accept_ballot(state, body: BallotIn) -> dict:
     }
     try:
         outcome = await asyncio.wrap_future(state.writer.submit(partial(_persist, state.db.is_sqlite, state.ballot_limit, row)))
-    except IntegrityError:  # a concurrent writer (another worker) got the same sequence in first
-        raise ApiError(*_STALE) from None
-    if outcome is not None:
+    except IntegrityError:  # a concurrent writer (another worker) got the sequence, or this very ballot, in first
+        outcome = _stored(state, ballot_hash)
+        if outcome is None:
+            raise ApiError(*_STALE) from None
+    if isinstance(outcome, ApiError):
         raise outcome
+    if outcome is not None:  # this very ballot was stored before: a retry
+        return ballot_answer(state, outcome)
     state.metrics.ballots_accepted.inc()
     receipt = {
         "version": RECEIPT_FORMAT_VERSION, "chainId": chain.chain_id, "pollBook": chain.poll_book_address,
@@ -120,41 +132,63 @@ def _token_upsert(is_sqlite: bool):
 
 
 _UPSERTS: dict[bool, object] = {}
-_INSERT_BALLOT = BallotRow.__table__.insert()
+_TABLE = BallotRow.__table__
+_INSERT_BALLOT = _TABLE.insert()
+# What an answer about a stored ballot needs (GET /ballots/{hash}, and a ballot sent again).
+_BY_HASH = select(
+    _TABLE.c.ballot_hash, _TABLE.c.poll_id, _TABLE.c.token, _TABLE.c.sequence, _TABLE.c.accepted_at,
+    _TABLE.c.receipt_signature, _TABLE.c.status, _TABLE.c.reason, _TABLE.c.tx_hash, _TABLE.c.block_number,
+).where(_TABLE.c.ballot_hash == bindparam("ballot_hash"))
 
 
-def _persist(is_sqlite: bool, limiter: RateLimiter, row: dict, conn) -> ApiError | None:
+def _persist(is_sqlite: bool, limiter: RateLimiter, row: dict, conn):
     """The writer's job for one ballot: draw on the token's rate limit, raise the token's
     sequence (insert or conditional update in one statement: nothing is written when the
-    sequence is stale), then queue the ballot."""
-    refused = limiter.check(conn, f"{row['poll_id']}:{row['token']}")
-    if refused is not None:
-        return refused
+    sequence is stale), then queue the ballot. None if queued; else the stored row of this very
+    ballot (a retry, answered even over the limit) or the rate-limit or stale-sequence
+    ApiError. Nothing is written but the rate limit's draw."""
+    if not limiter.take(conn, f"{row['poll_id']}:{row['token']}"):
+        stored = conn.execute(_BY_HASH, {"ballot_hash": row["ballot_hash"]}).first()
+        return stored if stored is not None else ApiError(*RATE_LIMITED)
     upsert = _UPSERTS.get(is_sqlite)
     if upsert is None:
         upsert = _UPSERTS[is_sqlite] = _token_upsert(is_sqlite)
     result = conn.execute(upsert, {"poll_id": row["poll_id"], "token": row["token"], "sequence": row["sequence"]})
     if result.first() is None:
-        return ApiError(*_STALE)
+        stored = conn.execute(_BY_HASH, {"ballot_hash": row["ballot_hash"]}).first()
+        return stored if stored is not None else ApiError(*_STALE)
     conn.execute(_INSERT_BALLOT, row)
     return None
+
+
+def _stored(state, ballot_hash: str):
+    with state.db.engine.connect() as conn:
+        return conn.execute(_BY_HASH, {"ballot_hash": ballot_hash}).first()
+
+
+def ballot_answer(state, row) -> dict:
+    """The answer about a stored ballot: its status and the receipt signed when it was accepted,
+    with transaction and block once confirmed — the same for GET /ballots/{hash} and for a
+    ballot sent again."""
+    chain = state.chain
+    receipt = Receipt(
+        chain.chain_id, chain.poll_book_address, row.poll_id, row.token, row.sequence,
+        bytes.fromhex(row.ballot_hash[2:]), row.accepted_at, state.relayer_address,
+        bytes(row.receipt_signature),
+    )
+    if row.status == "confirmed" and row.tx_hash and row.block_number is not None:
+        receipt = receipt.with_inclusion(bytes.fromhex(row.tx_hash[2:]), row.block_number)
+    return {"ballotHash": row.ballot_hash, "status": row.status, "reason": row.reason, "receipt": receipt.to_dict()}
 
 
 @router.get("/{ballot_hash}", response_model=BallotStatus)
 def read_ballot(
     state: StateDep,
-    session: SessionDep,
     ballot_hash: str = Path(pattern=r"^0x[0-9a-fA-F]{64}$"),
 ) -> BallotStatus:
-    row = session.exec(select(BallotRow).where(BallotRow.ballot_hash == ballot_hash.lower())).first()
+    row = _stored(state, ballot_hash.lower())
     if row is None:
         raise ApiError("ballot.unknown", 404, "no ballot with this hash was accepted here")
-    chain = state.chain
-    receipt = Receipt(
-        chain.chain_id, chain.deployment.poll_book, row.poll_id, row.token, row.sequence,
-        bytes.fromhex(row.ballot_hash[2:]), row.accepted_at, state.keys.relayer.address,
-        bytes(row.receipt_signature),
-    )
-    if row.status == "confirmed" and row.tx_hash and row.block_number is not None:
-        receipt = receipt.with_inclusion(bytes.fromhex(row.tx_hash[2:]), row.block_number)
-    return BallotStatus(ballot_hash=row.ballot_hash, status=row.status, reason=row.reason, receipt=receipt.to_dict())
+    answer = ballot_answer(state, row)
+    return BallotStatus(ballot_hash=answer["ballotHash"], status=answer["status"], reason=answer["reason"],
+                        receipt=answer["receipt"])
