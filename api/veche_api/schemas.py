@@ -7,10 +7,14 @@ The schemas convert to the protocol core's types at the boundary (`veche_core.ba
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import core_schema
 
 MAX_INT = 2**31 - 1  # ids (polls, rewards, charities, requests): a 32-bit INTEGER column everywhere
 MAX_SEQUENCE = 2**63 - 1  # a uint64 on chain, bounded by the signed BIGINT column here
@@ -19,6 +23,64 @@ MAX_TIME = 2**40
 Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
 Hash32 = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{64}$")]
 Signature = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{130}$")]
+
+
+# --- text ----------------------------------------------------------------------------------
+
+# Unicode category Cc is exactly U+0000-U+001F and U+007F-U+009F; Cs is U+D800-U+DFFF (a lone
+# surrogate: JSON's "\ud800" escape can carry one, UTF-8 cannot encode it). PostgreSQL refuses
+# NUL in text, so any of these used to reach the chain (createPoll) and then fail to store.
+# The ranges are regex escapes, read alike by Python's re and by ECMA-262 (JSON schema).
+_CONTROL_LINE = r"\x00-\x1f\x7f-\x9f"
+_CONTROL_MULTILINE = r"\x00-\x08\x0b-\x1f\x7f-\x9f"  # tab (09) and line feed (0A) allowed
+_REFUSED = {False: re.compile(rf"[{_CONTROL_LINE}\ud800-\udfff]"),
+            True: re.compile(rf"[{_CONTROL_MULTILINE}\ud800-\udfff]")}
+
+
+def clean_text(value: str, *, multiline: bool = False, max_length: int | None = None) -> str:
+    """`value` in Unicode NFC, or ValueError saying what is refused: control characters
+    (category Cc; a multi-line text may hold \\n and \\t) and lone surrogates (Cs). A bound
+    applies to the normalised text, the one that is stored and hashed."""
+    found = _REFUSED[multiline].search(value)
+    if found:
+        kind = "a lone surrogate" if unicodedata.category(found.group()) == "Cs" else "a control character"
+        raise ValueError(f"{kind} (U+{ord(found.group()):04X}) at position {found.start()}")
+    value = unicodedata.normalize("NFC", value)
+    if max_length is not None and len(value) > max_length:
+        raise ValueError(f"longer than {max_length} characters once normalised (NFC)")
+    return value
+
+
+@dataclass(frozen=True)
+class _TextRules:
+    """The validation `text()` adds after the length bounds, and the pattern that states it in
+    the JSON schema (control characters only: a JSON-schema pattern cannot name a lone
+    surrogate portably, so the description says it)."""
+
+    multiline: bool
+    max_length: int
+
+    def __get_pydantic_core_schema__(self, source, handler):
+        return core_schema.no_info_after_validator_function(
+            lambda v: clean_text(v, multiline=self.multiline, max_length=self.max_length), handler(source))
+
+    def __get_pydantic_json_schema__(self, schema, handler):
+        out = handler(schema)
+        out["pattern"] = f"^[^{_CONTROL_MULTILINE if self.multiline else _CONTROL_LINE}]*$"
+        lines = "; tab and line feed allowed" if self.multiline else ""
+        out.setdefault("description", f"Unicode text, stored in NFC; no control characters{lines}; "
+                                      "no lone surrogates")
+        return out
+
+
+def text(max_length: int, *, min_length: int = 1, multiline: bool = False):
+    """The one type of free text a person sends (a question, an option, a district, a name, a
+    description): bounded, normalised to NFC, without control characters or lone surrogates."""
+    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length),
+                     _TextRules(multiline, max_length)]
+
+
+District = text(100)
 
 
 def hex_bytes(max_bytes: int, min_bytes: int = 0):
@@ -47,7 +109,7 @@ class Out(BaseModel):
 
 class ResidentBase(Model):
     address: Address
-    district: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    district: District
     birth_year: int = Field(ge=1880, le=2100)
 
 
@@ -79,7 +141,7 @@ class ImportReport(Out):
 class Audience(Model):
     """Who may vote: `districts` null means citywide; ages are inclusive, in whole years."""
 
-    districts: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] | None = Field(
+    districts: list[District] | None = Field(
         default=None, min_length=1, max_length=64
     )
     min_age: int | None = Field(default=None, ge=0, le=150)
@@ -92,8 +154,8 @@ class Trustee(Model):
 
 
 class PollCreate(Model):
-    question: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
-    options: list[Annotated[str, StringConstraints(min_length=1, max_length=500)]] = Field(
+    question: text(2000, multiline=True)
+    options: list[text(500)] = Field(
         min_length=2, max_length=255
     )
     max_choices: int = Field(default=1, ge=1, le=255)
@@ -210,15 +272,15 @@ class PointsRequestOut(Out):
 
 
 class RewardCreate(Model):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    description: Annotated[str, StringConstraints(max_length=2000)] = ""
+    name: text(200)
+    description: text(2000, min_length=0, multiline=True) = ""
     price: int = Field(ge=1, le=2**62)
     stock: int = Field(ge=0, le=2**62)
 
 
 class CharityCreate(Model):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    description: Annotated[str, StringConstraints(max_length=2000)] = ""
+    name: text(200)
+    description: text(2000, min_length=0, multiline=True) = ""
     account: Address
 
 

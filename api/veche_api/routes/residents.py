@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from ..deps import AdminDep, SessionDep, StateDep
 from ..errors import ApiError
 from ..models import Resident
-from ..schemas import ImportReport, ImportRow, ResidentCreate, ResidentPublic
+from ..schemas import ImportReport, ImportRow, ResidentCreate, ResidentPublic, clean_text
 
 router = APIRouter(prefix="/admin/residents", tags=["residents"])
 
@@ -81,6 +81,11 @@ def _import_rows(state, text: str) -> ImportReport:
             errors.append(ImportRow(line=line, address=address[:64], error="not an address"))
             continue
         address = to_checksum_address(address)
+        try:
+            district = clean_text(district, max_length=100)
+        except ValueError as exc:
+            errors.append(ImportRow(line=line, address=address, error=f"district: {exc}"))
+            continue
         if district not in state.settings.districts:
             errors.append(ImportRow(line=line, address=address, error=f"unknown district {district[:100]!r}"))
             continue

@@ -1,0 +1,180 @@
+"""Input is checked at the schema boundary, before anything reaches the chain or the database
+(issue 14: findings 1, 6, 7 and 9's papercuts). Every refusal is a 422 (400 for JSON the parser
+cannot read) that changes nothing: no table row and no transaction of the API's accounts."""
+
+from __future__ import annotations
+
+import json
+import time
+import unicodedata
+
+import pytest
+
+from veche_api.models import Resident
+from veche_api.schemas import clean_text
+from veche_api.testing import TEST_DISTRICTS
+from veche_client.sdk import ResidentClient
+from veche_node.anvil import rpc
+
+from .conftest import DATABASES, assert_error, make_api
+from .test_rejections import Snapshot
+
+# A district whose NFC and NFD spellings differ (й is и + U+0306 once decomposed). The
+# settings get the NFD spelling: they are normalised too.
+TROITSKY = "Троицкий"
+TROITSKY_NFD = unicodedata.normalize("NFD", TROITSKY)
+assert TROITSKY_NFD != TROITSKY
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def api(request, tmp_path_factory):
+    env = make_api(tmp_path_factory, request.param, districts=[*TEST_DISTRICTS, TROITSKY_NFD])
+    try:
+        yield env
+    finally:
+        env.http.close()
+        env.server.stop()
+        env.chain.anvil.stop()
+
+
+def sender_addresses(api) -> list[str]:
+    """The API's own accounts that send transactions for admin requests."""
+    out = []
+    for name in ("VECHE_ADMIN_KEYSTORE", "VECHE_POINTS_ADMIN_KEYSTORE"):
+        with open(api.chain.env[name]) as file:
+            out.append("0x" + json.load(file)["address"])
+    return out
+
+
+def nonces(api) -> list[int]:
+    return [int(rpc(api.chain.anvil.url, "eth_getTransactionCount", [a, "latest"]), 16) for a in sender_addresses(api)]
+
+
+@pytest.fixture(scope="module")
+def snapshot(api):
+    snap = Snapshot(api)
+    yield snap
+    snap.db.dispose()
+
+
+@pytest.fixture
+def refused(api, snapshot):
+    """`refused(send, status, code)`: the answer is that error, and neither the database nor
+    the chain (the admin accounts' nonces) changed."""
+
+    def check(send, status: int = 422, code: str = "request.invalid"):
+        snapshot.settle()
+        before, sent_before = snapshot.take(), nonces(api)
+        reply = send()
+        assert_error(reply, status, code)
+        time.sleep(0.05)
+        snapshot.settle()
+        assert snapshot.take() == before, "a refused request changed the database"
+        assert nonces(api) == sent_before, "a refused request sent a transaction"
+        return reply
+
+    return check
+
+
+def poll_body(api, **overrides) -> dict:
+    now = api.chain_now()
+    body = {
+        "question": "Should the city build a new park?", "options": ["Yes", "No"], "maxChoices": 1,
+        "audience": {}, "opensAt": now + 30, "closesAt": now + 3600, "points": 10,
+        "trustees": [{"address": account.address, "publicKey": "0x" + pair.public_key.hex()}
+                     for account, pair in api.trustees[:2]],
+        "threshold": 2,
+    }
+    body.update(overrides)
+    return body
+
+
+def raw_json(api, path: str, body, *, admin: bool = True):
+    """POST `body` as JSON text with ASCII escapes, so that a lone surrogate travels as `\\ud800`
+    (httpx's own encoder cannot encode it)."""
+    headers = {"content-type": "application/json", **(api.admin if admin else {})}
+    return api.http.post(path, content=json.dumps(body).encode(), headers=headers, timeout=120)
+
+
+BAD_LINE_TEXTS = ["Park?\u0000", "Park?\u0007", "Line\nbreak", "Tab\there", "Park?\u0085", "Park?\ud800",
+                  "\udfff", "Carriage\rreturn"]
+BAD_MULTILINE_TEXTS = ["Park?\u0000", "Park?\u001b[31m", "Park?\u007f", "Park?\ud800", "Carriage\r\nreturn"]
+
+
+def test_poll_text_refused_before_the_chain(api, refused):
+    """Finding 1: a NUL in a question answered 500 after createPoll had gone on chain, and the
+    poll could never be stored (PostgreSQL refuses NUL in text). Now it never leaves the schema."""
+    for question in BAD_MULTILINE_TEXTS:
+        reply = refused(lambda: raw_json(api, "/admin/polls", poll_body(api, question=question)))
+        assert "question" in reply.json()["error"]["message"]
+    for option in BAD_LINE_TEXTS:
+        refused(lambda: raw_json(api, "/admin/polls", poll_body(api, options=["Yes", option])))
+    for district in ("Central\u0000", "\ud800", "Central\n"):
+        refused(lambda: raw_json(api, "/admin/polls", poll_body(api, audience={"districts": [district]})))
+
+
+def test_catalog_text_refused_before_the_chain(api, refused):
+    for name in BAD_LINE_TEXTS:
+        refused(lambda: raw_json(api, "/admin/rewards", {"name": name, "price": 5, "stock": 1}))
+        refused(lambda: raw_json(api, "/admin/charities", {"name": name, "account": "0x" + "42" * 20}))
+    for description in BAD_MULTILINE_TEXTS:
+        refused(lambda: raw_json(api, "/admin/rewards", {"name": "Metro ride", "description": description,
+                                                         "price": 5, "stock": 1}))
+        refused(lambda: raw_json(api, "/admin/charities", {"name": "Shelter", "description": description,
+                                                           "account": "0x" + "42" * 20}))
+    # A description may have lines and tabs; the stored name is NFC.
+    reply = raw_json(api, "/admin/rewards", {"name": unicodedata.normalize("NFD", "Café"),
+                                             "description": "Line one\n\tLine two", "price": 5, "stock": 1})
+    assert reply.status_code == 201, reply.text
+    listed = {r["id"]: r for r in api.http.get("/points/rewards").json()}[reply.json()["id"]]
+    assert listed["name"] == "Café" and listed["description"] == "Line one\n\tLine two"
+
+
+def test_resident_district_refused(api, refused):
+    for district in ("Central\u0000", "Central\ud800", "Central\u0009"):
+        body = {"address": ResidentClient(api.http).address, "district": district, "birthYear": 1980}
+        refused(lambda: raw_json(api, "/admin/residents", body))
+
+
+def test_nfd_district_enrols_as_nfc(api, snapshot):
+    """Finding 9: an NFD spelling of a configured district was 'unknown'. The settings, the
+    enrolment (one or a CSV file) and a poll's audience all compare NFC spellings."""
+    one = ResidentClient(api.http)
+    reply = api.http.post("/admin/residents", headers=api.admin,
+                          json={"address": one.address, "district": TROITSKY_NFD, "birthYear": 1980})
+    assert reply.status_code == 201, reply.text
+    assert reply.json()["district"] == TROITSKY
+    by_csv = ResidentClient(api.http)
+    csv_text = f"address,district,birth_year\n{by_csv.address},{TROITSKY_NFD},1970\n"
+    reply = api.http.post("/admin/residents/import", content=csv_text.encode(),
+                          headers={**api.admin, "content-type": "text/csv"})
+    assert reply.json() == {"imported": 1, "errors": []}, reply.text
+    with snapshot.db.session() as session:
+        assert {session.get(Resident, r.address).district for r in (one, by_csv)} == {TROITSKY}
+
+    poll = api.create_poll(audience={"districts": [TROITSKY_NFD]}, trustees=2, threshold=2)
+    assert poll["strata"] == [TROITSKY]
+    for resident in (one, by_csv):
+        assert api.poll_for(poll["id"], resident)["residentStratum"] == 0
+    # A control character in a CSV district is refused with the row's line, nothing imported.
+    other = ResidentClient(api.http)
+    reply = api.http.post("/admin/residents/import", content=f"address,district,birth_year\n{other.address},"
+                          f"Central\u0007,1970\n".encode(), headers={**api.admin, "content-type": "text/csv"})
+    report = reply.json()
+    assert report["imported"] == 0 and [e["line"] for e in report["errors"]] == [2], report
+
+
+def test_refused_characters_are_categories_cc_and_cs():
+    """The one rule of `clean_text`, checked over every code point against Unicode's own
+    categories (so the hand-written ranges cannot drift from "Cc and Cs")."""
+    for multiline in (False, True):
+        allowed = {"\t", "\n"} if multiline else set()
+        for point in range(0x110000):
+            char = chr(point)
+            expected = unicodedata.category(char) in ("Cc", "Cs") and char not in allowed
+            try:
+                clean_text(char, multiline=multiline)
+                refused = False
+            except ValueError:
+                refused = True
+            assert refused == expected, (hex(point), multiline)
