@@ -18,7 +18,9 @@ from pydantic_core import core_schema
 
 MAX_INT = 2**31 - 1  # ids (polls, rewards, charities, requests): a 32-bit INTEGER column everywhere
 MAX_SEQUENCE = 2**63 - 1  # a uint64 on chain, bounded by the signed BIGINT column here
-MAX_TIME = 2**40
+# Chain times (opensAt, closesAt: uint64 on chain) mean calendar moments to the API, which
+# reads their UTC year: the last second of 9999 UTC bounds them (9999-12-31T23:59:59Z).
+MAX_TIME = 253_402_300_799
 
 Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
 Hash32 = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{64}$")]
@@ -154,6 +156,10 @@ class Trustee(Model):
 
 
 class PollCreate(Model):
+    """A poll to create. `opensAt` and `closesAt` are Unix seconds (chain time), at most
+    253402300799, the last second of the year 9999 UTC: a calendar bound that every reader of
+    the poll (age limits, the pages, the CLI) can represent."""
+
     question: text(2000, multiline=True)
     options: list[text(500)] = Field(
         min_length=2, max_length=255

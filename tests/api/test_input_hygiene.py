@@ -4,14 +4,16 @@ cannot read) that changes nothing: no table row and no transaction of the API's 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 import unicodedata
 
 import pytest
 
+from veche_api.eligibility import age_in
 from veche_api.models import Resident
-from veche_api.schemas import clean_text
+from veche_api.schemas import MAX_TIME, clean_text
 from veche_api.testing import TEST_DISTRICTS
 from veche_client.sdk import ResidentClient
 from veche_node.anvil import rpc
@@ -178,3 +180,41 @@ def test_refused_characters_are_categories_cc_and_cs():
             except ValueError:
                 refused = True
             assert refused == expected, (hex(point), multiline)
+
+
+# --- times (finding 6) ---------------------------------------------------------------------
+
+
+def test_age_is_total():
+    """Any integer time gives an age: the schema bounds times, but a row stored before the
+    bound existed must not make every listing answer 500."""
+    resident = Resident(address="0x" + "11" * 20, district="Central", birth_year=1980)
+    first = int(dt.datetime(1, 1, 1, tzinfo=dt.timezone.utc).timestamp())
+    edges = [int(dt.datetime(y, m, 1, tzinfo=dt.timezone.utc).timestamp()) + d
+             for y in (1, 4, 100, 1600, 1900, 1969, 1970, 2000, 2024, 2100, 9999) for m in (1, 2, 3, 12) for d in (-1, 0)]
+    for moment in [*edges, *range(first, MAX_TIME + 1, 7_777_777), 0, 86_399, 951_782_400, MAX_TIME, 2**31]:
+        if moment < first:
+            continue
+        year = dt.datetime.fromtimestamp(moment, dt.timezone.utc).year
+        assert age_in(resident, moment) == year - 1980, moment
+    assert age_in(resident, MAX_TIME + 1) == 10000 - 1980
+    assert age_in(resident, 2**40) > 0 and age_in(resident, 2**63) > 0
+    assert age_in(resident, -1) == 1969 - 1980
+
+
+def test_times_bounded_to_year_9999(api, refused):
+    """Finding 6: `opensAt` past 9999 made listing and issuance answer 500 for every eligible
+    resident. The schema now admits times up to the last second of 9999 UTC."""
+    assert MAX_TIME == int(dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc).timestamp())
+    for fields in ({"opensAt": MAX_TIME + 1, "closesAt": MAX_TIME + 2}, {"closesAt": MAX_TIME + 1},
+                   {"opensAt": 2**40, "closesAt": 2**40 + 1}):
+        refused(lambda: raw_json(api, "/admin/polls", poll_body(api, **fields)))
+
+    resident = api.resident("Central", 1980)
+    reply = raw_json(api, "/admin/polls", poll_body(api, opensAt=MAX_TIME - 1, closesAt=MAX_TIME,
+                                                    audience={"minAge": 18}))
+    assert reply.status_code == 201, reply.text
+    poll = api.poll_for(reply.json()["poll"]["id"], resident)
+    assert poll["opensAt"] == MAX_TIME - 1 and poll["status"] == "scheduled"
+    body, _, _ = resident.token_request(poll, poll["residentStratum"])
+    assert api.http.post("/tokens", json=body).status_code == 201
