@@ -121,7 +121,9 @@ class FastPost:
         if content_type.split(b";")[0].strip().lower() == b"application/json":
             try:
                 body_in = model.model_validate(json.loads(body))
-            except (ValueError, ValidationError):  # JSONDecodeError is a ValueError
+            # JSONDecodeError is a ValueError; JSON nested deeper than the interpreter's
+            # recursion limit is a RecursionError, which the FastAPI route answers with 400.
+            except (ValueError, ValidationError, RecursionError):
                 body_in = None
         if body_in is None:
             return await self.app(scope, _replaying(body, receive), send)
