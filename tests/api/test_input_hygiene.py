@@ -167,6 +167,33 @@ def test_nfd_district_enrols_as_nfc(api, snapshot):
     assert report["imported"] == 0 and [e["line"] for e in report["errors"]] == [2], report
 
 
+def test_csv_error_line_is_where_the_record_starts(api, snapshot):
+    """Finding 9: after a quoted newline the reported line was the one before the record's."""
+    good, bad = ResidentClient(api.http).address, ResidentClient(api.http).address
+    csv_text = ("address,district,birth_year\n"
+                f'{good},"Cen\ntral",1980\n'  # lines 2-3: one record, an unknown district
+                "\n"  # line 4: blank, skipped
+                f"{bad},Atlantis,1980\n"  # line 5
+                f'"{good}",Central,"19\n\n80"\n'  # lines 6-8: a year that is not one
+                "0x12,Central,1980\n")  # line 9
+    before = snapshot.take()
+    reply = api.http.post("/admin/residents/import", content=csv_text.encode(),
+                          headers={**api.admin, "content-type": "text/csv"})
+    assert reply.status_code == 200, reply.text
+    assert [e["line"] for e in reply.json()["errors"]] == [2, 5, 6, 9]
+    assert snapshot.take() == before
+
+
+def test_csv_that_csv_cannot_read(api, refused):
+    """A bare carriage return inside an unquoted field makes Python's csv module raise: that is
+    the file's fault (422 with its line), never a 500."""
+    text = f"address,district,birth_year\n{ResidentClient(api.http).address},Cen\rtral,1980\n"
+    reply = refused(lambda: api.http.post("/admin/residents/import", content=text.encode(),
+                                          headers={**api.admin, "content-type": "text/csv"}),
+                    422, "import.bad_csv")
+    assert "line 2" in reply.json()["error"]["message"]
+
+
 def test_refused_characters_are_categories_cc_and_cs():
     """The one rule of `clean_text`, checked over every code point against Unicode's own
     categories (so the hand-written ranges cannot drift from "Cc and Cs")."""

@@ -63,14 +63,14 @@ async def import_residents(request: Request, state: StateDep, _: AdminDep) -> Im
 
 
 def _import_rows(state, text: str) -> ImportReport:
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
+    records = _records(csv.reader(io.StringIO(text)))
+    _, header = next(records, (1, None))
     if header is None or [h.strip().lower() for h in header] != ["address", "district", "birth_year"]:
         raise ApiError("import.bad_header", 422, "the CSV header must be address,district,birth_year")
     errors: list[ImportRow] = []
     rows: list[tuple[int, Resident]] = []
     seen: set[str] = set()
-    for line, fields in enumerate(reader, start=2):
+    for line, fields in records:
         if not fields or all(not f.strip() for f in fields):
             continue
         if len(fields) != 3:
@@ -114,6 +114,21 @@ def _import_rows(state, text: str) -> ImportReport:
         session.add_all([row for _, row in rows])
         session.commit()
     return ImportReport(imported=len(rows), errors=[])
+
+
+def _records(reader):
+    """(line where the record starts, fields) for each record: a quoted field may hold line
+    breaks, so the record count is not the line number (`reader.line_num` counts lines read).
+    A file the csv module cannot read is `import.bad_csv` (422) with the line."""
+    while True:
+        line = reader.line_num + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise ApiError("import.bad_csv", 422, f"line {line}: {exc}") from None
+        yield line, fields
 
 
 @router.get("/{address}", response_model=ResidentPublic)
