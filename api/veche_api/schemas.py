@@ -99,7 +99,11 @@ def unhex(value: str) -> bytes:
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    """A request body. Strict: JSON's true is not the integer 1, nor "1" or 1.0 (pydantic's lax
+    mode takes all three), and a string is only a string. Nested models still validate from
+    JSON objects (FastAPI and main.FastPost both validate what json.loads gives)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", strict=True)
 
 
 class Out(BaseModel):

@@ -16,7 +16,7 @@ from veche_api.eligibility import age_in
 from veche_api.models import Resident
 from veche_api.schemas import MAX_TIME, clean_text
 from veche_api.testing import TEST_DISTRICTS
-from veche_client.sdk import ResidentClient
+from veche_client.sdk import ResidentClient, ballot_body
 from veche_node.anvil import rpc
 
 from .conftest import DATABASES, assert_error, make_api
@@ -269,3 +269,58 @@ def test_deeply_nested_json(api, refused):
             refused(lambda: api.http.post(path, content=deep, headers=headers), 400, "request.bad")
     finally:
         sys.setrecursionlimit(limit)
+
+
+# --- strict types (finding 9) --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def voter(api):
+    poll = api.create_poll(opens_in=5, lasts=100_000, trustees=2, threshold=2)
+    api.advance(6)
+    resident = api.resident("Northern", 1975)
+    return resident, api.poll_for(poll["id"], resident)
+
+
+def test_booleans_strings_and_floats_are_not_integers(api, refused, voter):
+    """Finding 9: `"sequence": true` was accepted as 1 (pydantic's lax mode also took "1" and
+    1.0). Each body below is refused; the same body with the integer is accepted, so it is the
+    type alone that is refused. Both ways into the fast routes validate alike: `application/json`
+    goes through FastPost, `application/vnd.veche+json` through the FastAPI route."""
+    resident, poll = voter
+    assert poll["residentStratum"] == 1  # Northern: true would pass for it in lax mode
+    body, _, _ = resident.token_request(poll, 1)
+    for wrong in (True, "1", 1.0):
+        for content_type in ("application/json", "application/vnd.veche+json"):
+            refused(lambda: api.http.post("/tokens", content=json.dumps({**body, "stratum": wrong}),
+                                          headers={"content-type": content_type}))
+    assert api.http.post("/tokens", json=body).status_code == 201
+
+    voter_b = api.resident("Northern", 1976)
+    ballot = voter_b.make_ballot(voter_b.get_token(api.poll_for(poll["id"], voter_b)), [0])
+    assert ballot.sequence == 1
+    for wrong in (True, "1", 1.0):
+        for content_type in ("application/json", "application/vnd.veche+json"):
+            refused(lambda: api.http.post("/ballots", content=json.dumps(ballot_body(ballot, sequence=wrong)),
+                                          headers={"content-type": content_type}))
+    assert api.http.post("/ballots", content=json.dumps(ballot_body(ballot)),
+                         headers={"content-type": "application/vnd.veche+json"}).status_code == 202
+
+
+def test_admin_bodies_are_strict(api, refused):
+    address = ResidentClient(api.http).address
+    for year in ("1980", 1980.0, True):
+        refused(lambda: api.http.post("/admin/residents", headers=api.admin,
+                                      json={"address": address, "district": "Central", "birthYear": year}))
+    for audience in ({"minAge": True}, {"maxAge": "60"}, {"districts": "Central"}):
+        refused(lambda: api.http.post("/admin/polls", headers=api.admin, json=poll_body(api, audience=audience)))
+    trustees = poll_body(api)["trustees"]
+    refused(lambda: api.http.post("/admin/polls", headers=api.admin,
+                                  json=poll_body(api, trustees=[{**trustees[0], "address": 1}, trustees[1]])))
+    for fields in ({"maxChoices": True}, {"points": 10.0}, {"threshold": "2"}, {"opensAt": float(api.chain_now() + 30)}):
+        refused(lambda: api.http.post("/admin/polls", headers=api.admin, json=poll_body(api, **fields)))
+    refused(lambda: api.http.post("/admin/rewards", headers=api.admin, json={"name": "Ride", "price": True, "stock": 1}))
+    # Nested models still validate from JSON objects.
+    reply = api.http.post("/admin/residents", headers=api.admin,
+                          json={"address": address, "district": "Central", "birthYear": 1980})
+    assert reply.status_code == 201, reply.text
