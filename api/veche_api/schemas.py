@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic_core import core_schema
+from starlette.convertors import Convertor, register_url_convertor
 
 MAX_INT = 2**31 - 1  # ids (polls, rewards, charities, requests): a 32-bit INTEGER column everywhere
 MAX_SEQUENCE = 2**63 - 1  # a uint64 on chain, bounded by the signed BIGINT column here
@@ -22,7 +23,9 @@ MAX_SEQUENCE = 2**63 - 1  # a uint64 on chain, bounded by the signed BIGINT colu
 # reads their UTC year: the last second of 9999 UTC bounds them (9999-12-31T23:59:59Z).
 MAX_TIME = 253_402_300_799
 
-Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
+ADDRESS_REGEX = "0x[0-9a-fA-F]{40}"
+ADDRESS_PATTERN = f"^{ADDRESS_REGEX}$"
+Address = Annotated[str, StringConstraints(pattern=ADDRESS_PATTERN)]
 Hash32 = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{64}$")]
 Signature = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{130}$")]
 
@@ -82,7 +85,35 @@ def text(max_length: int, *, min_length: int = 1, multiline: bool = False):
                      _TextRules(multiline, max_length)]
 
 
-District = text(100)
+# The JSON-schema key that marks a district: main.create_app's OpenAPI schema lists the
+# deployment's own districts (Settings.districts) there as an enum.
+DISTRICT_MARK = "x-veche-district"
+
+
+class _ConfiguredDistrict:
+    def __get_pydantic_json_schema__(self, schema, handler):
+        return {**handler(schema), DISTRICT_MARK: True}
+
+
+District = Annotated[text(100), _ConfiguredDistrict()]
+
+
+class AddressConvertor(Convertor):
+    """`{name:address}` in a route path matches only an address, so `/points/{address}` does
+    not shadow `/points/donations` (a shadowed path answered OPTIONS with the other route's
+    405 and `Allow: GET`). Registered with Starlette when this module is imported, before any
+    route is declared."""
+
+    regex = ADDRESS_REGEX
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("address", AddressConvertor())
 
 
 def hex_bytes(max_bytes: int, min_bytes: int = 0):
@@ -110,6 +141,17 @@ class Out(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
+class ErrorDetail(Out):
+    code: str = Field(description="stable: `<area>.<problem>`; clients branch on it")
+    message: str = Field(description="for people; may change")
+
+
+class ErrorOut(Out):
+    """Every error answer (errors.py renders it): `{"error": {"code", "message"}}`."""
+
+    error: ErrorDetail
+
+
 # --- residents -----------------------------------------------------------------------------
 
 
@@ -124,7 +166,7 @@ class ResidentCreate(ResidentBase):
 
 
 class ResidentPublic(Out):
-    address: str
+    address: Address
     district: str
     birth_year: int
     enrolled_at: int
@@ -189,11 +231,11 @@ class PollPublic(Out):
     points: int
     election_key: str
     issuer_keys: list[str]
-    trustees: list[str]
+    trustees: list[Address]
     threshold: int
     metadata_hash: str
     chain_id: int
-    poll_book: str
+    poll_book: Address
     status: str
     resident_stratum: int | None = None
 
@@ -238,11 +280,29 @@ class BallotIn(Model):
     chain_id: int | None = Field(default=None, ge=0, le=2**64)
 
 
+class ReceiptOut(Out):
+    """`veche_core.receipt.Receipt.to_dict()`: the relayer's signed acknowledgement, with the
+    transaction and block once the ballot is on chain."""
+
+    version: int
+    chain_id: int
+    poll_book: Address
+    poll_id: int
+    token: Address
+    sequence: int
+    ballot_hash: Hash32
+    accepted_at: int
+    relayer: Address
+    signature: Signature
+    transaction_hash: Hash32 | None = None
+    block_number: int | None = None
+
+
 class BallotStatus(Out):
-    ballot_hash: str
+    ballot_hash: Hash32
     status: str
     reason: str | None = None
-    receipt: dict[str, Any]
+    receipt: ReceiptOut
 
 
 # --- key shares, points --------------------------------------------------------------------
@@ -274,7 +334,7 @@ class DonationIn(Model):
 class PointsRequestOut(Out):
     id: int
     kind: str
-    resident: str
+    resident: Address
     status: str
     reason: str | None = None
     transaction_hash: str | None = None
@@ -292,6 +352,64 @@ class CharityCreate(Model):
     name: text(200)
     description: text(2000, min_length=0, multiline=True) = ""
     account: Address
+
+
+class PointsOut(Out):
+    resident: Address
+    balance: int
+    nonce: int = Field(description="the nonce the resident's next signed redemption or donation carries")
+    history: list[dict[str, Any]] = Field(description="the resident's point events, oldest first")
+
+
+class RewardCreated(Out):
+    id: int
+    metadata_hash: Hash32
+    price: int
+    stock: int
+
+
+class RewardOut(Out):
+    id: int
+    name: str | None
+    description: str | None
+    metadata_hash: Hash32
+    price: int
+    stock: int
+    active: bool
+
+
+class CharityCreated(Out):
+    id: int
+    account: Address
+    metadata_hash: Hash32
+
+
+class CharityOut(Out):
+    id: int
+    name: str | None
+    description: str | None
+    account: Address
+    metadata_hash: Hash32
+    active: bool
+    balance: int
+
+
+class KeyShareOut(Out):
+    poll_id: int
+    index: int
+    transaction_hash: Hash32
+
+
+class ReceiptCodeOut(Out):
+    code: str = Field(description="the receipt's short code, in groups of four")
+    ballot_hashes: list[Hash32]
+
+
+def schema_models() -> list[type[BaseModel]]:
+    """Every request and response model defined here (main's OpenAPI schema reads their own
+    JSON schemas)."""
+    return [m for m in globals().values()
+            if isinstance(m, type) and issubclass(m, BaseModel) and m not in (Model, Out) and m.__module__ == __name__]
 
 
 class TallyOut(Out):

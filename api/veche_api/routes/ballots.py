@@ -22,7 +22,7 @@ from veche_core.receipt import RECEIPT_FORMAT_VERSION, Receipt
 
 from .. import fast
 from ..deps import SessionDep, StateDep
-from ..errors import ApiError
+from ..errors import ApiError, error_responses
 from ..models import Ballot as BallotRow
 from ..models import TokenState
 from ..schemas import BallotIn, BallotStatus, unhex
@@ -32,7 +32,8 @@ router = APIRouter(prefix="/ballots", tags=["ballots"])
 _STALE = ("ballot.stale_sequence", 409, "the sequence is not above the token's last accepted ballot")
 
 
-@router.post("", status_code=202, response_model=BallotStatus)
+@router.post("", status_code=202, response_model=BallotStatus,
+             responses=error_responses(400, 404, 409, 413, 422, 429, 503))
 async def cast_ballot(body: BallotIn, state: StateDep) -> JSONResponse:
     return JSONResponse(await accept_ballot(state, body), status_code=202)
 
@@ -136,7 +137,7 @@ def _persist(is_sqlite: bool, row: dict, conn) -> ApiError | None:
     return None
 
 
-@router.get("/{ballot_hash}", response_model=BallotStatus)
+@router.get("/{ballot_hash}", response_model=BallotStatus, responses=error_responses(404, 422))
 def read_ballot(
     state: StateDep,
     session: SessionDep,

@@ -16,10 +16,10 @@ from veche_core.errors import KeyShareError
 
 from ..deps import AdminDep, SessionDep, StateDep
 from ..eligibility import is_eligible
-from ..errors import ApiError
+from ..errors import ApiError, error_responses
 from ..models import DRAFT_POLL_BASE, ChainTx, IssuerKey, Poll, PollCreation, Resident, TxVersion
 from ..relay import Outbox, TransientError, finish_poll_tx
-from ..schemas import MAX_INT, PollCreate, PollCreated, PollPublic, unhex
+from ..schemas import ADDRESS_PATTERN, MAX_INT, PollCreate, PollCreated, PollPublic, unhex
 
 router = APIRouter(tags=["polls"])
 
@@ -68,7 +68,8 @@ def to_public(state, poll: Poll, keys: list[IssuerKey], now: int, stratum: int |
     )
 
 
-@router.post("/admin/polls", status_code=201, response_model=PollCreated)
+@router.post("/admin/polls", status_code=201, response_model=PollCreated,
+             responses=error_responses(400, 401, 409, 413, 422, 503))
 def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
     """Create a poll: issuer keys per stratum, the election key dealt k-of-n to the trustees,
     the poll on chain. Write-ahead: the poll, its keys (sealed) and the signed createPoll are
@@ -204,7 +205,7 @@ def _creation_body(state, creation: PollCreation) -> PollCreated:
     )
 
 
-@router.get("/admin/polls/{poll_id}/creation", response_model=PollCreated)
+@router.get("/admin/polls/{poll_id}/creation", response_model=PollCreated, responses=error_responses(401, 404, 422, 503))
 def read_poll_creation(poll_id: int, state: StateDep, session: SessionDep, _: AdminDep) -> PollCreated:
     """The answer of the request that created the poll, sealed shares included: for when that
     answer was lost (a crash; the relay finished the creation afterwards)."""
@@ -216,11 +217,11 @@ def read_poll_creation(poll_id: int, state: StateDep, session: SessionDep, _: Ad
     return _creation_body(state, creation)
 
 
-@router.get("/polls", response_model=list[PollPublic])
+@router.get("/polls", response_model=list[PollPublic], responses=error_responses(404, 422, 503))
 def read_polls(
     state: StateDep,
     session: SessionDep,
-    resident: str | None = Query(default=None, max_length=42, description="only polls this resident may vote in"),
+    resident: str | None = Query(default=None, pattern=ADDRESS_PATTERN, description="only polls this resident may vote in"),
     include_closed: bool = False,
 ) -> list[PollPublic]:
     now = state.chain.now()
@@ -247,7 +248,7 @@ def read_polls(
     return out
 
 
-@router.get("/polls/{poll_id}", response_model=PollPublic)
+@router.get("/polls/{poll_id}", response_model=PollPublic, responses=error_responses(404, 422, 503))
 def read_poll(poll_id: int, state: StateDep, session: SessionDep) -> PollPublic:
     if not 1 <= poll_id <= MAX_INT:
         raise ApiError("poll.unknown", 404, f"no poll {poll_id}")

@@ -6,13 +6,14 @@ import csv
 import io
 
 from fastapi import APIRouter, Request
+from fastapi import Path as PathParam
 from eth_utils import is_address, to_checksum_address
 from sqlalchemy.exc import IntegrityError
 
 from ..deps import AdminDep, SessionDep, StateDep
-from ..errors import ApiError
+from ..errors import ApiError, error_responses
 from ..models import Resident
-from ..schemas import ImportReport, ImportRow, ResidentCreate, ResidentPublic, clean_text
+from ..schemas import ADDRESS_PATTERN, ImportReport, ImportRow, ResidentCreate, ResidentPublic, clean_text
 
 router = APIRouter(prefix="/admin/residents", tags=["residents"])
 
@@ -26,7 +27,7 @@ def _public(resident: Resident) -> ResidentPublic:
     )
 
 
-@router.post("", status_code=201, response_model=ResidentPublic)
+@router.post("", status_code=201, response_model=ResidentPublic, responses=error_responses(400, 401, 409, 413, 422))
 def create_resident(body: ResidentCreate, state: StateDep, _: AdminDep) -> ResidentPublic:
     if body.district not in state.settings.districts:
         raise ApiError("resident.unknown_district", 422, f"unknown district {body.district!r}")
@@ -45,6 +46,7 @@ def create_resident(body: ResidentCreate, state: StateDep, _: AdminDep) -> Resid
 @router.post(
     "/import",
     response_model=ImportReport,
+    responses=error_responses(401, 413, 422),
     openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}, "required": True}},
 )
 async def import_residents(request: Request, state: StateDep, _: AdminDep) -> ImportReport:
@@ -131,8 +133,8 @@ def _records(reader):
         yield line, fields
 
 
-@router.get("/{address}", response_model=ResidentPublic)
-def read_resident(address: str, session: SessionDep, _: AdminDep) -> ResidentPublic:
+@router.get("/{address:address}", response_model=ResidentPublic, responses=error_responses(401, 404, 422))
+def read_resident(session: SessionDep, _: AdminDep, address: str = PathParam(pattern=ADDRESS_PATTERN)) -> ResidentPublic:
     if not is_address(address):
         raise ApiError("request.invalid", 422, "not an address")
     resident = session.get(Resident, to_checksum_address(address))
