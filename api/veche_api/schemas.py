@@ -129,12 +129,27 @@ def unhex(value: str) -> bytes:
     return bytes.fromhex(value[2:])
 
 
+# The integers a float spells exactly: past 2**53 the float JSON parsed is already rounded.
+EXACT_FLOAT = 2**53
+
+
 class Model(BaseModel):
-    """A request body. Strict: JSON's true is not the integer 1, nor "1" or 1.0 (pydantic's lax
-    mode takes all three), and a string is only a string. Nested models still validate from
-    JSON objects (FastAPI and main.FastPost both validate what json.loads gives)."""
+    """A request body. Strict: JSON's true is not the integer 1, nor is "1" (pydantic's lax mode
+    takes both), and a string is only a string. A number with no fractional part is an integer,
+    as JSON Schema (draft 6 and later, OpenAPI 3.1) defines it and as the published schema
+    therefore promises: 2.0 is 2, but 2.5 is refused, and so is a float beyond 2**53, which
+    cannot spell an integer exactly. Nested models validate from JSON objects the same way
+    (FastAPI and main.FastPost both validate what json.loads gives)."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _whole_numbers(cls, data):
+        if type(data) is dict and float in map(type, data.values()):  # rare: leave the fast path alone
+            return {key: int(value) if type(value) is float and value.is_integer() and abs(value) <= EXACT_FLOAT
+                    else value for key, value in data.items()}
+        return data
 
 
 class Out(BaseModel):

@@ -18,6 +18,11 @@ from ..schemas import ADDRESS_PATTERN, ImportReport, ImportRow, ResidentCreate, 
 router = APIRouter(prefix="/admin/residents", tags=["residents"])
 
 MAX_CSV_BYTES = 5_000_000
+CSV_HEADER = "address,district,birth_year"
+# The header is checked before any row (`import.bad_header`, 422); the rows are reported one by one.
+CSV_SCHEMA = {"type": "string", "pattern": f"^{CSV_HEADER}([\\r\\n][\\s\\S]*)?$",
+              "description": f"UTF-8 CSV whose first line is `{CSV_HEADER}` (case and spaces around "
+                             "the names are ignored, and a byte-order mark is allowed)"}
 
 
 def _public(resident: Resident) -> ResidentPublic:
@@ -47,7 +52,7 @@ def create_resident(body: ResidentCreate, state: StateDep, _: AdminDep) -> Resid
     "/import",
     response_model=ImportReport,
     responses=error_responses(401, 413, 422),
-    openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}, "required": True}},
+    openapi_extra={"requestBody": {"content": {"text/csv": {"schema": CSV_SCHEMA}}, "required": True}},
 )
 async def import_residents(request: Request, state: StateDep, _: AdminDep) -> ImportReport:
     """CSV with the header `address,district,birth_year`. Any bad or duplicate row: nothing
@@ -65,10 +70,10 @@ async def import_residents(request: Request, state: StateDep, _: AdminDep) -> Im
 
 
 def _import_rows(state, text: str) -> ImportReport:
-    records = _records(csv.reader(io.StringIO(text)))
+    records = _records(csv.reader(io.StringIO(text, newline="")))  # newline="": as the csv module requires
     _, header = next(records, (1, None))
-    if header is None or [h.strip().lower() for h in header] != ["address", "district", "birth_year"]:
-        raise ApiError("import.bad_header", 422, "the CSV header must be address,district,birth_year")
+    if header is None or [h.strip().lower() for h in header] != CSV_HEADER.split(","):
+        raise ApiError("import.bad_header", 422, f"the CSV header must be {CSV_HEADER}")
     errors: list[ImportRow] = []
     rows: list[tuple[int, Resident]] = []
     seen: set[str] = set()
@@ -121,7 +126,8 @@ def _import_rows(state, text: str) -> ImportReport:
 def _records(reader):
     """(line where the record starts, fields) for each record: a quoted field may hold line
     breaks, so the record count is not the line number (`reader.line_num` counts lines read).
-    A file the csv module cannot read is `import.bad_csv` (422) with the line."""
+    A file the csv module cannot read (a field over its size limit) is `import.bad_csv` (422)
+    with the line."""
     while True:
         line = reader.line_num + 1
         try:
