@@ -373,7 +373,7 @@ class PointsOut(Out):
     resident: Address
     balance: int
     nonce: int = Field(description="the nonce the resident's next signed redemption or donation carries")
-    history: list[dict[str, Any]] = Field(description="the resident's point events, oldest first")
+    history: list[dict[str, Any]] = Field(description="the resident's point events (credits, redemptions, donations) read from the chain")
 
 
 class RewardCreated(Out):

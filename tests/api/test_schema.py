@@ -159,3 +159,4 @@ def test_integer_bounds_are_exact(openapi):
     assert bounds > 40
     sequence = openapi["components"]["schemas"]["BallotIn"]["properties"]["sequence"]
     assert sequence["maximum"] == BallotIn.model_fields["sequence"].metadata[-1].le == 2**63 - 1
+

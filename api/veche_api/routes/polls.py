@@ -6,7 +6,7 @@ import json
 import time
 
 from eth_hash.auto import keccak
-from eth_utils import is_address, to_checksum_address
+from eth_utils import to_checksum_address
 from fastapi import APIRouter, Query
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
@@ -227,8 +227,6 @@ def read_polls(
     now = state.chain.now()
     resident_row = None
     if resident is not None:
-        if not is_address(resident):
-            raise ApiError("request.invalid", 422, "resident is not an address")
         resident_row = session.get(Resident, to_checksum_address(resident))
         if resident_row is None:
             raise ApiError("resident.unknown", 404, "no such resident")

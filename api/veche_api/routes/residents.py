@@ -141,9 +141,7 @@ def _records(reader):
 
 @router.get("/{address:address}", response_model=ResidentPublic, responses=error_responses(401, 404, 422))
 def read_resident(session: SessionDep, _: AdminDep, address: str = PathParam(pattern=ADDRESS_PATTERN)) -> ResidentPublic:
-    if not is_address(address):
-        raise ApiError("request.invalid", 422, "not an address")
-    resident = session.get(Resident, to_checksum_address(address))
+    resident = session.get(Resident, to_checksum_address(address))  # the path convertor admits only an address
     if resident is None:
         raise ApiError("resident.unknown", 404, "no such resident")
     return _public(resident)
