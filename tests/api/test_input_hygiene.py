@@ -168,7 +168,8 @@ def test_nfd_district_enrols_as_nfc(api, snapshot):
 
 
 def test_csv_error_line_is_where_the_record_starts(api, snapshot):
-    """Finding 9: after a quoted newline the reported line was the one before the record's."""
+    """Finding 9: an error's line counted records, not lines, so after a quoted line break (or
+    a blank line) it named an earlier line than the record's."""
     good, bad = ResidentClient(api.http).address, ResidentClient(api.http).address
     csv_text = ("address,district,birth_year\n"
                 f'{good},"Cen\ntral",1980\n'  # lines 2-3: one record, an unknown district
