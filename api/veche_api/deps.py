@@ -9,7 +9,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader
 from sqlmodel import Session, select
 
 from veche_core import blind_rsa
@@ -129,9 +130,11 @@ def get_session(state: StateDep):
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def require_admin(
-    state: StateDep, x_admin_key: Annotated[str | None, Header(max_length=512)] = None
-) -> None:
+# Declared as an API-key security scheme, so that the OpenAPI schema says which routes need it.
+ADMIN_KEY_HEADER = APIKeyHeader(name="X-Admin-Key", auto_error=False, description="the city's admin API key")
+
+
+def require_admin(state: StateDep, x_admin_key: Annotated[str | None, Depends(ADMIN_KEY_HEADER)] = None) -> None:
     expected = state.settings.admin_api_key.get_secret_value()
     if not expected or not x_admin_key or not hmac.compare_digest(
         x_admin_key.encode(), expected.encode()

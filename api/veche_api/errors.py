@@ -14,6 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .schemas import ErrorOut
+
 log = logging.getLogger("veche_api")
 
 
@@ -27,6 +29,31 @@ class ApiError(Exception):
 
 def error_body(code: str, message: str) -> dict:
     return {"error": {"code": code, "message": message}}
+
+
+# What each error status means here, for the OpenAPI schema. Every error answer is an ErrorOut.
+ERROR_STATUSES = {
+    400: "The body could not be parsed (not UTF-8, or JSON nested too deep): `request.bad`.",
+    401: "The admin key (X-Admin-Key) is missing or wrong: `auth.admin_required`.",
+    403: "The resident is not in the poll's audience: `resident.ineligible`.",
+    404: "Nothing here by that id or address, or the contract refused the read.",
+    409: "The request conflicts with the state of the poll, the resident, a nonce or the contract.",
+    413: "The body is larger than the limit: `request.too_large`.",
+    422: "The request is invalid: `request.invalid` (schema), or a rule of the route.",
+    429: "Too many requests: `rate_limited`; retry after the seconds of Retry-After.",
+    503: "The chain node is not reachable (`chain.unavailable`), or the work is not finished yet.",
+}
+
+
+def error_responses(*statuses: int) -> dict:
+    """`responses=` for a route: each status with its meaning and the ErrorOut body."""
+    out = {}
+    for status in statuses:
+        out[status] = {"model": ErrorOut, "description": ERROR_STATUSES[status]}
+        if status == 429:
+            out[status]["headers"] = {"Retry-After": {
+                "description": "seconds to wait", "required": True, "schema": {"type": "integer"}}}
+    return out
 
 
 def _response(code: str, status: int, message: str, headers=None) -> JSONResponse:

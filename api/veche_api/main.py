@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from pydantic import ValidationError
+from pydantic.json_schema import models_json_schema
 
 from veche_core.deployment import Deployment
 
@@ -32,7 +33,7 @@ from .fast import DigestSigner
 from .metrics import Metrics
 from .ratelimit import RateLimiter
 from .relay import Relay
-from .schemas import BallotIn, IssuanceRequestIn
+from .schemas import DISTRICT_MARK, BallotIn, IssuanceRequestIn, schema_models
 from .routes import admin, ballots, health, points, polls, residents, results, tokens, web
 from .writer import GroupWriter
 
@@ -133,7 +134,9 @@ class FastPost:
         if content_type.split(b";")[0].strip().lower() == b"application/json":
             try:
                 body_in = model.model_validate(json.loads(body))
-            except (ValueError, ValidationError):  # JSONDecodeError is a ValueError
+            # JSONDecodeError is a ValueError; JSON nested deeper than the interpreter's
+            # recursion limit is a RecursionError, which the FastAPI route answers with 400.
+            except (ValueError, ValidationError, RecursionError):
                 body_in = None
         if body_in is None:
             return await self.app(scope, _replaying(body, receive), send)
@@ -146,6 +149,52 @@ class FastPost:
         await send({"type": "http.response.start", "status": status, "headers": [
             (b"content-length", str(len(data)).encode()), (b"content-type", b"application/json"), *headers]})
         await send({"type": "http.response.body", "body": data})
+
+
+def _openapi(app: FastAPI, districts: list[str]):
+    """`app.openapi`, FastAPI's schema made exact in two ways:
+    - the deployment's districts are the enum of every district field: a district outside
+      Settings.districts is refused (422), so the schema says which are valid;
+    - integer bounds are the models' own: FastAPI's OpenAPI model types minimum and maximum as
+      floats, so 2**63 - 1 came out as 9.223372036854776e18, which is 2**63 (and a generator
+      trusting it sent 2**62 + 95 as a valid stock)."""
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            document = FastAPI.openapi(app)  # generates and caches app.openapi_schema
+            exact = models_json_schema([(model, "validation") for model in schema_models()],
+                                       ref_template="#/components/schemas/{model}")[1]["$defs"]
+            for name, component in document.get("components", {}).get("schemas", {}).items():
+                if name in exact:
+                    _exact_bounds(component, exact[name])
+            stack = [document]
+            while stack:
+                node = stack.pop()
+                if isinstance(node, dict):
+                    if node.pop(DISTRICT_MARK, False):
+                        node["enum"] = list(districts)
+                    stack.extend(node.values())
+                elif isinstance(node, list):
+                    stack.extend(node)
+        return app.openapi_schema
+
+    return openapi
+
+
+_BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+
+
+def _exact_bounds(node, exact) -> None:
+    """Walk FastAPI's rendering of a schema beside pydantic's own and take pydantic's integers."""
+    if isinstance(node, dict) and isinstance(exact, dict):
+        for key, value in node.items():
+            if key in _BOUNDS and isinstance(exact.get(key), int) and value == float(exact[key]):
+                node[key] = exact[key]
+            else:
+                _exact_bounds(value, exact.get(key))
+    elif isinstance(node, list) and isinstance(exact, list) and len(node) == len(exact):
+        for item, exact_item in zip(node, exact):
+            _exact_bounds(item, exact_item)
 
 
 def build_state(settings: Settings) -> AppState:
@@ -212,6 +261,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # read the environment on every request (~3% of the CPU of a ballot).
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
+    app.openapi = _openapi(app, settings.districts)
     errors.install(app)
     for module in (health, residents, polls, tokens, ballots, points, results, admin, web):
         app.include_router(module.router)

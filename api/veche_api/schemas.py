@@ -7,18 +7,113 @@ The schemas convert to the protocol core's types at the boundary (`veche_core.ba
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import core_schema
+from starlette.convertors import Convertor, register_url_convertor
 
 MAX_INT = 2**31 - 1  # ids (polls, rewards, charities, requests): a 32-bit INTEGER column everywhere
 MAX_SEQUENCE = 2**63 - 1  # a uint64 on chain, bounded by the signed BIGINT column here
-MAX_TIME = 2**40
+# Chain times (opensAt, closesAt: uint64 on chain) mean calendar moments to the API, which
+# reads their UTC year: the last second of 9999 UTC bounds them (9999-12-31T23:59:59Z).
+MAX_TIME = 253_402_300_799
 
-Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
+ADDRESS_REGEX = "0x[0-9a-fA-F]{40}"
+ADDRESS_PATTERN = f"^{ADDRESS_REGEX}$"
+Address = Annotated[str, StringConstraints(pattern=ADDRESS_PATTERN)]
 Hash32 = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{64}$")]
 Signature = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{130}$")]
+
+
+# --- text ----------------------------------------------------------------------------------
+
+# Unicode category Cc is exactly U+0000-U+001F and U+007F-U+009F; Cs is U+D800-U+DFFF (a lone
+# surrogate: JSON's "\ud800" escape can carry one, UTF-8 cannot encode it). PostgreSQL refuses
+# NUL in text, so any of these used to reach the chain (createPoll) and then fail to store.
+# The ranges are regex escapes, read alike by Python's re and by ECMA-262 (JSON schema).
+_CONTROL_LINE = r"\x00-\x1f\x7f-\x9f"
+_CONTROL_MULTILINE = r"\x00-\x08\x0b-\x1f\x7f-\x9f"  # tab (09) and line feed (0A) allowed
+_REFUSED = {False: re.compile(rf"[{_CONTROL_LINE}\ud800-\udfff]"),
+            True: re.compile(rf"[{_CONTROL_MULTILINE}\ud800-\udfff]")}
+
+
+def clean_text(value: str, *, multiline: bool = False, max_length: int | None = None) -> str:
+    """`value` in Unicode NFC, or ValueError saying what is refused: control characters
+    (category Cc; a multi-line text may hold \\n and \\t) and lone surrogates (Cs). A bound
+    applies to the normalised text, the one that is stored and hashed."""
+    found = _REFUSED[multiline].search(value)
+    if found:
+        kind = "a lone surrogate" if unicodedata.category(found.group()) == "Cs" else "a control character"
+        raise ValueError(f"{kind} (U+{ord(found.group()):04X}) at position {found.start()}")
+    value = unicodedata.normalize("NFC", value)
+    if max_length is not None and len(value) > max_length:
+        raise ValueError(f"longer than {max_length} characters once normalised (NFC)")
+    return value
+
+
+@dataclass(frozen=True)
+class _TextRules:
+    """The validation `text()` adds after the length bounds, and the pattern that states it in
+    the JSON schema (control characters only: a JSON-schema pattern cannot name a lone
+    surrogate portably, so the description says it)."""
+
+    multiline: bool
+    max_length: int
+
+    def __get_pydantic_core_schema__(self, source, handler):
+        return core_schema.no_info_after_validator_function(
+            lambda v: clean_text(v, multiline=self.multiline, max_length=self.max_length), handler(source))
+
+    def __get_pydantic_json_schema__(self, schema, handler):
+        out = handler(schema)
+        out["pattern"] = f"^[^{_CONTROL_MULTILINE if self.multiline else _CONTROL_LINE}]*$"
+        lines = "; tab and line feed allowed" if self.multiline else ""
+        out.setdefault("description", f"Unicode text, stored in NFC; no control characters{lines}; "
+                                      "no lone surrogates")
+        return out
+
+
+def text(max_length: int, *, min_length: int = 1, multiline: bool = False):
+    """The one type of free text a person sends (a question, an option, a district, a name, a
+    description): bounded, normalised to NFC, without control characters or lone surrogates."""
+    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length),
+                     _TextRules(multiline, max_length)]
+
+
+# The JSON-schema key that marks a district: main.create_app's OpenAPI schema lists the
+# deployment's own districts (Settings.districts) there as an enum.
+DISTRICT_MARK = "x-veche-district"
+
+
+class _ConfiguredDistrict:
+    def __get_pydantic_json_schema__(self, schema, handler):
+        return {**handler(schema), DISTRICT_MARK: True}
+
+
+District = Annotated[text(100), _ConfiguredDistrict()]
+
+
+class AddressConvertor(Convertor):
+    """`{name:address}` in a route path matches only an address, so `/points/{address}` does
+    not shadow `/points/donations` (a shadowed path answered OPTIONS with the other route's
+    405 and `Allow: GET`). Registered with Starlette when this module is imported, before any
+    route is declared."""
+
+    regex = ADDRESS_REGEX
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("address", AddressConvertor())
 
 
 def hex_bytes(max_bytes: int, min_bytes: int = 0):
@@ -34,12 +129,42 @@ def unhex(value: str) -> bytes:
     return bytes.fromhex(value[2:])
 
 
+# The integers a float spells exactly: past 2**53 the float JSON parsed is already rounded.
+EXACT_FLOAT = 2**53
+
+
 class Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    """A request body. Strict: JSON's true is not the integer 1, nor is "1" (pydantic's lax mode
+    takes both), and a string is only a string. A number with no fractional part is an integer,
+    as JSON Schema (draft 6 and later, OpenAPI 3.1) defines it and as the published schema
+    therefore promises: 2.0 is 2, but 2.5 is refused, and so is a float beyond 2**53, which
+    cannot spell an integer exactly. Nested models validate from JSON objects the same way
+    (FastAPI and main.FastPost both validate what json.loads gives)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _whole_numbers(cls, data):
+        if type(data) is dict and float in map(type, data.values()):  # rare: leave the fast path alone
+            return {key: int(value) if type(value) is float and value.is_integer() and abs(value) <= EXACT_FLOAT
+                    else value for key, value in data.items()}
+        return data
 
 
 class Out(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class ErrorDetail(Out):
+    code: str = Field(description="stable: `<area>.<problem>`; clients branch on it")
+    message: str = Field(description="for people; may change")
+
+
+class ErrorOut(Out):
+    """Every error answer (errors.py renders it): `{"error": {"code", "message"}}`."""
+
+    error: ErrorDetail
 
 
 # --- residents -----------------------------------------------------------------------------
@@ -47,7 +172,7 @@ class Out(BaseModel):
 
 class ResidentBase(Model):
     address: Address
-    district: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    district: District
     birth_year: int = Field(ge=1880, le=2100)
 
 
@@ -56,7 +181,7 @@ class ResidentCreate(ResidentBase):
 
 
 class ResidentPublic(Out):
-    address: str
+    address: Address
     district: str
     birth_year: int
     enrolled_at: int
@@ -80,7 +205,7 @@ class ImportReport(Out):
 class Audience(Model):
     """Who may vote: `districts` null means citywide; ages are inclusive, in whole years."""
 
-    districts: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] | None = Field(
+    districts: list[District] | None = Field(
         default=None, min_length=1, max_length=64
     )
     min_age: int | None = Field(default=None, ge=0, le=150)
@@ -93,8 +218,12 @@ class Trustee(Model):
 
 
 class PollCreate(Model):
-    question: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
-    options: list[Annotated[str, StringConstraints(min_length=1, max_length=500)]] = Field(
+    """A poll to create. `opensAt` and `closesAt` are Unix seconds (chain time), at most
+    253402300799, the last second of the year 9999 UTC: a calendar bound that every reader of
+    the poll (age limits, the pages, the CLI) can represent."""
+
+    question: text(2000, multiline=True)
+    options: list[text(500)] = Field(
         min_length=2, max_length=255
     )
     max_choices: int = Field(default=1, ge=1, le=255)
@@ -118,11 +247,11 @@ class PollPublic(Out):
     points: int
     election_key: str
     issuer_keys: list[str]
-    trustees: list[str]
+    trustees: list[Address]
     threshold: int
     metadata_hash: str
     chain_id: int
-    poll_book: str
+    poll_book: Address
     status: str
     resident_stratum: int | None = None
 
@@ -167,11 +296,29 @@ class BallotIn(Model):
     chain_id: int | None = Field(default=None, ge=0, le=2**64)
 
 
+class ReceiptOut(Out):
+    """`veche_core.receipt.Receipt.to_dict()`: the relayer's signed acknowledgement, with the
+    transaction and block once the ballot is on chain."""
+
+    version: int
+    chain_id: int
+    poll_book: Address
+    poll_id: int
+    token: Address
+    sequence: int
+    ballot_hash: Hash32
+    accepted_at: int
+    relayer: Address
+    signature: Signature
+    transaction_hash: Hash32 | None = None
+    block_number: int | None = None
+
+
 class BallotStatus(Out):
-    ballot_hash: str
+    ballot_hash: Hash32
     status: str
     reason: str | None = None
-    receipt: dict[str, Any]
+    receipt: ReceiptOut
 
 
 # --- key shares, points --------------------------------------------------------------------
@@ -203,7 +350,7 @@ class DonationIn(Model):
 class PointsRequestOut(Out):
     id: int
     kind: str
-    resident: str
+    resident: Address
     status: str
     reason: str | None = None
     transaction_hash: str | None = None
@@ -211,16 +358,74 @@ class PointsRequestOut(Out):
 
 
 class RewardCreate(Model):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    description: Annotated[str, StringConstraints(max_length=2000)] = ""
+    name: text(200)
+    description: text(2000, min_length=0, multiline=True) = ""
     price: int = Field(ge=1, le=2**62)
     stock: int = Field(ge=0, le=2**62)
 
 
 class CharityCreate(Model):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    description: Annotated[str, StringConstraints(max_length=2000)] = ""
+    name: text(200)
+    description: text(2000, min_length=0, multiline=True) = ""
     account: Address
+
+
+class PointsOut(Out):
+    resident: Address
+    balance: int
+    nonce: int = Field(description="the nonce the resident's next signed redemption or donation carries")
+    history: list[dict[str, Any]] = Field(description="the resident's point events (credits, redemptions, donations) read from the chain")
+
+
+class RewardCreated(Out):
+    id: int
+    metadata_hash: Hash32
+    price: int
+    stock: int
+
+
+class RewardOut(Out):
+    id: int
+    name: str | None
+    description: str | None
+    metadata_hash: Hash32
+    price: int
+    stock: int
+    active: bool
+
+
+class CharityCreated(Out):
+    id: int
+    account: Address
+    metadata_hash: Hash32
+
+
+class CharityOut(Out):
+    id: int
+    name: str | None
+    description: str | None
+    account: Address
+    metadata_hash: Hash32
+    active: bool
+    balance: int
+
+
+class KeyShareOut(Out):
+    poll_id: int
+    index: int
+    transaction_hash: Hash32
+
+
+class ReceiptCodeOut(Out):
+    code: str = Field(description="the receipt's short code, in groups of four")
+    ballot_hashes: list[Hash32]
+
+
+def schema_models() -> list[type[BaseModel]]:
+    """Every request and response model defined here (main's OpenAPI schema reads their own
+    JSON schemas)."""
+    return [m for m in globals().values()
+            if isinstance(m, type) and issubclass(m, BaseModel) and m not in (Model, Out) and m.__module__ == __name__]
 
 
 class TallyOut(Out):

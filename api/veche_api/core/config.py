@@ -13,6 +13,8 @@ from typing import Annotated
 
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from ..schemas import clean_text
+
 # Moscow's twelve administrative okrugs: the default strata of a citywide poll.
 MOSCOW_DISTRICTS = [
     "Central", "Northern", "North-Eastern", "Eastern", "South-Eastern", "Southern",
@@ -110,6 +112,9 @@ class Settings(BaseSettings):
     @field_validator("districts")
     @classmethod
     def _distinct_districts(cls, value: list[str]) -> list[str]:
+        """Districts are text like any other (schemas.clean_text): NFC, so that a resident's
+        NFD spelling of a district names it, and distinct once normalised."""
+        value = [clean_text(name, max_length=100) for name in value]
         if not value or len(set(value)) != len(value):
             raise ValueError("districts must be a non-empty list of distinct names")
         return value

@@ -7,14 +7,16 @@ from eth_utils import to_checksum_address
 from fastapi import APIRouter, Path
 
 from ..deps import AdminDep, StateDep
+from ..errors import error_responses
 from ..models import Charity, Reward
-from ..schemas import MAX_INT, CharityCreate, RewardCreate, TallyOut
+from ..schemas import MAX_INT, CharityCreate, CharityCreated, RewardCreate, RewardCreated, TallyOut
 from .polls import canonical_json
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 
-@router.post("/rewards", status_code=201)
+@router.post("/rewards", status_code=201, response_model=RewardCreated,
+             responses=error_responses(400, 401, 409, 413, 422, 503))
 def create_reward(body: RewardCreate, state: StateDep, _: AdminDep) -> dict:
     metadata_hash = keccak(canonical_json({"name": body.name, "description": body.description}))
     points = state.chain.city_points
@@ -26,7 +28,8 @@ def create_reward(body: RewardCreate, state: StateDep, _: AdminDep) -> dict:
     return {"id": reward_id, "metadataHash": "0x" + metadata_hash.hex(), "price": body.price, "stock": body.stock}
 
 
-@router.post("/charities", status_code=201)
+@router.post("/charities", status_code=201, response_model=CharityCreated,
+             responses=error_responses(400, 401, 409, 413, 422, 503))
 def create_charity(body: CharityCreate, state: StateDep, _: AdminDep) -> dict:
     metadata_hash = keccak(canonical_json({"name": body.name, "description": body.description}))
     account = to_checksum_address(body.account)
@@ -40,7 +43,7 @@ def create_charity(body: CharityCreate, state: StateDep, _: AdminDep) -> dict:
     return {"id": charity_id, "account": account, "metadataHash": "0x" + metadata_hash.hex()}
 
 
-@router.post("/polls/{poll_id}/publish", response_model=TallyOut)
+@router.post("/polls/{poll_id}/publish", response_model=TallyOut, responses=error_responses(401, 404, 409, 413, 422, 503))
 def publish_poll(state: StateDep, _: AdminDep, poll_id: int = Path(ge=1, le=MAX_INT)) -> TallyOut:
     """After close and k key shares on chain: rebuild the key, count what the chain holds,
     publish the tally and the dataset hash on chain."""

@@ -21,7 +21,7 @@ from veche_core.receipt import RECEIPT_FORMAT_VERSION, Receipt
 
 from .. import fast
 from ..deps import StateDep
-from ..errors import ApiError
+from ..errors import ApiError, error_responses
 from ..models import Ballot as BallotRow
 from ..models import TokenState
 from ..ratelimit import RATE_LIMITED, RateLimiter
@@ -32,7 +32,8 @@ router = APIRouter(prefix="/ballots", tags=["ballots"])
 _STALE = ("ballot.stale_sequence", 409, "the sequence is not above the token's last accepted ballot")
 
 
-@router.post("", status_code=202, response_model=BallotStatus)
+@router.post("", status_code=202, response_model=BallotStatus,
+             responses=error_responses(400, 404, 409, 413, 422, 429, 503))
 async def cast_ballot(body: BallotIn, state: StateDep) -> JSONResponse:
     return JSONResponse(await accept_ballot(state, body), status_code=202)
 
@@ -181,7 +182,7 @@ def ballot_answer(state, row) -> dict:
     return {"ballotHash": row.ballot_hash, "status": row.status, "reason": row.reason, "receipt": receipt.to_dict()}
 
 
-@router.get("/{ballot_hash}", response_model=BallotStatus)
+@router.get("/{ballot_hash}", response_model=BallotStatus, responses=error_responses(404, 422))
 def read_ballot(
     state: StateDep,
     ballot_hash: str = Path(pattern=r"^0x[0-9a-fA-F]{64}$"),

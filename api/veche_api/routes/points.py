@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import time
 
-from eth_utils import is_address, to_checksum_address
+from eth_utils import to_checksum_address
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
@@ -17,17 +17,14 @@ from veche_core.typed_data import donation_digest, recover_signer, redemption_di
 
 from ..chain import REVERTS, revert_name
 from ..deps import SessionDep, StateDep
-from ..errors import ApiError
+from ..errors import ApiError, error_responses
 from ..models import Charity, PointsRequest, Reward
-from ..schemas import MAX_INT, DonationIn, PointsRequestOut, RedemptionIn, unhex
+from ..schemas import (
+    ADDRESS_PATTERN, MAX_INT, CharityOut, DonationIn, PointsOut, PointsRequestOut, RedemptionIn, RewardOut, unhex,
+)
 
 router = APIRouter(prefix="/points", tags=["points"])
 
-
-def _address(value: str) -> str:
-    if not is_address(value):
-        raise ApiError("request.invalid", 422, "not an address")
-    return to_checksum_address(value)
 
 
 def _chain_read(fn):
@@ -39,7 +36,7 @@ def _chain_read(fn):
         raise ApiError("chain.unavailable", 503, "the chain node is not reachable") from None
 
 
-@router.get("/rewards")
+@router.get("/rewards", response_model=list[RewardOut], responses=error_responses(404, 503))
 def read_rewards(state: StateDep, session: SessionDep) -> list[dict]:
     points = state.chain.city_points
     count = _chain_read(points.functions.rewardCount().call)
@@ -55,7 +52,7 @@ def read_rewards(state: StateDep, session: SessionDep) -> list[dict]:
     return out
 
 
-@router.get("/charities")
+@router.get("/charities", response_model=list[CharityOut], responses=error_responses(404, 503))
 def read_charities(state: StateDep, session: SessionDep) -> list[dict]:
     points = state.chain.city_points
     count = _chain_read(points.functions.charityCount().call)
@@ -72,7 +69,7 @@ def read_charities(state: StateDep, session: SessionDep) -> list[dict]:
     return out
 
 
-@router.get("/requests/{request_id}", response_model=PointsRequestOut)
+@router.get("/requests/{request_id}", response_model=PointsRequestOut, responses=error_responses(404, 422))
 def read_points_request(session: SessionDep, request_id: int = Path(ge=1, le=MAX_INT)) -> PointsRequestOut:
     row = session.get(PointsRequest, request_id)
     if row is None:
@@ -80,10 +77,10 @@ def read_points_request(session: SessionDep, request_id: int = Path(ge=1, le=MAX
     return _out(row)
 
 
-@router.get("/{address}")
-def read_points(address: str, state: StateDep) -> dict:
+@router.get("/{address:address}", response_model=PointsOut, responses=error_responses(404, 422, 503))
+def read_points(state: StateDep, address: str = Path(pattern=ADDRESS_PATTERN)) -> dict:
     """Balance, next nonce for signed requests, and the history read from the chain's events."""
-    resident = _address(address)
+    resident = to_checksum_address(address)  # the path convertor admits only an address
     points = state.chain.city_points
     balance = _chain_read(points.functions.balanceOf(resident).call)
     nonce = _chain_read(points.functions.nonces(resident).call)
@@ -139,7 +136,8 @@ def _enqueue(state, row: PointsRequest, digest: bytes, call) -> JSONResponse:
     return JSONResponse(_out(row).model_dump(by_alias=True), status_code=202)
 
 
-@router.post("/redemptions", status_code=202, response_model=PointsRequestOut)
+@router.post("/redemptions", status_code=202, response_model=PointsRequestOut,
+             responses=error_responses(400, 404, 409, 413, 422, 503))
 def create_redemption(body: RedemptionIn, state: StateDep) -> JSONResponse:
     resident = to_checksum_address(body.resident)
     row = PointsRequest(
@@ -151,7 +149,8 @@ def create_redemption(body: RedemptionIn, state: StateDep) -> JSONResponse:
     return _enqueue(state, row, digest, call)
 
 
-@router.post("/donations", status_code=202, response_model=PointsRequestOut)
+@router.post("/donations", status_code=202, response_model=PointsRequestOut,
+             responses=error_responses(400, 404, 409, 413, 422, 503))
 def create_donation(body: DonationIn, state: StateDep) -> JSONResponse:
     resident = to_checksum_address(body.resident)
     row = PointsRequest(

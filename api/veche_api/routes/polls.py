@@ -7,7 +7,7 @@ import logging
 import time
 
 from eth_hash.auto import keccak
-from eth_utils import is_address, to_checksum_address
+from eth_utils import to_checksum_address
 from fastapi import APIRouter, Query
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
@@ -17,11 +17,11 @@ from veche_core.errors import KeyShareError
 
 from ..deps import AdminDep, SessionDep, StateDep
 from ..eligibility import is_eligible
-from ..errors import ApiError
+from ..errors import ApiError, error_responses
 from ..models import DRAFT_POLL_BASE, ChainTx, IssuerKey, Poll, PollCreation, Resident, TxVersion
 from ..relay import Outbox, finish_poll_tx
 from ..relay_health import TRANSIENT, TransientError, describe
-from ..schemas import MAX_INT, PollCreate, PollCreated, PollPublic, unhex
+from ..schemas import ADDRESS_PATTERN, MAX_INT, PollCreate, PollCreated, PollPublic, unhex
 
 router = APIRouter(tags=["polls"])
 log = logging.getLogger("veche_api")
@@ -71,7 +71,8 @@ def to_public(state, poll: Poll, keys: list[IssuerKey], now: int, stratum: int |
     )
 
 
-@router.post("/admin/polls", status_code=201, response_model=PollCreated)
+@router.post("/admin/polls", status_code=201, response_model=PollCreated,
+             responses=error_responses(400, 401, 409, 413, 422, 503))
 def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
     """Create a poll: issuer keys per stratum, the election key dealt k-of-n to the trustees,
     the poll on chain. Write-ahead: the poll, its keys (sealed) and the signed createPoll are
@@ -214,7 +215,7 @@ def _creation_body(state, creation: PollCreation) -> PollCreated:
     )
 
 
-@router.get("/admin/polls/{poll_id}/creation", response_model=PollCreated)
+@router.get("/admin/polls/{poll_id}/creation", response_model=PollCreated, responses=error_responses(401, 404, 422, 503))
 def read_poll_creation(poll_id: int, state: StateDep, session: SessionDep, _: AdminDep) -> PollCreated:
     """The answer of the request that created the poll, sealed shares included: for when that
     answer was lost (a crash; the relay finished the creation afterwards)."""
@@ -226,18 +227,16 @@ def read_poll_creation(poll_id: int, state: StateDep, session: SessionDep, _: Ad
     return _creation_body(state, creation)
 
 
-@router.get("/polls", response_model=list[PollPublic])
+@router.get("/polls", response_model=list[PollPublic], responses=error_responses(404, 422, 503))
 def read_polls(
     state: StateDep,
     session: SessionDep,
-    resident: str | None = Query(default=None, max_length=42, description="only polls this resident may vote in"),
+    resident: str | None = Query(default=None, pattern=ADDRESS_PATTERN, description="only polls this resident may vote in"),
     include_closed: bool = False,
 ) -> list[PollPublic]:
     now = state.chain.now()
     resident_row = None
     if resident is not None:
-        if not is_address(resident):
-            raise ApiError("request.invalid", 422, "resident is not an address")
         resident_row = session.get(Resident, to_checksum_address(resident))
         if resident_row is None:
             raise ApiError("resident.unknown", 404, "no such resident")
@@ -257,7 +256,7 @@ def read_polls(
     return out
 
 
-@router.get("/polls/{poll_id}", response_model=PollPublic)
+@router.get("/polls/{poll_id}", response_model=PollPublic, responses=error_responses(404, 422, 503))
 def read_poll(poll_id: int, state: StateDep, session: SessionDep) -> PollPublic:
     if not 1 <= poll_id <= MAX_INT:
         raise ApiError("poll.unknown", 404, f"no poll {poll_id}")

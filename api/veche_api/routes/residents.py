@@ -8,6 +8,7 @@ import time
 from typing import NamedTuple
 
 from fastapi import APIRouter, Request
+from fastapi import Path as PathParam
 from eth_utils import is_address, to_checksum_address
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
@@ -16,14 +17,19 @@ from veche_core.abi import checksum_address
 
 from ..core.db import ProcessLock
 from ..deps import AdminDep, SessionDep, StateDep
-from ..errors import ApiError
+from ..errors import ApiError, error_responses
 from ..models import Resident
-from ..schemas import ImportReport, ImportRow, ResidentCreate, ResidentPublic
+from ..schemas import ADDRESS_PATTERN, ImportReport, ImportRow, ResidentCreate, ResidentPublic, clean_text
 
 router = APIRouter(prefix="/admin/residents", tags=["residents"])
 
 MAX_CSV_BYTES = 5_000_000
 IMPORT_CHUNK = 2_000  # rows a transaction
+CSV_HEADER = "address,district,birth_year"
+# The header is checked before any row (`import.bad_header`, 422); the rows are reported one by one.
+CSV_SCHEMA = {"type": "string", "pattern": f"^{CSV_HEADER}([\\r\\n][\\s\\S]*)?$",
+              "description": f"UTF-8 CSV whose first line is `{CSV_HEADER}` (case and spaces around "
+                             "the names are ignored, and a byte-order mark is allowed)"}
 
 
 class NewResident(NamedTuple):
@@ -39,7 +45,7 @@ def _public(resident: Resident) -> ResidentPublic:
     )
 
 
-@router.post("", status_code=201, response_model=ResidentPublic)
+@router.post("", status_code=201, response_model=ResidentPublic, responses=error_responses(400, 401, 409, 413, 422))
 def create_resident(body: ResidentCreate, state: StateDep, _: AdminDep) -> ResidentPublic:
     if body.district not in state.settings.districts:
         raise ApiError("resident.unknown_district", 422, f"unknown district {body.district!r}")
@@ -58,7 +64,8 @@ def create_resident(body: ResidentCreate, state: StateDep, _: AdminDep) -> Resid
 @router.post(
     "/import",
     response_model=ImportReport,
-    openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}, "required": True}},
+    responses=error_responses(401, 413, 422),
+    openapi_extra={"requestBody": {"content": {"text/csv": {"schema": CSV_SCHEMA}}, "required": True}},
 )
 async def import_residents(request: Request, state: StateDep, _: AdminDep) -> ImportReport:
     """CSV with the header `address,district,birth_year`. Any bad or duplicate row: nothing
@@ -77,14 +84,14 @@ async def import_residents(request: Request, state: StateDep, _: AdminDep) -> Im
 
 
 def _import_rows(state, text: str) -> ImportReport:
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if header is None or [h.strip().lower() for h in header] != ["address", "district", "birth_year"]:
-        raise ApiError("import.bad_header", 422, "the CSV header must be address,district,birth_year")
+    records = _records(csv.reader(io.StringIO(text, newline="")))  # newline="": as the csv module requires
+    _, header = next(records, (1, None))
+    if header is None or [h.strip().lower() for h in header] != CSV_HEADER.split(","):
+        raise ApiError("import.bad_header", 422, f"the CSV header must be {CSV_HEADER}")
     errors: list[ImportRow] = []
     rows: list[tuple[int, NewResident]] = []  # plain tuples: a SQLModel object cost ~200 µs a row
     seen: set[str] = set()
-    for line, fields in enumerate(reader, start=2):
+    for line, fields in records:
         if not fields or all(not f.strip() for f in fields):
             continue
         if len(fields) != 3:
@@ -95,6 +102,11 @@ def _import_rows(state, text: str) -> ImportReport:
             errors.append(ImportRow(line=line, address=address[:64], error="not an address"))
             continue
         address = checksum_address(bytes.fromhex(address[2:]))  # ~10 µs; eth-utils' ~130 µs
+        try:
+            district = clean_text(district, max_length=100)
+        except ValueError as exc:
+            errors.append(ImportRow(line=line, address=address, error=f"district: {exc}"))
+            continue
         if district not in state.settings.districts:
             errors.append(ImportRow(line=line, address=address, error=f"unknown district {district[:100]!r}"))
             continue
@@ -153,11 +165,25 @@ def enrolment_lock(db) -> ProcessLock:
     return ProcessLock(db, "enrol", 0x76656368655F65)  # "veche_e"
 
 
-@router.get("/{address}", response_model=ResidentPublic)
-def read_resident(address: str, session: SessionDep, _: AdminDep) -> ResidentPublic:
-    if not is_address(address):
-        raise ApiError("request.invalid", 422, "not an address")
-    resident = session.get(Resident, to_checksum_address(address))
+def _records(reader):
+    """(line where the record starts, fields) for each record: a quoted field may hold line
+    breaks, so the record count is not the line number (`reader.line_num` counts lines read).
+    A file the csv module cannot read (a field over its size limit) is `import.bad_csv` (422)
+    with the line."""
+    while True:
+        line = reader.line_num + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise ApiError("import.bad_csv", 422, f"line {line}: {exc}") from None
+        yield line, fields
+
+
+@router.get("/{address:address}", response_model=ResidentPublic, responses=error_responses(401, 404, 422))
+def read_resident(session: SessionDep, _: AdminDep, address: str = PathParam(pattern=ADDRESS_PATTERN)) -> ResidentPublic:
+    resident = session.get(Resident, to_checksum_address(address))  # the path convertor admits only an address
     if resident is None:
         raise ApiError("resident.unknown", 404, "no such resident")
     return _public(resident)

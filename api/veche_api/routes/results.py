@@ -13,9 +13,9 @@ from veche_core.errors import SignatureError
 from veche_core.typed_data import key_share_digest, recover_signer
 
 from ..deps import SessionDep, StateDep
-from ..errors import ApiError
+from ..errors import ApiError, error_responses
 from ..models import Poll
-from ..schemas import MAX_INT, KeyShareIn, TallyOut, unhex
+from ..schemas import MAX_INT, KeyShareIn, KeyShareOut, TallyOut, unhex
 
 router = APIRouter(prefix="/polls", tags=["results"])
 
@@ -31,7 +31,8 @@ def _published(session, poll_id: int) -> Poll:
     return poll
 
 
-@router.post("/{poll_id}/key-shares", status_code=201)
+@router.post("/{poll_id}/key-shares", status_code=201, response_model=KeyShareOut,
+             responses=error_responses(400, 404, 409, 413, 422, 503))
 def submit_key_share(body: KeyShareIn, state: StateDep, session: SessionDep, poll_id: int = PollId) -> dict:
     """Relay a trustee's released share (signed EIP-712 KeyShare) with submitKeyShareFor."""
     poll = session.get(Poll, poll_id)
@@ -56,7 +57,7 @@ def submit_key_share(body: KeyShareIn, state: StateDep, session: SessionDep, pol
     return {"pollId": poll_id, "index": body.index, "transactionHash": "0x" + bytes(receipt["transactionHash"]).hex()}
 
 
-@router.get("/{poll_id}/results", response_model=TallyOut)
+@router.get("/{poll_id}/results", response_model=TallyOut, responses=error_responses(404, 422))
 def read_results(session: SessionDep, poll_id: int = PollId) -> TallyOut:
     poll = _published(session, poll_id)
     counts = json.loads(poll.counts_json)
@@ -67,13 +68,14 @@ def read_results(session: SessionDep, poll_id: int = PollId) -> TallyOut:
     )
 
 
-@router.get("/{poll_id}/dataset.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+@router.get("/{poll_id}/dataset.csv", response_class=Response,
+            responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}, **error_responses(404, 422)})
 def read_dataset_csv(session: SessionDep, poll_id: int = PollId) -> Response:
     poll = _published(session, poll_id)
     return Response(poll.dataset_csv.encode(), media_type="text/csv")
 
 
-@router.get("/{poll_id}/dataset.json")
+@router.get("/{poll_id}/dataset.json", responses=error_responses(404, 422))
 def read_dataset_json(session: SessionDep, poll_id: int = PollId) -> Response:
     poll = _published(session, poll_id)
     return Response(dataset.to_json(poll_id, dataset.parse(poll.dataset_csv)), media_type="application/json")

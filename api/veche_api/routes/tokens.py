@@ -23,7 +23,7 @@ from veche_core.typed_data import issuance_request_digest, recover_signer
 from .. import fast
 from ..deps import StateDep
 from ..eligibility import stratum_of
-from ..errors import ApiError
+from ..errors import ApiError, error_responses
 from ..models import Issuance, Resident
 from ..schemas import IssuanceOut, IssuanceRequestIn, unhex
 
@@ -42,7 +42,8 @@ _ELIGIBILITY = select(_RESIDENT.c.district, _RESIDENT.c.birth_year, *_ISSUED).se
 _STORED = select(*_ISSUED).where(_ISSUANCE.c.poll_id == bindparam("poll_id"), _ISSUANCE.c.resident == bindparam("resident"))
 
 
-@router.post("", status_code=201, response_model=IssuanceOut)
+@router.post("", status_code=201, response_model=IssuanceOut,
+             responses=error_responses(400, 403, 404, 409, 413, 422, 429, 503))
 async def create_token(body: IssuanceRequestIn, state: StateDep) -> JSONResponse:
     return JSONResponse(await issue_token(state, body), status_code=201)
 

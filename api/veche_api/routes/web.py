@@ -20,8 +20,9 @@ from fastapi.responses import FileResponse, PlainTextResponse, Response
 from sqlmodel import select
 
 from ..deps import SessionDep
-from ..errors import ApiError
+from ..errors import ApiError, error_responses
 from ..models import Ballot as BallotRow
+from ..schemas import ReceiptCodeOut
 
 router = APIRouter(tags=["web"])
 
@@ -86,7 +87,7 @@ def favicon() -> Response:
     return asset("favicon.svg")
 
 
-@router.get("/receipt-codes/{code}")
+@router.get("/receipt-codes/{code}", response_model=ReceiptCodeOut, responses=error_responses(404, 422))
 def receipt_code(session: SessionDep, code: str = PathParam(pattern=r"^[0-9a-fA-F]{12}$")) -> dict:
     """The ballot hashes that start with a receipt's short code (usually exactly one)."""
     prefix = "0x" + code.lower()
