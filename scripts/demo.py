@@ -121,11 +121,14 @@ def run_city(http: httpx.Client, chain, rng: random.Random, workdir: Path) -> in
     poll = idle.polls()[0]
     token = idle.get_token(poll)
     ballot = idle.make_ballot(token, [0])
-    idle.submit(ballot)
+    first = idle.submit(ballot)
+    again = idle.submit(ballot)  # a retry after a lost answer: the same receipt, nothing stored twice
+    console.print(f"  the same ballot sent again gets its first receipt again: "
+                  f"{'yes' if again['receipt']['signature'] == first['receipt']['signature'] else 'NO'}")
     try:
-        idle.submit(ballot)
+        idle.submit(idle.make_ballot(token, [1], sequence=ballot.sequence))
     except ApiError as exc:
-        attempts.append(("the same ballot is sent twice (a replay)", exc))
+        attempts.append(("another ballot with a sequence already used", exc))
     try:
         idle.get_token(poll)
     except ApiError as exc:

@@ -151,7 +151,7 @@ def test_nfd_district_enrols_as_nfc(api, snapshot):
     csv_text = f"address,district,birth_year\n{by_csv.address},{TROITSKY_NFD},1970\n"
     reply = api.http.post("/admin/residents/import", content=csv_text.encode(),
                           headers={**api.admin, "content-type": "text/csv"})
-    assert reply.json() == {"imported": 1, "errors": []}, reply.text
+    assert reply.json() == {"imported": 1, "unchanged": 0, "errors": []}, reply.text
     with snapshot.db.session() as session:
         assert {session.get(Resident, r.address).district for r in (one, by_csv)} == {TROITSKY}
 
