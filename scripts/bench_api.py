@@ -42,7 +42,7 @@ from veche_core import token as token_mod
 from veche_core.rpc import RpcClient
 from veche_core import events
 from veche_core.typed_data import poll_book_domain
-from veche_node.anvil import rpc
+from veche_node.rpc import rpc
 from veche_node.contracts import dev_accounts
 
 CLIENTS = 50

@@ -73,13 +73,13 @@ def bench_anvil(ballots: int, batch: int) -> dict:
 def bench_geth(ballots: int, batch: int) -> dict:
     from veche_node.network import (
         block_number,
-        connect,
         deploy_contracts,
         init_network,
         start_all,
         stop_all,
         wait_until,
     )
+    from veche_node.rpc import make_web3
 
     with tempfile.TemporaryDirectory(prefix="veche-bench-") as tmp:
         net = init_network(Path(tmp) / "network", validators=3, observers=0, light_kdf=True)
@@ -92,7 +92,7 @@ def bench_geth(ballots: int, batch: int) -> dict:
                 wait_until(lambda url=url: block_number(url) >= target, timeout=60, what=f"{url} to sync")
             deployment = deploy_contracts(net, urls[0])
             driver = PollDriver(
-                connect(urls[0], timeout=120),
+                make_web3(urls[0], timeout=120),
                 deployment,
                 poll_admin=net.operator_account("poll_admin"),
                 issuer=net.operator_account("issuer"),

@@ -27,7 +27,7 @@ from rich.table import Table
 from veche_api.testing import ADMIN_KEY, ProcessServer, start_chain
 from veche_client.sdk import ApiError, ResidentClient
 from veche_core import key_shares, sealing
-from veche_node.anvil import rpc
+from veche_node.rpc import rpc
 
 DISTRICTS = ["Arbat", "Basmanny", "Khamovniki", "Presnensky", "Tverskoy"]
 RESIDENTS = 1_000

@@ -24,7 +24,8 @@ from eth_account import Account
 from web3 import Web3
 
 from veche_core.deployment import Deployment
-from veche_node.anvil import Anvil, free_port
+from veche_node.anvil import Anvil
+from veche_node.ports import free_ports
 from veche_node.contracts import Operators, Sender, deploy, dev_accounts
 
 from .core.config import Settings
@@ -111,7 +112,7 @@ class ThreadServer:
     def __init__(self, settings: Settings) -> None:
         from .main import create_app
 
-        self.port = free_port()
+        self.port = free_ports(1)[0]
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn_config(settings, create_app(settings), host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
@@ -138,7 +139,7 @@ class ProcessServer:
                  workers: int = 1) -> None:
         self.env = {**os.environ, **env}
         self.workers = workers
-        self.port = port or free_port()
+        self.port = port or free_ports(1)[0]
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.process: subprocess.Popen | None = None

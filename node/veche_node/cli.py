@@ -288,10 +288,9 @@ def dev(port, block_time, out):
     anvil's well-known development accounts hold the operator roles (0 admin, 1 poll admin,
     2 issuer, 3 relayer, 4 points admin). For one machine only: its keys are public.
     """
-    from web3 import Web3
-
-    from .anvil import Anvil, free_port
+    from .anvil import Anvil
     from .contracts import Operators, Sender, deploy as deploy_to, dev_accounts
+    from .rpc import make_web3
 
     accounts = dev_accounts(5)
     operators = Operators(*(a.address for a in accounts))
@@ -300,8 +299,8 @@ def dev(port, block_time, out):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
-    with Anvil(port=port or free_port(), block_time=block_time) as anvil:
-        w3 = Web3(Web3.HTTPProvider(anvil.url))
+    with Anvil(port=port or None, block_time=block_time) as anvil:
+        w3 = make_web3(anvil.url)
         deployment = deploy_to(w3, Sender(w3, accounts[0]), operators)
         deployment.save(out)
         click.echo(f"anvil on {anvil.url} (chain {anvil.chain_id})")

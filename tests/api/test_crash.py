@@ -19,7 +19,7 @@ from veche_api.testing import ADMIN_KEY, ProcessServer, start_chain
 from veche_core import events, sealing
 from veche_core.ballot import Ballot
 from veche_core.rpc import RpcClient
-from veche_node.anvil import rpc
+from veche_node.rpc import rpc
 
 from .conftest import DATABASES, database_url
 

@@ -29,7 +29,7 @@ from veche_api.core.config import Settings
 from veche_api.testing import ADMIN_KEY, ProcessServer, ThreadServer, start_chain
 from veche_api.testing import reset_socket as _reset
 from veche_core import events, key_shares, sealing
-from veche_node.anvil import rpc
+from veche_node.rpc import rpc
 from veche_node.contracts import dev_accounts
 
 from .conftest import Api

@@ -17,11 +17,11 @@ from veche_node.network import (
     get_block,
     init_network,
     node_pid,
-    rpc,
     start_all,
     stop_all,
     wait_until,
 )
+from veche_node.rpc import rpc
 
 def running_network(root, *, validators: int, observers: int) -> Iterator[Network]:
     """A started network whose nodes are all peered and sealing; stopped afterwards."""

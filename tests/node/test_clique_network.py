@@ -27,14 +27,13 @@ from veche_node.network import (
     Network,
     block_number,
     block_signer,
-    connect,
     get_block,
     node_pid,
-    rpc,
     start_node,
     stop_node,
     wait_until,
 )
+from veche_node.rpc import make_web3, rpc
 from veche_node.workload import PollDriver
 
 pytestmark = [pytest.mark.geth, pytest.mark.slow]
@@ -79,7 +78,7 @@ def deployment(network, tmp_path_factory) -> Deployment:
 def driver(network, deployment) -> PollDriver:
     """Sends through validator-1's RPC with the operators' keys from the keystores."""
     return PollDriver(
-        connect(network.node("validator-1").url),
+        make_web3(network.node("validator-1").url),
         deployment,
         poll_admin=network.operator_account("poll_admin"),
         issuer=network.operator_account("issuer"),
@@ -139,7 +138,7 @@ def test_a_poll_runs_end_to_end_and_the_observer_serves_the_same_logs(network, d
     assert tally == [1, 3, 2]
 
     # The result as any node stores it.
-    poll_book = connect(observer).eth.contract(address=deployment.poll_book, abi=driver.poll_book.abi)
+    poll_book = make_web3(observer).eth.contract(address=deployment.poll_book, abi=driver.poll_book.abi)
     wait_synced(observer, network.node("validator-1").url)
     published, counts, published_hash = poll_book.functions.result(poll.poll_id).call()
     assert published and list(counts) == tally and published_hash == dataset_hash
@@ -244,7 +243,7 @@ def test_rotate_role_moves_the_relayer_role_to_a_new_key(network, deployment, tm
     assert new != old and new in result.output
     assert net.operator_account("relayer").address == new  # the new keystore decrypts
     assert list((network.root / "keystore" / "retired").glob(f"relayer-{old}-*.json"))
-    poll_book, _ = bind(connect(network.node("observer-1").url), deployment)
+    poll_book, _ = bind(make_web3(network.node("observer-1").url), deployment)
     role = poll_book.functions.RELAYER_ROLE().call()
     wait_synced(network.node("observer-1").url, network.node("validator-1").url)
     assert poll_book.functions.hasRole(role, new).call()

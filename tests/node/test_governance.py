@@ -16,10 +16,10 @@ from veche_node.network import (
     Network,
     block_number,
     block_signer,
-    rpc,
     signers,
     wait_until,
 )
+from veche_node.rpc import rpc
 
 from conftest import running_network
 
