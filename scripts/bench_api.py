@@ -35,15 +35,16 @@ from eth_account import Account
 
 from veche_api import fast
 from veche_api.relay import plan_batch
-from veche_api.testing import ADMIN_KEY, ProcessServer, start_chain
 from veche_client.sdk import ResidentClient, Token, ballot_body
 from veche_core import blind_rsa, sealing
 from veche_core import token as token_mod
 from veche_core.rpc import RpcClient
 from veche_core import events
 from veche_core.typed_data import poll_book_domain
-from veche_node.rpc import rpc
 from veche_node.contracts import dev_accounts
+from veche_node.rpc import rpc
+from veche_testkit.devchain import ADMIN_KEY, start_chain
+from veche_testkit.servers import ProcessServer
 
 CLIENTS = 50
 TARGETS = {"tokens": 500, "confirmed": 1000, "p99": 100.0}

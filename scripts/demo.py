@@ -24,10 +24,11 @@ from eth_account import Account
 from rich.console import Console
 from rich.table import Table
 
-from veche_api.testing import ADMIN_KEY, ProcessServer, start_chain
 from veche_client.sdk import ApiError, ResidentClient
 from veche_core import key_shares, sealing
 from veche_node.rpc import rpc
+from veche_testkit.devchain import ADMIN_KEY, start_chain
+from veche_testkit.servers import ProcessServer
 
 DISTRICTS = ["Arbat", "Basmanny", "Khamovniki", "Presnensky", "Tverskoy"]
 RESIDENTS = 1_000

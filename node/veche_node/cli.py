@@ -289,19 +289,15 @@ def dev(port, block_time, out):
     2 issuer, 3 relayer, 4 points admin). For one machine only: its keys are public.
     """
     from .anvil import Anvil
-    from .contracts import Operators, Sender, deploy as deploy_to, dev_accounts
+    from .contracts import deploy_with_dev_accounts
     from .rpc import make_web3
-
-    accounts = dev_accounts(5)
-    operators = Operators(*(a.address for a in accounts))
 
     def on_term(signum, frame):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
     with Anvil(port=port or None, block_time=block_time) as anvil:
-        w3 = make_web3(anvil.url)
-        deployment = deploy_to(w3, Sender(w3, accounts[0]), operators)
+        deployment, _ = deploy_with_dev_accounts(make_web3(anvil.url))
         deployment.save(out)
         click.echo(f"anvil on {anvil.url} (chain {anvil.chain_id})")
         click.echo(f"PollBook {deployment.poll_book}, CityPoints {deployment.city_points}; wrote {out}")

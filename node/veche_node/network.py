@@ -50,8 +50,8 @@ MANIFEST_NAME = "network.json"
 MANIFEST_VERSION = 1
 DEFAULT_CHAIN_ID = 7400
 DEFAULT_PERIOD = 1
-# A ballot costs ~24,000 gas: 60 M gas blocks hold ~2,500 ballots (batches of 150: geth refuses
-# transactions over 128 KiB, see workload.GETH_BATCH).
+# A ballot costs ~24,000 gas: 60 M gas blocks hold ~2,500 ballots (in batches of at most ~160
+# ballots: geth refuses transactions over 128 KiB).
 DEFAULT_GAS_LIMIT = 60_000_000
 CLIQUE_EPOCH = 30_000
 # Operators pay for gas; 1,000,000 ether each on a private chain is effectively unlimited.

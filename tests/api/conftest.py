@@ -15,9 +15,10 @@ import pytest
 from eth_account import Account
 
 from veche_client.sdk import ResidentClient
-from veche_api.testing import ADMIN_KEY, DATABASES, TEST_DISTRICTS, ChainEnv, ThreadServer, database_url, start_chain
 from veche_core import sealing
 from veche_node.rpc import rpc
+from veche_testkit.devchain import ADMIN_KEY, DATABASES, TEST_DISTRICTS, ChainEnv, database_url, start_chain
+from veche_testkit.servers import ThreadServer
 
 
 @dataclass

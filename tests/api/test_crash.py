@@ -15,11 +15,12 @@ import pytest
 from eth_account import Account
 
 from veche_client.sdk import ResidentClient, RetryPolicy
-from veche_api.testing import ADMIN_KEY, ProcessServer, start_chain
 from veche_core import events, sealing
 from veche_core.ballot import Ballot
 from veche_core.rpc import RpcClient
 from veche_node.rpc import rpc
+from veche_testkit.devchain import ADMIN_KEY, start_chain
+from veche_testkit.servers import ProcessServer
 
 from .conftest import DATABASES, database_url
 

@@ -26,11 +26,12 @@ from eth_account import Account
 
 from veche_client.sdk import ResidentClient, ballot_body
 from veche_api.core.config import Settings
-from veche_api.testing import ADMIN_KEY, ProcessServer, ThreadServer, start_chain
-from veche_api.testing import reset_socket as _reset
 from veche_core import events, key_shares, sealing
-from veche_node.rpc import rpc
 from veche_node.contracts import dev_accounts
+from veche_node.rpc import rpc
+from veche_testkit.devchain import ADMIN_KEY, start_chain
+from veche_testkit.servers import ProcessServer, ThreadServer
+from veche_testkit.servers import reset_socket as _reset
 
 from .conftest import Api
 

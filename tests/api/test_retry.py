@@ -23,10 +23,10 @@ from sqlalchemy import func, select
 
 from veche_api import models
 from veche_api.core.db import Database
-from veche_api.testing import LossyProxy
 from veche_client.sdk import ApiError, ResidentClient, RetryPolicy, ballot_body
 from veche_core import events
 from veche_core.rpc import RpcClient
+from veche_testkit.servers import LossyProxy
 
 from .conftest import assert_error
 

@@ -23,10 +23,11 @@ from sqlalchemy import text
 from web3 import Web3
 
 from veche_api.core.db import Database
-from veche_api.testing import ADMIN_KEY, ProcessServer, start_chain
 from veche_client.sdk import ResidentClient, ballot_body
 from veche_core import sealing
 from veche_node.contracts import dev_accounts
+from veche_testkit.devchain import ADMIN_KEY, start_chain
+from veche_testkit.servers import ProcessServer
 
 from .conftest import DATABASES, Api, database_url, make_api
 from .test_relay_faults import NodeProxy

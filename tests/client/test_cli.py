@@ -18,9 +18,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from veche_api.testing import ADMIN_KEY, DATABASES, LossyProxy, ThreadServer, database_url, start_chain
 from veche_core import events, sealing
 from veche_core.rpc import RpcClient
+from veche_testkit.devchain import ADMIN_KEY, DATABASES, database_url, start_chain
+from veche_testkit.servers import LossyProxy, ThreadServer
 
 BIN = Path(sys.executable).parent
 ADMIN = {"X-Admin-Key": ADMIN_KEY}

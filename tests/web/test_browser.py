@@ -27,9 +27,10 @@ import httpx
 import pytest
 from eth_account import Account
 
-from veche_api.testing import ADMIN_KEY, ThreadServer, start_chain
 from veche_client.sdk import ResidentClient
 from veche_core import key_shares, sealing
+from veche_testkit.devchain import ADMIN_KEY, start_chain
+from veche_testkit.servers import ThreadServer
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
