@@ -102,6 +102,14 @@ class ProcessServer:
                 self.kill()
 
 
+def wait_relay_drained(http: httpx.Client, timeout: float = 60.0, interval: float = 0.2) -> dict:
+    """Until the API's relay has sent and confirmed everything it acknowledged (nothing
+    `accepted` or `sent` in GET /health's queue); that queue."""
+    return eventually(lambda: http.get("/health").json()["relay"]["queue"], timeout, interval=interval,
+                      until=lambda queue: not any(queue.get(state, 0) for state in ("accepted", "sent")),
+                      what="the relay to drain")
+
+
 @dataclass(eq=False)
 class Exchange:
     """One request the proxy saw: its bytes, the API's answer (None if not yet or never asked
