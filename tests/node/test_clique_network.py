@@ -35,8 +35,8 @@ from veche_node.network import (
     stop_node,
 )
 from veche_node.rpc import make_web3, rpc
-from veche_testkit.waiting import eventually
 from veche_testkit.city import City
+from veche_testkit.waiting import eventually
 
 pytestmark = [pytest.mark.geth, pytest.mark.slow]
 
