@@ -494,9 +494,11 @@ class _ReceiptReader:
         self._parts.append(self._thread.submit(self._read, hashes))
 
     def _read(self, hashes: list[str]) -> list[dict]:
-        receipts = eventually(
-            lambda: self._rpc.batch("eth_getTransactionReceipt", [[h] for h in hashes]), self._wait,
-            until=lambda found: self._wait == 0 or all(r is not None for r in found), interval=0.2,
+        def fetch() -> list[dict]:
+            return self._rpc.batch("eth_getTransactionReceipt", [[h] for h in hashes])
+
+        receipts = fetch() if not self._wait else eventually(
+            fetch, self._wait, until=lambda found: all(r is not None for r in found), interval=0.2,
             what=f"receipts of {len(hashes)} transaction(s)",
         )
         for tx_hash, receipt in zip(hashes, receipts):
