@@ -35,18 +35,20 @@ from eth_account import Account
 
 from veche_api import fast
 from veche_api.relay import plan_batch
-from veche_api.testing import ADMIN_KEY, ProcessServer, start_chain
 from veche_client.sdk import ResidentClient, Token, ballot_body
 from veche_core import blind_rsa, sealing
 from veche_core import token as token_mod
 from veche_core.rpc import RpcClient
 from veche_core import events
 from veche_core.typed_data import poll_book_domain
-from veche_node.anvil import rpc
 from veche_node.contracts import dev_accounts
+from veche_node.rpc import rpc
+from veche_testkit.devchain import ADMIN_KEY, start_chain
+from veche_testkit.servers import ProcessServer, wait_relay_drained
 
 CLIENTS = 50
 TARGETS = {"tokens": 500, "confirmed": 1000, "p99": 100.0}
+DRAIN_TIMEOUT = 600  # seconds the relay may take to confirm all it accepted (a run takes far less)
 
 
 def cpu_seconds(root_pid: int) -> float:
@@ -310,7 +312,7 @@ def run(args, chain, env, database_url) -> None:
                       "database": "postgresql" if database_url.startswith("postgres") else "sqlite"}
     try:
         http = httpx.Client(base_url=server.url, timeout=120)
-        now = int(rpc(chain.anvil.url, "eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+        now = chain.now()
         trustees = [(Account.create(), sealing.generate_trustee_keypair()) for _ in range(2)]
         polls = []
         for _ in range(2):  # one for the API runs, one for the chain ceiling
@@ -357,11 +359,7 @@ def run(args, chain, env, database_url) -> None:
             _, accepting = asyncio.run(closed_loop(server.url, bodies, "/ballots"))
             accepted_at = time.perf_counter()
             start = accepted_at - accepting
-            while True:
-                queue = http.get("/health").json()["relay"]["queue"]
-                if not queue.get("accepted") and not queue.get("sent"):
-                    break
-                time.sleep(0.05)
+            queue = wait_relay_drained(http, timeout=DRAIN_TIMEOUT, interval=0.05)
             confirmed_at = time.perf_counter()
         measured["cpu_us_per_ballot"] = meter.per_item(len(bodies))
         measured["ballots_accepted_per_s"] = len(bodies) / (accepted_at - start)
@@ -376,11 +374,7 @@ def run(args, chain, env, database_url) -> None:
         measured["latency_rate"] = args.rate
         measured["latency_p50_ms"] = 1000 * statistics.median(latencies)
         measured["latency_p99_ms"] = 1000 * latencies[max(0, int(len(latencies) * 0.99) - 1)]
-        while True:  # drain before the server stops
-            queue = http.get("/health").json()["relay"]["queue"]
-            if not queue.get("accepted") and not queue.get("sent"):
-                break
-            time.sleep(0.1)
+        wait_relay_drained(http, timeout=DRAIN_TIMEOUT, interval=0.1)  # before the server stops
         http.close()
     finally:
         server.stop()

@@ -21,19 +21,21 @@ import tempfile
 import time
 from pathlib import Path
 
-from veche_node.workload import ANVIL_BATCH, GETH_BATCH, PollDriver
+from veche_testkit.city import BATCH as ANVIL_BATCH
+from veche_testkit.city import GETH_BATCH, City, call_arguments
+from veche_testkit.waiting import eventually
 
 HEADER = "| engine | validators | batch | ballots | blocks | seconds | ballots/s | gas/ballot |"
 RULE = "|---|---|---|---|---|---|---|---|"
 
 
-def measure(driver: PollDriver, ballots_count: int, batch: int) -> dict:
+def measure(driver: City, ballots_count: int, batch: int) -> dict:
     """Send every batch without waiting, then wait for all receipts."""
-    poll = driver.create_poll(duration=3600)
+    poll = driver.create_poll(duration=3600, strata=1)
     ballots = driver.random_ballots(poll, ballots_count)
     batches = [ballots[i : i + batch] for i in range(0, len(ballots), batch)]
-    first = driver.cast_function(poll, batches[0])
-    gas = int(driver.w3.eth.estimate_gas({**first.build_transaction({"from": driver.relayer.address})}) * 1.3)
+    first = driver.cast_data(poll, call_arguments(batches[0]))
+    gas = int(driver.w3.eth.estimate_gas({"from": driver.relayer.address, "to": driver.poll_book.address, "data": first}) * 1.3)
 
     start = time.perf_counter()
     hashes = [driver.send_cast(poll, b, gas=gas) for b in batches]
@@ -57,28 +59,20 @@ def measure(driver: PollDriver, ballots_count: int, batch: int) -> dict:
 
 
 def bench_anvil(ballots: int, batch: int) -> dict:
-    from web3 import Web3
-
     from veche_node.anvil import Anvil
-    from veche_node.contracts import Operators, Sender, deploy, dev_accounts
 
-    accounts = dev_accounts(5)
     with Anvil(block_time=1) as anvil:
-        w3 = Web3(Web3.HTTPProvider(anvil.url, request_kwargs={"timeout": 120}))
-        deployment = deploy(w3, Sender(w3, accounts[0]), Operators(*(a.address for a in accounts)))
-        driver = PollDriver(w3, deployment, poll_admin=accounts[1], issuer=accounts[2], relayer=accounts[3])
+        driver = City.deploy_on_dev_chain(anvil.url)
         return {"engine": "anvil (1 s blocks)", "validators": 1, **measure(driver, ballots, batch)}
 
 
 def bench_geth(ballots: int, batch: int) -> dict:
     from veche_node.network import (
         block_number,
-        connect,
         deploy_contracts,
         init_network,
         start_all,
         stop_all,
-        wait_until,
     )
 
     with tempfile.TemporaryDirectory(prefix="veche-bench-") as tmp:
@@ -86,18 +80,12 @@ def bench_geth(ballots: int, batch: int) -> dict:
         try:
             start_all(net)
             urls = [spec.url for spec in net.nodes]
-            wait_until(lambda: block_number(urls[0]) >= 3, timeout=60, what="the first blocks")
+            eventually(lambda: block_number(urls[0]) >= 3, timeout=60, what="the first blocks")
             target = block_number(urls[0])
             for url in urls:
-                wait_until(lambda url=url: block_number(url) >= target, timeout=60, what=f"{url} to sync")
+                eventually(lambda url=url: block_number(url) >= target, timeout=60, what=f"{url} to sync")
             deployment = deploy_contracts(net, urls[0])
-            driver = PollDriver(
-                connect(urls[0], timeout=120),
-                deployment,
-                poll_admin=net.operator_account("poll_admin"),
-                issuer=net.operator_account("issuer"),
-                relayer=net.operator_account("relayer"),
-            )
+            driver = City.on_network(net, deployment, urls[0])
             return {"engine": "geth 1.13.15 Clique (1 s period)", "validators": 3, **measure(driver, ballots, batch)}
         finally:
             stop_all(net)

@@ -34,7 +34,7 @@ from veche_core import blind_rsa, plaintext, sealing, token
 from veche_core.ballot import Ballot
 from veche_core.typed_data import poll_book_domain
 from veche_node.anvil import Anvil
-from veche_node.simulation import City, call_arguments, new_token_key
+from veche_testkit.city import City, call_arguments, new_token_key
 
 sys.path.insert(0, str(Path(__file__).parent))
 import bench_core  # noqa: E402  (a sibling script: the same primitive measurements)

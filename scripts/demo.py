@@ -24,19 +24,16 @@ from eth_account import Account
 from rich.console import Console
 from rich.table import Table
 
-from veche_api.testing import ADMIN_KEY, ProcessServer, start_chain
 from veche_client.sdk import ApiError, ResidentClient
 from veche_core import key_shares, sealing
-from veche_node.anvil import rpc
+from veche_testkit.devchain import ADMIN_KEY, start_chain
+from veche_testkit.servers import ProcessServer, wait_relay_drained
+from veche_testkit.waiting import eventually
 
 DISTRICTS = ["Arbat", "Basmanny", "Khamovniki", "Presnensky", "Tverskoy"]
 RESIDENTS = 1_000
 ADMIN = {"X-Admin-Key": ADMIN_KEY}
 console = Console()
-
-
-def chain_now(url: str) -> int:
-    return int(rpc(url, "eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
 
 
 def main() -> int:
@@ -70,7 +67,7 @@ def run_city(http: httpx.Client, chain, rng: random.Random, workdir: Path) -> in
 
     # --- polls ---------------------------------------------------------------------------------
     trustees = [(Account.create(), sealing.generate_trustee_keypair()) for _ in range(3)]
-    now = chain_now(chain.anvil.url)
+    now = chain.now()
     polls = [
         ("Tverskaya Street should become…", ["A pedestrian zone", "Bike lanes", "More parking", "Leave it as it is"], 1, {}),
         ("Which park in Arbat needs new playgrounds first?", ["Gogolevsky", "Nikitsky", "Smolensky"], 1, {"districts": ["Arbat"]}),
@@ -137,7 +134,7 @@ def run_city(http: httpx.Client, chain, rng: random.Random, workdir: Path) -> in
         console.print(f"  refused: {what} → {exc.code}: {exc.message}")
 
     # --- close, release, publish ---------------------------------------------------------------
-    wait_for_relay(http)
+    wait_relay_drained(http, timeout=120)
     chain.anvil.increase_time(7 * 24 * 3600 + 1)
     console.print("[bold]Closed[/]: the chain's clock moved past the polls' close")
     for reply in created:
@@ -165,7 +162,7 @@ def run_city(http: httpx.Client, chain, rng: random.Random, workdir: Path) -> in
     spender = max(residents[:50], key=lambda r: r.points()["balance"])
     chain_id, city_points = chain.deployment.chain_id, chain.deployment.city_points
     before = spender.points()["balance"]
-    deadline = chain_now(chain.anvil.url) + 600  # the demo's chain clock runs a week ahead
+    deadline = chain.now() + 600  # the demo's chain clock runs a week ahead
     wait_for_request(http, spender.redeem(chain_id, city_points, 1, deadline))
     wait_for_request(http, spender.donate(chain_id, city_points, 1, 5, deadline))
     after = spender.points()
@@ -175,25 +172,11 @@ def run_city(http: httpx.Client, chain, rng: random.Random, workdir: Path) -> in
     return verify.returncode
 
 
-def wait_for_relay(http: httpx.Client, timeout: float = 120) -> None:
-    """Until the relay has sent and confirmed everything it acknowledged."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        queue = http.get("/health").json()["relay"]["queue"]
-        if not any(queue.get(state, 0) for state in ("accepted", "sent")):
-            return
-        time.sleep(0.3)
-    raise RuntimeError("the relay did not drain in time")
-
-
 def wait_for_request(http: httpx.Client, request: dict, timeout: float = 60) -> None:
     """Until a relayed points request is on chain (or refused)."""
-    deadline = time.monotonic() + timeout
-    while request["status"] not in ("confirmed", "failed", "rejected"):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"points request {request['id']} still {request['status']}")
-        time.sleep(0.3)
-        request = http.get(f"/points/requests/{request['id']}").json()
+    eventually(lambda: http.get(f"/points/requests/{request['id']}").json(), timeout, interval=0.3,
+               until=lambda found: found["status"] in ("confirmed", "failed", "rejected"),
+               what=f"points request {request['id']} settled")
 
 
 def print_result(poll: dict, result: dict) -> None:

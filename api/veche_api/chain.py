@@ -17,8 +17,6 @@ from typing import Any
 
 from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
-from web3 import Web3
-from web3.middleware import ExtraDataToPOAMiddleware
 from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted
 
 from veche_core import events
@@ -26,16 +24,9 @@ from veche_core.deployment import Deployment
 from veche_core.rpc import RpcClient, RpcError
 from veche_core.typed_data import Domain, city_points_domain, poll_book_domain
 from veche_node.contracts import Sender, bind, contract_type
+from veche_node.rpc import make_web3  # the relay takes it from here too
 
 from .errors import ApiError
-
-
-def make_web3(url: str) -> Web3:
-    """web3 for any Veche chain: Clique blocks (geth) carry 97 bytes of extra data that web3
-    refuses without the proof-of-authority middleware; anvil's blocks do not mind it."""
-    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
-    w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
-    return w3
 
 
 def _error_selectors() -> dict[bytes, tuple[str, list[str]]]:

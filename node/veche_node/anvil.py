@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
-import httpx
+from .errors import NodeRpcError
+from .ports import free_ports
+from .rpc import rpc
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # anvil's well-known development mnemonic: its accounts are funded and unlocked. Never for a
@@ -37,23 +38,6 @@ def anvil_binary() -> str:
     return found
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def rpc(url: str, method: str, params: list | None = None, timeout: float = 10.0):
-    """One JSON-RPC call; raises on an error answer."""
-    reply = httpx.post(
-        url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []},
-        timeout=timeout,
-    ).json()
-    if "error" in reply:
-        raise AnvilError(f"{method}: {reply['error']}")
-    return reply["result"]
-
-
 class Anvil:
     """A running anvil; a context manager that always stops what it started."""
 
@@ -67,7 +51,7 @@ class Anvil:
         chain_id: int = DEV_CHAIN_ID,
         state_path: Path | None = None,
     ) -> None:
-        self.port = port or free_port()
+        self.port = port or free_ports(1)[0]
         self.url = f"http://127.0.0.1:{self.port}"
         self.chain_id = chain_id
         args = [
@@ -100,7 +84,7 @@ class Anvil:
             try:
                 rpc(self.url, "eth_chainId", timeout=1.0)
                 return self
-            except (httpx.HTTPError, AnvilError):
+            except NodeRpcError:
                 time.sleep(0.05)
         self.stop()
         raise AnvilError(f"anvil did not answer on {self.url} within {timeout} s")

@@ -288,21 +288,16 @@ def dev(port, block_time, out):
     anvil's well-known development accounts hold the operator roles (0 admin, 1 poll admin,
     2 issuer, 3 relayer, 4 points admin). For one machine only: its keys are public.
     """
-    from web3 import Web3
-
-    from .anvil import Anvil, free_port
-    from .contracts import Operators, Sender, deploy as deploy_to, dev_accounts
-
-    accounts = dev_accounts(5)
-    operators = Operators(*(a.address for a in accounts))
+    from .anvil import Anvil
+    from .contracts import deploy_with_dev_accounts
+    from .rpc import make_web3
 
     def on_term(signum, frame):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
-    with Anvil(port=port or free_port(), block_time=block_time) as anvil:
-        w3 = Web3(Web3.HTTPProvider(anvil.url))
-        deployment = deploy_to(w3, Sender(w3, accounts[0]), operators)
+    with Anvil(port=port or None, block_time=block_time) as anvil:
+        deployment, _ = deploy_with_dev_accounts(make_web3(anvil.url))
         deployment.save(out)
         click.echo(f"anvil on {anvil.url} (chain {anvil.chain_id})")
         click.echo(f"PollBook {deployment.poll_book}, CityPoints {deployment.city_points}; wrote {out}")

@@ -158,3 +158,11 @@ def deploy(w3: Web3, deployer: Sender, operators: Operators) -> Deployment:
         city_points=city_points.address,
         start_block=start_block,
     )
+
+
+def deploy_with_dev_accounts(w3: Web3) -> tuple[Deployment, list[LocalAccount]]:
+    """Deploy on anvil with its development accounts in the roles (0 admin, 1 poll admin,
+    2 issuer, 3 relayer, 4 points admin), as `veche-node dev`, the demo and the tests do;
+    returns the deployment and those five accounts, in that order."""
+    accounts = dev_accounts(5)
+    return deploy(w3, Sender(w3, accounts[0]), Operators(*(a.address for a in accounts))), accounts

@@ -10,6 +10,10 @@ class NetworkConfigError(VecheNodeError, ValueError):
     """A network directory or manifest that is missing, malformed or inconsistent."""
 
 
+class KeystoreError(VecheNodeError, ValueError):
+    """A keystore that is missing, unreadable, or does not decrypt with the password given."""
+
+
 class NodeProcessError(VecheNodeError, RuntimeError):
     """A geth process that would not start, answer or stop in time."""
 

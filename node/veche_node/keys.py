@@ -16,7 +16,7 @@ from pathlib import Path
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from .errors import NetworkConfigError
+from .errors import KeystoreError, NetworkConfigError
 
 LIGHT_SCRYPT_N = 4096
 
@@ -63,11 +63,15 @@ def create_keystore(
 
 
 def load_keystore(path: Path, password: str) -> LocalAccount:
+    """The key in a keystore file: the one loader of the product (operators' keys for the node
+    tooling, the API's chain keys at start-up). KeystoreError names the file, never the key."""
     try:
         encrypted = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise KeystoreError(f"keystore {path} not found") from None
     except (OSError, ValueError) as exc:
-        raise NetworkConfigError(f"cannot read the keystore {path}: {exc}") from exc
+        raise KeystoreError(f"cannot read the keystore {path}: {exc}") from exc
     try:
         return Account.from_key(Account.decrypt(encrypted, password))
-    except ValueError as exc:
-        raise NetworkConfigError(f"cannot decrypt {path}: {exc}") from exc
+    except (ValueError, KeyError, TypeError):
+        raise KeystoreError(f"keystore {path} does not decrypt (wrong password or corrupted)") from None

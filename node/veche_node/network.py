@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterable
@@ -31,7 +30,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 from eth_keys import keys as eth_keys
 from eth_utils import is_address, to_checksum_address
 
@@ -45,13 +43,15 @@ from .keys import (
     read_password,
     write_private,
 )
+from .ports import free_ports
+from .rpc import make_web3, rpc
 
 MANIFEST_NAME = "network.json"
 MANIFEST_VERSION = 1
 DEFAULT_CHAIN_ID = 7400
 DEFAULT_PERIOD = 1
-# A ballot costs ~24,000 gas: 60 M gas blocks hold ~2,500 ballots (batches of 150: geth refuses
-# transactions over 128 KiB, see workload.GETH_BATCH).
+# A ballot costs ~24,000 gas: 60 M gas blocks hold ~2,500 ballots (in batches of at most ~160
+# ballots: geth refuses transactions over 128 KiB).
 DEFAULT_GAS_LIMIT = 60_000_000
 CLIQUE_EPOCH = 30_000
 # Operators pay for gas; 1,000,000 ether each on a private chain is effectively unlimited.
@@ -228,20 +228,6 @@ class Network:
 
 
 # --- creating a network ------------------------------------------------------------------------
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct free TCP ports on 127.0.0.1 (held open together so none repeats)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def clique_extra_data(signers: Iterable[str]) -> str:
@@ -471,18 +457,6 @@ def add_peer(net: Network, enode: str) -> None:
 # --- JSON-RPC ----------------------------------------------------------------------------------
 
 
-def rpc(url: str, method: str, params: list[Any] | None = None, *, timeout: float = 10.0) -> Any:
-    """One JSON-RPC call to a node; NodeRpcError on a transport failure or an error answer."""
-    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}
-    try:
-        reply = httpx.post(url, json=body, timeout=timeout).json()
-    except (httpx.HTTPError, ValueError) as exc:
-        raise NodeRpcError(f"{method} at {url}: {exc}") from exc
-    if "error" in reply:
-        raise NodeRpcError(f"{method} at {url}: {reply['error'].get('message', reply['error'])}")
-    return reply["result"]
-
-
 def wait_until(
     predicate: Callable[[], T], *, timeout: float, what: str, interval: float = 0.25
 ) -> T:
@@ -494,7 +468,7 @@ def wait_until(
             value = predicate()
             if value:
                 return value
-        except (NodeRpcError, httpx.HTTPError) as exc:
+        except NodeRpcError as exc:
             last_error = exc
         if time.monotonic() >= deadline:
             detail = f" (last error: {last_error})" if last_error else ""
@@ -777,23 +751,11 @@ def any_running_url(net: Network, prefer: str = VALIDATOR) -> str:
     raise NodeProcessError(f"no node of {net.root} is running: `veche-node start --all`")
 
 
-def connect(url: str, *, timeout: float = 60.0):
-    """web3 for a Clique node: its blocks carry 97 bytes of extra data (vanity and seal), which
-    web3 refuses without the proof-of-authority middleware. Every client of the network (the
-    API's relayer included) needs it; anvil does not mind it."""
-    from web3 import Web3
-    from web3.middleware import ExtraDataToPOAMiddleware
-
-    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
-    w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
-    return w3
-
-
 def deploy_contracts(net: Network, url: str | None = None):
     """Deploy PollBook and CityPoints through a node's RPC with the operators' keys."""
     from .contracts import Operators, Sender, deploy
 
-    w3 = connect(url or any_running_url(net))
+    w3 = make_web3(url or any_running_url(net), timeout=60)
     admin = net.operator_account("admin")
     operators = Operators(**{role: net.operators[role] for role in OPERATOR_ROLES})
     return deploy(w3, Sender(w3, admin), operators)

@@ -15,7 +15,8 @@ from eth_utils import is_address, to_checksum_address
 from .contracts import Sender, bind
 from .errors import NetworkConfigError
 from .keys import create_keystore
-from .network import Network, any_running_url, connect
+from .network import Network, any_running_url
+from .rpc import make_web3
 
 # Which contract roles each operator role holds: (contract, role constant).
 ROLE_GRANTS: dict[str, list[tuple[str, str]]] = {
@@ -50,7 +51,7 @@ def rotate_role(
     """Move `role` to `to` (an address whose key its holder keeps) or to a fresh keystore key."""
     if role not in ROLE_GRANTS:
         raise NetworkConfigError(f"cannot rotate {role!r}: one of {', '.join(ROLE_GRANTS)}")
-    w3 = connect(url or any_running_url(net))
+    w3 = make_web3(url or any_running_url(net), timeout=60)
     admin = Sender(w3, net.operator_account("admin"))
     old = net.operators[role]
     keystore_path = None

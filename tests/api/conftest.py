@@ -7,7 +7,6 @@ is set (the module's tables are dropped and created fresh).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import httpx
@@ -15,9 +14,10 @@ import pytest
 from eth_account import Account
 
 from veche_client.sdk import ResidentClient
-from veche_api.testing import ADMIN_KEY, DATABASES, TEST_DISTRICTS, ChainEnv, ThreadServer, database_url, start_chain
 from veche_core import sealing
-from veche_node.anvil import rpc
+from veche_testkit.devchain import ADMIN_KEY, DATABASES, TEST_DISTRICTS, ChainEnv, database_url, start_chain
+from veche_testkit.servers import ThreadServer
+from veche_testkit.waiting import eventually
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Api:
         return self.server.url
 
     def chain_now(self) -> int:
-        return int(rpc(self.chain.anvil.url, "eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+        return self.chain.now()
 
     def advance(self, seconds: int) -> None:
         self.chain.anvil.increase_time(seconds)
@@ -75,21 +75,9 @@ class Api:
                 return poll
         raise AssertionError(f"poll {poll_id} not listed for {resident.address}")
 
-    def wait_for(self, predicate, timeout: float = 30.0, interval: float = 0.1):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(interval)
-        raise AssertionError("condition not reached in time")
-
     def wait_ballot(self, ballot_hash: str, statuses=("confirmed",), timeout: float = 30.0) -> dict:
-        def check():
-            body = self.http.get(f"/ballots/{ballot_hash}").json()
-            return body if body.get("status") in statuses else None
-
-        return self.wait_for(check, timeout)
+        return eventually(lambda: self.http.get(f"/ballots/{ballot_hash}").json(), timeout,
+                          until=lambda body: body.get("status") in statuses, what=f"ballot {ballot_hash} {statuses}")
 
 
 def make_api(tmp_path_factory, kind: str, **settings_overrides):

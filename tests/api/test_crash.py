@@ -15,17 +15,19 @@ import pytest
 from eth_account import Account
 
 from veche_client.sdk import ResidentClient, RetryPolicy
-from veche_api.testing import ADMIN_KEY, ProcessServer, start_chain
 from veche_core import events, sealing
 from veche_core.ballot import Ballot
 from veche_core.rpc import RpcClient
-from veche_node.anvil import rpc
+from veche_testkit.devchain import ADMIN_KEY, start_chain
+from veche_testkit.servers import ProcessServer, wait_relay_drained
+from veche_testkit.waiting import eventually
 
 from .conftest import DATABASES, database_url
 
 TOKENS = 50
 BALLOTS_PER_TOKEN = 4  # 200 ballots, revotes included
 KILL_AT = (0.2, 0.5, 0.8)  # fractions of the ballots acknowledged (a kill loses at most 10 answers)
+SEED = 15  # the choices, pauses and kill moments are drawn from this seed: the same draws every run
 
 
 @pytest.mark.slow
@@ -38,7 +40,7 @@ def test_sigkill_during_load_loses_and_duplicates_nothing(tmp_path, kind):
     admin = {"X-Admin-Key": ADMIN_KEY}
     try:
         http = httpx.Client(base_url=server.url, timeout=30)
-        now = int(rpc(chain.anvil.url, "eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+        now = chain.now()
         trustees = [(Account.create(), sealing.generate_trustee_keypair()) for _ in range(2)]
         reply = http.post("/admin/polls", headers=admin, timeout=120, json={
             "question": "Crash?", "options": ["a", "b", "c"], "opensAt": now + 5, "closesAt": now + 36000,
@@ -63,20 +65,24 @@ def test_sigkill_during_load_loses_and_duplicates_nothing(tmp_path, kind):
         done = threading.Event()
         # Long enough to outlast a restart: the SDK sends the same request until it is answered.
         patient = RetryPolicy(attempts=1000, deadline=90, first_delay=0.05, max_delay=0.5)
+        # One generator a resident (and one for the killer), each seeded: threads do not share one.
+        seeds = random.Random(SEED)
+        rngs = {resident.address: random.Random(seeds.getrandbits(64)) for resident in residents}
 
         def vote(resident: ResidentClient) -> None:
             """One resident: a token (asked for while the API may be killed), then its ballots."""
+            rng = rngs[resident.address]
             with httpx.Client(base_url=server.url, timeout=10) as client:
                 resident = ResidentClient(client, resident.identity, retry=patient)
                 token = resident.get_token(poll)  # all in Central: the same stratum
                 with lock:
                     tokens[resident.address] = token.credential
                 for _ in range(BALLOTS_PER_TOKEN):
-                    ballot = resident.make_ballot(token, [random.randrange(3)])
+                    ballot = resident.make_ballot(token, [rng.randrange(3)])
                     answer = resident.submit(ballot)  # a 202 lost in a kill is asked for again
                     with lock:
                         acknowledged[answer["ballotHash"]] = ballot
-                    time.sleep(random.random() * 0.05)
+                    time.sleep(rng.random() * 0.05)
 
         kills = 0
 
@@ -85,7 +91,7 @@ def test_sigkill_during_load_loses_and_duplicates_nothing(tmp_path, kind):
             fifth, a half and four fifths of the ballots are acknowledged, each at a random moment
             soon after (a killer on a clock missed a load that ran faster than it)."""
             nonlocal kills
-            rng = random.Random()
+            rng = random.Random(seeds.getrandbits(64))
             for fraction in KILL_AT:
                 while not done.is_set() and len(acknowledged) < fraction * TOKENS * BALLOTS_PER_TOKEN:
                     time.sleep(0.002)
@@ -112,23 +118,16 @@ def test_sigkill_during_load_loses_and_duplicates_nothing(tmp_path, kind):
 
         # Wait for the relay to drain: ballots, and the issuances recorded on chain.
         with httpx.Client(base_url=server.url, timeout=10) as client:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                queue = client.get("/health").json()["relay"]["queue"]
-                if not queue.get("accepted") and not queue.get("sent"):
-                    break
-                time.sleep(0.2)
-            else:
-                raise AssertionError(f"relay did not drain: {queue}")
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                with RpcClient(chain.anvil.url) as rpc_client:
-                    issued = [pseudonym for log in rpc_client.iter_logs(
-                        chain.deployment.poll_book, [events.TOKENS_ISSUED_TOPIC], 0, rpc_client.block_number())
-                        for pseudonym in events.decode_log(log).args["pseudonyms"]]
-                if len(issued) >= TOKENS:
-                    break
-                time.sleep(0.2)
+            wait_relay_drained(client)
+
+        def issuances() -> list[bytes]:
+            with RpcClient(chain.anvil.url) as rpc_client:
+                return [pseudonym for log in rpc_client.iter_logs(
+                    chain.deployment.poll_book, [events.TOKENS_ISSUED_TOPIC], 0, rpc_client.block_number())
+                    for pseudonym in events.decode_log(log).args["pseudonyms"]]
+
+        issued = eventually(issuances, timeout=60, interval=0.2, until=lambda found: len(found) >= TOKENS,
+                            what=f"{TOKENS} issuances on chain")
         assert len(issued) == len(set(issued)) == TOKENS, "an issuance is missing from the chain or on it twice"
 
         with RpcClient(chain.anvil.url) as rpc_client:

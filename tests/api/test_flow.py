@@ -15,6 +15,7 @@ from veche_core import dataset, events, key_shares
 from veche_core.receipt import Receipt
 from veche_core.rpc import RpcClient
 from veche_core.typed_data import key_share_digest, poll_book_domain, sign_digest
+from veche_testkit.waiting import eventually
 
 from .conftest import assert_error
 
@@ -107,15 +108,15 @@ def test_whole_flow(api):
     assert json_rows == rows
     assert Counter(r.choice[0] for r in rows) == expected_city
     assert list(csv.reader(io.StringIO(csv_text)))[0] == ["token", "stratum", "choice", "block"]
-    from web3 import Web3
     from veche_node.contracts import bind
+    from veche_node.rpc import make_web3
 
-    poll_book, city_points = bind(Web3(Web3.HTTPProvider(api.chain.anvil.url)), api.chain.deployment)
+    poll_book, city_points = bind(make_web3(api.chain.anvil.url), api.chain.deployment)
     published, counts, data_hash = poll_book.functions.result(citywide["id"]).call()
     assert published and list(counts) == results["counts"] and "0x" + data_hash.hex() == results["datasetHash"]
 
     # Points: 20 for the citywide poll, +10 for the district poll.
-    api.wait_for(lambda: city_points.functions.balanceOf(residents[0].address).call() == 30)
+    eventually(lambda: city_points.functions.balanceOf(residents[0].address).call() == 30, timeout=30)
     points = api.http.get(f"/points/{residents[0].address}").json()
     assert points["balance"] == 30
     assert sorted(e["amount"] for e in points["history"]) == [10, 20]
@@ -127,11 +128,11 @@ def test_points_redeem_and_donate(api):
     poll = api.create_poll(points=25, opens_in=5)
     token = resident.get_token(api.poll_for(poll["id"], resident))
     assert token.credential
-    from web3 import Web3
     from veche_node.contracts import bind
+    from veche_node.rpc import make_web3
 
-    _, city_points = bind(Web3(Web3.HTTPProvider(api.chain.anvil.url)), api.chain.deployment)
-    api.wait_for(lambda: city_points.functions.balanceOf(resident.address).call() == 25)
+    _, city_points = bind(make_web3(api.chain.anvil.url), api.chain.deployment)
+    eventually(lambda: city_points.functions.balanceOf(resident.address).call() == 25, timeout=30)
 
     reward = api.http.post("/admin/rewards", headers=api.admin,
                            json={"name": "Metro ride", "description": "one ride", "price": 10, "stock": 5})
@@ -148,7 +149,7 @@ def test_points_redeem_and_donate(api):
     reply = api.http.post("/points/redemptions", json=body)
     assert reply.status_code == 202, reply.text
     request_id = reply.json()["id"]
-    api.wait_for(lambda: api.http.get(f"/points/requests/{request_id}").json()["status"] == "confirmed")
+    eventually(lambda: api.http.get(f"/points/requests/{request_id}").json()["status"] == "confirmed", timeout=30)
     # replaying the same signed request: its nonce is used
     assert_error(api.http.post("/points/redemptions", json=body), 409, "points.bad_nonce")
     # too expensive: 15 left, donating 20
@@ -157,7 +158,7 @@ def test_points_redeem_and_donate(api):
     donation = resident.donation(chain_id, address, charity.json()["id"], 15, nonce=1, deadline=deadline)
     reply = api.http.post("/points/donations", json=donation)
     assert reply.status_code == 202, reply.text
-    api.wait_for(lambda: api.http.get(f"/points/requests/{reply.json()['id']}").json()["status"] == "confirmed")
+    eventually(lambda: api.http.get(f"/points/requests/{reply.json()['id']}").json()["status"] == "confirmed", timeout=30)
     points = api.http.get(f"/points/{resident.address}").json()
     assert points["balance"] == 0 and points["nonce"] == 2
     assert [e["event"] for e in points["history"]] == ["PointsCredited", "RewardRedeemed", "PointsDonated"]

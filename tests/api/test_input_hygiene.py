@@ -15,9 +15,9 @@ import pytest
 from veche_api.eligibility import age_in
 from veche_api.models import Resident
 from veche_api.schemas import MAX_TIME, clean_text
-from veche_api.testing import TEST_DISTRICTS
 from veche_client.sdk import ResidentClient, ballot_body
-from veche_node.anvil import rpc
+from veche_node.rpc import rpc
+from veche_testkit.devchain import TEST_DISTRICTS
 
 from .conftest import DATABASES, assert_error, make_api
 from .test_rejections import Snapshot

@@ -12,6 +12,8 @@ from veche_api import models
 from veche_client.sdk import ResidentClient, ballot_body, hexs
 from veche_api.core.db import Database
 from veche_core.typed_data import poll_book_domain
+from veche_testkit.servers import wait_relay_drained
+from veche_testkit.waiting import eventually
 
 from .conftest import assert_error
 
@@ -42,10 +44,10 @@ class Snapshot:
 
     def settle(self, timeout: float = 30.0) -> None:
         """Wait until the relay has nothing in flight (its own work is not the request's)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def busy() -> int:
             with self.db.session() as session:
-                busy = (
+                return (
                     session.exec(select(func.count()).select_from(models.Ballot)
                                  .where(models.Ballot.status.in_(("accepted", "sent")))).one()
                     + session.exec(select(func.count()).select_from(models.Issuance)
@@ -53,10 +55,8 @@ class Snapshot:
                     + session.exec(select(func.count()).select_from(models.ChainTx)
                                    .where(models.ChainTx.status.in_(("signed", "sent")))).one()
                 )
-            if not busy:
-                return
-            time.sleep(0.05)
-        raise AssertionError("the relay did not settle")
+
+        eventually(busy, timeout, until=lambda count: count == 0, interval=0.05, what="the relay to settle")
 
     def take(self) -> dict[str, int]:
         with self.db.session() as session:
@@ -152,8 +152,7 @@ def test_ballot_rejections(world, unchanged):
     # After close.
     short_token = bob.get_token(poll_as(api, polls["short"], bob))
     assert bob.cast(short_token, [0]).status_code == 202
-    api.wait_for(lambda: http.get("/health").json()["relay"]["queue"].get("accepted", 0) == 0)
-    api.wait_for(lambda: http.get("/health").json()["relay"]["queue"].get("sent", 0) == 0)
+    wait_relay_drained(http, timeout=30)
     api.advance(70)
     late = bob.make_ballot(short_token, [1])
     unchanged(lambda: http.post("/ballots", json=ballot_body(late)), 409, "ballot.poll_closed")

@@ -26,11 +26,13 @@ from eth_account import Account
 
 from veche_client.sdk import ResidentClient, ballot_body
 from veche_api.core.config import Settings
-from veche_api.testing import ADMIN_KEY, ProcessServer, ThreadServer, start_chain
-from veche_api.testing import reset_socket as _reset
 from veche_core import events, key_shares, sealing
-from veche_node.anvil import rpc
 from veche_node.contracts import dev_accounts
+from veche_node.rpc import rpc
+from veche_testkit.devchain import ADMIN_KEY, start_chain
+from veche_testkit.servers import ProcessServer, ThreadServer
+from veche_testkit.servers import reset_socket as _reset
+from veche_testkit.waiting import eventually
 
 from .conftest import Api
 
@@ -142,18 +144,13 @@ class Faults:
         return self.api.http.get(f"/ballots/{ballot_hash}").json()
 
     def wait_final(self, hashes: list[str], timeout: float = 30.0) -> dict[str, dict]:
-        deadline = time.monotonic() + timeout
-        while True:
-            found = {h: self.status(h) for h in hashes}
-            if all(body["status"] in FINAL for body in found.values()):
-                return found
-            if time.monotonic() > deadline:
-                raise AssertionError(f"not final in {timeout} s: {Counter(b['status'] for b in found.values())}")
-            time.sleep(0.1)
+        return eventually(lambda: {h: self.status(h) for h in hashes}, timeout,
+                          until=lambda found: all(body["status"] in FINAL for body in found.values()),
+                          what="every ballot final")
 
     def settled(self, timeout: float = 30.0) -> None:
         """Nothing queued or in flight: the next test starts from a quiet relay."""
-        self.api.wait_for(lambda: not self.sql(
+        eventually(lambda: not self.sql(
             "SELECT 1 FROM chaintx WHERE status IN ('signed', 'sent') UNION ALL "
             "SELECT 1 FROM ballot WHERE status IN ('accepted', 'sent') UNION ALL "
             "SELECT 1 FROM issuance WHERE status IN ('pending', 'sent')"), timeout)
@@ -167,7 +164,7 @@ class Faults:
     def wait_sent(self, poll_id: int, address: str = RELAYER.address, timeout: float = 15.0) -> dict[int, str]:
         """Wait until the relay has put every ballot of the poll in a broadcast transaction; the
         sender's pending pool then (automine off)."""
-        self.api.wait_for(lambda: not self.sql(
+        eventually(lambda: not self.sql(
             "SELECT 1 FROM ballot WHERE poll_id = ? AND status = 'accepted' UNION ALL "
             "SELECT 1 FROM chaintx WHERE status = 'signed'", poll_id), timeout)
         return self.pool(address)
@@ -238,8 +235,12 @@ def test_node_outage_queues_backs_off_and_resumes(env):
     assert health.status_code == 503, health.text
     assert health.json()["chain"]["ok"] is False and health.json()["status"] == "degraded"
 
-    # Backing off, not spinning: over 4 quiet seconds the relay's attempts (two connections
-    # each: one retry in the RPC client) stay few; a loop at `receipt_poll` would make ~30.
+    # Backing off, not spinning: the relay has met the cut (it reports the error), and then over
+    # 4 quiet seconds its attempts (two connections each: one retry in the RPC client) stay few;
+    # a loop at `receipt_poll` would make ~30. A rate is counted over a span of time: the sleep
+    # is that span, not a guess at when something will have happened.
+    eventually(lambda: env.api.http.get("/health").json()["relay"]["lastError"], timeout=30,
+               what="the relay to report the node's outage")
     before = env.proxy.refused
     time.sleep(4)
     attempts = env.proxy.refused - before
@@ -295,7 +296,7 @@ def test_pending_transactions_dropped_by_the_node(env, how):
         # Dropped — unless the relay's periodic resend (every second here) already put it back,
         # which it records just after the broadcast.
         if min(pool) in env.pool(RELAYER.address):
-            env.api.wait_for(lambda: env.sql(
+            eventually(lambda: env.sql(
                 "SELECT SUM(attempts) FROM chaintx WHERE sender = ?", RELAYER.address)[0][0] > sends, timeout=5)
     finally:
         env.node("evm_setAutomine", True)
@@ -397,7 +398,7 @@ def test_poll_creation_survives_a_crash_after_broadcast(tmp_path):
     admin = {"X-Admin-Key": ADMIN_KEY}
     try:
         server.start()
-        now = int(rpc(chain.anvil.url, "eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+        now = chain.now()
         body = {
             "question": "Crash?", "options": ["a", "b"], "opensAt": now + 5, "closesAt": now + 3600,
             "trustees": [{"address": a.address, "publicKey": "0x" + p.public_key.hex()} for a, p in trustees],
@@ -414,10 +415,8 @@ def test_poll_creation_survives_a_crash_after_broadcast(tmp_path):
 
         request = threading.Thread(target=create, daemon=True)
         request.start()
-        deadline = time.monotonic() + 30
-        while not rpc(chain.anvil.url, "txpool_content")["pending"]:
-            assert time.monotonic() < deadline, "createPoll was not broadcast"
-            time.sleep(0.05)
+        eventually(lambda: rpc(chain.anvil.url, "txpool_content")["pending"], timeout=30, interval=0.05,
+                   what="createPoll to be broadcast")
         server.kill()
         request.join(10)
         assert answers and isinstance(answers[0], httpx.HTTPError)  # the admin got no answer
@@ -435,11 +434,8 @@ def test_poll_creation_survives_a_crash_after_broadcast(tmp_path):
 
         server.start()  # the relay's first pass reconciles the createPoll
         http = httpx.Client(base_url=server.url, timeout=30)
-        deadline = time.monotonic() + 30
-        while (reply := http.get(f"/polls/{poll_id}")).status_code != 200:
-            assert time.monotonic() < deadline, reply.text
-            time.sleep(0.1)
-        poll = reply.json()
+        poll = eventually(lambda: http.get(f"/polls/{poll_id}"), timeout=30,
+                          until=lambda reply: reply.status_code == 200, what=f"poll {poll_id} served").json()
         creation = http.get(f"/admin/polls/{poll_id}/creation", headers=admin)
         assert creation.status_code == 200, creation.text
         creation = creation.json()
@@ -457,10 +453,8 @@ def test_poll_creation_survives_a_crash_after_broadcast(tmp_path):
         token = resident.get_token(listed)
         chain.anvil.increase_time(6)
         ballot_hash = resident.submit(ResidentClient.make_ballot(token, [1]))["ballotHash"]
-        deadline = time.monotonic() + 30
-        while (status := http.get(f"/ballots/{ballot_hash}").json())["status"] not in FINAL:
-            assert time.monotonic() < deadline, status
-            time.sleep(0.1)
+        status = eventually(lambda: http.get(f"/ballots/{ballot_hash}").json(), timeout=30,
+                            until=lambda body: body["status"] in FINAL, what="the ballot final")
         assert status["status"] == "confirmed", status
         http.close()
     finally:

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from veche_client.sdk import ResidentClient, ballot_body
+from veche_testkit.waiting import eventually
 
 from .conftest import TEST_DISTRICTS
 
@@ -165,6 +166,6 @@ def test_the_relay_keeps_relaying_afterwards(city):
               resident.submit(ResidentClient.make_ballot(token, [2], sequence=10**6 + 1))["ballotHash"]]
     for ballot_hash in hashes:
         assert api.wait_ballot(ballot_hash, timeout=60)["status"] == "confirmed"
-    health = api.wait_for(lambda: (b := api.http.get("/health").json())["relay"]["lastError"] is None and b)
+    health = eventually(lambda: api.http.get("/health").json(), timeout=30, until=lambda b: b["relay"]["lastError"] is None)
     assert health["status"] == "ok", health
     assert health["relay"]["quarantined"] == 0

@@ -23,10 +23,11 @@ from sqlalchemy import func, select
 
 from veche_api import models
 from veche_api.core.db import Database
-from veche_api.testing import LossyProxy
 from veche_client.sdk import ApiError, ResidentClient, RetryPolicy, ballot_body
 from veche_core import events
 from veche_core.rpc import RpcClient
+from veche_testkit.servers import LossyProxy
+from veche_testkit.waiting import eventually
 
 from .conftest import assert_error
 
@@ -77,7 +78,7 @@ def wait_recorded(api, db: Database, residents: list[str]) -> list[str]:
             rows = conn.execute(select(table.c.status, table.c.pseudonym).where(table.c.resident.in_(residents))).all()
         return [p for s, p in rows] if len(rows) == len(residents) and all(s == "recorded" for s, _ in rows) else None
 
-    return api.wait_for(recorded, timeout=60)
+    return eventually(recorded, timeout=60)
 
 
 def signed(receipt: dict) -> dict:

@@ -20,28 +20,20 @@ import httpx
 import pytest
 from eth_account import Account
 from sqlalchemy import text
-from web3 import Web3
 
 from veche_api.core.db import Database
-from veche_api.testing import ADMIN_KEY, ProcessServer, start_chain
 from veche_client.sdk import ResidentClient, ballot_body
 from veche_core import sealing
 from veche_node.contracts import dev_accounts
+from veche_node.rpc import make_web3
+from veche_testkit.devchain import ADMIN_KEY, start_chain
+from veche_testkit.servers import ProcessServer
+from veche_testkit.waiting import eventually
 
 from .conftest import DATABASES, Api, database_url, make_api
 from .test_relay_faults import NodeProxy
 
 SECRET = "rpc-S3CRET-" + secrets.token_hex(4)
-
-
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not reached in time")
 
 
 @pytest.fixture(scope="module", params=DATABASES)
@@ -62,7 +54,7 @@ def _poison(api: Api) -> dict[str, int]:
     whose resident is not an address, and a logged createPoll transaction (mined: a real
     transaction from a spare account) whose poll record is missing."""
     db = Database(api.chain.env["VECHE_DATABASE_URL"])
-    w3 = Web3(Web3.HTTPProvider(api.chain.anvil.url))
+    w3 = make_web3(api.chain.anvil.url)
     spare = dev_accounts(6)[5]
     tx_hash = w3.eth.send_transaction({"from": spare.address, "to": spare.address, "value": 1})
     w3.eth.wait_for_transaction_receipt(tx_hash)
@@ -131,7 +123,7 @@ def test_bad_items_are_quarantined_and_the_rest_flows(quick):
             conn.execute(text("UPDATE chaintx SET status = 'mined' WHERE id = :id"), {"id": poisoned["chain_tx"]})
     finally:
         db.dispose()
-    health = wait_for(lambda: (b := api.http.get("/health").json())["relay"]["quarantined"] == 0 and b, timeout=30)
+    health = eventually(lambda: api.http.get("/health").json(), timeout=30, until=lambda b: b["relay"]["quarantined"] == 0)
     assert health["status"] == "ok", health
 
 
@@ -153,7 +145,7 @@ def test_starts_with_the_node_down_and_never_shows_its_credentials(tmp_path):
         with httpx.Client(base_url=server.url, timeout=10) as http:
             first = http.get("/health")
             assert first.status_code == 503 and first.json()["chain"]["ok"] is False, first.text
-            wait_for(lambda: http.get("/health").json()["relay"]["lastError"], timeout=30)
+            eventually(lambda: http.get("/health").json()["relay"]["lastError"], timeout=30)
             answers = []
             for _ in range(30):
                 with httpx.Client(base_url=server.url, timeout=10) as fresh:  # a new connection: any worker
@@ -166,8 +158,8 @@ def test_starts_with_the_node_down_and_never_shows_its_credentials(tmp_path):
             assert "http://" not in relay["lastError"] or "@" not in relay["lastError"]
 
             proxy.restore()
-            wait_for(lambda: http.get("/health").status_code == 200, timeout=60)
-            health = wait_for(lambda: (b := http.get("/health").json())["relay"]["lastError"] is None and b, timeout=30)
+            eventually(lambda: http.get("/health").status_code == 200, timeout=60)
+            health = eventually(lambda: http.get("/health").json(), timeout=30, until=lambda b: b["relay"]["lastError"] is None)
             assert health["relay"]["chainChecked"] is True
             assert SECRET not in str(health)
     finally:

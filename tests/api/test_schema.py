@@ -28,7 +28,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from veche_api.schemas import ADDRESS_PATTERN
-from veche_api.testing import ADMIN_KEY
+from veche_testkit.devchain import ADMIN_KEY
 
 SIGNED = {"POST /tokens", "POST /ballots", "POST /points/redemptions", "POST /points/donations",
           "POST /polls/{poll_id}/key-shares"}

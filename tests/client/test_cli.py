@@ -12,15 +12,16 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from veche_api.testing import ADMIN_KEY, DATABASES, LossyProxy, ThreadServer, database_url, start_chain
 from veche_core import events, sealing
 from veche_core.rpc import RpcClient
+from veche_testkit.devchain import ADMIN_KEY, DATABASES, database_url, start_chain
+from veche_testkit.servers import LossyProxy, ThreadServer
+from veche_testkit.waiting import eventually
 
 BIN = Path(sys.executable).parent
 ADMIN = {"X-Admin-Key": ADMIN_KEY}
@@ -86,7 +87,7 @@ def test_a_resident_and_trustees_through_the_cli(city, tmp_path):
         trustee_keys.append({"address": trustee_address, "publicKey": public_key})
 
     assert http.post("/admin/residents", headers=ADMIN, json={"address": address, "district": "Central", "birthYear": 1985}).status_code == 201
-    now = int(httpx.post(chain.anvil.url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber", "params": ["latest", False]}).json()["result"]["timestamp"], 16)
+    now = chain.now()
     created = http.post("/admin/polls", headers=ADMIN, json={
         "question": "Where should the new library go?", "options": ["Park", "Station", "School"],
         "opensAt": now, "closesAt": now + 3600, "points": 20, "trustees": trustee_keys, "threshold": 2,
@@ -106,23 +107,17 @@ def test_a_resident_and_trustees_through_the_cli(city, tmp_path):
     receipts = sorted((alice.home / "receipts").glob("*.json"), key=lambda p: p.stat().st_mtime)
     assert len(receipts) == 2
 
-    deadline = time.monotonic() + 60
-    while "on chain in block" not in (status := alice.run("receipt").stdout):
-        assert time.monotonic() < deadline, status
-        time.sleep(0.5)
+    eventually(lambda: alice.run("receipt").stdout, timeout=60, interval=0.5,
+               until=lambda status: "on chain in block" in status, what="the receipt on chain")
 
     assert "Balance: 20 points." in alice.run("points").stdout
     assert "Museum ticket" in alice.run("rewards").stdout
     assert "Redemption of reward 1 requested" in alice.run("redeem", "1").stdout
-    deadline = time.monotonic() + 60
-    while "Balance: 10 points." not in (points := alice.run("points").stdout):
-        assert time.monotonic() < deadline, points
-        time.sleep(0.5)
+    eventually(lambda: alice.run("points").stdout, timeout=60, interval=0.5,
+               until=lambda points: "Balance: 10 points." in points, what="the redemption on chain")
     assert "Donation of 5 points to charity 1 requested" in alice.run("donate", "1", "5").stdout
-    deadline = time.monotonic() + 60
-    while "Balance: 5 points." not in (points := alice.run("points").stdout):
-        assert time.monotonic() < deadline, points
-        time.sleep(0.5)
+    eventually(lambda: alice.run("points").stdout, timeout=60, interval=0.5,
+               until=lambda points: "Balance: 5 points." in points, what="the donation on chain")
 
     refused = trustees[0].run("trustee", "release", str(poll_id), sealed[0], ok=False)
     assert refused.returncode == 1 and "shares are released only after close" in refused.stdout
@@ -157,7 +152,7 @@ def test_the_cli_recovers_lost_answers_and_a_kill(city, tmp_path):
             enrolled = http.post("/admin/residents", headers=ADMIN, json={
                 "address": person.create_key(), "district": "Central", "birthYear": 1985})
             assert enrolled.status_code == 201, enrolled.text
-        now = int(httpx.post(chain.anvil.url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber", "params": ["latest", False]}).json()["result"]["timestamp"], 16)
+        now = chain.now()
         trustees = [{"address": Person(server.url, tmp_path / f"t{i}").create_key(),
                      "publicKey": "0x" + sealing.generate_trustee_keypair().public_key.hex()} for i in range(2)]
         created = http.post("/admin/polls", headers=ADMIN, json={
@@ -211,10 +206,8 @@ def test_the_cli_recovers_lost_answers_and_a_kill(city, tmp_path):
         receipts = [json.loads(p.read_text()) for person in (alice, bob) for p in (person.home / "receipts").glob("*.json")]
         assert len(receipts) == 6
         for receipt in receipts:
-            deadline = time.monotonic() + 60
-            while http.get(f"/ballots/{receipt['ballotHash']}").json()["status"] != "confirmed":
-                assert time.monotonic() < deadline, receipt
-                time.sleep(0.2)
+            eventually(lambda: http.get(f"/ballots/{receipt['ballotHash']}").json()["status"] == "confirmed",
+                       timeout=60, interval=0.2, what=f"ballot {receipt['ballotHash']} confirmed")
         with RpcClient(chain.anvil.url) as rpc:
             casts = [events.ballot_cast(log) for log in rpc.iter_logs(
                 chain.deployment.poll_book, [events.BALLOT_CAST_TOPIC], 0, rpc.block_number())]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import signal
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import pytest
 
 from veche_core.errors import VecheError
 from veche_core.rpc import RpcClient, RpcError
+from veche_node.ports import free_ports
 
 TEST_SECONDS = 20
 
@@ -202,9 +202,7 @@ def test_an_answer_that_is_not_json_is_retried_then_an_rpc_error(node):
 
 
 def test_an_unreachable_node_is_an_rpc_error():
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    (port,) = free_ports(1)  # a port nothing listens on
     with RpcClient(f"http://127.0.0.1:{port}/", timeout=2, retries=1) as client:
         with pytest.raises(RpcError, match="eth_chainId"):
             client.chain_id()

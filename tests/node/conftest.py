@@ -1,7 +1,7 @@
 """Fixtures for the node tests: real geth processes on 127.0.0.1, always stopped at the end.
 
 Tests marked `geth` need go-ethereum v1.13.15 (`make geth`); without it they are skipped, with a
-reason that says so. Every wait is bounded (`wait_until` raises after its timeout), and every
+reason that says so. Every wait is bounded (`eventually` fails after its timeout), and every
 network fixture stops all of its nodes in a `finally`, whatever the test did.
 """
 
@@ -17,11 +17,12 @@ from veche_node.network import (
     get_block,
     init_network,
     node_pid,
-    rpc,
     start_all,
     stop_all,
-    wait_until,
 )
+from veche_node.rpc import rpc
+from veche_testkit.waiting import eventually
+
 
 def running_network(root, *, validators: int, observers: int) -> Iterator[Network]:
     """A started network whose nodes are all peered and sealing; stopped afterwards."""
@@ -30,7 +31,7 @@ def running_network(root, *, validators: int, observers: int) -> Iterator[Networ
         start_all(net, timeout=60)
         expected_peers = len(net.nodes) - 1
         for spec in net.nodes:
-            wait_until(
+            eventually(
                 lambda spec=spec: int(rpc(spec.url, "net_peerCount"), 16) >= expected_peers,
                 timeout=30,
                 what=f"{spec.name} to peer with the other nodes",
@@ -38,10 +39,10 @@ def running_network(root, *, validators: int, observers: int) -> Iterator[Networ
         # A node that starts after the first blocks were sealed fetches them in geth's sync
         # cycle (up to 10 s): wait until every node holds the same recent block.
         first = net.validators()[0].url
-        wait_until(lambda: block_number(first) >= 2, timeout=30, what="the first blocks")
+        eventually(lambda: block_number(first) >= 2, timeout=30, what="the first blocks")
         target = block_number(first)
         for spec in net.nodes:
-            wait_until(
+            eventually(
                 lambda spec=spec: block_number(spec.url) >= target
                 and get_block(spec.url, target)["hash"] == get_block(first, target)["hash"],
                 timeout=40,

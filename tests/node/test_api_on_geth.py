@@ -12,7 +12,6 @@ import json
 import secrets
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -20,10 +19,11 @@ import pytest
 from eth_account import Account
 
 from veche_api.core.config import Settings
-from veche_api.testing import ThreadServer
 from veche_client.sdk import ResidentClient
 from veche_core import key_shares, sealing
 from veche_node.network import block_number, deploy_contracts, get_block
+from veche_testkit.servers import ThreadServer
+from veche_testkit.waiting import eventually
 
 pytestmark = pytest.mark.geth
 ADMIN_KEY = "geth-admin-key"
@@ -78,14 +78,13 @@ def test_a_poll_through_the_api_on_the_clique_network(network, tmp_path):
             hashes.append(resident.submit(resident.make_ballot(token, [i % 2]))["ballotHash"])
             if i == 0:  # a revote through the relay: the last ballot counts
                 hashes.append(resident.submit(resident.make_ballot(token, [1]))["ballotHash"])
-        deadline = time.monotonic() + 60
-        while not all(resident.ballot_status(h)["status"] == "confirmed" for resident, h in zip(residents * 2, hashes)):
-            assert time.monotonic() < deadline, [residents[0].ballot_status(h) for h in hashes]
-            time.sleep(0.5)
+        eventually(lambda: [resident.ballot_status(h) for resident, h in zip(residents * 2, hashes)], timeout=60,
+                   until=lambda found: all(b["status"] == "confirmed" for b in found), interval=0.5,
+                   what="every ballot confirmed")
 
         closes_at = created.json()["poll"]["closesAt"]
-        while int(get_block(validator.url, "latest")["timestamp"], 16) <= closes_at:
-            time.sleep(1)
+        eventually(lambda: int(get_block(validator.url, "latest")["timestamp"], 16) > closes_at,
+                   timeout=2 * VOTING_SECONDS, interval=1, what="a block past the poll's close")
         poll = created.json()["poll"]
         for index in (0, 2):
             account, keypair = trustees[index]
@@ -97,10 +96,7 @@ def test_a_poll_through_the_api_on_the_clique_network(network, tmp_path):
 
         # Let the observer catch up, then recount from it.
         head = block_number(validator.url)
-        deadline = time.monotonic() + 30
-        while block_number(observer.url) < head:
-            assert time.monotonic() < deadline, "the observer did not sync"
-            time.sleep(0.5)
+        eventually(lambda: block_number(observer.url) >= head, timeout=30, interval=0.5, what="the observer to sync")
         verify = subprocess.run(
             [str(Path(sys.executable).with_name("veche-verify")), "--rpc", observer.url, "--deployment", str(deployment_file),
              "--json", "poll", str(poll_id)],

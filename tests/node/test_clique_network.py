@@ -19,7 +19,9 @@ import time
 
 import pytest
 from click.testing import CliRunner
+from eth_account import Account
 
+from veche_core.dataset import dataset_hash
 from veche_core.deployment import Deployment
 from veche_node.cli import main
 from veche_node.contracts import bind
@@ -27,15 +29,14 @@ from veche_node.network import (
     Network,
     block_number,
     block_signer,
-    connect,
     get_block,
     node_pid,
-    rpc,
     start_node,
     stop_node,
-    wait_until,
 )
-from veche_node.workload import PollDriver
+from veche_node.rpc import make_web3, rpc
+from veche_testkit.city import City
+from veche_testkit.waiting import eventually
 
 pytestmark = [pytest.mark.geth, pytest.mark.slow]
 
@@ -47,7 +48,7 @@ def same_block(url_a: str, url_b: str, number: int) -> bool:
 def wait_synced(follower: str, leader: str, *, timeout: float = 40) -> int:
     """Wait until `follower` has the leader's current head block (same hash); returns its number."""
     target = block_number(leader)
-    wait_until(
+    eventually(
         lambda: block_number(follower) >= target and same_block(follower, leader, target),
         timeout=timeout,
         what=f"{follower} to reach block {target} of {leader}",
@@ -76,22 +77,16 @@ def deployment(network, tmp_path_factory) -> Deployment:
 
 
 @pytest.fixture(scope="module")
-def driver(network, deployment) -> PollDriver:
+def driver(network, deployment) -> City:
     """Sends through validator-1's RPC with the operators' keys from the keystores."""
-    return PollDriver(
-        connect(network.node("validator-1").url),
-        deployment,
-        poll_admin=network.operator_account("poll_admin"),
-        issuer=network.operator_account("issuer"),
-        relayer=network.operator_account("relayer"),
-    )
+    return City.on_network(network, deployment, network.node("validator-1").url)
 
 
 def test_each_validator_seals_in_turn_and_the_observer_follows(network):
     validator = network.node("validator-1").url
     observer = network.node("observer-1").url
     start = block_number(validator)
-    wait_until(lambda: block_number(validator) >= start + 9, timeout=30, what="nine more blocks")
+    eventually(lambda: block_number(validator) >= start + 9, timeout=30, what="nine more blocks")
     sealers = [block_signer(validator, n) for n in range(start + 1, start + 10)]
 
     addresses = {spec.address for spec in network.validators()}
@@ -126,23 +121,23 @@ def test_a_poll_runs_end_to_end_and_the_observer_serves_the_same_logs(network, d
     validator = network.node("validator-2").url  # not the node the driver sends through
     observer = network.node("observer-1").url
 
-    poll = driver.create_poll(duration=25, option_count=3, max_choices=1)
-    tokens = driver.issue_tokens(poll, 6)
+    poll = driver.create_poll(duration=25, option_count=3, max_choices=1, strata=1)
+    tokens = driver.issue_tokens(poll, [(Account.create().address, 0) for _ in range(6)])
     choices = [0, 1, 1, 2, 1, 0]
     driver.cast(poll, [driver.ballot(poll, t, [c]) for t, c in zip(tokens, choices)])
     # The last resident changes their mind: only the later ballot counts.
     driver.cast(poll, [driver.ballot(poll, tokens[-1], [2], sequence=2)])
 
-    driver.wait_closed(poll, timeout=60)
+    driver.close(poll, timeout=60)
     driver.release_shares(poll)
-    tally, dataset_hash = driver.publish_result(poll)
+    tally, rows = driver.publish(poll)
     assert tally == [1, 3, 2]
 
     # The result as any node stores it.
-    poll_book = connect(observer).eth.contract(address=deployment.poll_book, abi=driver.poll_book.abi)
+    poll_book = make_web3(observer).eth.contract(address=deployment.poll_book, abi=driver.poll_book.abi)
     wait_synced(observer, network.node("validator-1").url)
     published, counts, published_hash = poll_book.functions.result(poll.poll_id).call()
-    assert published and list(counts) == tally and published_hash == dataset_hash
+    assert published and list(counts) == tally and published_hash == dataset_hash(rows)
 
     # Every log of the deployment, byte for byte, from the observer and from a validator.
     head = wait_synced(observer, validator)
@@ -199,7 +194,7 @@ def test_a_stopped_validator_does_not_stop_the_chain_and_catches_up(network, dri
         time.sleep(0.3)
 
     # Two of three signers keep sealing: blocks keep coming, none by the stopped validator.
-    wait_until(lambda: block_number(sender) >= stopped_at + 6, timeout=30, what="blocks after the stop")
+    eventually(lambda: block_number(sender) >= stopped_at + 6, timeout=30, what="blocks after the stop")
     after = [block_signer(sender, n) for n in range(stopped_at + 2, stopped_at + 7)]
     assert set(after) <= others, after
 
@@ -207,12 +202,12 @@ def test_a_stopped_validator_does_not_stop_the_chain_and_catches_up(network, dri
     receipts = [driver.w3.eth.wait_for_transaction_receipt(h, timeout=60) for h in hashes]
     assert all(r["status"] == 1 for r in receipts)
     acknowledged = {
-        log["args"]["token"]
+        log["args"]["token"].lower()
         for receipt in receipts
         for log in driver.poll_book.events.BallotCast().process_receipt(receipt)
     }
-    assert acknowledged == {b.token_address for batch in batches for b in batch}
-    on_chain = set(driver.counted_ballots(poll, from_block=receipts[0]["blockNumber"]))
+    assert acknowledged == {b.token_address.lower() for batch in batches for b in batch}
+    on_chain = set(driver.latest_ballots(poll, from_block=receipts[0]["blockNumber"]))
     assert on_chain == acknowledged
 
     # Restarted, the stopped validator catches up with the head and seals again.
@@ -220,7 +215,7 @@ def test_a_stopped_validator_does_not_stop_the_chain_and_catches_up(network, dri
     start_node(network, stopped.name, timeout=60)
     wait_synced(stopped.url, sender, timeout=60)
     resumed = block_number(sender)
-    wait_until(
+    eventually(
         lambda: any(
             block_signer(sender, n) == stopped.address for n in range(resumed + 1, block_number(sender) + 1)
         ),
@@ -244,7 +239,7 @@ def test_rotate_role_moves_the_relayer_role_to_a_new_key(network, deployment, tm
     assert new != old and new in result.output
     assert net.operator_account("relayer").address == new  # the new keystore decrypts
     assert list((network.root / "keystore" / "retired").glob(f"relayer-{old}-*.json"))
-    poll_book, _ = bind(connect(network.node("observer-1").url), deployment)
+    poll_book, _ = bind(make_web3(network.node("observer-1").url), deployment)
     role = poll_book.functions.RELAYER_ROLE().call()
     wait_synced(network.node("observer-1").url, network.node("validator-1").url)
     assert poll_book.functions.hasRole(role, new).call()

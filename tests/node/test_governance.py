@@ -16,10 +16,10 @@ from veche_node.network import (
     Network,
     block_number,
     block_signer,
-    rpc,
     signers,
-    wait_until,
 )
+from veche_node.rpc import rpc
+from veche_testkit.waiting import eventually
 
 from conftest import running_network
 
@@ -56,14 +56,14 @@ def test_validators_vote_a_fourth_in_and_out(network):
     net = Network.load(root)
     newcomer = net.node("validator-4")
     assert newcomer.address not in signers(url)
-    wait_until(lambda: int(rpc(newcomer.url, "net_peerCount"), 16) >= 3, timeout=30, what="validator-4 to peer")
+    eventually(lambda: int(rpc(newcomer.url, "net_peerCount"), 16) >= 3, timeout=30, what="validator-4 to peer")
 
     # Voted in: more than half of the three signers vote for it.
     output = cli("propose", "add", newcomer.address, "--dir", root)
     assert output.count("voted") >= 3
-    wait_until(lambda: newcomer.address in signers(url), timeout=40, what="validator-4 to become a signer")
+    eventually(lambda: newcomer.address in signers(url), timeout=40, what="validator-4 to become a signer")
     added_at = block_number(url)
-    wait_until(
+    eventually(
         lambda: sealed_by(url, newcomer.address, added_at + 1, block_number(url)),
         timeout=40,
         what="validator-4 to seal a block",
@@ -75,10 +75,10 @@ def test_validators_vote_a_fourth_in_and_out(network):
 
     # Voted out: more than half of four (three votes) to remove it.
     cli("propose", "remove", newcomer.address, "--dir", root)
-    wait_until(lambda: newcomer.address not in signers(url), timeout=60, what="validator-4 to be removed")
+    eventually(lambda: newcomer.address not in signers(url), timeout=60, what="validator-4 to be removed")
     head = block_number(url)
     removed_at = next(n for n in range(added_at, head + 1) if newcomer.address not in signers_at(url, n))
-    wait_until(lambda: block_number(url) >= removed_at + 8, timeout=30, what="eight more blocks")
+    eventually(lambda: block_number(url) >= removed_at + 8, timeout=30, what="eight more blocks")
     assert sealed_by(url, newcomer.address, removed_at + 1, removed_at + 8) == []
     assert len(signers(url)) == 3
     # It still runs and follows the chain as a plain node.

@@ -1,5 +1,5 @@
 """Fixtures for the verifier's tests: one anvil and one deployment for the session, a poll per
-test built with the real protocol cryptography (veche_node.simulation), and helpers to run the
+test built with the real protocol cryptography (veche_testkit.city), and helpers to run the
 verifier's checks or its CLI against the chain."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from veche_core.deployment import Deployment
 from veche_core.rpc import RpcClient
 from veche_node.anvil import Anvil
 from veche_node.contracts import contract_type
-from veche_node.simulation import City, SimPoll, call_arguments
+from veche_testkit.city import City, SimPoll, call_arguments
 from veche_verify.chain import read_snapshot
 from veche_verify.checks import PollVerdict, verify_poll
 

@@ -13,7 +13,7 @@ import os
 
 from veche_core import blind_rsa, key_shares
 from veche_core.dataset import DatasetRow, dataset_hash
-from veche_node.simulation import call_arguments, new_token_key
+from veche_testkit.city import call_arguments, new_token_key
 
 from .conftest import RESIDENTS, Forged, close_and_publish, failed, verify
 

@@ -15,7 +15,7 @@ from veche_core._keccak import keccak
 from veche_core.deployment import Deployment
 from veche_core.receipt import sign_receipt
 from veche_core.rpc import RpcClient
-from veche_node.simulation import City
+from veche_testkit.city import City
 from veche_verify.chain import balances, read_snapshot
 
 from .conftest import RESIDENTS, VERIFY, close_and_publish, run_cli, verify

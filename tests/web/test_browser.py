@@ -20,16 +20,16 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from eth_account import Account
 
-from veche_api.testing import ADMIN_KEY, ThreadServer, start_chain
 from veche_client.sdk import ResidentClient
 from veche_core import key_shares, sealing
+from veche_testkit.devchain import ADMIN_KEY, start_chain
+from veche_testkit.servers import ThreadServer, wait_relay_drained
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -116,21 +116,6 @@ def city(tmp_path_factory):
         chain.anvil.stop()
 
 
-def chain_now(url: str) -> int:
-    block = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber", "params": ["latest", False]}, timeout=10)
-    return int(block.json()["result"]["timestamp"], 16)
-
-
-def wait_for_relay(http: httpx.Client, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        queue_state = http.get("/health").json()["relay"]["queue"]
-        if not any(queue_state.get(s, 0) for s in ("accepted", "sent")):
-            return
-        time.sleep(0.2)
-    raise AssertionError("the relay did not drain")
-
-
 def verify(chain, workdir: Path, *args: str) -> subprocess.CompletedProcess:
     deployment = workdir / "deployment.json"
     chain.deployment.save(deployment)
@@ -154,7 +139,7 @@ def test_pages_are_served(city):
 def test_a_resident_votes_in_the_browser_and_the_results_page_matches_the_verifier(city, tmp_path):
     chain, server, http = city
     trustees = [(Account.create(), sealing.generate_keypair()) for _ in range(3)]
-    now = chain_now(chain.anvil.url)
+    now = chain.now()
     created = http.post("/admin/polls", headers=ADMIN, json={
         "question": "Where should the new library go?", "options": ["Park", "Station", "School"],
         "opensAt": now, "closesAt": now + 3600, "points": 20, "threshold": 2,
@@ -205,7 +190,7 @@ def test_a_resident_votes_in_the_browser_and_the_results_page_matches_the_verifi
             assert http.get(f"/receipt-codes/{code.replace('-', '')}").json()["ballotHashes"] == [receipt["ballotHash"]]
 
         # Close, release two of three shares, publish.
-        wait_for_relay(http)
+        wait_relay_drained(http)
         chain.anvil.increase_time(3601)
         for index in (0, 2):
             account, keypair = trustees[index]

@@ -1,8 +1,8 @@
 """Key material: chain keys from encrypted keystores, and secrets derived from the master key.
 
 - Chain keys (relayer, issuer, poll admin, points admin) are Web3 Secret Storage keystores,
-  decrypted once at start-up with eth-account; the decrypted keys live only in memory and are
-  never logged (LocalAccount's repr shows no key).
+  decrypted once at start-up by the node tooling's loader (`veche_node.keys.load_keystore`);
+  the decrypted keys live only in memory and are never logged (LocalAccount's repr shows no key).
 - RSA issuer private keys are stored in the database as `blind_rsa.PrivateKey.encode()` sealed
   with XSalsa20-Poly1305 (PyNaCl SecretBox) under a key derived from VECHE_SECRET_KEY; a copy
   of the database alone does not let anyone issue tokens. The poll id and stratum are bound as
@@ -16,34 +16,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
-from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_canonical_address
 from nacl.exceptions import CryptoError
 from nacl.secret import SecretBox
 
 from veche_core import blind_rsa
+from veche_node.keys import load_keystore
 
 from .config import Settings
 
 
 class KeyError_(RuntimeError):
-    """A keystore is missing, or does not decrypt with the configured password."""
-
-
-def load_keystore(path: Path, password: str) -> LocalAccount:
-    try:
-        keyfile = json.loads(Path(path).read_text())
-        key = Account.decrypt(keyfile, password)
-    except FileNotFoundError:
-        raise KeyError_(f"keystore {path} not found") from None
-    except (ValueError, KeyError, TypeError):
-        raise KeyError_(f"keystore {path} does not decrypt (wrong password or corrupted)") from None
-    return Account.from_key(key)
+    """A sealed issuer key does not open (a keystore that does not is veche_node's KeystoreError)."""
 
 
 def _derive(master: bytes, purpose: bytes) -> bytes:

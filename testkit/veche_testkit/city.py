@@ -1,9 +1,17 @@
-"""A city that drives the contracts directly, with the real protocol cryptography.
+"""The synthetic city: every party of a poll, driving the contracts directly with the real
+protocol cryptography — the one driver of the tests, the benchmarks and the geth network tests.
 
-Every step is the protocol's (blind tokens, sealed plaintexts, EIP-712 ballots, SLIP-39 shares),
-but the city's and the residents' parts run in one process, with no API in between. Used by the
-foundation demo, the verifier's tests (which need to build chain state that breaks one rule at a
-time) and the benchmarks.
+Every step is the protocol's (blind tokens, sealed plaintexts, EIP-712 ballots, SLIP-39 shares
+sealed to the trustees, shares relayed with the trustees' signatures), but the city's and the
+residents' parts run in one process, with no API in between: the poll administrator, the issuer,
+residents, the relayer, trustees, and the administrator again (count and publish). Used by the
+verifier's tests (which need chain state that breaks one rule at a time), the verifier and
+network benchmarks, and the Clique network tests.
+
+On anvil (`City.deploy_on_dev_chain`) the driver mines the blocks itself and moves the clock;
+on a geth network (`City.on_network`) the validators mine and time runs on its own, so the
+driver waits for receipts and for a poll's close instead, sends ballots in smaller batches
+(geth refuses a transaction over 128 KiB), and its trustees are fresh keys with no funds.
 
 The bulk calls (issuance records, points, ballots: 500 items a transaction) skip web3's generic
 layers, which cost more than the chain does at benchmark sizes (a 100,000-ballot poll): calldata
@@ -27,6 +35,8 @@ from typing import Any
 
 import coincurve
 from eth_abi import encode as abi_encode
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
 from web3 import Web3
 
@@ -37,11 +47,19 @@ from veche_core.ballot import Ballot
 from veche_core.dataset import DatasetRow, dataset_hash
 from veche_core.deployment import Deployment
 from veche_core.rpc import RpcClient
-from veche_core.typed_data import poll_book_domain, sign_digest
+from veche_core.typed_data import key_share_digest, poll_book_domain, sign_digest
+from veche_node.contracts import Sender, bind, deploy_with_dev_accounts, dev_accounts
+from veche_node.network import OPERATOR_ROLES, Network
+from veche_node.rpc import make_web3
 
-from .contracts import Operators, Sender, bind, deploy, dev_accounts
+from .waiting import eventually
 
 BATCH = 500  # items per bulk transaction
+# Ballots per castBallots transaction on a geth network: its transaction pool refuses
+# transactions over 128 KiB (txMaxSize, not configurable in 1.13), and a ballot takes ~800 bytes
+# of calldata, so at most ~160 a batch; anvil takes BATCH.
+GETH_BATCH = 150
+RECEIPT_TIMEOUT = 120.0  # seconds a node that mines on its own may take to mine a transaction
 RECORD_ISSUANCES = keccak(b"recordIssuances(uint256,bytes32[],uint32[])")[:4]
 CREDIT = keccak(b"credit(uint256,address[],uint256)")[:4]
 BALLOT_CAST_TOPIC = "0x" + keccak(b"BallotCast(uint256,address,uint64,uint32,bytes,bytes,bytes)").hex()
@@ -86,9 +104,12 @@ def new_token_key() -> tuple[bytes, str]:
 
 
 class City:
-    """The contracts on one chain, and the city's and residents' keys to drive them."""
+    """The contracts on one chain, and the city's and residents' keys to drive them.
 
-    def __init__(self, w3: Web3, deployment: Deployment, senders: dict[str, Sender], trustees: list[Sender]):
+    `senders` holds the operators (admin, poll_admin, issuer, relayer, points_admin);
+    `trustees` are keys only: their shares are relayed by the poll administrator."""
+
+    def __init__(self, w3: Web3, deployment: Deployment, senders: dict[str, Sender], trustees: list[LocalAccount]):
         self.w3 = w3
         self.deployment = deployment
         self.poll_book, self.city_points = bind(w3, deployment)
@@ -100,20 +121,29 @@ class City:
         self.points_admin = senders["points_admin"]
         self.trustees = trustees
         self.rpc = RpcClient(w3.provider.endpoint_uri, timeout=120)
+        # anvil: the driver may mine blocks and move the clock; any other node mines on its own.
+        self.dev_chain = str(self.rpc.call("web3_clientVersion")).lower().startswith("anvil")
+        self.ballot_batch = BATCH if self.dev_chain else GETH_BATCH
         # Bulk calls (record_issuances, credit, cast): transactions mined in one block (anvil
         # only: automine paused, then evm_mine). 1: each in its own block, as under automine.
         self.transactions_per_block = 1
 
     @classmethod
     def deploy_on_dev_chain(cls, rpc_url: str, trustee_count: int = 3) -> "City":
-        """Deploy on anvil with its funded development accounts in every role."""
-        w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 120}))
-        accounts = dev_accounts(5 + trustee_count)
-        admin, poll_admin, issuer, relayer, points_admin = (Sender(w3, a) for a in accounts[:5])
-        operators = Operators(admin.address, poll_admin.address, issuer.address, relayer.address, points_admin.address)
-        deployment = deploy(w3, admin, operators)
-        senders = {"admin": admin, "poll_admin": poll_admin, "issuer": issuer, "relayer": relayer, "points_admin": points_admin}
-        return cls(w3, deployment, senders, [Sender(w3, a) for a in accounts[5:]])
+        """Deploy on anvil with its funded development accounts in every role (as `veche-node
+        dev` does); the next dev accounts are the trustees."""
+        w3 = make_web3(rpc_url, timeout=120)
+        deployment, accounts = deploy_with_dev_accounts(w3)
+        senders = {role: Sender(w3, account) for role, account in zip(OPERATOR_ROLES, accounts)}
+        return cls(w3, deployment, senders, dev_accounts(5 + trustee_count)[5:])
+
+    @classmethod
+    def on_network(cls, net: Network, deployment: Deployment, url: str, trustee_count: int = 3) -> "City":
+        """Drive a deployment on a geth network through the node at `url`, with the operators'
+        keys from the network's keystores; the trustees are fresh keys."""
+        w3 = make_web3(url, timeout=120)
+        senders = {role: Sender(w3, net.operator_account(role)) for role in OPERATOR_ROLES}
+        return cls(w3, deployment, senders, [Account.create() for _ in range(trustee_count)])
 
     # --- the chain's clock -----------------------------------------------------------------
 
@@ -125,6 +155,15 @@ class City:
         target = max(timestamp, self.now() + 1)
         self.w3.provider.make_request("evm_setNextBlockTimestamp", [target])
         self.w3.provider.make_request("evm_mine", [])
+
+    def close(self, poll: SimPoll, timeout: float = 120.0) -> None:
+        """Bring the chain to the poll's close: anvil's clock is moved there; a network's runs on
+        its own, so this waits (at most `timeout` s) for a block at or past the close."""
+        if self.dev_chain:
+            self.advance_to(poll.closes_at)
+        else:
+            eventually(lambda: self.now() >= poll.closes_at, timeout, interval=0.5,
+                       what=f"a block at the close of poll {poll.poll_id}")
 
     # --- poll administration ---------------------------------------------------------------
 
@@ -221,15 +260,17 @@ class City:
     def send_calls(self, sender: Sender, to: str, calls: Iterable[tuple[bytes, int]]) -> list[dict]:
         """Send each (calldata, gas limit) from `sender` to `to` as a raw transaction, in order,
         `transactions_per_block` to a block (by default each in a block of its own, as under
-        automine): automine is paused, and each group is sent to the pool and mined with
-        `evm_mine`. The next call is taken from `calls` (and so encoded) only then, and the
-        receipts are read on a thread of their own while the node mines on; a revert stops the
-        sending. Returns the receipts as JSON-RPC objects (hex quantities), in order;
-        RuntimeError if one reverted."""
+        automine): on anvil with automine, automine is paused, and each group is sent to the pool
+        and mined with `evm_mine`; a node that mines on its own (geth, anvil with a block time)
+        is left to it, and its receipts are waited for. The next call is taken from `calls` (and
+        so encoded) only then, and the receipts are read on a thread of their own while the node
+        mines on; a revert stops the sending. Returns the receipts as JSON-RPC objects (hex
+        quantities), in order; RuntimeError if one reverted."""
         sender.sync_nonce()  # another writer (a test's web3 path) may have used the key
         per_block = max(1, self.transactions_per_block)
-        receipts = _ReceiptReader(self.rpc.url)
-        automine = self.rpc.call("anvil_getAutomine")  # restored after (interval mining is left alone)
+        # restored after (interval mining is left alone)
+        automine = self.dev_chain and self.rpc.call("anvil_getAutomine")
+        receipts = _ReceiptReader(self.rpc.url, wait=0.0 if automine else RECEIPT_TIMEOUT)
         if automine:
             self.rpc.call("evm_setAutomine", [False])
         try:
@@ -248,12 +289,8 @@ class City:
                     raw, tx_hash = sender.sign_call(to, data, gas=gas, gas_price=gas_price)
                     self.rpc.call("eth_sendRawTransaction", ["0x" + raw.hex()])
                     hashes.append("0x" + tx_hash.hex())
-                for _ in hashes:  # a block takes one at least; more if their gas limits fit
-                    self.rpc.call("evm_mine")
-                    if int(self.rpc.call("eth_getTransactionCount", [sender.address, "latest"]), 16) >= sender.nonce:
-                        break
-                else:
-                    raise RuntimeError(f"transactions from {sender.address} were left unmined")
+                if automine:
+                    self._mine(sender, len(hashes))
                 receipts.read(hashes)
         except BaseException:
             receipts.close()
@@ -262,6 +299,15 @@ class City:
             if automine:
                 self.rpc.call("evm_setAutomine", [True])
         return receipts.result()
+
+    def _mine(self, sender: Sender, count: int) -> None:
+        """anvil: mine until `sender`'s `count` transactions just sent are in blocks (a block
+        takes one at least; more if their gas limits fit)."""
+        for _ in range(count):
+            self.rpc.call("evm_mine")
+            if int(self.rpc.call("eth_getTransactionCount", [sender.address, "latest"]), 16) >= sender.nonce:
+                return
+        raise RuntimeError(f"transactions from {sender.address} were left unmined")
 
     # --- ballots -------------------------------------------------------------------------------
 
@@ -296,34 +342,53 @@ class City:
         # Signed by another key: a ballot the chain must reject.
         return replace(unsigned, signature=sign_digest(signer, unsigned.digest(self.domain)))
 
-    def cast(self, poll: SimPoll, ballots: list[Ballot], batch: int = BATCH) -> list[dict]:
-        """PollBook.castBallots from the relayer, `batch` ballots a transaction; the receipts
-        (JSON-RPC objects)."""
+    def random_ballots(self, poll: SimPoll, count: int, stratum: int = 0) -> list[Ballot]:
+        """Signed ballots of fresh token keys whose credentials are random bytes of the real
+        size: load for the chain alone (the contract does not check credentials; a verifier
+        rejects them)."""
+        size = token.credential_length(poll.issuer_keys[stratum].public_key)
+        return [self.ballot(poll, TokenKey(*new_token_key(), stratum, os.urandom(size))) for _ in range(count)]
+
+    def cast(self, poll: SimPoll, ballots: list[Ballot], batch: int | None = None) -> list[dict]:
+        """PollBook.castBallots from the relayer, `batch` ballots a transaction (by default as
+        many as the chain takes); the receipts (JSON-RPC objects)."""
         return self.cast_arguments(poll, call_arguments(ballots), batch)
 
     def cast_arguments(
-        self, poll: SimPoll, arguments: Iterable[tuple], batch: int = BATCH, gas_per_ballot: int = BALLOT_GAS
+        self, poll: SimPoll, arguments: Iterable[tuple], batch: int | None = None, gas_per_ballot: int = BALLOT_GAS
     ) -> list[dict]:
         """`cast` for ballots already in castBallots' argument form (`call_arguments`); taken
         from `arguments` a batch at a time, as the transactions go (it may be a stream)."""
         calls = (
-            (
-                encode_cast_ballots(poll.poll_id, [(bytes.fromhex(a[0][2:]), *a[1:]) for a in part]),
-                gas_per_ballot * len(part) + CALL_GAS,
-            )
-            for part in _chunks(arguments, batch)
+            (self.cast_data(poll, part), gas_per_ballot * len(part) + CALL_GAS)
+            for part in _chunks(arguments, batch or self.ballot_batch)
         )
         return self.send_calls(self.relayer, self.deployment.poll_book, calls)
+
+    def cast_data(self, poll: SimPoll, arguments: list[tuple]) -> bytes:
+        """castBallots calldata for ballots in its argument form (`call_arguments`)."""
+        return encode_cast_ballots(poll.poll_id, [(bytes.fromhex(a[0][2:]), *a[1:]) for a in arguments])
+
+    def send_cast(self, poll: SimPoll, ballots: list[Ballot], *, gas: int) -> bytes:
+        """Send one castBallots batch with a fixed gas limit (no estimate run) and do not wait:
+        its transaction hash, for tests and benchmarks that keep the chain busy while they
+        watch it."""
+        data = self.cast_data(poll, call_arguments(ballots))
+        return self.relayer.send({"to": self.poll_book.address, "data": data}, gas=gas, wait=False)
 
     # --- close, release, publish -----------------------------------------------------------------
 
     def release_shares(self, poll: SimPoll, indices: list[int] | None = None) -> None:
+        """Trustees `indices` (by default the first `threshold`) open their sealed shares and post them."""
         for index in indices if indices is not None else range(poll.threshold):
             share = key_shares.open_trustee_share(poll.trustee_keys[index].secret_key, poll.sealed_shares[index])
             self.post_share(poll, index, share)
 
     def post_share(self, poll: SimPoll, index: int, share: bytes) -> None:
-        self.trustees[index].transact(self.poll_book.functions.submitKeyShare(poll.poll_id, index, share))
+        """Trustee `index` signs `share` and the poll administrator relays it (submitKeyShareFor),
+        as the API relays trustees' shares: trustees need no funds on any chain."""
+        signature = sign_digest(bytes(self.trustees[index].key), key_share_digest(self.domain, poll.poll_id, index, share))
+        self.poll_admin.transact(self.poll_book.functions.submitKeyShareFor(poll.poll_id, index, share, signature))
 
     def count(
         self, poll: SimPoll, shares: list[bytes], *, exclude: frozenset[str] = frozenset(), poll_book=None
@@ -338,13 +403,12 @@ class City:
         secret = key_shares.combine_shares(shares, poll.election_public_key, poll.threshold)
         opener = sealing.Opener(secret)
         excluded = {address.lower() for address in exclude}
-        latest: dict[str, tuple[int, int, bytes, int]] = {}  # token -> (sequence, stratum, ciphertext, block)
-        for token_address, sequence, stratum, ciphertext, block in self._ballots_cast(poll, poll_book):
-            if token_address not in excluded and (token_address not in latest or sequence > latest[token_address][0]):
-                latest[token_address] = (sequence, stratum, ciphertext, block)
+        latest = self.latest_ballots(poll, poll_book=poll_book)
         counts = [0] * poll.option_count
         rows = []
         for token_address, (_, stratum, ciphertext, block) in latest.items():
+            if token_address in excluded:
+                continue
             try:
                 choice = plaintext.decode_choice(opener.open(ciphertext), poll.option_count, poll.max_choices)
             except Exception:  # noqa: BLE001 - an invalid ballot is listed by the verifier, not counted
@@ -354,13 +418,27 @@ class City:
             rows.append(DatasetRow(token_address.lower(), stratum, choice, block))
         return counts, rows
 
-    def _ballots_cast(self, poll: SimPoll, poll_book=None) -> Iterator[tuple[str, int, int, bytes, int]]:
+    def latest_ballots(
+        self, poll: SimPoll, *, from_block: int | None = None, poll_book=None
+    ) -> dict[str, tuple[int, int, bytes, int]]:
+        """Token address (lower case) -> (sequence, stratum, ciphertext, block) of its ballot of
+        highest sequence (the first cast, if one was cast twice), from `from_block` on."""
+        latest: dict[str, tuple[int, int, bytes, int]] = {}
+        for token_address, sequence, stratum, ciphertext, block in self._ballots_cast(poll, poll_book, from_block):
+            if token_address not in latest or sequence > latest[token_address][0]:
+                latest[token_address] = (sequence, stratum, ciphertext, block)
+        return latest
+
+    def _ballots_cast(
+        self, poll: SimPoll, poll_book=None, from_block: int | None = None
+    ) -> Iterator[tuple[str, int, int, bytes, int]]:
         """(token address in lower case, sequence, stratum, ciphertext, block number) of each BallotCast
         of the poll, in chain order: raw eth_getLogs, the event's data read by its fixed layout
         (sequence, stratum, then the offsets of ciphertext, tokenSignature, signature)."""
         address = (poll_book or self.poll_book).address
         topics = [BALLOT_CAST_TOPIC, "0x" + poll.poll_id.to_bytes(32, "big").hex()]
-        for log in self.rpc.iter_logs(address, topics, self.deployment.start_block, self.rpc.block_number()):
+        start = self.deployment.start_block if from_block is None else from_block
+        for log in self.rpc.iter_logs(address, topics, start, self.rpc.block_number()):
             data = bytes.fromhex(log["data"][2:])
             at = int.from_bytes(data[64:96], "big")
             length = int.from_bytes(data[at : at + 32], "big")
@@ -401,10 +479,13 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
 
 class _ReceiptReader:
     """Reads and checks receipts on a thread (and connection) of its own: a 500-ballot receipt
-    is ~1 MB of JSON, ~50 ms to fetch and parse, as long as the node takes to mine the next."""
+    is ~1 MB of JSON, ~50 ms to fetch and parse, as long as the node takes to mine the next.
+    With `wait`, the node mines on its own: a receipt not there yet is asked for again, for up
+    to `wait` seconds."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, wait: float = 0.0) -> None:
         self._rpc = RpcClient(url, timeout=120)
+        self._wait = wait
         self._thread = ThreadPoolExecutor(1)
         self._parts: list[Future] = []
         self.reverted: str | None = None
@@ -413,7 +494,13 @@ class _ReceiptReader:
         self._parts.append(self._thread.submit(self._read, hashes))
 
     def _read(self, hashes: list[str]) -> list[dict]:
-        receipts = self._rpc.batch("eth_getTransactionReceipt", [[h] for h in hashes])
+        def fetch() -> list[dict]:
+            return self._rpc.batch("eth_getTransactionReceipt", [[h] for h in hashes])
+
+        receipts = fetch() if not self._wait else eventually(
+            fetch, self._wait, until=lambda found: all(r is not None for r in found), interval=0.2,
+            what=f"receipts of {len(hashes)} transaction(s)",
+        )
         for tx_hash, receipt in zip(hashes, receipts):
             if receipt is None:
                 raise RuntimeError(f"transaction {tx_hash} was mined but has no receipt")

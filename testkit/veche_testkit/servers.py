@@ -1,13 +1,10 @@
-"""A development environment for tests and benchmarks: anvil, the contracts deployed with one
-dev account per role, encrypted keystores for the API's keys, Settings, an API server (in a
-thread, or as a uvicorn subprocess for crash tests), the databases a test runs on, and a proxy
-that loses the API's answers on purpose."""
+"""The city's API for tests, the demo and the benchmarks, over real HTTP on 127.0.0.1: in a thread
+of the test's process, or as `veche-api run` in a process of its own (to SIGKILL); and a proxy
+in front of it that loses chosen answers on purpose."""
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
 import signal
 import socket
 import struct
@@ -15,103 +12,26 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import uvicorn
-from eth_account import Account
-from web3 import Web3
 
-from veche_core.deployment import Deployment
-from veche_node.anvil import Anvil, free_port
-from veche_node.contracts import Operators, Sender, deploy, dev_accounts
+from veche_api.core.config import Settings
+from veche_api.server import uvicorn_config
+from veche_node.ports import free_ports
 
-from .core.config import Settings
-from .server import uvicorn_config
-
-KEYSTORE_PASSWORD = "test-password"
-ADMIN_KEY = "test-admin-key"
-TEST_DISTRICTS = ["Central", "Northern", "Eastern"]
-
-# SQLite always; PostgreSQL too when VECHE_TEST_DATABASE_URL names a database the tests may wipe.
-DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("VECHE_TEST_DATABASE_URL") else [])
-
-
-def database_url(kind: str, workdir: Path) -> str:
-    """A fresh database of `kind` ("sqlite" in `workdir`, or "postgresql" with its tables dropped)."""
-    if kind == "sqlite":
-        return f"sqlite:///{workdir / 'veche.db'}"
-    from sqlmodel import SQLModel
-
-    from . import models  # noqa: F401  (registers the tables)
-    from .core.db import Database
-
-    url = os.environ["VECHE_TEST_DATABASE_URL"]
-    db = Database(url)
-    SQLModel.metadata.drop_all(db.engine)
-    db.dispose()
-    return url
-
-
-@dataclass
-class ChainEnv:
-    anvil: Anvil
-    deployment: Deployment
-    workdir: Path
-    env: dict[str, str] = field(default_factory=dict)
-
-    def settings(self, **overrides) -> Settings:
-        values = {k.removeprefix("VECHE_").lower(): v for k, v in self.env.items()}
-        values["districts"] = TEST_DISTRICTS
-        values.update(overrides)
-        return Settings(**values)
-
-
-def start_chain(workdir: Path, database_url: str, **anvil_kw) -> ChainEnv:
-    workdir.mkdir(parents=True, exist_ok=True)
-    anvil = Anvil(**anvil_kw).start()
-    try:
-        w3 = Web3(Web3.HTTPProvider(anvil.url))
-        accounts = dev_accounts(6)
-        deployer = Sender(w3, accounts[0])
-        deployment = deploy(w3, deployer, Operators(
-            admin=accounts[0].address, poll_admin=accounts[1].address, issuer=accounts[2].address,
-            relayer=accounts[3].address, points_admin=accounts[4].address,
-        ))
-        deployment_file = workdir / "deployment.json"
-        deployment.save(deployment_file)
-        env = {
-            "VECHE_DATABASE_URL": database_url,
-            "VECHE_RPC_URL": anvil.url,
-            "VECHE_DEPLOYMENT_FILE": str(deployment_file),
-            "VECHE_KEYSTORE_PASSWORD": KEYSTORE_PASSWORD,
-            "VECHE_SECRET_KEY": secrets.token_hex(32),
-            "VECHE_ADMIN_API_KEY": ADMIN_KEY,
-            "VECHE_DISTRICTS": ",".join(TEST_DISTRICTS),
-            "VECHE_BATCH_INTERVAL": "0.2",
-            "VECHE_CHAIN_TIME_TTL": "0",
-            "VECHE_RESEND_AFTER": "3",
-            "VECHE_SQLITE_SYNCHRONOUS": "NORMAL",
-        }
-        for name, index in (("ADMIN", 1), ("ISSUER", 2), ("RELAYER", 3), ("POINTS_ADMIN", 4)):
-            path = workdir / f"{name.lower()}.json"
-            # PBKDF2 with few rounds: a fast test keystore (production keystores use scrypt).
-            path.write_text(json.dumps(Account.encrypt(accounts[index].key, KEYSTORE_PASSWORD, kdf="pbkdf2", iterations=1000)))
-            env[f"VECHE_{name}_KEYSTORE"] = str(path)
-        return ChainEnv(anvil, deployment, workdir, env)
-    except BaseException:
-        anvil.stop()
-        raise
+from .waiting import eventually
 
 
 class ThreadServer:
     """uvicorn in a thread of this process (real HTTP on 127.0.0.1)."""
 
     def __init__(self, settings: Settings) -> None:
-        from .main import create_app
+        from veche_api.main import create_app
 
-        self.port = free_port()
+        self.port = free_ports(1)[0]
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn_config(settings, create_app(settings), host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
@@ -119,11 +39,13 @@ class ThreadServer:
 
     def start(self, timeout: float = 30.0) -> "ThreadServer":
         self.thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the API server did not start")
-            time.sleep(0.02)
+
+        def started() -> bool:
+            if not self.thread.is_alive():
+                raise RuntimeError("the API server's thread ended before it started serving")
+            return self.server.started
+
+        eventually(started, timeout, interval=0.02, what="the API server to start")
         return self
 
     def stop(self) -> None:
@@ -138,7 +60,7 @@ class ProcessServer:
                  workers: int = 1) -> None:
         self.env = {**os.environ, **env}
         self.workers = workers
-        self.port = port or free_port()
+        self.port = port or free_ports(1)[0]
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
@@ -153,18 +75,18 @@ class ProcessServer:
             env=self.env, stdout=out, stderr=out, start_new_session=True,
         )
         ready = (200,) if node_up else (200, 503)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def answering() -> bool:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the API exited with {self.process.returncode}")
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code in ready:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError("the API did not start")
+            return httpx.get(self.url + "/health", timeout=1).status_code in ready
+
+        try:
+            eventually(answering, timeout, interval=0.05, ignoring=(httpx.HTTPError,), what="the API to answer /health")
+        except AssertionError:
+            self.kill()
+            raise
+        return self
 
     def kill(self) -> None:
         if self.process and self.process.poll() is None:
@@ -178,6 +100,14 @@ class ProcessServer:
                 self.process.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def wait_relay_drained(http: httpx.Client, timeout: float = 60.0, interval: float = 0.2) -> dict:
+    """Until the API's relay has sent and confirmed everything it acknowledged (nothing
+    `accepted` or `sent` in GET /health's queue); that queue."""
+    return eventually(lambda: http.get("/health").json()["relay"]["queue"], timeout, interval=interval,
+                      until=lambda queue: not any(queue.get(state, 0) for state in ("accepted", "sent")),
+                      what="the relay to drain")
 
 
 @dataclass(eq=False)
