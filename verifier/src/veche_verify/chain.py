@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from collections.abc import Callable
+from multiprocessing.context import BaseContext
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from veche_core._keccak import keccak
@@ -84,11 +85,13 @@ def read_snapshot(
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
     ballot_hashes: bool = False,
+    mp_context: BaseContext | None = None,
 ) -> ChainSnapshot:
     """Every Veche event of the deployment (or of one poll) up to the current head.
 
     `progress(done, total)` is told as block ranges of the bulk phase complete; `ballot_hashes`
-    keeps each ballot's hash (for receipts)."""
+    keeps each ballot's hash (for receipts); `mp_context` starts the worker processes (see
+    work.py: a caller with threads of its own passes one that does not fork it)."""
     from . import election_key, work  # the bulk phase runs in worker processes
 
     chain_id = client.chain_id()
@@ -138,7 +141,8 @@ def read_snapshot(
             secrets[pid] = poll.election_key.secret
 
     stamps: dict[int, int] = {}
-    for part in work.scan(client.url, deployment, polls, secrets, poll_topic, head, workers, progress, ballot_hashes):
+    for part in work.scan(client.url, deployment, polls, secrets, poll_topic, head, workers, progress,
+                           ballot_hashes, mp_context):
         stamps.update(part.block_timestamps)
         undecodable.extend(part.undecodable)
         for pid, stratum_counts in part.issued.items():

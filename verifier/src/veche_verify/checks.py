@@ -148,18 +148,45 @@ def check_parameters(poll: PollRecord) -> CheckResult:
 # --- the whole poll ------------------------------------------------------------------------
 
 
+COUNTING_CHECKS = (1, 2, 3, 4, 5, 6, 7, 8)  # what count_poll runs; verify_poll adds 9, 10 and 12
+
+
 def verify_poll(
     snapshot: ChainSnapshot,
     poll_id: int,
     *,
     dataset: list[DatasetRow] | None = None,
 ) -> PollVerdict:
-    """Checks 1–10 and 12 for one poll (11 is receipt mode)."""
+    """Checks 1–10 and 12 for one poll (11 is receipt mode): the count, then the published
+    result and dataset compared with it."""
+    verdict = count_poll(snapshot, poll_id)
+    poll = snapshot.polls.get(poll_id) or PollRecord(poll_id)
+    if poll.created is None:
+        verdict.checks += [_cannot_run(n, "the poll's parameters are missing") for n in (9, 10, 12)]
+        return verdict
+
+    # Check 9: the tally.
+    verdict.checks.append(_check_tally(poll, verdict))
+
+    # Check 10: the dataset.
+    verdict.checks.append(check_dataset(poll, verdict, dataset))
+
+    # Check 12: points credited for this poll.
+    verdict.checks.append(check_points_for_poll(poll))
+    return verdict
+
+
+def count_poll(snapshot: ChainSnapshot, poll_id: int) -> PollVerdict:
+    """Checks 1–8 and what they count: the recomputed tally, per stratum, and the dataset rows.
+
+    The one counting rule: `verify_poll` compares what was published with this, and the city's
+    API publishes this (api/veche_api/tally.py), so that what the city publishes is what every
+    observer recomputes. Checks 9, 10 and 12 are not run here (nothing is published yet)."""
     poll = snapshot.polls.get(poll_id) or PollRecord(poll_id)
     check1 = check_parameters(poll)
     verdict = PollVerdict(poll_id, [check1])
     if not check1.passed and poll.created is None:
-        verdict.checks += [_cannot_run(n, "the poll's parameters are missing") for n in (2, 3, 4, 5, 6, 7, 8, 9, 10, 12)]
+        verdict.checks += [_cannot_run(n, "the poll's parameters are missing") for n in COUNTING_CHECKS[1:]]
         return verdict
     created = poll.created
     verdict.option_count = created["optionCount"]
@@ -239,7 +266,7 @@ def verify_poll(
                     f"{len(counted):,} counted ballots decode", {"counted": len(counted), "invalid": len(verdict.invalid)})
         )
 
-    # Check 9: the tally.
+    # The tally (compared with the published one by check 9) and the dataset rows (check 10).
     if secret is not None:
         tally = [0] * created["optionCount"]
         by_stratum: dict[int, list[int]] = defaultdict(lambda: [0] * created["optionCount"])
@@ -254,13 +281,6 @@ def verify_poll(
                 stratum_tally[option] += 1
             rows.append(DatasetRow(b.token, b.stratum, choice, b.block_number))
         verdict.recomputed, verdict.by_stratum, verdict.counted_rows = tally, dict(by_stratum), rows
-    verdict.checks.append(_check_tally(poll, verdict))
-
-    # Check 10: the dataset.
-    verdict.checks.append(check_dataset(poll, verdict, dataset))
-
-    # Check 12: points credited for this poll.
-    verdict.checks.append(check_points_for_poll(poll))
     return verdict
 
 
