@@ -39,9 +39,10 @@ def count(state, poll_id: int) -> PollVerdict:
 def _worker_context() -> BaseContext:
     """Worker processes forked from a fresh server process, never from this one: the API's
     threads (request handlers, the relay, database and HTTP pools) may hold locks at any moment,
-    and a forked child would keep them held for ever. The server imports the verifier once."""
+    and a forked child would keep them held for ever. The server imports the main module (which
+    each child would import again otherwise) and the verifier once, for the API's lifetime."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["veche_verify.work"])
+    context.set_forkserver_preload(["__main__", "veche_verify.work"])
     return context
 
 

@@ -17,6 +17,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from eth_hash.auto import keccak
 from web3 import Web3
 
@@ -24,11 +25,25 @@ from veche_client.sdk import ResidentClient
 from veche_core import dataset, plaintext, sealing
 from veche_node.contracts import Sender, bind, dev_accounts
 
-from .conftest import assert_error
+from .conftest import DATABASES, assert_error, make_api
 from .test_flow import release_shares
 
 VERIFY = Path(sys.executable).with_name("veche-verify")
 OPTIONS = ("Trees", "Benches", "Lights", "Paths")
+
+
+@pytest.fixture(scope="module", params=[("sqlite", 1), (DATABASES[-1], 2)], ids=lambda p: f"{p[0]}-{p[1]}-workers")
+def api(request, tmp_path_factory):
+    """The API counting in the request's thread (the default), and with two worker processes,
+    started from a fork server while the API's own threads (the relay, the server) run."""
+    database, workers = request.param
+    env = make_api(tmp_path_factory, database, count_workers=workers)
+    try:
+        yield env
+    finally:
+        env.http.close()
+        env.server.stop()
+        env.chain.anvil.stop()
 
 
 def spoil(token) -> bytes:
