@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import multiprocessing.forkserver
 from collections import Counter
 from multiprocessing.context import BaseContext
 
@@ -34,6 +35,14 @@ def count(state, poll_id: int) -> PollVerdict:
     except (RpcError, OSError):  # RpcError: the node did not answer, after the client's retries
         raise ApiError("chain.unavailable", 503, "the chain node is not reachable") from None
     return count_poll(snapshot, poll_id)
+
+
+def start_count_workers(settings) -> None:
+    """With count workers, start their fork server with the API: it then imports the code this
+    process runs, not whatever is on disk at the first publish (an upgrade not yet restarted)."""
+    if settings.count_workers > 1:
+        _worker_context()
+        multiprocessing.forkserver.ensure_running()
 
 
 def _worker_context() -> BaseContext:

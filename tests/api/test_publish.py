@@ -58,7 +58,7 @@ def veche_verify(api, tmp_path: Path, *args: str) -> subprocess.CompletedProcess
     deployment = tmp_path / "deployment.json"
     api.chain.deployment.save(deployment)
     return subprocess.run([str(VERIFY), "--rpc", api.chain.anvil.url, "--deployment", str(deployment), "--json", *args],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def on_chain_result(api, poll_id: int) -> tuple[bool, list[int], bytes]:
