@@ -18,7 +18,7 @@ from veche_core.errors import VecheError
 from veche_core.receipt import Receipt
 
 from . import election_key
-from .chain import CastBallot, ChainSnapshot, PollRecord
+from .chain import CastBallot, ChainSnapshot, PollParameters, PollRecord
 
 STATEMENTS = {
     1: "The poll's parameters on chain are well formed (keys decode, window, options, trustees, k ≤ n).",
@@ -119,14 +119,14 @@ def check_parameters(poll: PollRecord) -> CheckResult:
         return _cannot_run(1, f"no PollCreated event for poll {poll.poll_id}")
     failures = list(poll.undecodable)
     try:
-        plaintext.check_poll_options(created["optionCount"], created["maxChoices"])
+        plaintext.check_poll_options(created.option_count, created.max_choices)
     except VecheError as exc:
         failures.append(str(exc))
-    if not created["opensAt"] < created["closesAt"]:
+    if not created.opens_at < created.closes_at:
         failures.append("opensAt is not before closesAt")
-    if created["electionKey"] == bytes(32):
+    if created.election_key == bytes(32):
         failures.append("the election key is zero")
-    keys = created["issuerKeys"]
+    keys = created.issuer_keys
     for stratum, encoded in enumerate(keys):
         try:
             PublicKey.decode(encoded)
@@ -134,14 +134,14 @@ def check_parameters(poll: PollRecord) -> CheckResult:
             failures.append(f"issuer key of stratum {stratum} does not decode: {exc}")
     if not keys:
         failures.append("the poll has no issuer keys")
-    trustees = created["trustees"]
+    trustees = created.trustees
     if len(set(trustees)) != len(trustees) or any(int(t, 16) == 0 for t in trustees):
         failures.append("trustees repeat or include the zero address")
     try:
-        key_shares.check_trustee_parameters(created["threshold"], len(trustees))
+        key_shares.check_trustee_parameters(created.threshold, len(trustees))
     except VecheError as exc:
         failures.append(str(exc))
-    counts = {"strata": len(keys), "options": created["optionCount"], "trustees": len(trustees)}
+    counts = {"strata": len(keys), "options": created.option_count, "trustees": len(trustees)}
     return _result(1, failures, "well formed", counts)
 
 
@@ -189,7 +189,7 @@ def count_poll(snapshot: ChainSnapshot, poll_id: int) -> PollVerdict:
         verdict.checks += [_cannot_run(n, "the poll's parameters are missing") for n in COUNTING_CHECKS[1:]]
         return verdict
     created = poll.created
-    verdict.option_count = created["optionCount"]
+    verdict.option_count = created.option_count
     deployment = snapshot.deployment
 
     # Checks 2-5 in one pass over the ballots, in chain order. Checks 2 and 3 were done by the
@@ -202,7 +202,7 @@ def count_poll(snapshot: ChainSnapshot, poll_id: int) -> PollVerdict:
     token_failures, signature_failures, window_failures = [], [], []
     if snapshot.chain_id != deployment.chain_id:
         signature_failures.insert(0, f"the node's chain id {snapshot.chain_id} is not the deployment's {deployment.chain_id}")
-    opens, closes, stamps = created["opensAt"], created["closesAt"], snapshot.block_timestamps
+    opens, closes, stamps = created.opens_at, created.closes_at, snapshot.block_timestamps
     eligible: list[CastBallot] = []
     latest: dict[str, CastBallot] = {}
     for b in found:
@@ -268,8 +268,8 @@ def count_poll(snapshot: ChainSnapshot, poll_id: int) -> PollVerdict:
 
     # The tally (compared with the published one by check 9) and the dataset rows (check 10).
     if secret is not None:
-        tally = [0] * created["optionCount"]
-        by_stratum: dict[int, list[int]] = defaultdict(lambda: [0] * created["optionCount"])
+        tally = [0] * created.option_count
+        by_stratum: dict[int, list[int]] = defaultdict(lambda: [0] * created.option_count)
         rows = []
         for b in counted:
             choice = b.choice
@@ -284,11 +284,11 @@ def count_poll(snapshot: ChainSnapshot, poll_id: int) -> PollVerdict:
     return verdict
 
 
-def _rebuild_election_key(poll: PollRecord, created: dict[str, Any]) -> tuple[bytes | None, CheckResult]:
+def _rebuild_election_key(poll: PollRecord, created: PollParameters) -> tuple[bytes | None, CheckResult]:
     rebuilt = poll.election_key or election_key.rebuild(poll)  # read_snapshot rebuilt it already
     if rebuilt.missing:
         return None, _cannot_run(7, rebuilt.missing)
-    counts = {"shares": len(poll.shares), "threshold": created["threshold"]}
+    counts = {"shares": len(poll.shares), "threshold": created.threshold}
     return rebuilt.secret, _result(7, rebuilt.failures, f"{len(poll.shares)} shares rebuild the election key", counts)
 
 
@@ -344,10 +344,10 @@ def check_points_for_poll(poll: PollRecord) -> CheckResult:
         return _cannot_run(12, "no poll parameters")
     credited = sum(amount for _, amount in poll.credits)
     tokens = sum(poll.issued.values())
-    expected = tokens * poll.created["points"]
+    expected = tokens * poll.created.points
     failures = []
     if credited != expected:
-        failures.append(f"credited {credited:,} points; {tokens:,} tokens × {poll.created['points']} = {expected:,}")
+        failures.append(f"credited {credited:,} points; {tokens:,} tokens × {poll.created.points} = {expected:,}")
     residents = Counter(resident for resident, _ in poll.credits)
     failures += [f"{checksum_address(r)} credited {c} times" for r, c in residents.items() if c > 1]
     return _result(12, failures, f"{credited:,} points for {tokens:,} tokens", {"credited": credited, "tokens": tokens})

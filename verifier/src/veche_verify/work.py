@@ -123,8 +123,8 @@ def scan(
             continue
         secret = secrets.get(pid)
         decryption = None if secret is None else DecryptionContext(
-            secret, poll.created["optionCount"], poll.created["maxChoices"])
-        contexts[pid] = PollContext(pid, decode_issuer_keys(poll.created["issuerKeys"]), decryption)
+            secret, poll.created.option_count, poll.created.max_choices)
+        contexts[pid] = PollContext(pid, decode_issuer_keys(poll.created.issuer_keys), decryption)
     context = ScanContext(
         rpc_url=rpc_url,
         chain_id=deployment.chain_id,
