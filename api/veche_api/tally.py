@@ -48,10 +48,12 @@ def start_count_workers(settings) -> None:
 def _worker_context() -> BaseContext:
     """Worker processes forked from a fresh server process, never from this one: the API's
     threads (request handlers, the relay, database and HTTP pools) may hold locks at any moment,
-    and a forked child would keep them held for ever. The server imports the main module (which
-    each child would import again otherwise) and the verifier once, for the API's lifetime."""
+    and a forked child would keep them held for ever. The server imports the verifier once, for
+    the API's lifetime. (Each child still imports the main module by its path, as multiprocessing
+    does; under `python -m veche_api` there is none to import. Python 3.11's forkserver cannot
+    preload `__main__`: it never passes the main module's path to the server.)"""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["__main__", "veche_verify.work"])
+    context.set_forkserver_preload(["veche_verify.work"])
     return context
 
 
