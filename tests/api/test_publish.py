@@ -3,10 +3,11 @@
 The API's publish counts with the verifier's own code, so the published tally, each district's
 counts and ballots, the dataset and its hash must equal the verifier's, computed by the
 `veche-verify` command as an observer runs it, on a poll built to find where two counts could
-part: revotes (one posted twice over, in the same relay batches, shuffled), spoiled ballots (a
-spoiled revote of a valid ballot, a valid revote of a spoiled one, a spoiled ballot alone),
-several strata, a multiple-choice question, districts on both sides of `suppress_below`. When
-the count cannot run, or a check fails, nothing is published.
+part: revotes (one token revotes twice; a ballot and its revote may share a relay batch, which
+the relay shuffles), spoiled ballots (a spoiled revote of a valid ballot, a valid revote of a
+spoiled one, a spoiled ballot alone), several strata, a multiple-choice question, districts on
+both sides of `suppress_below`. When the count cannot run, or a check fails, nothing is
+published.
 """
 
 from __future__ import annotations
