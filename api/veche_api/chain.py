@@ -153,20 +153,12 @@ class Chain:
                 continue
         return out
 
-    def poll_logs(self, spec: events.EventSpec, poll_id: int) -> list[events.DecodedEvent]:
-        return self.logs(
-            self.deployment.poll_book, ["0x" + spec.topic0.hex(), "0x" + poll_id.to_bytes(32, "big").hex()]
-        )
-
     def resident_logs(self, resident: str) -> list[events.DecodedEvent]:
         topic = "0x" + bytes.fromhex(to_checksum_address(resident)[2:]).rjust(32, b"\0").hex()
         specs = (events.POINTS_CREDITED, events.REWARD_REDEEMED, events.POINTS_DONATED)
         return self.logs(
             self.deployment.city_points, [["0x" + s.topic0.hex() for s in specs], topic]
         )
-
-    def block_timestamp(self, number: int) -> int:
-        return self.rpc().block_timestamp(number)
 
 
 class AdminSender:

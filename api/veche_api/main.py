@@ -22,7 +22,7 @@ from pydantic.json_schema import models_json_schema
 
 from veche_core.deployment import Deployment
 
-from . import errors
+from . import errors, tally
 from .chain import AdminSender, Chain
 from .core.config import Settings
 from .core.db import Database
@@ -234,6 +234,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.sync_threads
         state = build_state(settings)
         app.state.veche = state
+        tally.start_count_workers(settings)
         if settings.relay_enabled:
             state.relay = Relay(settings, state.db, state.chain.deployment, state.keys, state.metrics)
             state.relay.start()

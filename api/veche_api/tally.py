@@ -1,97 +1,91 @@
-"""Close and publish: count exactly what an observer counts, from chain state alone.
+"""Close and publish: the verifier's own count, and what the city adds to it.
 
-The ballots are read from BallotCast events (not from the API's database), and the rules are
-the verifier's (docs/protocol.md §6): a ballot counts if its token signature verifies under its
-stratum's issuer key (check 2), its EIP-712 signature recovers its token (3) and its block is in
-the window (4); per token the highest such sequence counts (5); it must open under the rebuilt
-key (7) and decode to a valid choice (8) — invalid ones are listed, not counted.
+The tally, the per-district counts and the anonymised dataset are what `veche_verify` counts
+(read_snapshot, then count_poll: checks 1–8 of docs/protocol.md §6) from the chain's events
+alone — not from the API's database, and not by a second implementation of the rules — so
+what the city publishes is what every observer recomputes, by construction. What the city adds
+is its own business: a district's counts are withheld below `suppress_below` ballots, the result
+is stored in the database, and the publishResult transaction is sent.
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+import multiprocessing
+import multiprocessing.forkserver
+from collections import Counter
+from multiprocessing.context import BaseContext
 
-from veche_core import dataset, events, key_shares, plaintext, sealing
-from veche_core import token as token_mod
-from veche_core.ballot import Ballot
-from veche_core.errors import VecheError
+from veche_core import dataset
+from veche_core.rpc import RpcError
+from veche_verify.chain import read_snapshot
+from veche_verify.checks import CheckResult, PollVerdict, count_poll
 
 from .errors import ApiError
 from .models import Poll
 from .schemas import TallyOut
 
 
-def _per_district(strata, stratum_counts, option_count, suppress_below):
+def count(state, poll_id: int) -> PollVerdict:
+    """The verifier's count of the poll, read from the chain at its current head."""
+    workers = state.settings.count_workers
+    try:
+        snapshot = read_snapshot(state.chain.rpc(), state.chain.deployment, poll_id, workers=workers,
+                                 mp_context=_worker_context() if workers > 1 else None)
+    except (RpcError, OSError):  # RpcError: the node did not answer, after the client's retries
+        raise ApiError("chain.unavailable", 503, "the chain node is not reachable") from None
+    return count_poll(snapshot, poll_id)
+
+
+def start_count_workers(settings) -> None:
+    """With count workers, start their fork server with the API: it then imports the code this
+    process runs, not whatever is on disk at the first publish (an upgrade not yet restarted)."""
+    if settings.count_workers > 1:
+        _worker_context()
+        multiprocessing.forkserver.ensure_running()
+
+
+def _worker_context() -> BaseContext:
+    """Worker processes forked from a fresh server process, never from this one: the API's
+    threads (request handlers, the relay, database and HTTP pools) may hold locks at any moment,
+    and a forked child would keep them held for ever. The server imports the verifier once, for
+    the API's lifetime. (Each child still imports the main module by its path, as multiprocessing
+    does; under `python -m veche_api` there is none to import. Python 3.11's forkserver cannot
+    preload `__main__`: it never passes the main module's path to the server.)"""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["veche_verify.work"])
+    return context
+
+
+def refusals(verdict: PollVerdict) -> list[CheckResult]:
+    """The failed checks that stop publication: every one of checks 1–8, except check 8 when it
+    ran. Its failures are then counted ballots that do not decode (a resident can seal anything
+    with a valid token): listed, not counted, and the result stands without them. Any other
+    failure means the count could not run (missing shares, unusable parameters) or would not be
+    the chain's (a ballot the relay should never have sent), and publishing it would publish a
+    result that no observer accepts."""
+    return [c for c in verdict.checks if not c.passed and not (c.number == 8 and verdict.recomputed is not None)]
+
+
+def _refuse(failed: list[CheckResult]) -> ApiError:
+    first = failed[0]
+    detail = "; ".join(f"check {c.number} ({c.statement.rstrip('.')}): {c.detail}" for c in failed)
+    return ApiError(f"result.check_{first.number}_failed", 409, f"the poll cannot be counted, nothing was published: {detail}")
+
+
+def per_district(strata: list[str], verdict: PollVerdict, suppress_below: int) -> list[dict]:
+    """Each district's ballots and counts, as the verifier counts them per stratum; withheld
+    (only `suppressed`) for a district with fewer than `suppress_below` ballots."""
+    ballots = Counter(row.stratum for row in verdict.counted_rows)
     out = []
     for stratum, name in enumerate(strata):
-        total, counts = stratum_counts.get(stratum, (0, [0] * option_count))
+        total = ballots.get(stratum, 0)
         if total < suppress_below:
             out.append({"stratum": stratum, "district": name, "suppressed": True})
         else:
+            counts = verdict.by_stratum.get(stratum, [0] * verdict.option_count)
             out.append({"stratum": stratum, "district": name, "suppressed": False, "ballots": total, "counts": counts})
     return out
-
-
-def count_poll(state, poll: Poll):
-    chain = state.chain
-    info = state.poll_info(poll.id)
-    trustees = json.loads(poll.trustees_json)
-    shares = []
-    for event in chain.poll_logs(events.KEY_SHARE_SUBMITTED, poll.id):
-        index = event.args["index"]
-        if index < len(trustees) and event.args["trustee"] == trustees[index]:
-            shares.append(event.args["share"])
-    if len(shares) < poll.threshold:
-        raise ApiError("poll.not_enough_shares", 409, f"{len(shares)} of {poll.threshold} key shares are on chain")
-    try:
-        secret = key_shares.combine_shares(shares, bytes.fromhex(poll.election_key[2:]), poll.threshold)
-    except VecheError as exc:
-        raise ApiError("poll.bad_key_shares", 409, f"the key shares do not rebuild the election key: {exc}") from None
-
-    timestamps: dict[int, int] = {}
-    best: dict[str, tuple[int, Ballot, int]] = {}
-    for event in chain.poll_logs(events.BALLOT_CAST, poll.id):
-        a = event.args
-        ballot = Ballot(poll.id, a["token"], a["sequence"], a["stratum"], a["ciphertext"], a["tokenSignature"], a["signature"])
-        if ballot.stratum >= len(info.issuer_keys):
-            continue
-        try:
-            token_mod.verify_token_signature(
-                info.issuer_keys[ballot.stratum], chain.chain_id, chain.deployment.poll_book,
-                poll.id, ballot.stratum, ballot.token, ballot.token_credential,
-            )
-            ballot.verify_signature(chain.poll_domain)
-        except VecheError:
-            continue
-        block = event.block_number
-        if block not in timestamps:
-            timestamps[block] = chain.block_timestamp(block)
-        if not info.opens_at <= timestamps[block] < info.closes_at:
-            continue
-        previous = best.get(ballot.token_address)
-        if previous is None or ballot.sequence > previous[0]:
-            best[ballot.token_address] = (ballot.sequence, ballot, block)
-
-    counts = [0] * info.option_count
-    stratum_counts: dict[int, tuple[int, list[int]]] = defaultdict(lambda: (0, [0] * info.option_count))
-    rows = []
-    invalid = 0
-    for token_address, (_, ballot, block) in best.items():
-        try:
-            choice = plaintext.decode_choice(
-                sealing.open_ballot(secret, ballot.ciphertext), info.option_count, info.max_choices
-            )
-        except VecheError:
-            invalid += 1
-            continue
-        total, per = stratum_counts[ballot.stratum]
-        for option in choice:
-            counts[option] += 1
-            per[option] += 1
-        stratum_counts[ballot.stratum] = (total + 1, per)
-        rows.append(dataset.DatasetRow(token_address.lower(), ballot.stratum, tuple(choice), block))
-    return counts, rows, dict(stratum_counts), invalid
 
 
 def publish(state, poll_id: int) -> TallyOut:
@@ -103,16 +97,19 @@ def publish(state, poll_id: int) -> TallyOut:
         raise ApiError("result.already_published", 409, "the result is already published")
     if state.chain.now() < poll.closes_at:
         raise ApiError("poll.not_closed", 409, "the poll has not closed yet")
-    counts, rows, stratum_counts, _invalid = count_poll(state, poll)
+    verdict = count(state, poll_id)
+    failed = refusals(verdict)
+    if failed:
+        raise _refuse(failed)
+    counts, rows = verdict.recomputed, verdict.counted_rows
     dataset_hash = dataset.dataset_hash(rows)
     receipt = state.admin.transact(state.chain.poll_book.functions.publishResult(poll_id, counts, dataset_hash))
-    strata = json.loads(poll.strata_json)
-    per_district = _per_district(strata, stratum_counts, len(counts), state.settings.suppress_below)
+    districts = per_district(json.loads(poll.strata_json), verdict, state.settings.suppress_below)
     with state.db.write_session() as session:
         fresh = session.get(Poll, poll_id)
         fresh.published = True
         fresh.counts_json = json.dumps(counts)
-        fresh.per_stratum_json = json.dumps(per_district)
+        fresh.per_stratum_json = json.dumps(districts)
         fresh.dataset_hash = "0x" + dataset_hash.hex()
         fresh.dataset_csv = dataset.canonical_csv(rows).decode()
         fresh.publish_tx = "0x" + bytes(receipt["transactionHash"]).hex()
@@ -120,5 +117,5 @@ def publish(state, poll_id: int) -> TallyOut:
         session.commit()
     return TallyOut(
         poll_id=poll_id, counts=counts, dataset_hash="0x" + dataset_hash.hex(), ballots_counted=len(rows),
-        per_district=per_district, transaction_hash=fresh.publish_tx,
+        per_district=districts, transaction_hash=fresh.publish_tx,
     )

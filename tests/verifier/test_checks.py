@@ -13,7 +13,10 @@ import os
 
 from veche_core import blind_rsa, key_shares
 from veche_core.dataset import DatasetRow, dataset_hash
+from veche_core.rpc import RpcClient
 from veche_testkit.city import call_arguments, new_token_key
+from veche_verify.chain import read_snapshot
+from veche_verify.checks import count_poll, verify_poll
 
 from .conftest import RESIDENTS, Forged, close_and_publish, failed, verify
 
@@ -277,3 +280,34 @@ def test_an_issuance_batch_whose_arrays_differ_in_length_fails_check_1(city, for
     verdict = verify(city, poll.poll_id, forged.deployment)
     check1 = next(check for check in verdict.checks if check.number == 1)
     assert not check1.passed and any("differ in length" in failure for failure in check1.failures)
+
+
+def test_count_poll_counts_a_closed_poll_before_its_result_is_published(city, new_poll):
+    """The counting the city's publish calls: checks 1–8 and the tally (overall, per stratum, the
+    dataset rows) from the chain before any result exists; verify_poll, given the same chain,
+    can only fail 9 and 10 (nothing to compare yet), and passes once that count is published."""
+    poll = new_poll(voters=5)
+    city.cast(poll, [city.ballot(poll, key, [i % 3]) for i, key in enumerate(poll.tokens)])
+    city.cast(poll, [city.ballot(poll, poll.tokens[0], [2])])  # a revote
+    city.advance_to(poll.closes_at)
+    city.release_shares(poll)
+    with RpcClient(city.w3.provider.endpoint_uri) as client:
+        snapshot = read_snapshot(client, city.deployment, poll.poll_id)
+
+    counted = count_poll(snapshot, poll.poll_id)
+
+    assert [(c.number, c.passed) for c in counted.checks] == [(n, True) for n in range(1, 9)]
+    final = {key.address.lower(): ([2] if i == 0 else [i % 3]) for i, key in enumerate(poll.tokens)}
+    assert counted.recomputed == [sum(choice == [o] for choice in final.values()) for o in range(3)]
+    by_stratum: dict[int, list[int]] = {}
+    for key in poll.tokens:
+        by_stratum.setdefault(key.stratum, [0, 0, 0])[final[key.address.lower()][0]] += 1
+    assert counted.by_stratum == by_stratum
+    assert sorted((r.token, r.stratum, list(r.choice)) for r in counted.counted_rows) == sorted(
+        (key.address.lower(), key.stratum, final[key.address.lower()]) for key in poll.tokens)
+    assert failed(verify_poll(snapshot, poll.poll_id)) == {9, 10}
+
+    city.poll_admin.transact(city.poll_book.functions.publishResult(
+        poll.poll_id, counted.recomputed, dataset_hash(counted.counted_rows)))
+    verdict = verify(city, poll.poll_id)
+    assert failed(verdict) == set() and verdict.recomputed == counted.recomputed

@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     ballot_rate_per_minute: int = 30  # per token (ballots are anonymous: the token is who casts)
     suppress_below: int = 10  # per-district statistics hide districts with fewer ballots
 
+    # Publishing counts with the verifier's code (tally.py): 1 reads and checks the ballots in the
+    # request's thread; more in as many worker processes, started from a fork server.
+    count_workers: int = Field(1, ge=1, le=64)
+
     @field_validator("districts", mode="before")
     @classmethod
     def _split_districts(cls, value):

@@ -45,8 +45,9 @@ def create_charity(body: CharityCreate, state: StateDep, _: AdminDep) -> dict:
 
 @router.post("/polls/{poll_id}/publish", response_model=TallyOut, responses=error_responses(401, 404, 409, 413, 422, 503))
 def publish_poll(state: StateDep, _: AdminDep, poll_id: int = Path(ge=1, le=MAX_INT)) -> TallyOut:
-    """After close and k key shares on chain: rebuild the key, count what the chain holds,
-    publish the tally and the dataset hash on chain."""
+    """After close and k key shares on chain: count the poll with the verifier's own code
+    (checks 1–8, from the chain alone), then publish the tally and the dataset hash on chain.
+    A failing check publishes nothing (409 `result.check_<n>_failed`)."""
     from ..tally import publish
 
     return publish(state, poll_id)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from collections.abc import Callable
+from multiprocessing.context import BaseContext
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from veche_core._keccak import keccak
@@ -49,10 +50,36 @@ class CastBallot(NamedTuple):
     ballot_hash: bytes | None = None  # keccak256 of the ballot's encoding, when asked for (receipts)
 
 
+@dataclass(frozen=True)
+class PollParameters:
+    """A poll's PollCreated event as the chain holds it (check 1 judges it, not this class)."""
+
+    metadata_hash: bytes
+    option_count: int
+    max_choices: int
+    opens_at: int
+    closes_at: int
+    points: int
+    election_key: bytes  # X25519 public key
+    issuer_keys: tuple[bytes, ...]  # §3.1 encodings, one per stratum (not decoded here)
+    trustees: tuple[str, ...]  # EIP-55 addresses
+    threshold: int
+    block: int  # where the poll was created
+
+    @classmethod
+    def from_event(cls, args: dict[str, Any], block: int) -> PollParameters:
+        return cls(
+            metadata_hash=args["metadataHash"], option_count=args["optionCount"], max_choices=args["maxChoices"],
+            opens_at=args["opensAt"], closes_at=args["closesAt"], points=args["points"],
+            election_key=args["electionKey"], issuer_keys=tuple(args["issuerKeys"]), trustees=tuple(args["trustees"]),
+            threshold=args["threshold"], block=block,
+        )
+
+
 @dataclass
 class PollRecord:
     poll_id: int
-    created: dict[str, Any] | None = None
+    created: PollParameters | None = None
     issued: Counter = field(default_factory=Counter)  # stratum -> tokens issued (TokensIssued entries)
     ballots: list[CastBallot] = field(default_factory=list)  # every BallotCast, in chain order
     rejected: list[dict[str, Any]] = field(default_factory=list)
@@ -84,11 +111,13 @@ def read_snapshot(
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
     ballot_hashes: bool = False,
+    mp_context: BaseContext | None = None,
 ) -> ChainSnapshot:
     """Every Veche event of the deployment (or of one poll) up to the current head.
 
     `progress(done, total)` is told as block ranges of the bulk phase complete; `ballot_hashes`
-    keeps each ballot's hash (for receipts)."""
+    keeps each ballot's hash (for receipts); `mp_context` starts the worker processes (see
+    work.py: a caller with threads of its own passes one that does not fork it)."""
     from . import election_key, work  # the bulk phase runs in worker processes
 
     chain_id = client.chain_id()
@@ -113,7 +142,7 @@ def read_snapshot(
         poll = record(args["pollId"])
         if event.name == "PollCreated":
             if poll.created is None:
-                poll.created = {**args, "block": event.block_number}
+                poll.created = PollParameters.from_event(args, event.block_number)
             else:
                 poll.undecodable.append("a second PollCreated for the same poll id")
         elif event.name == "BallotRejected":
@@ -138,7 +167,8 @@ def read_snapshot(
             secrets[pid] = poll.election_key.secret
 
     stamps: dict[int, int] = {}
-    for part in work.scan(client.url, deployment, polls, secrets, poll_topic, head, workers, progress, ballot_hashes):
+    for part in work.scan(client.url, deployment, polls, secrets, poll_topic, head, workers, progress,
+                           ballot_hashes, mp_context):
         stamps.update(part.block_timestamps)
         undecodable.extend(part.undecodable)
         for pid, stratum_counts in part.issued.items():

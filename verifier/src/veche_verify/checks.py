@@ -18,7 +18,7 @@ from veche_core.errors import VecheError
 from veche_core.receipt import Receipt
 
 from . import election_key
-from .chain import CastBallot, ChainSnapshot, PollRecord
+from .chain import CastBallot, ChainSnapshot, PollParameters, PollRecord
 
 STATEMENTS = {
     1: "The poll's parameters on chain are well formed (keys decode, window, options, trustees, k ≤ n).",
@@ -119,14 +119,14 @@ def check_parameters(poll: PollRecord) -> CheckResult:
         return _cannot_run(1, f"no PollCreated event for poll {poll.poll_id}")
     failures = list(poll.undecodable)
     try:
-        plaintext.check_poll_options(created["optionCount"], created["maxChoices"])
+        plaintext.check_poll_options(created.option_count, created.max_choices)
     except VecheError as exc:
         failures.append(str(exc))
-    if not created["opensAt"] < created["closesAt"]:
+    if not created.opens_at < created.closes_at:
         failures.append("opensAt is not before closesAt")
-    if created["electionKey"] == bytes(32):
+    if created.election_key == bytes(32):
         failures.append("the election key is zero")
-    keys = created["issuerKeys"]
+    keys = created.issuer_keys
     for stratum, encoded in enumerate(keys):
         try:
             PublicKey.decode(encoded)
@@ -134,18 +134,21 @@ def check_parameters(poll: PollRecord) -> CheckResult:
             failures.append(f"issuer key of stratum {stratum} does not decode: {exc}")
     if not keys:
         failures.append("the poll has no issuer keys")
-    trustees = created["trustees"]
+    trustees = created.trustees
     if len(set(trustees)) != len(trustees) or any(int(t, 16) == 0 for t in trustees):
         failures.append("trustees repeat or include the zero address")
     try:
-        key_shares.check_trustee_parameters(created["threshold"], len(trustees))
+        key_shares.check_trustee_parameters(created.threshold, len(trustees))
     except VecheError as exc:
         failures.append(str(exc))
-    counts = {"strata": len(keys), "options": created["optionCount"], "trustees": len(trustees)}
+    counts = {"strata": len(keys), "options": created.option_count, "trustees": len(trustees)}
     return _result(1, failures, "well formed", counts)
 
 
 # --- the whole poll ------------------------------------------------------------------------
+
+
+COUNTING_CHECKS = (1, 2, 3, 4, 5, 6, 7, 8)  # what count_poll runs; verify_poll adds 9, 10 and 12
 
 
 def verify_poll(
@@ -154,15 +157,39 @@ def verify_poll(
     *,
     dataset: list[DatasetRow] | None = None,
 ) -> PollVerdict:
-    """Checks 1–10 and 12 for one poll (11 is receipt mode)."""
+    """Checks 1–10 and 12 for one poll (11 is receipt mode): the count, then the published
+    result and dataset compared with it."""
+    verdict = count_poll(snapshot, poll_id)
+    poll = snapshot.polls.get(poll_id) or PollRecord(poll_id)
+    if poll.created is None:
+        verdict.checks += [_cannot_run(n, "the poll's parameters are missing") for n in (9, 10, 12)]
+        return verdict
+
+    # Check 9: the tally.
+    verdict.checks.append(_check_tally(poll, verdict))
+
+    # Check 10: the dataset.
+    verdict.checks.append(check_dataset(poll, verdict, dataset))
+
+    # Check 12: points credited for this poll.
+    verdict.checks.append(check_points_for_poll(poll))
+    return verdict
+
+
+def count_poll(snapshot: ChainSnapshot, poll_id: int) -> PollVerdict:
+    """Checks 1–8 and what they count: the recomputed tally, per stratum, and the dataset rows.
+
+    The one counting rule: `verify_poll` compares what was published with this, and the city's
+    API publishes this (api/veche_api/tally.py), so that what the city publishes is what every
+    observer recomputes. Checks 9, 10 and 12 are not run here (nothing is published yet)."""
     poll = snapshot.polls.get(poll_id) or PollRecord(poll_id)
     check1 = check_parameters(poll)
     verdict = PollVerdict(poll_id, [check1])
     if not check1.passed and poll.created is None:
-        verdict.checks += [_cannot_run(n, "the poll's parameters are missing") for n in (2, 3, 4, 5, 6, 7, 8, 9, 10, 12)]
+        verdict.checks += [_cannot_run(n, "the poll's parameters are missing") for n in COUNTING_CHECKS[1:]]
         return verdict
     created = poll.created
-    verdict.option_count = created["optionCount"]
+    verdict.option_count = created.option_count
     deployment = snapshot.deployment
 
     # Checks 2-5 in one pass over the ballots, in chain order. Checks 2 and 3 were done by the
@@ -175,7 +202,7 @@ def verify_poll(
     token_failures, signature_failures, window_failures = [], [], []
     if snapshot.chain_id != deployment.chain_id:
         signature_failures.insert(0, f"the node's chain id {snapshot.chain_id} is not the deployment's {deployment.chain_id}")
-    opens, closes, stamps = created["opensAt"], created["closesAt"], snapshot.block_timestamps
+    opens, closes, stamps = created.opens_at, created.closes_at, snapshot.block_timestamps
     eligible: list[CastBallot] = []
     latest: dict[str, CastBallot] = {}
     for b in found:
@@ -239,10 +266,10 @@ def verify_poll(
                     f"{len(counted):,} counted ballots decode", {"counted": len(counted), "invalid": len(verdict.invalid)})
         )
 
-    # Check 9: the tally.
+    # The tally (compared with the published one by check 9) and the dataset rows (check 10).
     if secret is not None:
-        tally = [0] * created["optionCount"]
-        by_stratum: dict[int, list[int]] = defaultdict(lambda: [0] * created["optionCount"])
+        tally = [0] * created.option_count
+        by_stratum: dict[int, list[int]] = defaultdict(lambda: [0] * created.option_count)
         rows = []
         for b in counted:
             choice = b.choice
@@ -254,21 +281,14 @@ def verify_poll(
                 stratum_tally[option] += 1
             rows.append(DatasetRow(b.token, b.stratum, choice, b.block_number))
         verdict.recomputed, verdict.by_stratum, verdict.counted_rows = tally, dict(by_stratum), rows
-    verdict.checks.append(_check_tally(poll, verdict))
-
-    # Check 10: the dataset.
-    verdict.checks.append(check_dataset(poll, verdict, dataset))
-
-    # Check 12: points credited for this poll.
-    verdict.checks.append(check_points_for_poll(poll))
     return verdict
 
 
-def _rebuild_election_key(poll: PollRecord, created: dict[str, Any]) -> tuple[bytes | None, CheckResult]:
+def _rebuild_election_key(poll: PollRecord, created: PollParameters) -> tuple[bytes | None, CheckResult]:
     rebuilt = poll.election_key or election_key.rebuild(poll)  # read_snapshot rebuilt it already
     if rebuilt.missing:
         return None, _cannot_run(7, rebuilt.missing)
-    counts = {"shares": len(poll.shares), "threshold": created["threshold"]}
+    counts = {"shares": len(poll.shares), "threshold": created.threshold}
     return rebuilt.secret, _result(7, rebuilt.failures, f"{len(poll.shares)} shares rebuild the election key", counts)
 
 
@@ -324,10 +344,10 @@ def check_points_for_poll(poll: PollRecord) -> CheckResult:
         return _cannot_run(12, "no poll parameters")
     credited = sum(amount for _, amount in poll.credits)
     tokens = sum(poll.issued.values())
-    expected = tokens * poll.created["points"]
+    expected = tokens * poll.created.points
     failures = []
     if credited != expected:
-        failures.append(f"credited {credited:,} points; {tokens:,} tokens × {poll.created['points']} = {expected:,}")
+        failures.append(f"credited {credited:,} points; {tokens:,} tokens × {poll.created.points} = {expected:,}")
     residents = Counter(resident for resident, _ in poll.credits)
     failures += [f"{checksum_address(r)} credited {c} times" for r, c in residents.items() if c > 1]
     return _result(12, failures, f"{credited:,} points for {tokens:,} tokens", {"credited": credited, "tokens": tokens})

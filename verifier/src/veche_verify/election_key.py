@@ -26,10 +26,10 @@ def rebuild(poll: PollRecord) -> Rebuilt:
     if created is None:
         return Rebuilt(None, missing="the poll's parameters are missing")
     shares = poll.shares
-    if len(shares) < created["threshold"]:
-        return Rebuilt(None, missing=f"{len(shares)} of {created['threshold']} key shares are on chain")
+    if len(shares) < created.threshold:
+        return Rebuilt(None, missing=f"{len(shares)} of {created.threshold} key shares are on chain")
     failures = []
-    trustees = created["trustees"]
+    trustees = created.trustees
     usable = []
     for share in shares:
         index = share["index"]
@@ -47,7 +47,7 @@ def rebuild(poll: PollRecord) -> Rebuilt:
         usable.append((index, share["share"]))
     secret = None
     try:
-        secret = key_shares.combine_shares([s for _, s in usable], created["electionKey"], created["threshold"])
+        secret = key_shares.combine_shares([s for _, s in usable], created.election_key, created.threshold)
     except VecheError as exc:
         failures.append(str(exc))
     else:

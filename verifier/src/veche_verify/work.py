@@ -7,16 +7,20 @@ scan, opens and decodes the ballot (check 8). Each worker reads its own range, s
 decoding scale with the cores, not only the cryptography, and a ballot's bytes never cross
 between processes. Opening every ballot, superseded ones too, costs a decryption per revote and
 saves a second pass (and a second copy of every ciphertext). A single range runs in this process;
-more run in a process pool whose workers get the context once.
+more run in a process pool whose workers get the context once. A process that runs threads of
+its own (a web server) passes a `multiprocessing` context that does not fork it (`forkserver`,
+`spawn`): a forked child keeps every lock another thread held at the fork, held for ever.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing.context import BaseContext
 from typing import Any
 
 from veche_core import events, plaintext, sealing
@@ -74,6 +78,7 @@ class ScanPart:
 
 _context: Any = None
 _clients: dict[str, RpcClient] = {}
+_in_process = threading.Lock()  # the jobs run here use the module's context: one caller at a time
 
 
 def _set_context(context: Any) -> None:
@@ -108,16 +113,18 @@ def scan(
     workers: int,
     progress: Callable[[int, int], None] | None = None,
     ballot_hashes: bool = False,
+    mp_context: BaseContext | None = None,
 ) -> list[ScanPart]:
-    """The bulk events of [start block, head], read, checked and opened in `workers` processes."""
+    """The bulk events of [start block, head], read, checked and opened in `workers` processes
+    (started by `mp_context`, by default the platform's)."""
     contexts = {}
     for pid, poll in polls.items():
         if not poll.created:
             continue
         secret = secrets.get(pid)
         decryption = None if secret is None else DecryptionContext(
-            secret, poll.created["optionCount"], poll.created["maxChoices"])
-        contexts[pid] = PollContext(pid, decode_issuer_keys(poll.created["issuerKeys"]), decryption)
+            secret, poll.created.option_count, poll.created.max_choices)
+        contexts[pid] = PollContext(pid, decode_issuer_keys(poll.created.issuer_keys), decryption)
     context = ScanContext(
         rpc_url=rpc_url,
         chain_id=deployment.chain_id,
@@ -132,7 +139,7 @@ def scan(
     pieces = 1 if workers <= 1 else max(1, min(workers * RANGES_PER_WORKER, head - start + 1))
     size = -(-(head - start + 1) // pieces) if head >= start else 1
     ranges = [(lo, min(lo + size - 1, head)) for lo in range(start, head + 1, size)]
-    return run_jobs(scan_range, context, ranges, workers, progress)
+    return run_jobs(scan_range, context, ranges, workers, progress, mp_context)
 
 
 _BULK_TOPICS = [events.TOKENS_ISSUED_TOPIC, events.BALLOT_CAST_TOPIC]
@@ -262,20 +269,23 @@ def run_jobs(
     jobs: Sequence[Any],
     workers: int,
     progress: Callable[[int, int], None] | None = None,
+    mp_context: BaseContext | None = None,
 ) -> list[Any]:
     """`function` over `jobs`, in `workers` processes (in this one for a single job or worker)."""
     results: list[Any] = []
     if workers <= 1 or len(jobs) <= 1:
-        _set_context(context)
-        try:
-            for job in jobs:
-                results.append(function(job))
-                if progress:
-                    progress(len(results), len(jobs))
-        finally:
-            _set_context(None)
+        with _in_process:
+            _set_context(context)
+            try:
+                for job in jobs:
+                    results.append(function(job))
+                    if progress:
+                        progress(len(results), len(jobs))
+            finally:
+                _set_context(None)
         return results
-    with ProcessPoolExecutor(min(workers, len(jobs)), initializer=_start_worker, initargs=(context,)) as pool:
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp_context, initializer=_start_worker,
+                             initargs=(context,)) as pool:
         for result in pool.map(function, jobs):
             results.append(result)
             if progress:
