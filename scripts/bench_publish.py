@@ -26,12 +26,13 @@ from pathlib import Path
 import httpx
 from eth_account import Account
 
-from veche_api.testing import ADMIN_KEY, ProcessServer, start_chain
+from veche_testkit.devchain import ADMIN_KEY, start_chain
+from veche_testkit.servers import ProcessServer
 from veche_client.sdk import ResidentClient, Token, ballot_body
 from veche_core import blind_rsa, key_shares, sealing
 from veche_core import token as token_mod
 from veche_core.typed_data import key_share_digest, poll_book_domain, sign_digest
-from veche_node.anvil import rpc
+from veche_node.rpc import rpc
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_api import closed_loop  # the same keep-alive load generator
