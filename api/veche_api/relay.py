@@ -58,20 +58,18 @@ from functools import partial
 from typing import Any
 
 import rlp
-from eth_abi import encode as abi_encode
 from eth_utils import to_checksum_address
 from sqlalchemy import bindparam, update
 from sqlalchemy.orm import defer
 from sqlmodel import func, select
 
-from veche_core import events
-from veche_core._keccak import keccak
+from veche_core import calls, events
+from veche_core.errors import EncodingError
 from veche_core.rpc import RpcClient
 from veche_node.contracts import bind
 
 from .chain import REVERTS, make_web3, revert_name
 from .core.db import Database, ProcessLock
-from .fast import CAST_BALLOTS_OVERHEAD, ballot_calldata_size, encode_cast_ballots
 from .models import (
     DRAFT_POLL_BASE, Ballot, ChainTx, Issuance, IssuerKey, Poll, PointsRequest, PollCreation, TxVersion,
 )
@@ -79,13 +77,6 @@ from .relay_health import Heartbeat, Isolation, QuarantineKind, TransientError, 
 
 log = logging.getLogger("veche_api.relay")
 
-RECORD_ISSUANCES = keccak(b"recordIssuances(uint256,bytes32[],uint32[])")[:4]
-CREDIT = keccak(b"credit(uint256,address[],uint256)")[:4]
-
-# BallotRejected reason codes (IPollBook.BallotRejection). 2 (StaleSequence) is retired: the
-# contract no longer judges sequences, and the API refuses a stale one before a 202
-# (`ballot.stale_sequence`); an unknown code is reported as its number.
-REJECTION_REASONS = {0: "UnknownStratum", 1: "BadSignature"}
 UNFINISHED = ("signed", "sent")
 REPRICE_CEILING = 2  # never reprice a transaction already paying this multiple of the current price
 
@@ -262,7 +253,7 @@ def plan_batch(items: list[tuple[int, int]], max_count: int, max_bytes: int) -> 
     the encoded calldata size of the whole castBallots call (geth's pool refuses transactions over
     128 KiB); `full` when a cap was reached, i.e. waiting would not make the batch bigger."""
     ids: list[int] = []
-    total = CAST_BALLOTS_OVERHEAD
+    total = calls.CAST_BALLOTS_OVERHEAD
     for ballot_id, size in items:
         if len(ids) >= max_count or (ids and total + size > max_bytes):
             return ids, True
@@ -272,35 +263,30 @@ def plan_batch(items: list[tuple[int, int]], max_count: int, max_bytes: int) -> 
 
 
 def ballot_outcomes(logs, poll_book: str, poll_id: int) -> dict[tuple[str, int], tuple[str, str | None]]:
-    """(lower-case token, sequence) → (status, reason) from a castBallots receipt's logs, read
-    straight from the topics and the first data words (both events index pollId and token and
-    put the sequence first in their data; BallotRejected's reason follows)."""
-    cast, rejected = "0x" + events.BALLOT_CAST.topic0.hex(), "0x" + events.BALLOT_REJECTED.topic0.hex()
-    poll_topic = "0x" + poll_id.to_bytes(32, "big").hex()
+    """(lower-case token, sequence) → (status, reason) from a castBallots receipt's logs:
+    BallotCast → confirmed, BallotRejected → rejected with the contract's reason
+    (`events.rejection_reason`). Logs of other contracts or polls, and any that do not decode,
+    are not this batch's."""
     contract = poll_book.lower()
     outcome: dict[tuple[str, int], tuple[str, str | None]] = {}
     for raw in logs:
         topics = raw.get("topics") or []
-        if len(topics) < 3 or raw.get("address", "").lower() != contract or topics[1].lower() != poll_topic:
+        if str(raw.get("address", "")).lower() != contract or not topics:
             continue
-        data = raw.get("data", "0x")
-        key = ("0x" + topics[2][-40:].lower(), int(data[2:66], 16))
-        if topics[0] == cast:
-            outcome[key] = ("confirmed", None)
-        elif topics[0] == rejected:
-            reason = int(data[66:130], 16)
-            outcome[key] = ("rejected", REJECTION_REASONS.get(reason, str(reason)))
+        topic0 = str(topics[0]).lower()
+        try:
+            if topic0 == events.BALLOT_CAST.topic:
+                cast = events.ballot_cast(raw)
+                if cast.poll_id == poll_id:
+                    outcome["0x" + cast.token.hex(), cast.sequence] = ("confirmed", None)
+            elif topic0 == events.BALLOT_REJECTED.topic:
+                rejected = events.ballot_rejected(raw)
+                if rejected.poll_id == poll_id:
+                    outcome["0x" + rejected.token.hex(), rejected.sequence] = (
+                        "rejected", events.rejection_reason(rejected.reason))
+        except EncodingError:
+            continue
     return outcome
-
-
-def poll_created_id(logs, poll_book: str) -> int | None:
-    """The poll id of the one PollCreated event that `poll_book` emitted in a receipt's logs."""
-    topic0 = "0x" + events.POLL_CREATED.topic0.hex()
-    found = [
-        int(raw["topics"][1], 16) for raw in logs
-        if raw.get("address", "").lower() == poll_book.lower() and (raw.get("topics") or [None])[0] == topic0
-    ]
-    return found[0] if len(found) == 1 else None
 
 
 def finish_poll_tx(db: Database, keys, poll_book: str, tx_id: int, receipt: dict[str, Any], tx_hash: str) -> None:
@@ -310,7 +296,7 @@ def finish_poll_tx(db: Database, keys, poll_book: str, tx_id: int, receipt: dict
     ok = int(receipt["status"], 16) == 1
     with db.session() as session:
         creation = session.exec(select(PollCreation).where(PollCreation.tx_id == tx_id)).one()
-    poll_id = poll_created_id(receipt.get("logs", []), poll_book) if ok else None
+    poll_id = events.poll_created_id(receipt.get("logs", []), poll_book) if ok else None
     issuer_keys = []
     if poll_id is not None:  # opening a key takes ~0.1 s: not while holding the write lock
         for stratum, (public, sealed) in enumerate(json.loads(creation.issuer_keys_json)):
@@ -749,7 +735,7 @@ class Relay:
             ).all()
         groups: dict[int, list[tuple[int, int, float]]] = defaultdict(list)
         for ballot_id, poll_id, queued_at, ct_len, cred_len, sig_len in rows:
-            groups[poll_id].append((ballot_id, ballot_calldata_size(ct_len, cred_len, sig_len), queued_at))
+            groups[poll_id].append((ballot_id, calls.ballot_calldata_size(ct_len, cred_len, sig_len), queued_at))
         now = time.time()
         due = {}
         for poll_id, items in groups.items():
@@ -788,7 +774,7 @@ class Relay:
         if not rows:
             return False
         rows = _order_batch(rows)
-        calldata = encode_cast_ballots(poll_id, [
+        calldata = calls.encode_cast_ballots(poll_id, [
             (bytes.fromhex(r.token[2:]), r.sequence, r.stratum, r.ciphertext, r.token_credential, r.signature)
             for r in rows
         ])
@@ -884,12 +870,10 @@ class Relay:
         _, closes_at, points = self._window(poll_id)
         if kind == "issuances":
             pseudonyms, strata = [bytes.fromhex(i.pseudonym[2:]) for i in items], [i.stratum for i in items]
-            to, data = self.deployment.poll_book, RECORD_ISSUANCES + abi_encode(
-                ["uint256", "bytes32[]", "uint32[]"], [poll_id, pseudonyms, strata])
+            to, data = self.deployment.poll_book, calls.encode_record_issuances(poll_id, pseudonyms, strata)
         else:
             residents = [i.resident for i in items]
-            to, data = self.deployment.city_points, CREDIT + abi_encode(
-                ["uint256", "address[]", "uint256"], [poll_id, residents, points])
+            to, data = self.deployment.city_points, calls.encode_credit(poll_id, residents, points)
         per_item = self._gas_per_item.get(kind)
         if per_item is not None:
             gas = 100_000 + per_item * len(items)

@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from veche_core._keccak import keccak
 
-from veche_core import events
+from veche_core import calls, events
 from veche_core.abi import checksum_address
 from veche_core.deployment import Deployment
 from veche_core.errors import EncodingError
@@ -179,26 +178,20 @@ def _decode_noting(log: dict, undecodable: list[str]) -> events.DecodedEvent | N
         return None
 
 
-def _selector(signature: str) -> bytes:
-    return keccak(signature.encode())[:4]
-
-
 def has_role(client: RpcClient, contract: str, role: str, account: str) -> bool:
     """AccessControl.hasRole(keccak256(role), account), read with eth_call."""
-    data = _selector("hasRole(bytes32,address)") + keccak(role.encode()) + bytes(12) + bytes.fromhex(account[2:])
-    return int.from_bytes(client.eth_call(contract, data), "big") == 1
+    return int.from_bytes(client.eth_call(contract, calls.encode_has_role(role, account)), "big") == 1
 
 
 def balances(client: RpcClient, city_points: str, residents: list[str], block: int) -> dict[str, int]:
     """CityPoints.balanceOf for many residents at `block` (the block the events were read up to:
     a credit mined meanwhile must not read as a mismatch), in JSON-RPC batches."""
-    selector = _selector("balanceOf(address)")
     out: dict[str, int] = {}
     for start in range(0, len(residents), 500):
         part = residents[start : start + 500]
         answers = client.batch(
             "eth_call",
-            [[{"to": city_points, "data": "0x" + (selector + bytes(12) + bytes.fromhex(r[2:])).hex()}, hex(block)] for r in part],
+            [[{"to": city_points, "data": "0x" + calls.encode_balance_of(r).hex()}, hex(block)] for r in part],
         )
         out.update({r: int(a, 16) for r, a in zip(part, answers)})
     return out
