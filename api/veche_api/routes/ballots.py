@@ -98,7 +98,7 @@ async def accept_ballot(state, body: BallotIn) -> dict:
         "ballot_hash": hash_hex, "poll_id": body.poll_id, "token": token, "sequence": body.sequence,
         "stratum": body.stratum, "ciphertext": ballot.ciphertext, "token_credential": ballot.token_credential,
         "signature": ballot.signature, "accepted_at": accepted_at, "queued_at": time.time(),
-        "receipt_signature": signature, "status": "accepted",
+        "receipt_signature": signature, "status": BallotRow.Status.ACCEPTED,
     }
     try:
         outcome = await asyncio.wrap_future(state.writer.submit(partial(_persist, state.db.is_sqlite, state.ballot_limit, row)))
@@ -115,7 +115,7 @@ async def accept_ballot(state, body: BallotIn) -> dict:
         chain.chain_id, chain.poll_book_address, body.poll_id, token, body.sequence, hash_bytes, accepted_at,
         state.relayer_address, signature,
     )
-    return {"ballotHash": hash_hex, "status": "accepted", "reason": None, "receipt": receipt.to_dict()}
+    return {"ballotHash": hash_hex, "status": BallotRow.Status.ACCEPTED, "reason": None, "receipt": receipt.to_dict()}
 
 
 def _token_upsert(is_sqlite: bool):
@@ -177,7 +177,7 @@ def ballot_answer(state, row) -> dict:
         bytes.fromhex(row.ballot_hash[2:]), row.accepted_at, state.relayer_address,
         bytes(row.receipt_signature),
     )
-    if row.status == "confirmed" and row.tx_hash and row.block_number is not None:
+    if row.status == BallotRow.Status.CONFIRMED and row.tx_hash and row.block_number is not None:
         receipt = receipt.with_inclusion(bytes.fromhex(row.tx_hash[2:]), row.block_number)
     return {"ballotHash": row.ballot_hash, "status": row.status, "reason": row.reason, "receipt": receipt.to_dict()}
 

@@ -142,7 +142,7 @@ def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
         outbox = Outbox(state.db, state.chain.w3, state.keys.admin, state.chain.chain_id)
         for attempt in range(3):
             try:
-                row = outbox.write("poll", None, function, gas, attach)
+                row = outbox.write(ChainTx.Kind.POLL, None, function, gas, attach)
                 break
             except IntegrityError:  # another API process took the nonce: read it again
                 outbox.reset()
@@ -156,7 +156,7 @@ def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
         except TransientError:
             pass  # logged: the relay sends it again while this request waits
         creation = _await_creation(state, row.id)
-    if creation.status == "failed":
+    if creation.status == PollCreation.Status.FAILED:
         raise ApiError(creation.reason or "chain.Reverted", 409, "the createPoll transaction failed; nothing was created")
     return _creation_body(state, creation)
 
@@ -173,7 +173,7 @@ def _await_creation(state, tx_id: int) -> PollCreation:
             earlier = session.exec(
                 select(TxVersion.tx_hash).where(TxVersion.chain_tx_id == tx_id).order_by(TxVersion.id.desc())
             ).all()
-        if creation.status != "pending":
+        if creation.status != PollCreation.Status.PENDING:
             return creation
         found = _receipt(rpc, [row.tx_hash, *earlier])
         if found is not None:

@@ -105,7 +105,7 @@ async def issue_token(state, body: IssuanceRequestIn) -> dict:
         "poll_id": body.poll_id, "resident": resident_address, "stratum": stratum,
         "pseudonym": "0x" + state.keys.pseudonym(body.poll_id, resident_address).hex(),
         "blinded_message_hash": blinded_hash, "blind_signature": blind_signature,
-        "issued_at": int(time.time()), "status": "pending", "recorded": False, "credited": False,
+        "issued_at": int(time.time()), "status": Issuance.Status.PENDING, "recorded": False, "credited": False,
     }
     # Group commit (writer.py): one transaction and one fsync for all the issuances in flight.
     try:
