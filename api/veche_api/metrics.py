@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from sqlmodel import func, select
 
 from .models import Ballot
-from .relay_health import QuarantineKind, relay_health
+from .relay.health import QuarantineKind, relay_health
 
 
 class Metrics:

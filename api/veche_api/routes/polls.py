@@ -20,7 +20,7 @@ from ..eligibility import is_eligible
 from ..errors import ApiError, error_responses
 from ..models import DRAFT_POLL_BASE, ChainTx, IssuerKey, Poll, PollCreation, Resident, TxVersion
 from ..relay import Outbox, finish_poll_tx
-from ..relay_health import TRANSIENT, TransientError, describe
+from ..relay.health import TRANSIENT, TransientError, describe
 from ..schemas import ADDRESS_PATTERN, MAX_INT, PollCreate, PollCreated, PollPublic, unhex
 
 router = APIRouter(tags=["polls"])
