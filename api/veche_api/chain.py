@@ -4,8 +4,8 @@ synchronous transactions for administrative calls.
 Administrative transactions (publish a result, add a reward, relay a key share) are rare and
 answered synchronously, signed locally by `veche_node.contracts.Sender` under a lock. The
 high-volume transactions (ballots, issuances, credits, points requests) go through the relay's
-write-ahead outbox instead (the relay package), and so does createPoll, under the same lock: a poll's
-issuer keys must be in the database before the poll can exist on chain.
+write-ahead outbox instead (the relay package), and so does createPoll, under the same lock: a
+poll's issuer keys must be in the database before the poll can exist on chain.
 """
 
 from __future__ import annotations

@@ -1,17 +1,22 @@
-"""Unit tests (no chain): the relay's batch cut by count and by encoded calldata size, and the
-ballots' outcomes read from a castBallots receipt's logs. (The encoders themselves are compared
-with eth-abi in tests/core/test_calls.py.)"""
+"""Unit tests (no chain): the relay's batch cut by count and by encoded calldata size, the
+ballots' outcomes read from a castBallots receipt's logs, and one handler per transaction kind.
+(The encoders themselves are compared with eth-abi in tests/core/test_calls.py.)"""
 
 from __future__ import annotations
 
 import random
+from types import SimpleNamespace
 
+import pytest
 from eth_account import Account
 
 from veche_api.core.config import Settings
-from veche_api.relay import ballot_outcomes, plan_batch
+from veche_api.core.db import Database
+from veche_api.models import ChainTx
+from veche_api.relay import Relay, ballot_outcomes, plan_batch
 from veche_core import abi, calls, events
 from veche_core.ballot import Ballot
+from veche_core.deployment import Deployment
 from veche_core.typed_data import poll_book_domain
 
 POLL_BOOK = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -85,3 +90,19 @@ def test_ballot_outcomes_read_from_receipt_logs():
         (token_b.lower(), 4): ("rejected", "BadSignature"),
         (token_c.lower(), 2): ("rejected", "2"),
     }
+
+
+def test_every_transaction_kind_has_its_own_handler(tmp_path):
+    """One handler per ChainTx.Kind, and a logged transaction of a kind the relay does not know
+    is refused (its ChainTx is then quarantined with that reason), never taken for another kind."""
+    accounts = [Account.create() for _ in range(3)]
+    keys = SimpleNamespace(relayer=accounts[0], issuer=accounts[1], admin=accounts[2])
+    deployment = Deployment(31337, POLL_BOOK, "0x" + "22" * 20, 0)
+    relay = Relay(Settings(rpc_url="http://127.0.0.1:9"), Database(f"sqlite:///{tmp_path / 'relay.db'}"), deployment, keys)
+    handlers = {kind: relay.handler(kind) for kind in ChainTx.Kind}
+    assert handlers[ChainTx.Kind.BALLOTS] is relay.ballots
+    assert handlers[ChainTx.Kind.ISSUANCES] is handlers[ChainTx.Kind.CREDITS] is relay.issuances
+    assert handlers[ChainTx.Kind.REDEEM] is handlers[ChainTx.Kind.DONATE] is relay.points
+    assert all(kind in handler.kinds for kind, handler in handlers.items())
+    with pytest.raises(ValueError):
+        relay.handler("airdrop")

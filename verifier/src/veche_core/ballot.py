@@ -6,7 +6,7 @@ receipts) is keccak256 of that encoding — an object's hash is the hash of its 
 
 The encoder is laid out by hand: the API hashes every ballot it accepts and the relay encodes
 each into castBallots' calldata (calls.py, the same layout without the poll id), and the generic
-encoder took ~10 µs a ballot where this takes ~4.5. The generic ABI encoders (eth-abi and
+encoder took ~10 µs a ballot where this takes ~3. The generic ABI encoders (eth-abi and
 `abi.encode`) are the tests' oracle (tests/core/test_ballot.py, test_calls.py).
 """
 

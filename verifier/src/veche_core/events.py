@@ -105,7 +105,6 @@ POINTS_DONATED = _spec(
 )
 
 
-
 class BallotRejection(IntEnum):
     """IPollBook.BallotRejection, BallotRejected's `reason`: each value fixed by its member, as
     in the contract (a test compares the two)."""
