@@ -165,6 +165,12 @@ class Issuance(SQLModel, table=True):
 
     __table_args__ = (UniqueConstraint("poll_id", "resident"), Index("ix_issuance_status", "status"))
 
+    class Status(StrEnum):
+        PENDING = "pending"
+        SENT = "sent"
+        RECORDED = "recorded"  # recorded on chain and credited
+        FAILED = "failed"
+
     id: int | None = Field(default=None, primary_key=True)
     poll_id: int = Field(foreign_key="poll.id")
     resident: str = Field(max_length=42)
@@ -172,12 +178,6 @@ class Issuance(SQLModel, table=True):
     pseudonym: str = Field(max_length=66)
     blinded_message_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     blind_signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    class Status(StrEnum):
-        PENDING = "pending"
-        SENT = "sent"
-        RECORDED = "recorded"  # recorded on chain and credited
-        FAILED = "failed"
-
     issued_at: int = Field(default_factory=_now)
     status: str = Status.PENDING  # pending → sent → recorded | failed
     record_tx_id: int | None = None
@@ -203,6 +203,13 @@ class Ballot(SQLModel, table=True):
         Index("ix_ballot_status_id", "status", "id"),
     )
 
+    class Status(StrEnum):
+        ACCEPTED = "accepted"  # queued for the relay
+        SENT = "sent"
+        CONFIRMED = "confirmed"
+        REJECTED = "rejected"  # by the contract (BallotRejected)
+        FAILED = "failed"  # given up on; `reason` says why (poll.closed, chain.<error>, missing from the receipt)
+
     id: int | None = Field(default=None, primary_key=True)
     ballot_hash: str = Field(max_length=66, unique=True)
     poll_id: int
@@ -214,13 +221,6 @@ class Ballot(SQLModel, table=True):
     signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     accepted_at: int = _big(nullable=False)
     queued_at: float = Field(default_factory=time.time)
-    class Status(StrEnum):
-        ACCEPTED = "accepted"  # queued for the relay
-        SENT = "sent"
-        CONFIRMED = "confirmed"
-        REJECTED = "rejected"  # by the contract (BallotRejected)
-        FAILED = "failed"  # the batch reverted after the poll closed, or the relay refused it
-
     receipt_signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     # accepted → sent → confirmed | rejected | failed
     status: str = Status.ACCEPTED
