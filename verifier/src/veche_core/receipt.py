@@ -8,7 +8,7 @@ later ballot of the same token — proves that the relay dropped it (verifier ch
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 
@@ -53,12 +53,21 @@ class Receipt:
 
     def to_dict(self) -> dict[str, Any]:
         """The receipt's JSON fields (camelCase, bytes as 0x hex), in field order: the API's 202
-        answer is this (~2 µs; `dataclasses.asdict` took ~30 on the hot path)."""
-        out: dict[str, Any] = {"version": RECEIPT_FORMAT_VERSION}
-        for name, key in _JSON_KEYS:
-            value = getattr(self, name)
-            out[key] = "0x" + value.hex() if isinstance(value, bytes) else value
-        return out
+        answer is this, so it is spelled out (~0.8 µs; `dataclasses.asdict` took ~30)."""
+        return {
+            "version": RECEIPT_FORMAT_VERSION,
+            "chainId": self.chain_id,
+            "pollBook": self.poll_book,
+            "pollId": self.poll_id,
+            "token": self.token,
+            "sequence": self.sequence,
+            "ballotHash": "0x" + self.ballot_hash.hex(),
+            "acceptedAt": self.accepted_at,
+            "relayer": self.relayer,
+            "signature": "0x" + self.signature.hex(),
+            "transactionHash": None if self.transaction_hash is None else "0x" + self.transaction_hash.hex(),
+            "blockNumber": self.block_number,
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -91,11 +100,6 @@ class Receipt:
             return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as exc:
             raise EncodingError(f"receipt is not JSON: {exc}") from None
-
-
-_JSON_KEYS = tuple(
-    (f.name, "".join(w if i == 0 else w.title() for i, w in enumerate(f.name.split("_")))) for f in fields(Receipt)
-)
 
 
 def sign_receipt(
