@@ -92,7 +92,7 @@ def read_snapshot(
 
     chain_id = client.chain_id()
     head, head_hash = client.head_block()
-    poll_topic = None if poll_id is None else "0x" + poll_id.to_bytes(32, "big").hex()
+    poll_topic = None if poll_id is None else events.uint_topic(poll_id)
     polls: dict[int, PollRecord] = {}
     spent: dict[str, int] = defaultdict(int)
     undecodable: list[str] = []
@@ -101,7 +101,7 @@ def read_snapshot(
         return polls.setdefault(pid, PollRecord(pid))
 
     few = [spec for spec in events.POLL_BOOK_EVENTS if spec not in BULK_EVENTS]
-    poll_book_topics: list[Any] = [["0x" + spec.topic0.hex() for spec in few]]
+    poll_book_topics: list[Any] = [[spec.topic for spec in few]]
     if poll_topic:
         poll_book_topics.append(poll_topic)
     for log in client.iter_logs(deployment.poll_book, poll_book_topics, deployment.start_block, head):
@@ -123,7 +123,7 @@ def read_snapshot(
             poll.results.append({**args, "block": event.block_number})
 
     if poll_id is None:  # balances are audited over every poll only
-        spending = [["0x" + spec.topic0.hex() for spec in events.CITY_POINTS_EVENTS if spec not in BULK_EVENTS]]
+        spending = [[spec.topic for spec in events.CITY_POINTS_EVENTS if spec not in BULK_EVENTS]]
         for log in client.iter_logs(deployment.city_points, spending, deployment.start_block, head):
             event = _decode_noting(log, undecodable)
             if event is not None:
