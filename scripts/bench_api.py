@@ -33,14 +33,14 @@ from pathlib import Path
 import httpx
 from eth_account import Account
 
-from veche_api import fast
 from veche_api.relay import plan_batch
 from veche_client.sdk import ResidentClient, Token, ballot_body
-from veche_core import blind_rsa, sealing
+from veche_core import blind_rsa, calls, sealing
 from veche_core import token as token_mod
 from veche_core.rpc import RpcClient
 from veche_core import events
-from veche_core.typed_data import poll_book_domain
+from veche_core.abi import checksum_address
+from veche_core.typed_data import DigestSigner, poll_book_domain, receipt_digest
 from veche_node.contracts import dev_accounts
 from veche_node.rpc import rpc
 from veche_testkit.devchain import ADMIN_KEY, start_chain
@@ -198,15 +198,15 @@ def crypto_ceiling(poll: dict, ballots, seconds: float = 2.0) -> tuple[float, fl
     domain = poll_book_domain(poll["chainId"], poll["pollBook"])
     key = blind_rsa.PublicKey.decode(bytes.fromhex(poll["issuerKeys"][0][2:]))
     poll_book = bytes.fromhex(poll["pollBook"][2:])
-    signer = fast.DigestSigner(Account.create().key)
+    signer = DigestSigner(Account.create().key)
     n, start = 0, time.process_time()
     while time.process_time() - start < seconds:
         b = ballots[n % len(ballots)]
-        fast.verify_ballot_signature(b, domain)
+        b.verify_signature(domain)
         token_mod.verify_token_signature(key, poll["chainId"], poll_book, b.poll_id, b.stratum, b.token,
                                          b.token_credential)
-        fast.checksum_address(b.token)
-        signer.sign_receipt(domain, b.poll_id, b.token, b.sequence, fast.ballot_hash(b), 0)
+        checksum_address(b.token)
+        signer.sign(receipt_digest(domain, b.poll_id, b.token, b.sequence, b.hash, 0))
         n += 1
     ballot_rate = n / (time.process_time() - start)
     private = blind_rsa.generate_private_key()
@@ -227,13 +227,13 @@ def chain_ceiling(url: str, deployment, poll_id: int, ballots, batch_size: int, 
     nonce = first_nonce = int(rpc(url, "eth_getTransactionCount", [relayer.address, "latest"]), 16)
     base = int(rpc(url, "eth_getBlockByNumber", ["latest", False])["baseFeePerGas"], 16)
     raws, position = [], 0
-    items = [(i, fast.ballot_calldata_size(len(b.ciphertext), len(b.token_credential), len(b.signature)))
+    items = [(i, calls.ballot_calldata_size(len(b.ciphertext), len(b.token_credential), len(b.signature)))
              for i, b in enumerate(ballots)]
     while position < len(ballots):
         ids, _ = plan_batch(items[position:], batch_size, max_bytes)
         chunk = [ballots[i] for i in ids]
         position += len(ids)
-        data = fast.encode_cast_ballots(poll_id, [
+        data = calls.encode_cast_ballots(poll_id, [
             (b.token, b.sequence, b.stratum, b.ciphertext, b.token_credential, b.signature) for b in chunk])
         gas = 80_000 + len(chunk) * ballot_gas + 24 * len(data)
         tx = {"to": deployment.poll_book, "data": data, "value": 0, "gas": gas, "gasPrice": base * 2 + 10**9,
@@ -267,7 +267,7 @@ def chain_ceiling(url: str, deployment, poll_id: int, ballots, batch_size: int, 
 
 def ballots_on_chain(url: str, poll_book: str, poll_id: int) -> int:
     with RpcClient(url, timeout=60) as client:
-        topics = ["0x" + events.BALLOT_CAST.topic0.hex(), "0x" + poll_id.to_bytes(32, "big").hex()]
+        topics = [events.BALLOT_CAST.topic, events.uint_topic(poll_id)]
         return sum(1 for _ in client.iter_logs(poll_book, topics, 0, client.block_number()))
 
 

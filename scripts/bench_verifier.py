@@ -29,10 +29,9 @@ from pathlib import Path
 
 from eth_utils import to_checksum_address
 
-from veche_api.fast import DigestSigner
 from veche_core import blind_rsa, plaintext, sealing, token
 from veche_core.ballot import Ballot
-from veche_core.typed_data import poll_book_domain
+from veche_core.typed_data import DigestSigner, poll_book_domain
 from veche_node.anvil import Anvil
 from veche_testkit.city import City, call_arguments, new_token_key
 

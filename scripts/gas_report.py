@@ -21,8 +21,8 @@ import click
 from ape import accounts, chain, project
 from ape.cli import ConnectedProviderCommand
 from eth_account import Account
-from eth_hash.auto import keccak
 from veche_core import typed_data
+from veche_core.calls import role_id
 
 TOKEN_SIGNATURE_SIZE = 288  # 32-byte prefix + RSA-2048 signature
 CIPHERTEXT_SIZE = 51  # 48-byte sealed-box overhead + 3-byte plaintext
@@ -42,10 +42,6 @@ class Row(NamedTuple):
     @property
     def per_item(self) -> int:
         return round(self.gas / self.items)
-
-
-def _role(name: str) -> bytes:
-    return keccak(name.encode())
 
 
 def _ballots(domain, poll_id: int, keys: list, sequence: int) -> list[tuple]:
@@ -83,11 +79,11 @@ def measure() -> list[Row]:
 
     poll_book = admin.deploy(project.PollBook, admin)
     city_points = admin.deploy(project.CityPoints, admin)
-    poll_book.grantRole(_role("POLL_ADMIN_ROLE"), poll_admin, sender=admin)
-    poll_book.grantRole(_role("ISSUER_ROLE"), issuer, sender=admin)
-    poll_book.grantRole(_role("RELAYER_ROLE"), relayer, sender=admin)
-    city_points.grantRole(_role("ISSUER_ROLE"), issuer, sender=admin)
-    city_points.grantRole(_role("POINTS_ADMIN_ROLE"), points_admin, sender=admin)
+    poll_book.grantRole(role_id("POLL_ADMIN_ROLE"), poll_admin, sender=admin)
+    poll_book.grantRole(role_id("ISSUER_ROLE"), issuer, sender=admin)
+    poll_book.grantRole(role_id("RELAYER_ROLE"), relayer, sender=admin)
+    city_points.grantRole(role_id("ISSUER_ROLE"), issuer, sender=admin)
+    city_points.grantRole(role_id("POINTS_ADMIN_ROLE"), points_admin, sender=admin)
 
     now = chain.pending_timestamp
     trustee_addresses = [t.address for t in trustees]

@@ -4,8 +4,8 @@ synchronous transactions for administrative calls.
 Administrative transactions (publish a result, add a reward, relay a key share) are rare and
 answered synchronously, signed locally by `veche_node.contracts.Sender` under a lock. The
 high-volume transactions (ballots, issuances, credits, points requests) go through the relay's
-write-ahead outbox instead (relay.py), and so does createPoll, under the same lock: a poll's
-issuer keys must be in the database before the poll can exist on chain.
+write-ahead outbox instead (the relay package), and so does createPoll, under the same lock: a
+poll's issuer keys must be in the database before the poll can exist on chain.
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ import time
 from contextlib import contextmanager
 from typing import Any
 
-from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted
 
-from veche_core import events
+from veche_core import calls, events
 from veche_core.deployment import Deployment
 from veche_core.rpc import RpcClient, RpcError
 from veche_core.typed_data import Domain, city_points_domain, poll_book_domain
@@ -29,18 +28,17 @@ from veche_node.rpc import make_web3  # the relay takes it from here too
 from .errors import ApiError
 
 
-def _error_selectors() -> dict[bytes, tuple[str, list[str]]]:
-    found: dict[bytes, tuple[str, list[str]]] = {}
-    for name in ("PollBook", "CityPoints"):
-        for entry in contract_type(name)["abi"]:
-            if entry.get("type") == "error":
-                types = [i["type"] for i in entry.get("inputs", [])]
-                selector = keccak(f"{entry['name']}({','.join(types)})".encode())[:4]
-                found[selector] = (entry["name"], types)
-    return found
+def _error_selectors() -> dict[bytes, str]:
+    """Selector → name of every custom error the two contracts declare (from the compiled ABI)."""
+    return {
+        calls.selector(calls.abi_signature(entry)): entry["name"]
+        for name in ("PollBook", "CityPoints")
+        for entry in contract_type(name)["abi"]
+        if entry.get("type") == "error"
+    }
 
 
-_SELECTORS: dict[bytes, tuple[str, list[str]]] | None = None
+_SELECTORS: dict[bytes, str] | None = None
 
 
 def revert_name(exc: BaseException) -> str | None:
@@ -62,8 +60,7 @@ def revert_name(exc: BaseException) -> str | None:
         selector = bytes.fromhex(data[2:10])
     except ValueError:
         return None
-    found = _SELECTORS.get(selector)
-    return found[0] if found else None
+    return _SELECTORS.get(selector)
 
 
 REVERTS = (ContractCustomError, ContractLogicError)
@@ -154,11 +151,8 @@ class Chain:
         return out
 
     def resident_logs(self, resident: str) -> list[events.DecodedEvent]:
-        topic = "0x" + bytes.fromhex(to_checksum_address(resident)[2:]).rjust(32, b"\0").hex()
         specs = (events.POINTS_CREDITED, events.REWARD_REDEEMED, events.POINTS_DONATED)
-        return self.logs(
-            self.deployment.city_points, [["0x" + s.topic0.hex() for s in specs], topic]
-        )
+        return self.logs(self.deployment.city_points, [[s.topic for s in specs], events.address_topic(resident)])
 
 
 class AdminSender:

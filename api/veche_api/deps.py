@@ -14,13 +14,13 @@ from fastapi.security import APIKeyHeader
 from sqlmodel import Session, select
 
 from veche_core import blind_rsa
+from veche_core.typed_data import DigestSigner
 
 from .chain import AdminSender, Chain
 from .core.config import Settings
 from .core.db import Database
 from .core.security import Keys
 from .errors import ApiError
-from .fast import DigestSigner
 from .metrics import Metrics
 from .models import IssuerKey, Poll
 from .ratelimit import RateLimiter

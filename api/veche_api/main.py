@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from pydantic.json_schema import models_json_schema
 
 from veche_core.deployment import Deployment
+from veche_core.typed_data import DigestSigner
 
 from . import errors, tally
 from .chain import AdminSender, Chain
@@ -29,7 +30,6 @@ from .core.db import Database
 from .core.logs import install_secret_filter
 from .core.security import Keys
 from .deps import AppState
-from .fast import DigestSigner
 from .metrics import Metrics
 from .ratelimit import RateLimiter
 from .relay import Relay

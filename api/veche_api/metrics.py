@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from sqlmodel import func, select
 
 from .models import Ballot
-from .relay_health import QuarantineKind, relay_health
+from .relay.health import QuarantineKind, relay_health
 
 
 class Metrics:
@@ -38,8 +38,8 @@ class Metrics:
 
     def render(self, db) -> bytes:
         by_status, lag = queue_state(db)
-        for status in ("accepted", "sent", "confirmed", "rejected", "failed"):
-            self.queue.labels(status).set(by_status.get(status, 0))
+        for status in Ballot.Status:
+            self.queue.labels(status.value).set(by_status.get(status, 0))
         self.relay_lag.set(lag)
         relay = relay_health(db, limit=1000)
         self.relay_up.set(1 if relay["running"] else 0)
@@ -54,6 +54,6 @@ def queue_state(db) -> tuple[dict[str, int], float]:
     with db.session() as session:
         counts = dict(session.exec(select(Ballot.status, func.count()).group_by(Ballot.status)).all())
         oldest = session.exec(
-            select(func.min(Ballot.queued_at)).where(Ballot.status.in_(("accepted", "sent")))
+            select(func.min(Ballot.queued_at)).where(Ballot.status.in_((Ballot.Status.ACCEPTED, Ballot.Status.SENT)))
         ).one()
     return counts, (max(0.0, time.time() - oldest) if oldest else 0.0)

@@ -9,11 +9,16 @@ poll being created) point at it. After a crash the relay reads the receipt of ev
 ChainTx, or sends the same raw bytes again; nothing is ever signed twice for the same items with
 different nonces. A transaction left unmined is re-signed at a higher fee with the SAME nonce
 (a `TxVersion` keeps each earlier hash), so at most one version can ever be mined.
+
+Statuses and kinds are `StrEnum`s nested in their table (`Ballot.Status.CONFIRMED`,
+`ChainTx.Kind.POLL`): the columns stay plain text, and the relay has one handler per
+`ChainTx.Kind` (relay/loop.py refuses to start without one for each).
 """
 
 from __future__ import annotations
 
 import time
+from enum import StrEnum
 
 from sqlalchemy import BigInteger, Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -71,15 +76,32 @@ class ChainTx(SQLModel, table=True):
 
     __table_args__ = (UniqueConstraint("sender", "nonce"), Index("ix_chaintx_status", "status"))
 
+    class Kind(StrEnum):
+        """What the transaction carries (and so which relay handler finishes it)."""
+
+        BALLOTS = "ballots"  # castBallots: a poll's batch of Ballot rows
+        ISSUANCES = "issuances"  # recordIssuances: Issuance rows' records
+        CREDITS = "credits"  # credit: Issuance rows' points
+        REDEEM = "redeem"  # one PointsRequest
+        DONATE = "donate"  # one PointsRequest
+        POLL = "poll"  # createPoll: one PollCreation
+
+    class Status(StrEnum):
+        SIGNED = "signed"  # written, maybe not broadcast
+        SENT = "sent"
+        MINED = "mined"
+        REVERTED = "reverted"
+        DROPPED = "dropped"  # its nonce went to a transaction that is not ours
+
     id: int | None = Field(default=None, primary_key=True)
     sender: str = Field(max_length=42)
     nonce: int = _big(nullable=False)
-    kind: str  # ballots | issuances | credits | redeem | donate | poll
+    kind: str  # a Kind
     poll_id: int | None = None
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # the latest version signed
     tx_hash: str = Field(max_length=66, index=True)  # the latest version's; once mined, the mined one's
-    # signed (written, maybe not broadcast) → sent → mined | reverted | dropped
-    status: str = "signed"
+    # signed → sent → mined | reverted | dropped
+    status: str = Status.SIGNED
     item_count: int = 0
     attempts: int = 0
     last_error: str | None = None
@@ -111,9 +133,14 @@ class PollCreation(SQLModel, table=True):
     fetch them again (`GET /admin/polls/{id}/creation`) if the creating request's answer was
     lost: without them a poll could never be counted. Only each trustee can open its share."""
 
+    class Status(StrEnum):
+        PENDING = "pending"
+        CREATED = "created"
+        FAILED = "failed"
+
     id: int | None = Field(default=None, primary_key=True)
     tx_id: int = Field(index=True)
-    status: str = "pending"  # pending → created | failed
+    status: str = Status.PENDING  # pending → created | failed
     reason: str | None = None
     poll_id: int | None = None
     poll_json: str  # the Poll columns but id and create_tx
@@ -138,6 +165,12 @@ class Issuance(SQLModel, table=True):
 
     __table_args__ = (UniqueConstraint("poll_id", "resident"), Index("ix_issuance_status", "status"))
 
+    class Status(StrEnum):
+        PENDING = "pending"
+        SENT = "sent"
+        RECORDED = "recorded"  # recorded on chain and credited
+        FAILED = "failed"
+
     id: int | None = Field(default=None, primary_key=True)
     poll_id: int = Field(foreign_key="poll.id")
     resident: str = Field(max_length=42)
@@ -146,7 +179,7 @@ class Issuance(SQLModel, table=True):
     blinded_message_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     blind_signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     issued_at: int = Field(default_factory=_now)
-    status: str = "pending"  # pending → sent → recorded | failed
+    status: str = Status.PENDING  # pending → sent → recorded | failed
     record_tx_id: int | None = None
     credit_tx_id: int | None = None
     recorded: bool = False
@@ -170,6 +203,13 @@ class Ballot(SQLModel, table=True):
         Index("ix_ballot_status_id", "status", "id"),
     )
 
+    class Status(StrEnum):
+        ACCEPTED = "accepted"  # queued for the relay
+        SENT = "sent"
+        CONFIRMED = "confirmed"
+        REJECTED = "rejected"  # by the contract (BallotRejected)
+        FAILED = "failed"  # given up on; `reason` says why (poll.closed, chain.<error>, missing from the receipt)
+
     id: int | None = Field(default=None, primary_key=True)
     ballot_hash: str = Field(max_length=66, unique=True)
     poll_id: int
@@ -182,8 +222,8 @@ class Ballot(SQLModel, table=True):
     accepted_at: int = _big(nullable=False)
     queued_at: float = Field(default_factory=time.time)
     receipt_signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    # accepted → sent → confirmed | rejected (by the contract) | failed (the batch reverted)
-    status: str = "accepted"
+    # accepted → sent → confirmed | rejected | failed
+    status: str = Status.ACCEPTED
     reason: str | None = None
     tx_id: int | None = None
     tx_hash: str | None = None
@@ -195,8 +235,14 @@ class PointsRequest(SQLModel, table=True):
 
     __table_args__ = (UniqueConstraint("resident", "nonce"),)
 
+    class Status(StrEnum):
+        PENDING = "pending"
+        SENT = "sent"
+        CONFIRMED = "confirmed"
+        FAILED = "failed"
+
     id: int | None = Field(default=None, primary_key=True)
-    kind: str  # redeem | donate
+    kind: str  # ChainTx.Kind.REDEEM or DONATE
     resident: str = Field(max_length=42)
     target_id: int  # reward id or charity id
     amount: int = _big(nullable=False)  # donation amount (0 for a redemption)
@@ -204,7 +250,7 @@ class PointsRequest(SQLModel, table=True):
     deadline: int = _big(nullable=False)
     signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: int = Field(default_factory=_now)
-    status: str = "pending"  # pending → sent → confirmed | failed
+    status: str = Status.PENDING  # pending → sent → confirmed | failed
     reason: str | None = None
     tx_id: int | None = None
     tx_hash: str | None = None

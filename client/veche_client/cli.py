@@ -22,6 +22,7 @@ from rich.table import Table
 
 from veche_core import key_shares
 from veche_core.errors import VecheError
+from veche_core.receipt import Receipt
 
 from .sdk import ApiError, ResidentClient, Token, ballot_body
 from .wallet import Wallet, WalletError
@@ -282,7 +283,10 @@ def receipt_command(session: Session, receipt: str | None):
         if not saved:
             _fail("You have no receipts yet.")
         receipt = str(saved[-1])
-    ballot_hash = json.loads(Path(receipt).read_text())["ballotHash"] if Path(receipt).is_file() else receipt
+    if Path(receipt).is_file():
+        ballot_hash = "0x" + Receipt.from_json(Path(receipt).read_text()).ballot_hash.hex()
+    else:
+        ballot_hash = receipt
     answer = session.client().ballot_status(ballot_hash)
     status = {
         "accepted": "accepted by the relay, waiting to be sent to the chain",

@@ -13,12 +13,14 @@ pragma solidity 0.8.30;
 interface IPollBook {
     /**
      * @notice Why a ballot in a `castBallots` batch was skipped (the batch itself goes on).
-     * @dev Emitted as a uint8; the values are fixed forever. Value 2 (StaleSequence) was retired
-     * when the sequence rule moved to the verifier and is never emitted; a new reason takes 3.
+     * @dev Emitted as a uint8; each value is fixed forever by its member, so a retired reason
+     * stays in the list: StaleSequence (2) was retired when the sequence rule moved to the
+     * verifier and is never emitted. A new reason is appended (it takes 3).
      */
     enum BallotRejection {
         UnknownStratum,
-        BadSignature
+        BadSignature,
+        StaleSequence
     }
 
     /**

@@ -34,16 +34,15 @@ from itertools import islice
 from typing import Any
 
 import coincurve
-from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
 from web3 import Web3
 
-from veche_api.fast import encode_cast_ballots
-from veche_core import blind_rsa, key_shares, plaintext, sealing, token
+from veche_core import blind_rsa, events, key_shares, plaintext, sealing, token
 from veche_core.abi import checksum_address
 from veche_core.ballot import Ballot
+from veche_core.calls import encode_cast_ballots, encode_credit, encode_record_issuances
 from veche_core.dataset import DatasetRow, dataset_hash
 from veche_core.deployment import Deployment
 from veche_core.rpc import RpcClient
@@ -60,9 +59,6 @@ BATCH = 500  # items per bulk transaction
 # of calldata, so at most ~160 a batch; anvil takes BATCH.
 GETH_BATCH = 150
 RECEIPT_TIMEOUT = 120.0  # seconds a node that mines on its own may take to mine a transaction
-RECORD_ISSUANCES = keccak(b"recordIssuances(uint256,bytes32[],uint32[])")[:4]
-CREDIT = keccak(b"credit(uint256,address[],uint256)")[:4]
-BALLOT_CAST_TOPIC = "0x" + keccak(b"BallotCast(uint256,address,uint64,uint32,bytes,bytes,bytes)").hex()
 # Gas limits of the bulk calls per item, with room over what anvil measured (for 500 items a
 # transaction: ~25,500 an issuance, ~47,000 a credit to a new resident, ~24,100 a ballot of
 # 3 options; 47,300 when PollBook still stored sequences), plus CALL_GAS for the call itself.
@@ -235,9 +231,7 @@ class City:
         """PollBook.recordIssuances for (pseudonym, stratum) records, 500 a transaction."""
         calls = (
             (
-                RECORD_ISSUANCES + abi_encode(
-                    ["uint256", "bytes32[]", "uint32[]"], [poll.poll_id, [p for p, _ in part], [s for _, s in part]]
-                ),
+                encode_record_issuances(poll.poll_id, [p for p, _ in part], [s for _, s in part]),
                 ISSUANCE_GAS * len(part) + CALL_GAS,
             )
             for part in _chunks(records, BATCH)
@@ -248,7 +242,7 @@ class City:
         """CityPoints.credit of `amount` to each resident, 500 a transaction."""
         calls = (
             (
-                CREDIT + abi_encode(["uint256", "address[]", "uint256"], [poll.poll_id, part, amount]),
+                encode_credit(poll.poll_id, part, amount),
                 CREDIT_GAS * len(part) + CALL_GAS,
             )
             for part in _chunks(residents, BATCH)
@@ -433,22 +427,13 @@ class City:
         self, poll: SimPoll, poll_book=None, from_block: int | None = None
     ) -> Iterator[tuple[str, int, int, bytes, int]]:
         """(token address in lower case, sequence, stratum, ciphertext, block number) of each BallotCast
-        of the poll, in chain order: raw eth_getLogs, the event's data read by its fixed layout
-        (sequence, stratum, then the offsets of ciphertext, tokenSignature, signature)."""
+        of the poll, in chain order: raw eth_getLogs, read by the core's BallotCast reader."""
         address = (poll_book or self.poll_book).address
-        topics = [BALLOT_CAST_TOPIC, "0x" + poll.poll_id.to_bytes(32, "big").hex()]
+        topics = [events.BALLOT_CAST.topic, events.uint_topic(poll.poll_id)]
         start = self.deployment.start_block if from_block is None else from_block
         for log in self.rpc.iter_logs(address, topics, start, self.rpc.block_number()):
-            data = bytes.fromhex(log["data"][2:])
-            at = int.from_bytes(data[64:96], "big")
-            length = int.from_bytes(data[at : at + 32], "big")
-            yield (
-                "0x" + log["topics"][2][-40:].lower(),
-                int.from_bytes(data[0:32], "big"),
-                int.from_bytes(data[32:64], "big"),
-                data[at + 32 : at + 32 + length],
-                int(log["blockNumber"], 16),
-            )
+            cast = events.ballot_cast(log)
+            yield "0x" + cast.token.hex(), cast.sequence, cast.stratum, cast.ciphertext, cast.block_number
 
     def published_shares(self, poll: SimPoll) -> list[bytes]:
         shares = (self.poll_book.functions.keyShare(poll.poll_id, i).call() for i in range(len(poll.trustee_keys)))

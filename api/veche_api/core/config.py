@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     # calldata) at a 12.5% higher gas price: the node evicted it as underpriced or will not mine it.
     reprice_after: float = 30.0
     receipt_poll: float = 0.05
-    # Seconds before quarantined relay work (relay_health.py) is tried again.
+    # Seconds before quarantined relay work (relay/health.py) is tried again.
     quarantine_retry: float = 300.0
     chain_time_ttl: float = 0.5  # seconds a read block timestamp is reused
 

@@ -15,11 +15,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from starlette.concurrency import run_in_threadpool
 
 from veche_core import token as token_mod
+from veche_core.abi import checksum_address
 from veche_core.ballot import Ballot
 from veche_core.errors import SignatureError
-from veche_core.receipt import RECEIPT_FORMAT_VERSION, Receipt
+from veche_core.receipt import Receipt
+from veche_core.typed_data import receipt_digest
 
-from .. import fast
 from ..deps import StateDep
 from ..errors import ApiError, error_responses
 from ..models import Ballot as BallotRow
@@ -65,7 +66,7 @@ async def accept_ballot(state, body: BallotIn) -> dict:
         unhex(body.token_signature), unhex(body.signature),
     )
     try:
-        fast.verify_ballot_signature(ballot, chain.poll_domain)
+        ballot.verify_signature(chain.poll_domain)
     except SignatureError:
         raise ApiError("ballot.bad_signature", 422, "the ballot signature does not recover its token") from None
     try:
@@ -75,33 +76,34 @@ async def accept_ballot(state, body: BallotIn) -> dict:
         )
     except SignatureError:
         raise ApiError("ballot.bad_token_signature", 422, "the token signature does not verify for this poll and stratum") from None
-    ballot_hash = "0x" + fast.ballot_hash(ballot).hex()
+    hash_bytes = ballot.hash
+    hash_hex = "0x" + hash_bytes.hex()
     now = chain.cached_now()
     if now is None:
         now = await run_in_threadpool(chain.now)
     if now < info.opens_at:
         raise ApiError("ballot.poll_not_open", 409, "the poll has not opened yet")
-    token = fast.checksum_address(ballot.token)
+    token = checksum_address(ballot.token)
     if now >= info.closes_at:  # a ballot acknowledged before the close still gets its answer
-        stored = _stored(state, ballot_hash)
+        stored = _stored(state, hash_hex)
         if stored is None:
             raise ApiError("ballot.poll_closed", 409, "the poll has closed")
         return ballot_answer(state, stored)
 
     accepted_at = int(time.time())
-    signature = state.receipt_signer.sign_receipt(
-        chain.poll_domain, body.poll_id, ballot.token, body.sequence, bytes.fromhex(ballot_hash[2:]), accepted_at,
+    signature = state.receipt_signer.sign(
+        receipt_digest(chain.poll_domain, body.poll_id, ballot.token, body.sequence, hash_bytes, accepted_at)
     )
     row = {
-        "ballot_hash": ballot_hash, "poll_id": body.poll_id, "token": token, "sequence": body.sequence,
+        "ballot_hash": hash_hex, "poll_id": body.poll_id, "token": token, "sequence": body.sequence,
         "stratum": body.stratum, "ciphertext": ballot.ciphertext, "token_credential": ballot.token_credential,
         "signature": ballot.signature, "accepted_at": accepted_at, "queued_at": time.time(),
-        "receipt_signature": signature, "status": "accepted",
+        "receipt_signature": signature, "status": BallotRow.Status.ACCEPTED,
     }
     try:
         outcome = await asyncio.wrap_future(state.writer.submit(partial(_persist, state.db.is_sqlite, state.ballot_limit, row)))
     except IntegrityError:  # a concurrent writer (another worker) got the sequence, or this very ballot, in first
-        outcome = _stored(state, ballot_hash)
+        outcome = _stored(state, hash_hex)
         if outcome is None:
             raise ApiError(*_STALE) from None
     if isinstance(outcome, ApiError):
@@ -109,13 +111,11 @@ async def accept_ballot(state, body: BallotIn) -> dict:
     if outcome is not None:  # this very ballot was stored before: a retry
         return ballot_answer(state, outcome)
     state.metrics.ballots_accepted.inc()
-    receipt = {
-        "version": RECEIPT_FORMAT_VERSION, "chainId": chain.chain_id, "pollBook": chain.poll_book_address,
-        "pollId": body.poll_id, "token": token, "sequence": body.sequence, "ballotHash": ballot_hash,
-        "acceptedAt": accepted_at, "relayer": state.relayer_address, "signature": "0x" + signature.hex(),
-        "transactionHash": None, "blockNumber": None,
-    }
-    return {"ballotHash": ballot_hash, "status": "accepted", "reason": None, "receipt": receipt}
+    receipt = Receipt(
+        chain.chain_id, chain.poll_book_address, body.poll_id, token, body.sequence, hash_bytes, accepted_at,
+        state.relayer_address, signature,
+    )
+    return {"ballotHash": hash_hex, "status": BallotRow.Status.ACCEPTED, "reason": None, "receipt": receipt.to_dict()}
 
 
 def _token_upsert(is_sqlite: bool):
@@ -177,7 +177,7 @@ def ballot_answer(state, row) -> dict:
         bytes.fromhex(row.ballot_hash[2:]), row.accepted_at, state.relayer_address,
         bytes(row.receipt_signature),
     )
-    if row.status == "confirmed" and row.tx_hash and row.block_number is not None:
+    if row.status == BallotRow.Status.CONFIRMED and row.tx_hash and row.block_number is not None:
         receipt = receipt.with_inclusion(bytes.fromhex(row.tx_hash[2:]), row.block_number)
     return {"ballotHash": row.ballot_hash, "status": row.status, "reason": row.reason, "receipt": receipt.to_dict()}
 

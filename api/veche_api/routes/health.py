@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from ..deps import StateDep
 from ..metrics import queue_state
-from ..relay_health import relay_health
+from ..relay.health import relay_health
 
 router = APIRouter(tags=["health"])
 

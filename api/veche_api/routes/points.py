@@ -18,7 +18,7 @@ from veche_core.typed_data import donation_digest, recover_signer, redemption_di
 from ..chain import REVERTS, revert_name
 from ..deps import SessionDep, StateDep
 from ..errors import ApiError, error_responses
-from ..models import Charity, PointsRequest, Reward
+from ..models import Charity, ChainTx, PointsRequest, Reward
 from ..schemas import (
     ADDRESS_PATTERN, MAX_INT, CharityOut, DonationIn, PointsOut, PointsRequestOut, RedemptionIn, RewardOut, unhex,
 )
@@ -141,7 +141,7 @@ def _enqueue(state, row: PointsRequest, digest: bytes, call) -> JSONResponse:
 def create_redemption(body: RedemptionIn, state: StateDep) -> JSONResponse:
     resident = to_checksum_address(body.resident)
     row = PointsRequest(
-        kind="redeem", resident=resident, target_id=body.reward_id, amount=0, nonce=body.nonce,
+        kind=ChainTx.Kind.REDEEM, resident=resident, target_id=body.reward_id, amount=0, nonce=body.nonce,
         deadline=body.deadline, signature=unhex(body.signature),
     )
     digest = redemption_digest(state.chain.points_domain, resident, body.reward_id, body.nonce, body.deadline)
@@ -154,7 +154,7 @@ def create_redemption(body: RedemptionIn, state: StateDep) -> JSONResponse:
 def create_donation(body: DonationIn, state: StateDep) -> JSONResponse:
     resident = to_checksum_address(body.resident)
     row = PointsRequest(
-        kind="donate", resident=resident, target_id=body.charity_id, amount=body.amount, nonce=body.nonce,
+        kind=ChainTx.Kind.DONATE, resident=resident, target_id=body.charity_id, amount=body.amount, nonce=body.nonce,
         deadline=body.deadline, signature=unhex(body.signature),
     )
     digest = donation_digest(

@@ -20,7 +20,7 @@ from ..eligibility import is_eligible
 from ..errors import ApiError, error_responses
 from ..models import DRAFT_POLL_BASE, ChainTx, IssuerKey, Poll, PollCreation, Resident, TxVersion
 from ..relay import Outbox, finish_poll_tx
-from ..relay_health import TRANSIENT, TransientError, describe
+from ..relay.health import TRANSIENT, TransientError, describe
 from ..schemas import ADDRESS_PATTERN, MAX_INT, PollCreate, PollCreated, PollPublic, unhex
 
 router = APIRouter(tags=["polls"])
@@ -142,7 +142,7 @@ def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
         outbox = Outbox(state.db, state.chain.w3, state.keys.admin, state.chain.chain_id)
         for attempt in range(3):
             try:
-                row = outbox.write("poll", None, function, gas, attach)
+                row = outbox.write(ChainTx.Kind.POLL, None, function, gas, attach)
                 break
             except IntegrityError:  # another API process took the nonce: read it again
                 outbox.reset()
@@ -156,7 +156,7 @@ def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
         except TransientError:
             pass  # logged: the relay sends it again while this request waits
         creation = _await_creation(state, row.id)
-    if creation.status == "failed":
+    if creation.status == PollCreation.Status.FAILED:
         raise ApiError(creation.reason or "chain.Reverted", 409, "the createPoll transaction failed; nothing was created")
     return _creation_body(state, creation)
 
@@ -173,7 +173,7 @@ def _await_creation(state, tx_id: int) -> PollCreation:
             earlier = session.exec(
                 select(TxVersion.tx_hash).where(TxVersion.chain_tx_id == tx_id).order_by(TxVersion.id.desc())
             ).all()
-        if creation.status != "pending":
+        if creation.status != PollCreation.Status.PENDING:
             return creation
         found = _receipt(rpc, [row.tx_hash, *earlier])
         if found is not None:

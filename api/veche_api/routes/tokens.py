@@ -17,10 +17,10 @@ from starlette.concurrency import run_in_threadpool
 
 from veche_core import blind_rsa
 from veche_core._keccak import keccak
+from veche_core.abi import checksum_address
 from veche_core.errors import EncodingError, SignatureError
 from veche_core.typed_data import issuance_request_digest, recover_signer
 
-from .. import fast
 from ..deps import StateDep
 from ..eligibility import stratum_of
 from ..errors import ApiError, error_responses
@@ -60,7 +60,7 @@ async def issue_token(state, body: IssuanceRequestIn) -> dict:
     Everything runs inline on the event loop: the checks and the indexed read take ~0.2 ms and
     the blind signature ~1.3 ms of CPU under the GIL, so a hop to the thread pool would only add
     switching. The signature is returned only once the issuance is durable (group commit)."""
-    resident_address = fast.checksum_address(bytes.fromhex(body.resident[2:]))
+    resident_address = checksum_address(bytes.fromhex(body.resident[2:]))
     blinded = unhex(body.blinded_message)
     chain = state.chain
     digest = issuance_request_digest(chain.poll_domain, body.poll_id, body.stratum, blinded, body.deadline)
@@ -105,7 +105,7 @@ async def issue_token(state, body: IssuanceRequestIn) -> dict:
         "poll_id": body.poll_id, "resident": resident_address, "stratum": stratum,
         "pseudonym": "0x" + state.keys.pseudonym(body.poll_id, resident_address).hex(),
         "blinded_message_hash": blinded_hash, "blind_signature": blind_signature,
-        "issued_at": int(time.time()), "status": "pending", "recorded": False, "credited": False,
+        "issued_at": int(time.time()), "status": Issuance.Status.PENDING, "recorded": False, "credited": False,
     }
     # Group commit (writer.py): one transaction and one fsync for all the issuances in flight.
     try:

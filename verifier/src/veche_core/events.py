@@ -2,16 +2,21 @@
 
 Each event is declared once, as its Solidity signature with the indexed fields marked; topic0 and
 the decoder follow from that. Decoding (veche_core.abi) refuses anything that does not match the
-declaration exactly (a wrong topic count, trailing or missing data).
+declaration exactly (a wrong topic count, trailing or missing data). A test compares every
+declaration with the compiled contracts' ABI (tests/contracts/test_wire_formats.py). Log filters
+are spelled with `EventSpec.topic`, `uint_topic` and `address_topic`; readers of a transaction's
+own logs (the relay's receipts) use `ballot_cast`, `ballot_rejected` and `poll_created_id`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 from functools import cached_property
 from typing import Any, NamedTuple
 
 from . import abi
+from ._encoding import address_bytes
 from ._keccak import keccak
 from .errors import EncodingError
 
@@ -28,6 +33,11 @@ class EventSpec:
     @cached_property
     def topic0(self) -> bytes:
         return keccak(self.signature.encode())
+
+    @cached_property
+    def topic(self) -> str:
+        """topic0 as JSON-RPC spells it (0x and lower-case hex), for log filters."""
+        return "0x" + self.topic0.hex()
 
     @cached_property
     def data_types(self) -> list[str]:
@@ -93,6 +103,39 @@ POINTS_DONATED = _spec(
     "PointsDonated",
     "address indexed resident, uint256 indexed charityId, uint256 amount, uint256 nonce",
 )
+
+
+class BallotRejection(IntEnum):
+    """IPollBook.BallotRejection, BallotRejected's `reason`: each value fixed by its member, as
+    in the contract (a test compares the two)."""
+
+    UnknownStratum = 0
+    BadSignature = 1
+    StaleSequence = 2  # retired: the contract stopped judging sequences and never emits it
+
+
+RETIRED_REJECTIONS = frozenset({BallotRejection.StaleSequence})
+
+
+def rejection_reason(code: int) -> str:
+    """The name a rejected ballot's status reports: the member's name for a reason the contract
+    emits; a retired or unknown code as its number (no PollBook in service emits one)."""
+    try:
+        reason = BallotRejection(code)
+    except ValueError:
+        return str(code)
+    return str(code) if reason in RETIRED_REJECTIONS else reason.name
+
+
+def uint_topic(value: int) -> str:
+    """An indexed uint (a poll id) as a log filter's topic."""
+    return "0x" + value.to_bytes(32, "big").hex()
+
+
+def address_topic(address: str | bytes) -> str:
+    """An indexed address (a resident) as a log filter's topic."""
+    return "0x" + bytes(12).hex() + address_bytes(address).hex()
+
 
 POLL_BOOK_EVENTS = (
     POLL_CREATED, TOKENS_ISSUED, BALLOT_CAST, BALLOT_REJECTED, KEY_SHARE_SUBMITTED, RESULT_PUBLISHED,
@@ -200,9 +243,9 @@ class CastLog(NamedTuple):
     log_index: int
 
 
-BALLOT_CAST_TOPIC = "0x" + BALLOT_CAST.topic0.hex()
-TOKENS_ISSUED_TOPIC = "0x" + TOKENS_ISSUED.topic0.hex()
-POINTS_CREDITED_TOPIC = "0x" + POINTS_CREDITED.topic0.hex()
+BALLOT_CAST_TOPIC = BALLOT_CAST.topic
+TOKENS_ISSUED_TOPIC = TOKENS_ISSUED.topic
+POINTS_CREDITED_TOPIC = POINTS_CREDITED.topic
 _ZERO_PADDING = bytes(12)
 
 
@@ -309,3 +352,36 @@ def points_credited(log: dict[str, Any]) -> tuple[int, bytes, int]:
     """A PointsCredited log's (poll id, resident as 20 raw bytes, amount); EncodingError if it
     is not a well-formed one."""
     return _fast_or_generic(_credited_fast, _credited_generic, log)
+
+
+class RejectedLog(NamedTuple):
+    poll_id: int
+    token: bytes  # 20 raw bytes
+    sequence: int
+    reason: int  # a BallotRejection value (see rejection_reason)
+
+
+def ballot_rejected(log: dict[str, Any]) -> RejectedLog:
+    """A BallotRejected log's fields; EncodingError if it is not a well-formed BallotRejected.
+    Rare (one per refused ballot): the generic decoder is fast enough."""
+    event = decode_log(log)
+    if event.name != "BallotRejected":
+        raise EncodingError(f"a {event.name} where a BallotRejected was asked for")
+    a = event.args
+    return RejectedLog(a["pollId"], bytes.fromhex(a["token"][2:]), a["sequence"], a["reason"])
+
+
+def poll_created_id(logs: list[dict[str, Any]], poll_book: str) -> int | None:
+    """The poll id of the one well-formed PollCreated that `poll_book` emitted among a
+    transaction's logs (its receipt's); None if there is not exactly one."""
+    contract = poll_book.lower()
+    found = []
+    for log in logs:
+        topics = log.get("topics") or []
+        if str(log.get("address", "")).lower() != contract or not topics or str(topics[0]).lower() != POLL_CREATED.topic:
+            continue
+        try:
+            found.append(decode_log(log).args["pollId"])
+        except EncodingError:
+            continue
+    return found[0] if len(found) == 1 else None

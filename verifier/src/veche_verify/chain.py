@@ -18,9 +18,8 @@ from collections.abc import Callable
 from multiprocessing.context import BaseContext
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from veche_core._keccak import keccak
 
-from veche_core import events
+from veche_core import calls, events
 from veche_core.abi import checksum_address
 from veche_core.deployment import Deployment
 from veche_core.errors import EncodingError
@@ -122,7 +121,7 @@ def read_snapshot(
 
     chain_id = client.chain_id()
     head, head_hash = client.head_block()
-    poll_topic = None if poll_id is None else "0x" + poll_id.to_bytes(32, "big").hex()
+    poll_topic = None if poll_id is None else events.uint_topic(poll_id)
     polls: dict[int, PollRecord] = {}
     spent: dict[str, int] = defaultdict(int)
     undecodable: list[str] = []
@@ -131,7 +130,7 @@ def read_snapshot(
         return polls.setdefault(pid, PollRecord(pid))
 
     few = [spec for spec in events.POLL_BOOK_EVENTS if spec not in BULK_EVENTS]
-    poll_book_topics: list[Any] = [["0x" + spec.topic0.hex() for spec in few]]
+    poll_book_topics: list[Any] = [[spec.topic for spec in few]]
     if poll_topic:
         poll_book_topics.append(poll_topic)
     for log in client.iter_logs(deployment.poll_book, poll_book_topics, deployment.start_block, head):
@@ -153,7 +152,7 @@ def read_snapshot(
             poll.results.append({**args, "block": event.block_number})
 
     if poll_id is None:  # balances are audited over every poll only
-        spending = [["0x" + spec.topic0.hex() for spec in events.CITY_POINTS_EVENTS if spec not in BULK_EVENTS]]
+        spending = [[spec.topic for spec in events.CITY_POINTS_EVENTS if spec not in BULK_EVENTS]]
         for log in client.iter_logs(deployment.city_points, spending, deployment.start_block, head):
             event = _decode_noting(log, undecodable)
             if event is not None:
@@ -209,26 +208,20 @@ def _decode_noting(log: dict, undecodable: list[str]) -> events.DecodedEvent | N
         return None
 
 
-def _selector(signature: str) -> bytes:
-    return keccak(signature.encode())[:4]
-
-
 def has_role(client: RpcClient, contract: str, role: str, account: str) -> bool:
     """AccessControl.hasRole(keccak256(role), account), read with eth_call."""
-    data = _selector("hasRole(bytes32,address)") + keccak(role.encode()) + bytes(12) + bytes.fromhex(account[2:])
-    return int.from_bytes(client.eth_call(contract, data), "big") == 1
+    return int.from_bytes(client.eth_call(contract, calls.encode_has_role(role, account)), "big") == 1
 
 
 def balances(client: RpcClient, city_points: str, residents: list[str], block: int) -> dict[str, int]:
     """CityPoints.balanceOf for many residents at `block` (the block the events were read up to:
     a credit mined meanwhile must not read as a mismatch), in JSON-RPC batches."""
-    selector = _selector("balanceOf(address)")
     out: dict[str, int] = {}
     for start in range(0, len(residents), 500):
         part = residents[start : start + 500]
         answers = client.batch(
             "eth_call",
-            [[{"to": city_points, "data": "0x" + (selector + bytes(12) + bytes.fromhex(r[2:])).hex()}, hex(block)] for r in part],
+            [[{"to": city_points, "data": "0x" + calls.encode_balance_of(r).hex()}, hex(block)] for r in part],
         )
         out.update({r: int(a, 16) for r, a in zip(part, answers)})
     return out

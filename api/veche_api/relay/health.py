@@ -26,9 +26,9 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlmodel import select
 from web3.exceptions import ProviderConnectionError, TimeExhausted, Web3RPCError
 
-from .core.db import Database
-from .core.logs import scrub
-from .models import Quarantine, RelayStatus
+from ..core.db import Database
+from ..core.logs import scrub
+from ..models import Quarantine, RelayStatus
 
 log = logging.getLogger("veche_api.relay")
 

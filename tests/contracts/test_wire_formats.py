@@ -1,0 +1,96 @@
+"""The protocol core's wire formats are the compiled contracts' own: every event spec in
+`veche_core.events` (name, field names and types, which are indexed) equals the ABI's, every
+selector in `veche_core.calls` is a function of the contract it calls, and the BallotRejected
+reasons are IPollBook.BallotRejection's members, value for value.
+
+The EIP-712 type hashes are compared with the contracts' in test_contract_digests.py."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from veche_core import calls, events
+from veche_node.contracts import contract_type
+
+INTERFACE = Path(__file__).resolve().parents[2] / "contracts" / "interfaces" / "IPollBook.sol"
+
+
+def _abi_events(name: str) -> dict[str, tuple]:
+    return {
+        entry["name"]: tuple((i["type"], i["name"], i["indexed"]) for i in entry["inputs"])
+        for entry in contract_type(name)["abi"]
+        if entry["type"] == "event"
+    }
+
+
+def _spec_events(specs) -> dict[str, tuple]:
+    return {spec.name: spec.fields for spec in specs}
+
+
+def _abi_functions(name: str) -> dict[bytes, str]:
+    return {
+        calls.selector(calls.abi_signature(entry)): calls.abi_signature(entry)
+        for entry in contract_type(name)["abi"]
+        if entry["type"] == "function"
+    }
+
+
+# Events the contracts emit that no reader of the chain decodes: OpenZeppelin's (roles, ERC-5267)
+# and the catalog's administration. A new event fails the test below until it is declared in
+# veche_core.events or listed here.
+NOT_READ = {
+    "PollBook": {"RoleAdminChanged", "RoleGranted", "RoleRevoked", "EIP712DomainChanged"},
+    "IPollBook": set(),
+    "CityPoints": {"RoleAdminChanged", "RoleGranted", "RoleRevoked", "EIP712DomainChanged", "RewardAdded",
+                   "RewardUpdated", "CharityRegistered", "CharityUpdated"},
+    "ICityPoints": {"RewardAdded", "RewardUpdated", "CharityRegistered", "CharityUpdated"},
+}
+
+
+@pytest.mark.parametrize("contract, specs", [
+    ("PollBook", events.POLL_BOOK_EVENTS),
+    ("IPollBook", events.POLL_BOOK_EVENTS),
+    ("CityPoints", events.CITY_POINTS_EVENTS),
+    ("ICityPoints", events.CITY_POINTS_EVENTS),
+])
+def test_event_specs_are_the_contracts_events(contract, specs):
+    from_abi = _abi_events(contract)
+    assert {name: fields for name, fields in from_abi.items() if name not in NOT_READ[contract]} == _spec_events(specs)
+    assert NOT_READ[contract] <= set(from_abi)
+    for spec in specs:
+        entry = next(e for e in contract_type(contract)["abi"] if e["type"] == "event" and e["name"] == spec.name)
+        assert spec.signature == calls.abi_signature(entry)
+
+
+def test_event_forge_emits_poll_books_events():
+    """EventForge declares no events of its own: each it emits is IPollBook's."""
+    forged = _abi_events("EventForge")
+    assert forged and set(forged) <= set(_abi_events("IPollBook"))
+    assert forged == {name: fields for name, fields in _spec_events(events.POLL_BOOK_EVENTS).items() if name in forged}
+    assert set(forged) == {"PollCreated", "TokensIssued", "BallotCast", "KeyShareSubmitted", "ResultPublished"}
+
+
+def test_selectors_are_the_contracts_functions():
+    poll_book, city_points = _abi_functions("PollBook"), _abi_functions("CityPoints")
+    assert poll_book[calls.CAST_BALLOTS_SELECTOR] == calls.CAST_BALLOTS
+    assert poll_book[calls.RECORD_ISSUANCES_SELECTOR] == calls.RECORD_ISSUANCES
+    assert poll_book[calls.HAS_ROLE_SELECTOR] == calls.HAS_ROLE
+    assert city_points[calls.CREDIT_SELECTOR] == calls.CREDIT
+    assert city_points[calls.BALANCE_OF_SELECTOR] == calls.BALANCE_OF
+    # the forge takes the same castBallots and recordIssuances calls
+    forge = _abi_functions("EventForge")
+    assert calls.CAST_BALLOTS_SELECTOR in forge and calls.RECORD_ISSUANCES_SELECTOR in forge
+
+
+def test_ballot_rejection_members_are_the_contracts():
+    source = re.sub(r"//[^\n]*|/\*.*?\*/", "", INTERFACE.read_text(), flags=re.S)
+    body = re.search(r"enum\s+BallotRejection\s*\{([^}]*)\}", source).group(1)
+    members = [name.strip() for name in body.split(",") if name.strip()]
+    assert members == [reason.name for reason in sorted(events.BallotRejection)]
+    assert [reason.value for reason in sorted(events.BallotRejection)] == list(range(len(members)))
+    assert events.rejection_reason(events.BallotRejection.UnknownStratum) == "UnknownStratum"
+    assert events.rejection_reason(events.BallotRejection.BadSignature) == "BadSignature"
+    assert events.rejection_reason(events.BallotRejection.StaleSequence) == "2"  # retired: never emitted
+    assert events.rejection_reason(7) == "7"

@@ -1,0 +1,99 @@
+"""The hand-laid encoders (the ballot's own encoding, castBallots, the issuance calls) and the
+receipt signer against generic implementations: the core's strict ABI encoder and eth-abi as
+the oracles for the bytes, eth-keys for the signatures. (The selectors against the compiled
+contracts: tests/contracts/test_wire_formats.py.)"""
+
+from __future__ import annotations
+
+import random
+
+from eth_abi import encode as abi_encode
+from eth_account import Account
+from eth_keys import keys
+from eth_utils import to_checksum_address
+
+from veche_core import abi, calls
+from veche_core.abi import checksum_address
+from veche_core.ballot import BALLOT_ABI_TYPES, Ballot, ballot_hash, encode_ballot
+from veche_core.typed_data import DigestSigner, poll_book_domain, receipt_digest, sign_digest
+from veche_core._keccak import keccak
+
+POLL_BOOK = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+DOMAIN = poll_book_domain(31337, POLL_BOOK)
+
+
+def _ballots(count: int, rng: random.Random, ciphertext: int | None = None, credential: int | None = None):
+    out = []
+    for _ in range(count):
+        account = Account.create()
+        out.append(Ballot(
+            rng.randrange(1, 2**31), account.address, rng.randrange(1, 2**63), rng.randrange(2**32),
+            rng.randbytes(ciphertext if ciphertext is not None else rng.randrange(0, 200)),
+            rng.randbytes(credential if credential is not None else rng.randrange(1, 400)),
+        ).sign(account.key, DOMAIN))
+    return out
+
+
+def _fields(ballot: Ballot) -> list:
+    return [ballot.poll_id, ballot.token, ballot.sequence, ballot.stratum, ballot.ciphertext,
+            ballot.token_credential, ballot.signature]
+
+
+def test_ballot_encoding_hash_signature_and_receipt_match_generic_implementations():
+    rng = random.Random(7)
+    relayer = Account.create()
+    signer = DigestSigner(relayer.key)
+    for ballot in _ballots(20, rng):
+        generic = abi.encode(list(BALLOT_ABI_TYPES), _fields(ballot))
+        assert encode_ballot(ballot) == ballot.encode() == generic
+        assert generic == abi_encode(list(BALLOT_ABI_TYPES), _fields(ballot))
+        assert ballot_hash(ballot) == ballot.hash == keccak(generic)
+        assert checksum_address(ballot.token) == to_checksum_address(ballot.token)
+        ballot.verify_signature(DOMAIN)
+        digest = receipt_digest(DOMAIN, ballot.poll_id, ballot.token, ballot.sequence, ballot_hash(ballot), 12345)
+        by_eth_keys = keys.PrivateKey(relayer.key).sign_msg_hash(digest).to_bytes()
+        expected = by_eth_keys[:64] + bytes([by_eth_keys[64] + 27])
+        assert signer.sign(digest) == sign_digest(relayer.key, digest) == expected
+
+
+def test_cast_ballots_calldata_and_its_size():
+    rng = random.Random(8)
+    ballots = _ballots(30, rng)
+    items = [(b.token, b.sequence, b.stratum, b.ciphertext, b.token_credential, b.signature) for b in ballots]
+    data = calls.encode_cast_ballots(5, items)
+    assert data == calls.CAST_BALLOTS_SELECTOR + abi_encode(
+        ["uint256", "(address,uint64,uint32,bytes,bytes,bytes)[]"], [5, items])
+    assert len(data) == calls.CAST_BALLOTS_OVERHEAD + sum(
+        calls.ballot_calldata_size(len(b.ciphertext), len(b.token_credential), len(b.signature)) for b in ballots)
+    assert calls.encode_cast_ballots(5, []) == calls.CAST_BALLOTS_SELECTOR + abi_encode(
+        ["uint256", "(address,uint64,uint32,bytes,bytes,bytes)[]"], [5, []])
+
+
+def test_issuance_and_credit_calldata():
+    rng = random.Random(9)
+    pseudonyms = [rng.randbytes(32) for _ in range(40)]
+    strata = [rng.randrange(2**32) for _ in pseudonyms]
+    assert calls.encode_record_issuances(3, pseudonyms, strata) == calls.RECORD_ISSUANCES_SELECTOR + abi_encode(
+        ["uint256", "bytes32[]", "uint32[]"], [3, pseudonyms, strata])
+    residents = [Account.create().address for _ in range(25)]
+    expected = calls.CREDIT_SELECTOR + abi_encode(["uint256", "address[]", "uint256"], [3, residents, 20])
+    assert calls.encode_credit(3, residents, 20) == expected
+    assert calls.encode_credit(3, [bytes.fromhex(r[2:]) for r in residents], 20) == expected
+
+
+def test_role_and_balance_calls():
+    account = Account.create().address
+    assert calls.encode_has_role("RELAYER_ROLE", account) == calls.selector("hasRole(bytes32,address)") + abi_encode(
+        ["bytes32", "address"], [keccak(b"RELAYER_ROLE"), account])
+    assert calls.encode_balance_of(account) == calls.selector("balanceOf(address)") + abi_encode(["address"], [account])
+
+
+def test_abi_signature_spells_structs_as_tuples():
+    entry = {"type": "function", "name": "castBallots", "inputs": [
+        {"type": "uint256", "name": "pollId"},
+        {"type": "tuple[]", "name": "ballots", "components": [
+            {"type": "address"}, {"type": "uint64"}, {"type": "uint32"}, {"type": "bytes"}, {"type": "bytes"},
+            {"type": "bytes"}]},
+    ]}
+    assert calls.abi_signature(entry) == calls.CAST_BALLOTS
+    assert calls.abi_signature({"type": "error", "name": "PollBookNotOpen", "inputs": []}) == "PollBookNotOpen()"

@@ -1,0 +1,107 @@
+"""Call data of the contract functions Veche calls by raw bytes: the one definition of their
+selectors and encodings.
+
+The bulk calls carry hundreds of items a transaction, and web3's contract encoder validated
+every item again on each of estimate_gas and build_transaction (a fifth of a core at 500
+tokens/s). `encode_cast_ballots` is laid out by hand (~4 µs a ballot, web3's ~30); the two
+issuance calls use the core's strict ABI encoder. The tests compare each with eth-abi
+(tests/core/test_calls.py) and every selector here with the compiled ABI
+(tests/contracts/test_wire_formats.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from . import abi
+from ._encoding import address_bytes
+from ._keccak import keccak
+from .abi import word
+from .ballot import encode_ballot_fields
+
+
+def selector(signature: str) -> bytes:
+    """The 4-byte selector of a canonical signature, e.g. `credit(uint256,address[],uint256)`
+    (errors are selected the same way)."""
+    return keccak(signature.encode())[:4]
+
+
+def abi_signature(entry: dict[str, Any]) -> str:
+    """The canonical signature of a function, error or event entry of a JSON ABI (structs
+    spelled out as tuples), as the selector and topic0 hash it."""
+
+    def kind(parameter: dict[str, Any]) -> str:
+        if parameter["type"].startswith("tuple"):
+            inner = ",".join(kind(component) for component in parameter["components"])
+            return f"({inner}){parameter['type'][5:]}"
+        return parameter["type"]
+
+    return f"{entry['name']}({','.join(kind(p) for p in entry.get('inputs', []))})"
+
+
+CAST_BALLOTS = "castBallots(uint256,(address,uint64,uint32,bytes,bytes,bytes)[])"
+RECORD_ISSUANCES = "recordIssuances(uint256,bytes32[],uint32[])"
+CREDIT = "credit(uint256,address[],uint256)"
+HAS_ROLE = "hasRole(bytes32,address)"
+BALANCE_OF = "balanceOf(address)"
+
+CAST_BALLOTS_SELECTOR = selector(CAST_BALLOTS)
+RECORD_ISSUANCES_SELECTOR = selector(RECORD_ISSUANCES)
+CREDIT_SELECTOR = selector(CREDIT)
+HAS_ROLE_SELECTOR = selector(HAS_ROLE)
+BALANCE_OF_SELECTOR = selector(BALANCE_OF)
+
+# selector + pollId + offset of the array + array length
+CAST_BALLOTS_OVERHEAD = 4 + 3 * 32
+
+
+def ballot_calldata_size(ciphertext_len: int, credential_len: int, signature_len: int = 65) -> int:
+    """The bytes one ballot adds to castBallots' calldata: its offset in the array head, six
+    head words, three length words and the three byte strings padded to 32."""
+    padded = sum(n + (-n % 32) for n in (ciphertext_len, credential_len, signature_len))
+    return 32 + 6 * 32 + 3 * 32 + padded
+
+
+def encode_cast_ballots(poll_id: int, items: Iterable[tuple[bytes, int, int, bytes, bytes, bytes]]) -> bytes:
+    """Calldata of `castBallots(pollId, ballots)`, items being (token: 20 bytes, sequence,
+    stratum, ciphertext, tokenSignature, signature)."""
+    tails = [
+        encode_ballot_fields(6 * 32, bytes(token), sequence, stratum, bytes(ciphertext), bytes(credential), bytes(signature))
+        for token, sequence, stratum, ciphertext, credential, signature in items
+    ]
+    offsets, position = [], 32 * len(tails)
+    for tail in tails:
+        offsets.append(word(position))
+        position += len(tail)
+    return b"".join([CAST_BALLOTS_SELECTOR, word(poll_id), word(64), word(len(tails)), *offsets, *tails])
+
+
+def encode_record_issuances(poll_id: int, pseudonyms: Sequence[bytes], strata: Sequence[int]) -> bytes:
+    """Calldata of `PollBook.recordIssuances(pollId, pseudonyms, strata)`."""
+    return RECORD_ISSUANCES_SELECTOR + abi.encode(
+        ["uint256", "bytes32[]", "uint32[]"], [poll_id, list(pseudonyms), list(strata)]
+    )
+
+
+def encode_credit(poll_id: int, residents: Sequence[str | bytes], amount: int) -> bytes:
+    """Calldata of `CityPoints.credit(pollId, residents, amount)`; residents as hex addresses
+    or 20 raw bytes."""
+    return CREDIT_SELECTOR + abi.encode(
+        ["uint256", "address[]", "uint256"], [poll_id, [address_bytes(r, "resident") for r in residents], amount]
+    )
+
+
+def role_id(name: str) -> bytes:
+    """An AccessControl role's id: keccak256 of its name (e.g. `RELAYER_ROLE`)."""
+    return keccak(name.encode())
+
+
+def encode_has_role(role: str, account: str | bytes) -> bytes:
+    """Calldata of `AccessControl.hasRole(keccak256(role), account)`."""
+    return HAS_ROLE_SELECTOR + role_id(role) + bytes(12) + address_bytes(account, "account")
+
+
+def encode_balance_of(account: str | bytes) -> bytes:
+    """Calldata of `CityPoints.balanceOf(account)`."""
+    return BALANCE_OF_SELECTOR + bytes(12) + address_bytes(account, "account")
