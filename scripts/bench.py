@@ -24,7 +24,11 @@ BENCHMARKS = [
     ("Contracts: gas", [str(BIN / "ape"), "run", "gas_report"], None),
     ("Verifier: a 100,000-ballot poll on anvil", [PYTHON, "scripts/bench_verifier.py", "--ballots", "100000"], None),
     ("API: end to end on anvil", [PYTHON, "scripts/bench_api.py"], "scripts/bench_api.py"),
-    ("Validator network: three geth Clique validators", [PYTHON, "scripts/bench_network.py"], "scripts/bench_network.py"),
+    (
+        "Validator network: three geth Clique validators",
+        [PYTHON, "scripts/bench_network.py"],
+        "scripts/bench_network.py",
+    ),
 ]
 
 
@@ -44,7 +48,9 @@ def machine() -> str:
     except (OSError, ValueError, IndexError):
         pass
     cores = len(os.sched_getaffinity(0))
-    return f"{model}, {cores} cores{memory}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    return (
+        f"{model}, {cores} cores{memory}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    )
 
 
 def main() -> int:
@@ -59,26 +65,26 @@ def main() -> int:
         run = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
         seconds = time.monotonic() - started
         # Keep the figures; drop tool logging (ape prints every confirmed transaction).
-        body = "\n".join(
-            line for line in run.stdout.strip().splitlines() if not line.startswith(("INFO:", "WARNING:"))
-        )
+        body = "\n".join(line for line in run.stdout.strip().splitlines() if not line.startswith(("INFO:", "WARNING:")))
         if run.returncode != 0:
             failed = True
             tail = (run.stderr or run.stdout).strip().splitlines()[-15:]
             body = "Did not complete (exit code {}):\n\n```\n{}\n```".format(run.returncode, "\n".join(tail))
         sections.append(f"## {title}\n\nCommand: `{shown}` ({seconds:.0f} s)\n\n{body}\n")
         print(body, file=sys.stderr)
-    document = "\n".join([
-        "# Benchmarks",
-        "",
-        f"Written by `make bench` (scripts/bench.py) on {datetime.date.today().isoformat()}.",
-        f"Machine: {machine()}.",
-        "",
-        "Every figure below was measured in that one run, on that machine; rerun `make bench` to",
-        "replace them. Ceilings are measured in the same run as the figure they bound.",
-        "",
-        *sections,
-    ])
+    document = "\n".join(
+        [
+            "# Benchmarks",
+            "",
+            f"Written by `make bench` (scripts/bench.py) on {datetime.date.today().isoformat()}.",
+            f"Machine: {machine()}.",
+            "",
+            "Every figure below was measured in that one run, on that machine; rerun `make bench` to",
+            "replace them. Ceilings are measured in the same run as the figure they bound.",
+            "",
+            *sections,
+        ]
+    )
     (REPO / "docs" / "benchmarks.md").write_text(document)
     print("wrote docs/benchmarks.md", file=sys.stderr)
     return 1 if failed else 0

@@ -35,11 +35,10 @@ from eth_account import Account
 
 from veche_api.relay import plan_batch
 from veche_client.sdk import ResidentClient, Token, ballot_body
-from veche_core import blind_rsa, calls, sealing
+from veche_core import blind_rsa, calls, events, sealing
 from veche_core import token as token_mod
-from veche_core.rpc import RpcClient
-from veche_core import events
 from veche_core.abi import checksum_address
+from veche_core.rpc import RpcClient
 from veche_core.typed_data import DigestSigner, poll_book_domain, receipt_digest
 from veche_node.contracts import dev_accounts
 from veche_node.rpc import rpc
@@ -110,8 +109,10 @@ class Connection:
     async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
         if self.writer is None:
             await self.connect()
-        head = (f"{method} {path} HTTP/1.1\r\nhost: {self.host}\r\ncontent-type: application/json\r\n"
-                f"content-length: {len(body)}\r\n\r\n").encode()
+        head = (
+            f"{method} {path} HTTP/1.1\r\nhost: {self.host}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\n\r\n"
+        ).encode()
         self.writer.write(head + body)
         status_line = await asyncio.wait_for(self.reader.readline(), 60)
         status = int(status_line.split(b" ", 2)[1])
@@ -203,8 +204,9 @@ def crypto_ceiling(poll: dict, ballots, seconds: float = 2.0) -> tuple[float, fl
     while time.process_time() - start < seconds:
         b = ballots[n % len(ballots)]
         b.verify_signature(domain)
-        token_mod.verify_token_signature(key, poll["chainId"], poll_book, b.poll_id, b.stratum, b.token,
-                                         b.token_credential)
+        token_mod.verify_token_signature(
+            key, poll["chainId"], poll_book, b.poll_id, b.stratum, b.token, b.token_credential
+        )
         checksum_address(b.token)
         signer.sign(receipt_digest(domain, b.poll_id, b.token, b.sequence, b.hash, 0))
         n += 1
@@ -218,8 +220,9 @@ def crypto_ceiling(poll: dict, ballots, seconds: float = 2.0) -> tuple[float, fl
     return ballot_rate, n / (time.process_time() - start)
 
 
-def chain_ceiling(url: str, deployment, poll_id: int, ballots, batch_size: int, max_bytes: int,
-                  ballot_gas: int) -> tuple[float, int]:
+def chain_ceiling(
+    url: str, deployment, poll_id: int, ballots, batch_size: int, max_bytes: int, ballot_gas: int
+) -> tuple[float, int]:
     """The same castBallots batches the relay makes (cut by count and calldata size, same gas
     limits), signed before the clock starts, sent at once to the same anvil (one block a
     second); ballots mined per second from the first send to the last receipt."""
@@ -227,17 +230,27 @@ def chain_ceiling(url: str, deployment, poll_id: int, ballots, batch_size: int, 
     nonce = first_nonce = int(rpc(url, "eth_getTransactionCount", [relayer.address, "latest"]), 16)
     base = int(rpc(url, "eth_getBlockByNumber", ["latest", False])["baseFeePerGas"], 16)
     raws, position = [], 0
-    items = [(i, calls.ballot_calldata_size(len(b.ciphertext), len(b.token_credential), len(b.signature)))
-             for i, b in enumerate(ballots)]
+    items = [
+        (i, calls.ballot_calldata_size(len(b.ciphertext), len(b.token_credential), len(b.signature)))
+        for i, b in enumerate(ballots)
+    ]
     while position < len(ballots):
         ids, _ = plan_batch(items[position:], batch_size, max_bytes)
         chunk = [ballots[i] for i in ids]
         position += len(ids)
-        data = calls.encode_cast_ballots(poll_id, [
-            (b.token, b.sequence, b.stratum, b.ciphertext, b.token_credential, b.signature) for b in chunk])
+        data = calls.encode_cast_ballots(
+            poll_id, [(b.token, b.sequence, b.stratum, b.ciphertext, b.token_credential, b.signature) for b in chunk]
+        )
         gas = 80_000 + len(chunk) * ballot_gas + 24 * len(data)
-        tx = {"to": deployment.poll_book, "data": data, "value": 0, "gas": gas, "gasPrice": base * 2 + 10**9,
-              "nonce": nonce, "chainId": deployment.chain_id}
+        tx = {
+            "to": deployment.poll_book,
+            "data": data,
+            "value": 0,
+            "gas": gas,
+            "gasPrice": base * 2 + 10**9,
+            "nonce": nonce,
+            "chainId": deployment.chain_id,
+        }
         raws.append(bytes(relayer.sign_transaction(tx).raw_transaction))
         nonce += 1
     with RpcClient(url, timeout=60) as client:
@@ -251,9 +264,11 @@ def chain_ceiling(url: str, deployment, poll_id: int, ballots, batch_size: int, 
                     # anvil dropped it from its pool (see Relay.reconcile): send it again, as the relay does
                     client.call("eth_sendRawTransaction", ["0x" + raws[hashes.index(pending[0])].hex()])
                 if time.perf_counter() - start > 120:
-                    raise RuntimeError(f"chain ceiling: {len(pending)} of {len(raws)} transactions not mined; "
-                                       f"pool {client.call('txpool_status', [])}, first nonce {first_nonce}, "
-                                       f"account nonce {client.call('eth_getTransactionCount', [relayer.address, 'latest'])}")
+                    raise RuntimeError(
+                        f"chain ceiling: {len(pending)} of {len(raws)} transactions not mined; "
+                        f"pool {client.call('txpool_status', [])}, first nonce {first_nonce}, "
+                        f"account nonce {client.call('eth_getTransactionCount', [relayer.address, 'latest'])}"
+                    )
                 time.sleep(0.02)
                 continue
             if int(receipt["status"], 16) != 1:
@@ -276,9 +291,13 @@ def ballots_on_chain(url: str, poll_book: str, poll_id: int) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tokens", type=int, default=10_000,
-                        help="residents, tokens and ballots of the throughput run (long enough that the last "
-                             "batch's confirmation, ~2 s, is not most of the measured time)")
+    parser.add_argument(
+        "--tokens",
+        type=int,
+        default=10_000,
+        help="residents, tokens and ballots of the throughput run (long enough that the last "
+        "batch's confirmation, ~2 s, is not most of the measured time)",
+    )
     parser.add_argument("--rate", type=int, default=500, help="offered load of the latency run (ballots/s)")
     parser.add_argument("--rate-seconds", type=float, default=5.0)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
@@ -292,9 +311,15 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="veche-bench-"))
     database_url = args.database_url or f"sqlite:///{work / 'veche.db'}"
     chain = start_chain(work, database_url)
-    env = {**chain.env, "VECHE_DISTRICTS": "Central", "VECHE_ISSUANCE_RATE_PER_MINUTE": "1000",
-           "VECHE_BALLOT_RATE_PER_MINUTE": "1000", "VECHE_BATCH_INTERVAL": "1.0",
-           "VECHE_SQLITE_SYNCHRONOUS": args.synchronous, "VECHE_CHAIN_TIME_TTL": "0.5"}
+    env = {
+        **chain.env,
+        "VECHE_DISTRICTS": "Central",
+        "VECHE_ISSUANCE_RATE_PER_MINUTE": "1000",
+        "VECHE_BALLOT_RATE_PER_MINUTE": "1000",
+        "VECHE_BATCH_INTERVAL": "1.0",
+        "VECHE_SQLITE_SYNCHRONOUS": args.synchronous,
+        "VECHE_CHAIN_TIME_TTL": "0.5",
+    }
     try:
         run(args, chain, env, database_url)
     finally:
@@ -307,25 +332,39 @@ def run(args, chain, env, database_url) -> None:
     settings = chain.settings()
     server = ProcessServer(env, log_path=work / "api.log", workers=args.workers).start()
     admin = {"X-Admin-Key": ADMIN_KEY}
-    measured: dict = {"load_average_before": round(load_before, 2), "workers": args.workers,
-                      "block_time_s": args.block_time, "sqlite_synchronous": args.synchronous,
-                      "database": "postgresql" if database_url.startswith("postgres") else "sqlite"}
+    measured: dict = {
+        "load_average_before": round(load_before, 2),
+        "workers": args.workers,
+        "block_time_s": args.block_time,
+        "sqlite_synchronous": args.synchronous,
+        "database": "postgresql" if database_url.startswith("postgres") else "sqlite",
+    }
     try:
         http = httpx.Client(base_url=server.url, timeout=120)
         now = chain.now()
         trustees = [(Account.create(), sealing.generate_trustee_keypair()) for _ in range(2)]
         polls = []
         for _ in range(2):  # one for the API runs, one for the chain ceiling
-            reply = http.post("/admin/polls", headers=admin, json={
-                "question": "Bench", "options": ["a", "b", "c"], "opensAt": now + 5, "closesAt": now + 10**6,
-                "trustees": [{"address": a.address, "publicKey": "0x" + p.public_key.hex()} for a, p in trustees],
-                "threshold": 2})
+            reply = http.post(
+                "/admin/polls",
+                headers=admin,
+                json={
+                    "question": "Bench",
+                    "options": ["a", "b", "c"],
+                    "opensAt": now + 5,
+                    "closesAt": now + 10**6,
+                    "trustees": [{"address": a.address, "publicKey": "0x" + p.public_key.hex()} for a, p in trustees],
+                    "threshold": 2,
+                },
+            )
             reply.raise_for_status()
             polls.append(reply.json()["poll"])
         say(f"polls created; enrolling {args.tokens} residents")
         residents = [ResidentClient(http) for _ in range(args.tokens)]
         csv_text = "address,district,birth_year\n" + "".join(f"{r.address},Central,1980\n" for r in residents)
-        http.post("/admin/residents/import", content=csv_text, headers={**admin, "content-type": "text/csv"}).raise_for_status()
+        http.post(
+            "/admin/residents/import", content=csv_text, headers={**admin, "content-type": "text/csv"}
+        ).raise_for_status()
         poll = {**http.get(f"/polls/{polls[0]['id']}").json(), "residentStratum": 0}
         # From here on the chain mines one block a second, as a production chain does.
         rpc(chain.anvil.url, "evm_setAutomine", [False])
@@ -381,13 +420,21 @@ def run(args, chain, env, database_url) -> None:
     # --- ceilings, same run, API stopped
     say("ceilings: chain alone")
     again = [ResidentClient.make_ballot(t, [0], sequence=1, poll_id=polls[1]["id"]) for t in tokens]
-    rate, transactions = chain_ceiling(chain.anvil.url, chain.deployment, polls[1]["id"], again,
-                                       settings.batch_size, settings.max_batch_bytes, settings.ballot_gas)
+    rate, transactions = chain_ceiling(
+        chain.anvil.url,
+        chain.deployment,
+        polls[1]["id"],
+        again,
+        settings.batch_size,
+        settings.max_batch_bytes,
+        settings.ballot_gas,
+    )
     measured["ceiling_chain_per_s"] = rate
     measured["ceiling_chain_transactions"] = transactions
     say("ceilings: crypto")
     measured["ceiling_crypto_ballots_per_s_one_core"], measured["ceiling_blind_signatures_per_s_one_core"] = (
-        crypto_ceiling(poll, first))
+        crypto_ceiling(poll, first)
+    )
     measured["load_average_after"] = round(os.getloadavg()[0], 2)
 
     if args.json:
@@ -400,19 +447,37 @@ def run(args, chain, env, database_url) -> None:
 
 
 def markdown(m: dict, args) -> str:
-    crypto, blind, chain = (m["ceiling_crypto_ballots_per_s_one_core"], m["ceiling_blind_signatures_per_s_one_core"],
-                            m["ceiling_chain_per_s"])
+    crypto, blind, chain = (
+        m["ceiling_crypto_ballots_per_s_one_core"],
+        m["ceiling_blind_signatures_per_s_one_core"],
+        m["ceiling_chain_per_s"],
+    )
     rows = [
-        ("tokens issued/s (2048-bit keys, 50 connections)", f"{m['tokens_per_s']:.0f}",
-         f"blind signatures: {blind:.0f}/s on one core, {2 * blind:.0f}/s on two", f"≥ {TARGETS['tokens']}"),
-        ("ballots accepted/s (50 connections)", f"{m['ballots_accepted_per_s']:.0f}",
-         f"API crypto: {crypto:.0f}/s on one core", ""),
-        ("ballots accepted and confirmed on chain/s (50 connections)", f"{m['ballots_confirmed_per_s']:.0f}",
-         f"chain alone: {chain:.0f}/s ({m['ceiling_chain_transactions']} castBallots transactions)",
-         f"≥ {TARGETS['confirmed']}"),
+        (
+            "tokens issued/s (2048-bit keys, 50 connections)",
+            f"{m['tokens_per_s']:.0f}",
+            f"blind signatures: {blind:.0f}/s on one core, {2 * blind:.0f}/s on two",
+            f"≥ {TARGETS['tokens']}",
+        ),
+        (
+            "ballots accepted/s (50 connections)",
+            f"{m['ballots_accepted_per_s']:.0f}",
+            f"API crypto: {crypto:.0f}/s on one core",
+            "",
+        ),
+        (
+            "ballots accepted and confirmed on chain/s (50 connections)",
+            f"{m['ballots_confirmed_per_s']:.0f}",
+            f"chain alone: {chain:.0f}/s ({m['ceiling_chain_transactions']} castBallots transactions)",
+            f"≥ {TARGETS['confirmed']}",
+        ),
         (f"acceptance latency p50 at {m['latency_rate']} ballots/s (ms)", f"{m['latency_p50_ms']:.1f}", "", ""),
-        (f"acceptance latency p99 at {m['latency_rate']} ballots/s (ms)", f"{m['latency_p99_ms']:.1f}", "",
-         f"≤ {TARGETS['p99']:.0f}"),
+        (
+            f"acceptance latency p99 at {m['latency_rate']} ballots/s (ms)",
+            f"{m['latency_p99_ms']:.1f}",
+            "",
+            f"≤ {TARGETS['p99']:.0f}",
+        ),
     ]
     b, t = m["cpu_us_per_ballot"], m["cpu_us_per_token"]
     lines = ["| measure | value | ceiling, same run | target |", "| --- | ---: | --- | --- |"]

@@ -63,12 +63,8 @@ def run(seconds: float) -> dict:
     token_address = bytes.fromhex(account.address[2:])  # as it reads them from the logs
 
     ops: dict[str, Callable[[], object]] = {
-        "blind sign (RSA-2048, CRT + powmod_sec + check)": lambda: blind_rsa.blind_sign(
-            issuer, request.blinded_msg
-        ),
-        "finalize (unblind + verify)": lambda: blind_rsa.finalize(
-            public, request.input_msg, blind_sig, request.inv
-        ),
+        "blind sign (RSA-2048, CRT + powmod_sec + check)": lambda: blind_rsa.blind_sign(issuer, request.blinded_msg),
+        "finalize (unblind + verify)": lambda: blind_rsa.finalize(public, request.input_msg, blind_sig, request.inv),
         "token signature verify": lambda: token_verifier.verify(token_address, credential),
         "seal": lambda: sealing.seal(election.public_key, choice),
         "open": lambda: opener.open(ciphertext),
@@ -97,8 +93,7 @@ def markdown(report: dict) -> str:
         lines.append(f"| {name}{marker} | {rate:,.0f} | {1e6 / rate:,.1f} |")
     per_ballot = report["verifier_seconds_per_ballot"]
     lines += [
-        f"| **verifier, per ballot** (sum of *) | **{1 / per_ballot:,.0f}** ballots/s | "
-        f"{per_ballot * 1e6:,.1f} |",
+        f"| **verifier, per ballot** (sum of *) | **{1 / per_ballot:,.0f}** ballots/s | {per_ballot * 1e6:,.1f} |",
         f"| verifier ceiling, ×2 cores | {2 / per_ballot:,.0f} ballots/s | |",
     ]
     return "\n".join(lines)

@@ -35,7 +35,10 @@ def measure(driver: City, ballots_count: int, batch: int) -> dict:
     ballots = driver.random_ballots(poll, ballots_count)
     batches = [ballots[i : i + batch] for i in range(0, len(ballots), batch)]
     first = driver.cast_data(poll, call_arguments(batches[0]))
-    gas = int(driver.w3.eth.estimate_gas({"from": driver.relayer.address, "to": driver.poll_book.address, "data": first}) * 1.3)
+    gas = int(
+        driver.w3.eth.estimate_gas({"from": driver.relayer.address, "to": driver.poll_book.address, "data": first})
+        * 1.3
+    )
 
     start = time.perf_counter()
     hashes = [driver.send_cast(poll, b, gas=gas) for b in batches]
@@ -93,7 +96,8 @@ def bench_geth(ballots: int, batch: int) -> dict:
 
 def row(result: dict) -> str:
     return (
-        f"| {result['engine']} | {result['validators']} | {result['batch']} | {result['ballots']:,} | {result['blocks']} "
+        f"| {result['engine']} | {result['validators']} | {result['batch']} | {result['ballots']:,} | "
+        f"{result['blocks']} "
         f"| {result['seconds']} | {result['ballotsPerSecond']:,} | {result['gasPerBallot']:,} |"
     )
 

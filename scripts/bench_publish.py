@@ -26,13 +26,13 @@ from pathlib import Path
 import httpx
 from eth_account import Account
 
-from veche_testkit.devchain import ADMIN_KEY, start_chain
-from veche_testkit.servers import ProcessServer
 from veche_client.sdk import ResidentClient, Token, ballot_body
 from veche_core import blind_rsa, key_shares, sealing
 from veche_core import token as token_mod
 from veche_core.typed_data import key_share_digest, poll_book_domain, sign_digest
 from veche_node.rpc import rpc
+from veche_testkit.devchain import ADMIN_KEY, start_chain
+from veche_testkit.servers import ProcessServer
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_api import closed_loop  # the same keep-alive load generator
@@ -57,15 +57,24 @@ def build_poll(http: httpx.Client, url: str, anvil_url: str, residents: list[Res
     all confirmed on chain; returns the poll as created (with its sealed shares)."""
     admin = {"X-Admin-Key": ADMIN_KEY}
     now = int(rpc(anvil_url, "eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
-    reply = http.post("/admin/polls", headers=admin, timeout=300, json={
-        "question": "Bench", "options": ["a", "b", "c"], "opensAt": now + 5, "closesAt": now + 3600,
-        "trustees": [{"address": a.address, "publicKey": "0x" + p.public_key.hex()} for a, p in trustees],
-        "threshold": 2})
+    reply = http.post(
+        "/admin/polls",
+        headers=admin,
+        timeout=300,
+        json={
+            "question": "Bench",
+            "options": ["a", "b", "c"],
+            "opensAt": now + 5,
+            "closesAt": now + 3600,
+            "trustees": [{"address": a.address, "publicKey": "0x" + p.public_key.hex()} for a, p in trustees],
+            "threshold": 2,
+        },
+    )
     reply.raise_for_status()
     created = reply.json()
     poll = http.get(f"/polls/{created['poll']['id']}").json()
     tokens = []
-    for stratum, district in enumerate(DISTRICTS):
+    for stratum in range(len(DISTRICTS)):
         mine = [r for i, r in enumerate(residents) if i % len(DISTRICTS) == stratum]
         requests = [r.token_request(poll, stratum) for r in mine]
         answers, _ = asyncio.run(closed_loop(url, [json.dumps(body).encode() for body, _, _ in requests], "/tokens"))
@@ -89,8 +98,10 @@ def release(http: httpx.Client, poll: dict, trustees, indices) -> None:
         account, pair = trustees[index]
         share = key_shares.open_trustee_share(pair.secret_key, bytes.fromhex(poll["sealedShares"][index][2:]))
         signature = sign_digest(account.key, key_share_digest(domain, poll["id"], index, share))
-        http.post(f"/polls/{poll['id']}/key-shares", json={
-            "index": index, "share": "0x" + share.hex(), "signature": "0x" + signature.hex()}).raise_for_status()
+        http.post(
+            f"/polls/{poll['id']}/key-shares",
+            json={"index": index, "share": "0x" + share.hex(), "signature": "0x" + signature.hex()},
+        ).raise_for_status()
 
 
 def main() -> None:
@@ -103,17 +114,24 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="veche-bench-publish-"))
     chain = start_chain(work, f"sqlite:///{work / 'veche.db'}")
-    env = {**chain.env, "VECHE_DISTRICTS": ",".join(DISTRICTS), "VECHE_ISSUANCE_RATE_PER_MINUTE": "100000",
-           "VECHE_BALLOT_RATE_PER_MINUTE": "100000", "VECHE_COUNT_WORKERS": str(args.count_workers)}
+    env = {
+        **chain.env,
+        "VECHE_DISTRICTS": ",".join(DISTRICTS),
+        "VECHE_ISSUANCE_RATE_PER_MINUTE": "100000",
+        "VECHE_BALLOT_RATE_PER_MINUTE": "100000",
+        "VECHE_COUNT_WORKERS": str(args.count_workers),
+    }
     server = ProcessServer(env, log_path=work / "api.log").start()
     try:
         http = httpx.Client(base_url=server.url, timeout=600)
         trustees = [(Account.create(), sealing.generate_trustee_keypair()) for _ in range(3)]
         residents = [ResidentClient(http) for _ in range(args.ballots)]
         csv_text = "address,district,birth_year\n" + "".join(
-            f"{r.address},{DISTRICTS[i % len(DISTRICTS)]},1980\n" for i, r in enumerate(residents))
-        http.post("/admin/residents/import", content=csv_text,
-                  headers={"X-Admin-Key": ADMIN_KEY, "content-type": "text/csv"}).raise_for_status()
+            f"{r.address},{DISTRICTS[i % len(DISTRICTS)]},1980\n" for i, r in enumerate(residents)
+        )
+        http.post(
+            "/admin/residents/import", content=csv_text, headers={"X-Admin-Key": ADMIN_KEY, "content-type": "text/csv"}
+        ).raise_for_status()
         polls = []
         for number in range(args.polls):
             say(f"poll {number + 1}/{args.polls}: {args.ballots} tokens, ballots and {args.ballots // 4} revotes")
@@ -135,14 +153,22 @@ def main() -> None:
     finally:
         server.stop()
         chain.anvil.stop()
-    result = {"ballots": args.ballots, "revotes": args.ballots // 4, "count_workers": args.count_workers,
-              "seconds": [round(s, 3) for s in seconds], "median_s": round(statistics.median(seconds), 3),
-              "load_average_before": round(load, 2)}
+    result = {
+        "ballots": args.ballots,
+        "revotes": args.ballots // 4,
+        "count_workers": args.count_workers,
+        "seconds": [round(s, 3) for s in seconds],
+        "median_s": round(statistics.median(seconds), 3),
+        "load_average_before": round(load, 2),
+    }
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"| publish, {args.ballots:,} ballots + {args.ballots // 4:,} revotes, {args.count_workers} count worker(s) | "
-              f"{result['median_s']} s (median; each: {', '.join(map(str, result['seconds']))}; load {load:.2f}) |")
+        print(
+            f"| publish, {args.ballots:,} ballots + {args.ballots // 4:,} revotes, {args.count_workers} count "
+            f"worker(s) | "
+            f"{result['median_s']} s (median; each: {', '.join(map(str, result['seconds']))}; load {load:.2f}) |"
+        )
 
 
 if __name__ == "__main__":

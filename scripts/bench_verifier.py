@@ -110,29 +110,40 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ballots", type=int, default=100_000)
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--runs", type=int, default=3, help="verifications timed; the figure is their median (default 3)")
     parser.add_argument(
-        "--transactions-per-block", type=int, default=1,
-        help="mine the setup's 500-item transactions N to a block (default 1, each in its own block, as "
-             "before): a faster setup on anvil, but the verifier splits its work by block ranges, so "
-             "its figure is then not comparable with one-a-block runs",
+        "--runs", type=int, default=3, help="verifications timed; the figure is their median (default 3)"
     )
     parser.add_argument(
-        "--hold", type=Path, metavar="DEPLOYMENT_FILE",
+        "--transactions-per-block",
+        type=int,
+        default=1,
+        help="mine the setup's 500-item transactions N to a block (default 1, each in its own block, as "
+        "before): a faster setup on anvil, but the verifier splits its work by block ranges, so "
+        "its figure is then not comparable with one-a-block runs",
+    )
+    parser.add_argument(
+        "--hold",
+        type=Path,
+        metavar="DEPLOYMENT_FILE",
         help="after the run, write the deployment file here and keep anvil serving the poll until "
-             "interrupted (to profile the verifier against the same chain again)",
+        "interrupted (to profile the verifier against the same chain again)",
     )
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0))
     issuer_keys = [blind_rsa.generate_private_key() for _ in range(STRATA)]
     gas_limit = 100_000_000 if args.transactions_per_block == 1 else 1_000_000_000
 
-    with Anvil(gas_limit=gas_limit) as chain, tempfile.TemporaryDirectory() as tmp, \
-            ProcessPoolExecutor(cores, initializer=os.nice, initargs=(10,)) as pool:
+    with (
+        Anvil(gas_limit=gas_limit) as chain,
+        tempfile.TemporaryDirectory() as tmp,
+        ProcessPoolExecutor(cores, initializer=os.nice, initargs=(10,)) as pool,
+    ):
         phases = Phases()
         city = City.deploy_on_dev_chain(chain.url)
         city.transactions_per_block = args.transactions_per_block
-        poll = city.create_poll(option_count=OPTIONS, strata=STRATA, issuer_keys=issuer_keys, duration=10**7, threshold=2)
+        poll = city.create_poll(
+            option_count=OPTIONS, strata=STRATA, issuer_keys=issuer_keys, duration=10**7, threshold=2
+        )
         phases.done("deploy and create poll")
         keys = tuple(k.encode() for k in issuer_keys)
         d = city.deployment
@@ -149,8 +160,12 @@ def main() -> int:
         phases.done("credit points")
         city.cast_arguments(poll, preparation.ballots(), gas_per_ballot=80_000)
         phases.done(f"cast ballots (of which {preparation.waited:.1f} s waiting for their preparation)")
-        print(f"  (prepare {args.ballots} ballots, in the background from the poll's creation on: "
-              f"{preparation.finished - preparation.began:.1f} s)", file=sys.stderr, flush=True)
+        print(
+            f"  (prepare {args.ballots} ballots, in the background from the poll's creation on: "
+            f"{preparation.finished - preparation.began:.1f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
         city.advance_to(poll.closes_at)
         city.release_shares(poll)
         phases.done("close and release shares")
@@ -161,7 +176,16 @@ def main() -> int:
         city.deployment.save(deployment)
 
         verify = Path(sys.executable).with_name("veche-verify")
-        command = [str(verify), "--rpc", chain.url, "--deployment", str(deployment), "--json", "poll", str(poll.poll_id)]
+        command = [
+            str(verify),
+            "--rpc",
+            chain.url,
+            "--deployment",
+            str(deployment),
+            "--json",
+            "poll",
+            str(poll.poll_id),
+        ]
         times = []
         for _ in range(args.runs):  # this machine's speed drifts from minute to minute: the median of a few runs
             started = time.monotonic()
@@ -178,8 +202,12 @@ def main() -> int:
         elapsed = statistics.median(times)
         if args.hold:
             city.deployment.save(args.hold)
-            print(f"holding: veche-verify --rpc {chain.url} --deployment {args.hold} poll {poll.poll_id}"
-                  " (Ctrl-C to stop)", file=sys.stderr, flush=True)
+            print(
+                f"holding: veche-verify --rpc {chain.url} --deployment {args.hold} poll {poll.poll_id}"
+                " (Ctrl-C to stop)",
+                file=sys.stderr,
+                flush=True,
+            )
             try:
                 while True:
                     time.sleep(3600)
@@ -204,8 +232,11 @@ def main() -> int:
     print("| measure | figure | ceiling (same run) | ceiling ÷ figure |")
     print("| --- | ---: | --- | ---: |")
     runs = ", ".join(f"{t:.2f}" for t in times)
-    print(f"| verifier, {args.ballots:,} ballots (veche-verify poll, fresh process; median of {runs} s) | {achieved:,.0f} ballots/s "
-          f"| ceiling {ceiling:,.0f}/s ({cores} cores × 1/{per_ballot * 1e6:.0f} µs) | {ceiling / achieved:.2f}× |")
+    print(
+        f"| verifier, {args.ballots:,} ballots (veche-verify poll, fresh process; median of {runs} s) | "
+        f"{achieved:,.0f} ballots/s "
+        f"| ceiling {ceiling:,.0f}/s ({cores} cores × 1/{per_ballot * 1e6:.0f} µs) | {ceiling / achieved:.2f}× |"
+    )
     for name, t in timings.items():
         print(f"|   primitive: {name} | {t * 1e6:.1f} µs per ballot | | |")
     if args.json:

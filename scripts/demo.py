@@ -45,7 +45,9 @@ def main() -> int:
         server = ProcessServer({**chain.env, "VECHE_DISTRICTS": ",".join(DISTRICTS)}, log_path=workdir / "api.log")
         try:
             server.start()
-            console.print(f"[bold]Chain[/] anvil on {chain.anvil.url}; contracts deployed (PollBook {chain.deployment.poll_book})")
+            console.print(
+                f"[bold]Chain[/] anvil on {chain.anvil.url}; contracts deployed (PollBook {chain.deployment.poll_book})"
+            )
             console.print(f"[bold]City API[/] on {server.url}")
             with httpx.Client(base_url=server.url, timeout=120, limits=httpx.Limits(max_connections=16)) as http:
                 code = run_city(http, chain, rng, workdir)
@@ -61,7 +63,9 @@ def run_city(http: httpx.Client, chain, rng: random.Random, workdir: Path) -> in
     residents = [ResidentClient(http, Account.create()) for _ in range(RESIDENTS)]
     districts = {r.address: DISTRICTS[i % len(DISTRICTS)] for i, r in enumerate(residents)}
     years = {r.address: rng.randint(1950, 2006) for r in residents}
-    rows = "address,district,birth_year\n" + "".join(f"{r.address},{districts[r.address]},{years[r.address]}\n" for r in residents)
+    rows = "address,district,birth_year\n" + "".join(
+        f"{r.address},{districts[r.address]},{years[r.address]}\n" for r in residents
+    )
     report = http.post("/admin/residents/import", content=rows, headers={**ADMIN, "content-type": "text/csv"}).json()
     console.print(f"[bold]Enrolled[/] {report['imported']} residents in {len(DISTRICTS)} districts")
 
@@ -69,20 +73,46 @@ def run_city(http: httpx.Client, chain, rng: random.Random, workdir: Path) -> in
     trustees = [(Account.create(), sealing.generate_trustee_keypair()) for _ in range(3)]
     now = chain.now()
     polls = [
-        ("Tverskaya Street should become…", ["A pedestrian zone", "Bike lanes", "More parking", "Leave it as it is"], 1, {}),
-        ("Which park in Arbat needs new playgrounds first?", ["Gogolevsky", "Nikitsky", "Smolensky"], 1, {"districts": ["Arbat"]}),
-        ("Pick up to two new metro station designs (residents 18–35)", ["Constructivist", "Glass", "Mosaic", "Garden"], 2, {"minAge": 18, "maxAge": 35}),
+        (
+            "Tverskaya Street should become…",
+            ["A pedestrian zone", "Bike lanes", "More parking", "Leave it as it is"],
+            1,
+            {},
+        ),
+        (
+            "Which park in Arbat needs new playgrounds first?",
+            ["Gogolevsky", "Nikitsky", "Smolensky"],
+            1,
+            {"districts": ["Arbat"]},
+        ),
+        (
+            "Pick up to two new metro station designs (residents 18–35)",
+            ["Constructivist", "Glass", "Mosaic", "Garden"],
+            2,
+            {"minAge": 18, "maxAge": 35},
+        ),
     ]
     created = []
     for question, options, max_choices, audience in polls:
-        reply = http.post("/admin/polls", headers=ADMIN, json={
-            "question": question, "options": options, "maxChoices": max_choices, "audience": audience,
-            "opensAt": now, "closesAt": now + 7 * 24 * 3600, "points": 20 if not audience else 10,
-            "trustees": [{"address": a.address, "publicKey": "0x" + p.public_key.hex()} for a, p in trustees],
-            "threshold": 2,
-        }).json()
+        reply = http.post(
+            "/admin/polls",
+            headers=ADMIN,
+            json={
+                "question": question,
+                "options": options,
+                "maxChoices": max_choices,
+                "audience": audience,
+                "opensAt": now,
+                "closesAt": now + 7 * 24 * 3600,
+                "points": 20 if not audience else 10,
+                "trustees": [{"address": a.address, "publicKey": "0x" + p.public_key.hex()} for a, p in trustees],
+                "threshold": 2,
+            },
+        ).json()
         created.append(reply)
-        console.print(f"[bold]Poll {reply['poll']['id']}[/]: {question} ({len(reply['poll']['strata'])} strata, trustees 2 of 3)")
+        console.print(
+            f"[bold]Poll {reply['poll']['id']}[/]: {question} ({len(reply['poll']['strata'])} strata, trustees 2 of 3)"
+        )
 
     # --- voting --------------------------------------------------------------------------------
     def vote(resident: ResidentClient) -> tuple[int, int]:
@@ -104,7 +134,10 @@ def run_city(http: httpx.Client, chain, rng: random.Random, workdir: Path) -> in
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(vote, residents))
     cast, revoted = sum(c for c, _ in results), sum(r for _, r in results)
-    console.print(f"[bold]Voted[/]: {cast} ballots and {revoted} revotes in {time.monotonic() - started:.0f} s (blind tokens, sealed ballots, relay receipts)")
+    console.print(
+        f"[bold]Voted[/]: {cast} ballots and {revoted} revotes in {time.monotonic() - started:.0f} s (blind "
+        f"tokens, sealed ballots, relay receipts)"
+    )
 
     # Refusals, each with the API's stable error code.
     outsider = next(r for r in residents if districts[r.address] != "Arbat")
@@ -120,8 +153,10 @@ def run_city(http: httpx.Client, chain, rng: random.Random, workdir: Path) -> in
     ballot = idle.make_ballot(token, [0])
     first = idle.submit(ballot)
     again = idle.submit(ballot)  # a retry after a lost answer: the same receipt, nothing stored twice
-    console.print(f"  the same ballot sent again gets its first receipt again: "
-                  f"{'yes' if again['receipt']['signature'] == first['receipt']['signature'] else 'NO'}")
+    console.print(
+        f"  the same ballot sent again gets its first receipt again: "
+        f"{'yes' if again['receipt']['signature'] == first['receipt']['signature'] else 'NO'}"
+    )
     try:
         idle.submit(idle.make_ballot(token, [1], sequence=ballot.sequence))
     except ApiError as exc:
@@ -151,14 +186,26 @@ def run_city(http: httpx.Client, chain, rng: random.Random, workdir: Path) -> in
     deployment = workdir / "deployment.json"
     chain.deployment.save(deployment)
     verify = subprocess.run(
-        [str(Path(sys.executable).with_name("veche-verify")), "--rpc", chain.anvil.url, "--deployment", str(deployment), "--json", "all"],
-        capture_output=True, text=True, timeout=300,
+        [
+            str(Path(sys.executable).with_name("veche-verify")),
+            "--rpc",
+            chain.anvil.url,
+            "--deployment",
+            str(deployment),
+            "--json",
+            "all",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     print_verdict(verify)
 
     # --- points ----------------------------------------------------------------------------------
     http.post("/admin/rewards", headers=ADMIN, json={"name": "Tretyakov Gallery ticket", "price": 15, "stock": 100})
-    http.post("/admin/charities", headers=ADMIN, json={"name": "City animal shelter", "account": trustees[0][0].address})
+    http.post(
+        "/admin/charities", headers=ADMIN, json={"name": "City animal shelter", "account": trustees[0][0].address}
+    )
     spender = max(residents[:50], key=lambda r: r.points()["balance"])
     chain_id, city_points = chain.deployment.chain_id, chain.deployment.city_points
     before = spender.points()["balance"]
@@ -166,7 +213,10 @@ def run_city(http: httpx.Client, chain, rng: random.Random, workdir: Path) -> in
     wait_for_request(http, spender.redeem(chain_id, city_points, 1, deadline))
     wait_for_request(http, spender.donate(chain_id, city_points, 1, 5, deadline))
     after = spender.points()
-    console.print(f"\n[bold]Points[/] of {spender.address}: {before} earned; redeemed a gallery ticket (15) and donated 5 → balance {after['balance']}")
+    console.print(
+        f"\n[bold]Points[/] of {spender.address}: {before} earned; redeemed a gallery ticket (15) and donated "
+        f"5 → balance {after['balance']}"
+    )
     for entry in after["history"]:
         console.print(f"  block {entry['block']}: {entry['amount']:+} {entry['event']}")
     return verify.returncode
@@ -174,9 +224,13 @@ def run_city(http: httpx.Client, chain, rng: random.Random, workdir: Path) -> in
 
 def wait_for_request(http: httpx.Client, request: dict, timeout: float = 60) -> None:
     """Until a relayed points request is on chain (or refused)."""
-    eventually(lambda: http.get(f"/points/requests/{request['id']}").json(), timeout, interval=0.3,
-               until=lambda found: found["status"] in ("confirmed", "failed", "rejected"),
-               what=f"points request {request['id']} settled")
+    eventually(
+        lambda: http.get(f"/points/requests/{request['id']}").json(),
+        timeout,
+        interval=0.3,
+        until=lambda found: found["status"] in ("confirmed", "failed", "rejected"),
+        what=f"points request {request['id']} settled",
+    )
 
 
 def print_result(poll: dict, result: dict) -> None:
@@ -205,8 +259,12 @@ def print_verdict(verify: subprocess.CompletedProcess) -> None:
         failed = [c["number"] for c in poll["checks"] if not c["passed"]]
         checks = ", ".join(str(c["number"]) for c in poll["checks"])
         mark = "[green]PASS[/]" if not failed else f"[red]FAIL (checks {failed})[/]"
-        console.print(f"  poll {poll['pollId']}: checks {checks} → {mark}; recomputed {poll['tally']['recomputed']} = published {poll['tally']['published']}")
-    console.print(f"  verdict: {'[bold green]every check passed[/]' if report['verdict'] == 'PASS' else '[bold red]FAILED[/]'} (exit code {verify.returncode})")
+        console.print(
+            f"  poll {poll['pollId']}: checks {checks} → {mark}; recomputed {poll['tally']['recomputed']} = "
+            f"published {poll['tally']['published']}"
+        )
+    verdict = "[bold green]every check passed[/]" if report["verdict"] == "PASS" else "[bold red]FAILED[/]"
+    console.print(f"  verdict: {verdict} (exit code {verify.returncode})")
 
 
 if __name__ == "__main__":

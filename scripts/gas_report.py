@@ -21,6 +21,7 @@ import click
 from ape import accounts, chain, project
 from ape.cli import ConnectedProviderCommand
 from eth_account import Account
+
 from veche_core import typed_data
 from veche_core.calls import role_id
 
@@ -49,9 +50,7 @@ def _ballots(domain, poll_id: int, keys: list, sequence: int) -> list[tuple]:
     for key in keys:
         ciphertext = os.urandom(CIPHERTEXT_SIZE)
         token_signature = os.urandom(TOKEN_SIGNATURE_SIZE)
-        digest = typed_data.ballot_digest(
-            domain, poll_id, key.address, sequence, 0, ciphertext, token_signature
-        )
+        digest = typed_data.ballot_digest(domain, poll_id, key.address, sequence, 0, ciphertext, token_signature)
         signature = typed_data.sign_digest(bytes(key.key), digest)
         ballots.append((key.address, sequence, 0, ciphertext, token_signature, signature))
     return ballots
@@ -99,9 +98,7 @@ def measure() -> list[Row]:
 
     for count in (1, 100):
         pseudonyms = [os.urandom(32) for _ in range(count)]
-        receipt = poll_book.recordIssuances(
-            poll_id, pseudonyms, [i % 12 for i in range(count)], sender=issuer
-        )
+        receipt = poll_book.recordIssuances(poll_id, pseudonyms, [i % 12 for i in range(count)], sender=issuer)
         rows.append(Row(f"recordIssuances ({count})", receipt.gas_used, count))
 
     domain = typed_data.poll_book_domain(chain.chain_id, poll_book.address)
@@ -121,13 +118,9 @@ def measure() -> list[Row]:
     chain.pending_timestamp = closes_at
     chain.mine()
     for index in range(3):
-        receipt = poll_book.submitKeyShare(
-            poll_id, index, os.urandom(SHARE_SIZE), sender=trustees[index]
-        )
+        receipt = poll_book.submitKeyShare(poll_id, index, os.urandom(SHARE_SIZE), sender=trustees[index])
     rows.append(Row(f"submitKeyShare ({SHARE_SIZE} bytes)", receipt.gas_used))
-    receipt = poll_book.publishResult(
-        poll_id, [300, 200, 75, 25], os.urandom(32), sender=poll_admin
-    )
+    receipt = poll_book.publishResult(poll_id, [300, 200, 75, 25], os.urandom(32), sender=poll_admin)
     rows.append(Row("publishResult (4 options)", receipt.gas_used))
 
     residents = [Account.create() for _ in range(100)]
@@ -151,9 +144,7 @@ def measure() -> list[Row]:
     )
     rows.append(Row("redeem", receipt.gas_used))
 
-    digest = typed_data.donation_digest(
-        points_domain, resident.address, charity_id, 10, 1, deadline
-    )
+    digest = typed_data.donation_digest(points_domain, resident.address, charity_id, 10, 1, deadline)
     receipt = city_points.donate(
         (resident.address, charity_id, 10, 1, deadline),
         typed_data.sign_digest(bytes(resident.key), digest),

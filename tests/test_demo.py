@@ -10,7 +10,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_make_demo_ends_with_every_check_passing():
-    run = subprocess.run(["make", "--no-print-directory", "demo"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        ["make", "--no-print-directory", "demo"], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-4000:]
     assert "Enrolled 1000 residents" in output

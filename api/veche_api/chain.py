@@ -53,7 +53,7 @@ def revert_name(exc: BaseException) -> str | None:
         idx = text.find("0x")
         if idx < 0:
             return None
-        data = text[idx: idx + 10]
+        data = text[idx : idx + 10]
     if _SELECTORS is None:
         _SELECTORS = _error_selectors()
     try:
@@ -100,8 +100,9 @@ class Chain:
         except (RpcError, ValueError, TypeError):
             return False
         if actual != self.chain_id:
-            raise RuntimeError(f"the node at {self._rpc.shown_url} serves chain {actual}, "
-                               f"the deployment is on chain {self.chain_id}")
+            raise RuntimeError(
+                f"the node at {self._rpc.shown_url} serves chain {actual}, the deployment is on chain {self.chain_id}"
+            )
         return True
 
     def cached_now(self) -> int | None:

@@ -22,7 +22,11 @@ def main() -> None:
 @main.command("run")
 @click.option("--host", help="Address to listen on (VECHE_HOST, default 127.0.0.1).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port to listen on (VECHE_PORT, default 8000).")
-@click.option("--workers", type=click.IntRange(1, 64), help="Worker processes (VECHE_WORKERS, default 1); one of them runs the relay.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="Worker processes (VECHE_WORKERS, default 1); one of them runs the relay.",
+)
 def run(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the API with the production limits: header, body and idle timeouts, a connection
     cap, and the open-file limit raised (see server.py)."""

@@ -74,9 +74,7 @@ class AppState:
             poll = session.get(Poll, poll_id)
             if poll is None:
                 raise ApiError("poll.unknown", 404, f"no poll {poll_id}")
-            keys = session.exec(
-                select(IssuerKey).where(IssuerKey.poll_id == poll_id).order_by(IssuerKey.stratum)
-            ).all()
+            keys = session.exec(select(IssuerKey).where(IssuerKey.poll_id == poll_id).order_by(IssuerKey.stratum)).all()
         options = json.loads(poll.options_json)
         info = PollInfo(
             id=poll.id,
@@ -136,9 +134,7 @@ ADMIN_KEY_HEADER = APIKeyHeader(name="X-Admin-Key", auto_error=False, descriptio
 
 def require_admin(state: StateDep, x_admin_key: Annotated[str | None, Depends(ADMIN_KEY_HEADER)] = None) -> None:
     expected = state.settings.admin_api_key.get_secret_value()
-    if not expected or not x_admin_key or not hmac.compare_digest(
-        x_admin_key.encode(), expected.encode()
-    ):
+    if not expected or not x_admin_key or not hmac.compare_digest(x_admin_key.encode(), expected.encode()):
         raise ApiError("auth.admin_required", 401, "this endpoint needs a valid X-Admin-Key header")
 
 

@@ -51,8 +51,9 @@ def error_responses(*statuses: int) -> dict:
     for status in statuses:
         out[status] = {"model": ErrorOut, "description": ERROR_STATUSES[status]}
         if status == 429:
-            out[status]["headers"] = {"Retry-After": {
-                "description": "seconds to wait", "required": True, "schema": {"type": "integer"}}}
+            out[status]["headers"] = {
+                "Retry-After": {"description": "seconds to wait", "required": True, "schema": {"type": "integer"}}
+            }
     return out
 
 
@@ -61,9 +62,15 @@ def _response(code: str, status: int, message: str, headers=None) -> JSONRespons
 
 
 _HTTP_CODES = {
-    400: "request.bad", 401: "auth.required", 403: "auth.forbidden", 404: "http.not_found",
-    405: "http.method_not_allowed", 406: "http.not_acceptable", 413: "request.too_large",
-    415: "request.unsupported_media_type", 429: "rate_limited",
+    400: "request.bad",
+    401: "auth.required",
+    403: "auth.forbidden",
+    404: "http.not_found",
+    405: "http.method_not_allowed",
+    406: "http.not_acceptable",
+    413: "request.too_large",
+    415: "request.unsupported_media_type",
+    429: "rate_limited",
 }
 
 

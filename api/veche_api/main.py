@@ -12,10 +12,9 @@ import asyncio
 import gc
 import json
 import logging
-
-import anyio.to_thread
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 from pydantic import ValidationError
 from pydantic.json_schema import models_json_schema
@@ -33,8 +32,8 @@ from .deps import AppState
 from .metrics import Metrics
 from .ratelimit import RateLimiter
 from .relay import Relay
-from .schemas import DISTRICT_MARK, BallotIn, IssuanceRequestIn, schema_models
 from .routes import admin, ballots, health, points, polls, residents, results, tokens, web
+from .schemas import DISTRICT_MARK, BallotIn, IssuanceRequestIn, schema_models
 from .writer import GroupWriter
 
 log = logging.getLogger("veche_api")
@@ -64,8 +63,9 @@ class BodyLimit:
             try:
                 message = await asyncio.wait_for(receive(), max(0.0, deadline - asyncio.get_running_loop().time()))
             except TimeoutError:
-                return await self._refuse(send, 408, "request.timeout",
-                                          f"the body did not arrive within {self.timeout:g} s")
+                return await self._refuse(
+                    send, 408, "request.timeout", f"the body did not arrive within {self.timeout:g} s"
+                )
             if message["type"] != "http.request":
                 return
             chunk = message.get("body", b"")
@@ -80,9 +80,17 @@ class BodyLimit:
     @staticmethod
     async def _refuse(send, status: int, code: str, message: str):
         payload = json.dumps(errors.error_body(code, message)).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
-                                (b"connection", b"close")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": payload})
 
 
@@ -109,8 +117,10 @@ class FastPost:
     route unchanged, so every error answer stays byte for byte the route's own. Sits inside
     BodyLimit."""
 
-    ROUTES = {"/ballots": (BallotIn, ballots.accept_ballot, 202),
-              "/tokens": (IssuanceRequestIn, tokens.issue_token, 201)}
+    ROUTES = {
+        "/ballots": (BallotIn, ballots.accept_ballot, 202),
+        "/tokens": (IssuanceRequestIn, tokens.issue_token, 201),
+    }
 
     def __init__(self, app) -> None:
         self.app = app
@@ -146,8 +156,17 @@ class FastPost:
             status, payload = exc.status, errors.error_body(exc.code, exc.message)
             headers = [(b"retry-after", b"60")] if exc.status == 429 else []
         data = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
-        await send({"type": "http.response.start", "status": status, "headers": [
-            (b"content-length", str(len(data)).encode()), (b"content-type", b"application/json"), *headers]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-length", str(len(data)).encode()),
+                    (b"content-type", b"application/json"),
+                    *headers,
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": data})
 
 
@@ -162,8 +181,9 @@ def _openapi(app: FastAPI, districts: list[str]):
     def openapi() -> dict:
         if app.openapi_schema is None:
             document = FastAPI.openapi(app)  # generates and caches app.openapi_schema
-            exact = models_json_schema([(model, "validation") for model in schema_models()],
-                                       ref_template="#/components/schemas/{model}")[1]["$defs"]
+            exact = models_json_schema(
+                [(model, "validation") for model in schema_models()], ref_template="#/components/schemas/{model}"
+            )[1]["$defs"]
             for name, component in document.get("components", {}).get("schemas", {}).items():
                 if name in exact:
                     _exact_bounds(component, exact[name])
@@ -204,11 +224,16 @@ def build_state(settings: Settings) -> AppState:
     deployment = Deployment.load(settings.deployment_file)
     chain = Chain(settings.rpc_url, deployment, time_ttl=settings.chain_time_ttl)
     if not chain.check():
-        log.warning("the chain node at %s does not answer: starting anyway (GET /health reports it)",
-                    chain.rpc().shown_url)
+        log.warning(
+            "the chain node at %s does not answer: starting anyway (GET /health reports it)", chain.rpc().shown_url
+        )
     metrics = Metrics()
     state = AppState(
-        settings=settings, db=db, chain=chain, keys=keys, metrics=metrics,
+        settings=settings,
+        db=db,
+        chain=chain,
+        keys=keys,
+        metrics=metrics,
         admin=AdminSender(chain, keys.admin),
         points_admin=AdminSender(chain, keys.points_admin) if keys.points_admin is not keys.admin else None,
         issuance_limit=RateLimiter("issuance", settings.issuance_rate_per_minute),
@@ -267,5 +292,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, residents, polls, tokens, ballots, points, results, admin, web):
         app.include_router(module.router)
     app.add_middleware(FastPost)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, timeout=settings.body_timeout)  # outermost: bounds the body first
+    app.add_middleware(
+        BodyLimit, limit=settings.max_body_bytes, timeout=settings.body_timeout
+    )  # outermost: bounds the body first
     return app

@@ -6,8 +6,8 @@ queue from the database at scrape time, so it survives restarts.
 
 from __future__ import annotations
 
-import time
 import collections
+import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from sqlmodel import func, select
@@ -27,12 +27,16 @@ class Metrics:
         self.ballots_failed = Counter("veche_ballots_failed", "Ballots whose batch could not be mined", registry=r)
         self.tokens_issued = Counter("veche_tokens_issued", "Blind signatures returned", registry=r)
         self.batch_size = Histogram(
-            "veche_batch_size", "Ballots per castBallots transaction",
-            buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000), registry=r,
+            "veche_batch_size",
+            "Ballots per castBallots transaction",
+            buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000),
+            registry=r,
         )
         self.queue = Gauge("veche_ballots", "Ballots by relay status", ["status"], registry=r)
         self.relay_lag = Gauge("veche_relay_lag_seconds", "Age of the oldest unconfirmed ballot", registry=r)
-        self.relay_up = Gauge("veche_relay_up", "1 while some process runs the relay (its heartbeat is fresh)", registry=r)
+        self.relay_up = Gauge(
+            "veche_relay_up", "1 while some process runs the relay (its heartbeat is fresh)", registry=r
+        )
         self.relay_failing = Gauge("veche_relay_failing", "1 while the relay's last pass failed", registry=r)
         self.quarantined = Gauge("veche_relay_quarantined", "Relay work items in quarantine", ["kind"], registry=r)
 

@@ -295,7 +295,9 @@ class Quarantine(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=20)  # QuarantineKind
-    ref: int = _big(nullable=False)  # ChainTx id (finish), poll id (ballots, issuances, credits), PointsRequest id (points)
+    ref: int = _big(
+        nullable=False
+    )  # ChainTx id (finish), poll id (ballots, issuances, credits), PointsRequest id (points)
     reason: str = Field(max_length=400)  # the exception's type and message, scrubbed of credentials
     failures: int = 0
     since: float = Field(default_factory=time.time)

@@ -44,12 +44,17 @@ class RateLimiter:
         if not self.enabled:
             return True
         now = time.time()
-        found = conn.execute(self._statement(conn.dialect.name), {
-            "key": f"{self.name}:{key}"[:200], "now": now, "rate": self.rate, "burst": self.burst,
-        }).first()
+        found = conn.execute(
+            self._statement(conn.dialect.name),
+            {
+                "key": f"{self.name}:{key}"[:200],
+                "now": now,
+                "rate": self.rate,
+                "burst": self.burst,
+            },
+        ).first()
         if next(self._takes) % PRUNE_EVERY == PRUNE_EVERY - 1:
-            conn.execute(delete(RateBucket.__table__).where(
-                RateBucket.__table__.c.at < now - self.burst / self.rate))
+            conn.execute(delete(RateBucket.__table__).where(RateBucket.__table__.c.at < now - self.burst / self.rate))
         return found is not None
 
     def check(self, conn: Connection, key: str) -> ApiError | None:
@@ -66,6 +71,8 @@ class RateLimiter:
             level = case((refilled > burst, burst), else_=refilled)
             statement = insert(table).values(key=bindparam("key", type_=String), tokens=burst - literal(1.0), at=now)
             statement = self._statements[dialect] = statement.on_conflict_do_update(
-                index_elements=[table.c.key], set_={"tokens": level - 1, "at": now}, where=level >= 1,
+                index_elements=[table.c.key],
+                set_={"tokens": level - 1, "at": now},
+                where=level >= 1,
             ).returning(table.c.tokens)
         return statement

@@ -38,8 +38,10 @@ Signature = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{130}$")]
 # The ranges are regex escapes, read alike by Python's re and by ECMA-262 (JSON schema).
 _CONTROL_LINE = r"\x00-\x1f\x7f-\x9f"
 _CONTROL_MULTILINE = r"\x00-\x08\x0b-\x1f\x7f-\x9f"  # tab (09) and line feed (0A) allowed
-_REFUSED = {False: re.compile(rf"[{_CONTROL_LINE}\ud800-\udfff]"),
-            True: re.compile(rf"[{_CONTROL_MULTILINE}\ud800-\udfff]")}
+_REFUSED = {
+    False: re.compile(rf"[{_CONTROL_LINE}\ud800-\udfff]"),
+    True: re.compile(rf"[{_CONTROL_MULTILINE}\ud800-\udfff]"),
+}
 
 
 def clean_text(value: str, *, multiline: bool = False, max_length: int | None = None) -> str:
@@ -67,22 +69,23 @@ class _TextRules:
 
     def __get_pydantic_core_schema__(self, source, handler):
         return core_schema.no_info_after_validator_function(
-            lambda v: clean_text(v, multiline=self.multiline, max_length=self.max_length), handler(source))
+            lambda v: clean_text(v, multiline=self.multiline, max_length=self.max_length), handler(source)
+        )
 
     def __get_pydantic_json_schema__(self, schema, handler):
         out = handler(schema)
         out["pattern"] = f"^[^{_CONTROL_MULTILINE if self.multiline else _CONTROL_LINE}]*$"
         lines = "; tab and line feed allowed" if self.multiline else ""
-        out.setdefault("description", f"Unicode text, stored in NFC; no control characters{lines}; "
-                                      "no lone surrogates")
+        out.setdefault("description", f"Unicode text, stored in NFC; no control characters{lines}; no lone surrogates")
         return out
 
 
 def text(max_length: int, *, min_length: int = 1, multiline: bool = False):
     """The one type of free text a person sends (a question, an option, a district, a name, a
     description): bounded, normalised to NFC, without control characters or lone surrogates."""
-    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length),
-                     _TextRules(multiline, max_length)]
+    return Annotated[
+        str, StringConstraints(min_length=min_length, max_length=max_length), _TextRules(multiline, max_length)
+    ]
 
 
 # The JSON-schema key that marks a district: main.create_app's OpenAPI schema lists the
@@ -119,9 +122,7 @@ register_url_convertor("address", AddressConvertor())
 def hex_bytes(max_bytes: int, min_bytes: int = 0):
     return Annotated[
         str,
-        StringConstraints(
-            pattern=r"^0x([0-9a-fA-F]{2})*$", min_length=2 + 2 * min_bytes, max_length=2 + 2 * max_bytes
-        ),
+        StringConstraints(pattern=r"^0x([0-9a-fA-F]{2})*$", min_length=2 + 2 * min_bytes, max_length=2 + 2 * max_bytes),
     ]
 
 
@@ -147,8 +148,10 @@ class Model(BaseModel):
     @classmethod
     def _whole_numbers(cls, data):
         if type(data) is dict and float in map(type, data.values()):  # rare: leave the fast path alone
-            return {key: int(value) if type(value) is float and value.is_integer() and abs(value) <= EXACT_FLOAT
-                    else value for key, value in data.items()}
+            return {
+                key: int(value) if type(value) is float and value.is_integer() and abs(value) <= EXACT_FLOAT else value
+                for key, value in data.items()
+            }
         return data
 
 
@@ -205,9 +208,7 @@ class ImportReport(Out):
 class Audience(Model):
     """Who may vote: `districts` null means citywide; ages are inclusive, in whole years."""
 
-    districts: list[District] | None = Field(
-        default=None, min_length=1, max_length=64
-    )
+    districts: list[District] | None = Field(default=None, min_length=1, max_length=64)
     min_age: int | None = Field(default=None, ge=0, le=150)
     max_age: int | None = Field(default=None, ge=0, le=150)
 
@@ -223,9 +224,7 @@ class PollCreate(Model):
     the poll (age limits, the pages, the CLI) can represent."""
 
     question: text(2000, multiline=True)
-    options: list[text(500)] = Field(
-        min_length=2, max_length=255
-    )
+    options: list[text(500)] = Field(min_length=2, max_length=255)
     max_choices: int = Field(default=1, ge=1, le=255)
     audience: Audience = Field(default_factory=Audience)
     opens_at: int = Field(ge=0, le=MAX_TIME)
@@ -374,7 +373,9 @@ class PointsOut(Out):
     resident: Address
     balance: int
     nonce: int = Field(description="the nonce the resident's next signed redemption or donation carries")
-    history: list[dict[str, Any]] = Field(description="the resident's point events (credits, redemptions, donations) read from the chain")
+    history: list[dict[str, Any]] = Field(
+        description="the resident's point events (credits, redemptions, donations) read from the chain"
+    )
 
 
 class RewardCreated(Out):
@@ -424,8 +425,11 @@ class ReceiptCodeOut(Out):
 def schema_models() -> list[type[BaseModel]]:
     """Every request and response model defined here (main's OpenAPI schema reads their own
     JSON schemas)."""
-    return [m for m in globals().values()
-            if isinstance(m, type) and issubclass(m, BaseModel) and m not in (Model, Out) and m.__module__ == __name__]
+    return [
+        m
+        for m in globals().values()
+        if isinstance(m, type) and issubclass(m, BaseModel) and m not in (Model, Out) and m.__module__ == __name__
+    ]
 
 
 class TallyOut(Out):

@@ -82,10 +82,16 @@ def uvicorn_config(settings: Settings, app: Any = "veche_api.main:create_app", *
     """The uvicorn Config of a Veche API: `app` is the factory's import path (what several
     workers need), or an app object (one process, e.g. a test's server thread)."""
     options: dict[str, Any] = {
-        "host": settings.host, "port": settings.port, "http": GuardedHttpTools,
-        "timeout_keep_alive": settings.idle_timeout, "limit_concurrency": settings.max_connections,
-        "lifespan": "on", "proxy_headers": False, "server_header": False,
-        "log_level": settings.log_level.lower(), "access_log": settings.access_log,
+        "host": settings.host,
+        "port": settings.port,
+        "http": GuardedHttpTools,
+        "timeout_keep_alive": settings.idle_timeout,
+        "limit_concurrency": settings.max_connections,
+        "lifespan": "on",
+        "proxy_headers": False,
+        "server_header": False,
+        "log_level": settings.log_level.lower(),
+        "access_log": settings.access_log,
     }
     if isinstance(app, str):
         options.update(factory=True, workers=settings.workers if settings.workers > 1 else None)

@@ -30,8 +30,13 @@ def count(state, poll_id: int) -> PollVerdict:
     """The verifier's count of the poll, read from the chain at its current head."""
     workers = state.settings.count_workers
     try:
-        snapshot = read_snapshot(state.chain.rpc(), state.chain.deployment, poll_id, workers=workers,
-                                 mp_context=_worker_context() if workers > 1 else None)
+        snapshot = read_snapshot(
+            state.chain.rpc(),
+            state.chain.deployment,
+            poll_id,
+            workers=workers,
+            mp_context=_worker_context() if workers > 1 else None,
+        )
     except (RpcError, OSError):  # RpcError: the node did not answer, after the client's retries
         raise ApiError("chain.unavailable", 503, "the chain node is not reachable") from None
     return count_poll(snapshot, poll_id)
@@ -70,7 +75,9 @@ def refusals(verdict: PollVerdict) -> list[CheckResult]:
 def _refuse(failed: list[CheckResult]) -> ApiError:
     first = failed[0]
     detail = "; ".join(f"check {c.number} ({c.statement.rstrip('.')}): {c.detail}" for c in failed)
-    return ApiError(f"result.check_{first.number}_failed", 409, f"the poll cannot be counted, nothing was published: {detail}")
+    return ApiError(
+        f"result.check_{first.number}_failed", 409, f"the poll cannot be counted, nothing was published: {detail}"
+    )
 
 
 def per_district(strata: list[str], verdict: PollVerdict, suppress_below: int) -> list[dict]:
@@ -116,6 +123,10 @@ def publish(state, poll_id: int) -> TallyOut:
         session.add(fresh)
         session.commit()
     return TallyOut(
-        poll_id=poll_id, counts=counts, dataset_hash="0x" + dataset_hash.hex(), ballots_counted=len(rows),
-        per_district=districts, transaction_hash=fresh.publish_tx,
+        poll_id=poll_id,
+        counts=counts,
+        dataset_hash="0x" + dataset_hash.hex(),
+        ballots_counted=len(rows),
+        per_district=districts,
+        transaction_hash=fresh.publish_tx,
     )

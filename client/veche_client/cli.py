@@ -12,7 +12,7 @@ import os
 import secrets
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -52,7 +52,7 @@ class Session:
 
 
 def _when(timestamp: int) -> str:
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _fail(message: str) -> None:
@@ -82,7 +82,12 @@ def _guard(function):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--api", envvar="VECHE_API", default="http://127.0.0.1:8000", show_default=True, help="The city's API.")
-@click.option("--home", envvar="VECHE_HOME", type=click.Path(file_okay=False, path_type=Path), help="Wallet directory (default ~/.veche).")
+@click.option(
+    "--home",
+    envvar="VECHE_HOME",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Wallet directory (default ~/.veche).",
+)
 @click.pass_context
 def main(ctx, api: str, home: Path | None):
     """Vote in your city's polls, check your receipts, spend your points."""
@@ -143,7 +148,10 @@ def polls_command(session: Session, include_closed: bool):
         return
     for poll in found:
         kind = "choose one" if poll["maxChoices"] == 1 else f"choose up to {poll['maxChoices']}"
-        console.print(f"[bold]Poll {poll['id']}[/] ({poll['status']}, closes {_when(poll['closesAt'])}, {poll['points']} points): {poll['question']} — {kind}")
+        console.print(
+            f"[bold]Poll {poll['id']}[/] ({poll['status']}, closes {_when(poll['closesAt'])}, "
+            f"{poll['points']} points): {poll['question']} — {kind}"
+        )
         for number, option in enumerate(poll["options"], start=1):
             console.print(f"   {number}. {option}")
 
@@ -158,8 +166,13 @@ def _poll_for(session: Session, poll_id: int) -> dict:
 @main.command("vote")
 @click.argument("poll_id", type=int)
 @click.argument("choices", type=int, nargs=-1, required=True)
-@click.option("--max-delay", type=float, default=5.0, show_default=True,
-              help="Wait a random 0..N seconds before sending, so the time of your token does not point to your ballot.")
+@click.option(
+    "--max-delay",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Wait a random 0..N seconds before sending, so the time of your token does not point to your ballot.",
+)
 @click.pass_obj
 @_guard
 def vote(session: Session, poll_id: int, choices: tuple[int, ...], max_delay: float):
@@ -167,7 +180,6 @@ def vote(session: Session, poll_id: int, choices: tuple[int, ...], max_delay: fl
 
     Safe to interrupt: a token request and a ballot are saved before they are sent, and sent
     again (the same bytes, which the city's API answers as the first time) until answered."""
-    client = session.client()
     poll = _poll_for(session, poll_id)
     if any(not 1 <= c <= len(poll["options"]) for c in choices):
         _fail(f"Options of poll {poll_id} are numbered 1 to {len(poll['options'])}.")
@@ -298,7 +310,9 @@ def receipt_command(session: Session, receipt: str | None):
     console.print(f"Ballot {ballot_hash[:18]}…: {status}.")
     if Path(receipt).is_file():
         session.wallet.save_receipt(answer["receipt"])  # now with transaction and block
-    console.print("To check it yourself against any node: veche-verify --rpc URL --deployment FILE receipt RECEIPT_FILE")
+    console.print(
+        "To check it yourself against any node: veche-verify --rpc URL --deployment FILE receipt RECEIPT_FILE"
+    )
 
 
 # --- points ------------------------------------------------------------------------------------
@@ -312,8 +326,11 @@ def points_command(session: Session):
     points = session.client().points()
     console.print(f"Balance: [bold]{points['balance']}[/] points.")
     for entry in points["history"]:
-        what = {"PointsCredited": f"poll {entry.get('pollId')}", "RewardRedeemed": f"reward {entry.get('rewardId')}",
-                "PointsDonated": f"donation to charity {entry.get('charityId')}"}.get(entry["event"], entry["event"])
+        what = {
+            "PointsCredited": f"poll {entry.get('pollId')}",
+            "RewardRedeemed": f"reward {entry.get('rewardId')}",
+            "PointsDonated": f"donation to charity {entry.get('charityId')}",
+        }.get(entry["event"], entry["event"])
         console.print(f"  block {entry['block']}: {entry['amount']:+} ({what})")
 
 
@@ -363,7 +380,9 @@ def donate(session: Session, charity_id: int, amount: int):
     """Donate AMOUNT points to charity CHARITY_ID."""
     chain_id, city_points = _deployment(session)
     answer = session.client().donate(chain_id, city_points, charity_id, amount)
-    console.print(f"Donation of {amount} points to charity {charity_id} requested (request {answer['id']}, {answer['status']}).")
+    console.print(
+        f"Donation of {amount} points to charity {charity_id} requested (request {answer['id']}, {answer['status']})."
+    )
 
 
 # --- trustees ----------------------------------------------------------------------------------
@@ -392,7 +411,10 @@ def trustee_open(session: Session, sealed_share: str):
     """Check that SEALED_SHARE (hex, or a file of it) opens with your key."""
     share = key_shares.open_trustee_share(session.wallet.trustee_secret(session.password()), _hex_arg(sealed_share))
     info = key_shares.share_info(share)
-    console.print(f"Your share opens: member {info.index} of a {info.threshold}-of-n sharing. Keep the sealed share until the poll closes.")
+    console.print(
+        f"Your share opens: member {info.index} of a {info.threshold}-of-n sharing. Keep the sealed share "
+        f"until the poll closes."
+    )
 
 
 @trustee.command("release")

@@ -25,8 +25,13 @@ from veche_core import blind_rsa, plaintext, sealing
 from veche_core import token as token_mod
 from veche_core.ballot import Ballot
 from veche_core.typed_data import (
-    city_points_domain, donation_digest, issuance_request_digest, key_share_digest, poll_book_domain,
-    redemption_digest, sign_digest,
+    city_points_domain,
+    donation_digest,
+    issuance_request_digest,
+    key_share_digest,
+    poll_book_domain,
+    redemption_digest,
+    sign_digest,
 )
 
 
@@ -45,9 +50,14 @@ class Token:
 
 def ballot_body(ballot: Ballot, **extra) -> dict[str, Any]:
     return {
-        "pollId": ballot.poll_id, "token": ballot.token_address, "sequence": ballot.sequence,
-        "stratum": ballot.stratum, "ciphertext": hexs(ballot.ciphertext),
-        "tokenSignature": hexs(ballot.token_credential), "signature": hexs(ballot.signature), **extra,
+        "pollId": ballot.poll_id,
+        "token": ballot.token_address,
+        "sequence": ballot.sequence,
+        "stratum": ballot.stratum,
+        "ciphertext": hexs(ballot.ciphertext),
+        "tokenSignature": hexs(ballot.token_credential),
+        "signature": hexs(ballot.signature),
+        **extra,
     }
 
 
@@ -100,7 +110,11 @@ def post_retrying(http: httpx.Client, path: str, body: dict[str, Any], policy: R
     give_up = time.monotonic() + policy.deadline
     for attempt in range(policy.attempts):
         left = give_up - time.monotonic()
-        timeout = http.timeout if http.timeout.read is not None and http.timeout.read <= left else httpx.Timeout(max(left, 0.01))
+        timeout = (
+            http.timeout
+            if http.timeout.read is not None and http.timeout.read <= left
+            else httpx.Timeout(max(left, 0.01))
+        )
         try:
             reply = http.post(path, content=content, headers=headers, timeout=timeout)
             if reply.status_code < 500:
@@ -118,8 +132,9 @@ def post_retrying(http: httpx.Client, path: str, body: dict[str, Any], policy: R
 
 
 class ResidentClient:
-    def __init__(self, http: httpx.Client, identity: LocalAccount | None = None,
-                 retry: RetryPolicy = RetryPolicy()) -> None:
+    def __init__(
+        self, http: httpx.Client, identity: LocalAccount | None = None, retry: RetryPolicy = RetryPolicy()
+    ) -> None:
         self.http = http
         self.identity = identity or Account.create()
         self.address = self.identity.address
@@ -138,8 +153,11 @@ class ResidentClient:
         domain = poll_book_domain(poll["chainId"], poll["pollBook"])
         digest = issuance_request_digest(domain, poll["id"], stratum, pending.blinded_msg, deadline)
         body = {
-            "resident": self.address, "pollId": poll["id"], "stratum": stratum,
-            "blindedMessage": hexs(pending.blinded_msg), "deadline": deadline,
+            "resident": self.address,
+            "pollId": poll["id"],
+            "stratum": stratum,
+            "blindedMessage": hexs(pending.blinded_msg),
+            "deadline": deadline,
             "signature": hexs(sign_digest(self.identity.key, digest)),
         }
         return body, pending, token_account
@@ -163,8 +181,17 @@ class ResidentClient:
     # --- ballots ------------------------------------------------------------------------------
 
     @staticmethod
-    def make_ballot(token: Token, choice, *, sequence: int | None = None, domain=None, ciphertext=None,
-                    credential=None, stratum=None, poll_id=None) -> Ballot:
+    def make_ballot(
+        token: Token,
+        choice,
+        *,
+        sequence: int | None = None,
+        domain=None,
+        ciphertext=None,
+        credential=None,
+        stratum=None,
+        poll_id=None,
+    ) -> Ballot:
         poll = token.poll
         if sequence is None:
             token.sequence += 1
@@ -174,8 +201,11 @@ class ResidentClient:
             ciphertext = sealing.seal_ballot(bytes.fromhex(poll["electionKey"][2:]), encoded)
         domain = domain or poll_book_domain(poll["chainId"], poll["pollBook"])
         return Ballot(
-            poll_id if poll_id is not None else poll["id"], token.account.address, sequence,
-            token.stratum if stratum is None else stratum, ciphertext,
+            poll_id if poll_id is not None else poll["id"],
+            token.account.address,
+            sequence,
+            token.stratum if stratum is None else stratum,
+            ciphertext,
             token.credential if credential is None else credential,
         ).sign(token.account.key, domain)
 
@@ -240,16 +270,26 @@ class ResidentClient:
     def redemption(self, chain_id: int, city_points: str, reward_id: int, nonce: int, deadline: int | None = None):
         deadline = deadline if deadline is not None else int(time.time()) + 600
         digest = redemption_digest(city_points_domain(chain_id, city_points), self.address, reward_id, nonce, deadline)
-        return {"resident": self.address, "rewardId": reward_id, "nonce": nonce, "deadline": deadline,
-                "signature": hexs(sign_digest(self.identity.key, digest))}
+        return {
+            "resident": self.address,
+            "rewardId": reward_id,
+            "nonce": nonce,
+            "deadline": deadline,
+            "signature": hexs(sign_digest(self.identity.key, digest)),
+        }
 
-    def donation(self, chain_id: int, city_points: str, charity_id: int, amount: int, nonce: int,
-                 deadline: int | None = None):
+    def donation(
+        self, chain_id: int, city_points: str, charity_id: int, amount: int, nonce: int, deadline: int | None = None
+    ):
         deadline = deadline if deadline is not None else int(time.time()) + 600
         digest = donation_digest(
             city_points_domain(chain_id, city_points), self.address, charity_id, amount, nonce, deadline
         )
-        return {"resident": self.address, "charityId": charity_id, "amount": amount, "nonce": nonce,
-                "deadline": deadline, "signature": hexs(sign_digest(self.identity.key, digest))}
-
-
+        return {
+            "resident": self.address,
+            "charityId": charity_id,
+            "amount": amount,
+            "nonce": nonce,
+            "deadline": deadline,
+            "signature": hexs(sign_digest(self.identity.key, digest)),
+        }

@@ -89,7 +89,9 @@ class Wallet:
 
     def address(self) -> str:
         """The identity address, readable without the password."""
-        return "0x" + self._read(self.identity_path, "no identity key: create one with `veche key create`")["address"].lower().removeprefix("0x")
+        return "0x" + self._read(self.identity_path, "no identity key: create one with `veche key create`")[
+            "address"
+        ].lower().removeprefix("0x")
 
     def identity(self, password: str) -> LocalAccount:
         keystore = self._read(self.identity_path, "no identity key: create one with `veche key create`")
@@ -100,15 +102,26 @@ class Wallet:
     def token_path(self, chain_id: int, poll_book: str, poll_id: int) -> Path:
         return self.home / "tokens" / f"{chain_id}-{poll_book.lower()}-{poll_id}.json"
 
-    def save_token(self, path: Path, key: bytes, credential: bytes, stratum: int, sequence: int, password: str,
-                   keystore: dict[str, Any] | None = None) -> None:
+    def save_token(
+        self,
+        path: Path,
+        key: bytes,
+        credential: bytes,
+        stratum: int,
+        sequence: int,
+        password: str,
+        keystore: dict[str, Any] | None = None,
+    ) -> None:
         """`keystore`: the token key already encrypted (the pending request's), to skip a second scrypt."""
-        self._write(path, {
-            "keystore": keystore or Account.encrypt(key, password, kdf="scrypt", iterations=_scrypt_n()),
-            "credential": "0x" + credential.hex(),
-            "stratum": stratum,
-            "sequence": sequence,
-        })
+        self._write(
+            path,
+            {
+                "keystore": keystore or Account.encrypt(key, password, kdf="scrypt", iterations=_scrypt_n()),
+                "credential": "0x" + credential.hex(),
+                "stratum": stratum,
+                "sequence": sequence,
+            },
+        )
         self._remove(self._request_path(path))  # the request it came from is answered
 
     def update_sequence(self, path: Path, sequence: int) -> None:
@@ -132,16 +145,30 @@ class Wallet:
     def _ballot_path(token_path: Path) -> Path:
         return token_path.with_name(token_path.stem + ".ballot.json")
 
-    def save_token_request(self, path: Path, account: LocalAccount, request: TokenRequest, body: dict[str, Any],
-                           stratum: int, password: str) -> KeptTokenRequest:
+    def save_token_request(
+        self,
+        path: Path,
+        account: LocalAccount,
+        request: TokenRequest,
+        body: dict[str, Any],
+        stratum: int,
+        password: str,
+    ) -> KeptTokenRequest:
         """Keep a token request before it is sent (for the token at `path`)."""
         keystore = Account.encrypt(account.key, password, kdf="scrypt", iterations=_scrypt_n())
-        blinding = json.dumps({"inputMsg": request.input_msg.hex(), "blindedMsg": request.blinded_msg.hex(),
-                               "inv": request.inv.hex()}).encode()
-        self._write(self._request_path(path), {
-            "version": 1, "request": body, "stratum": stratum, "keystore": keystore,
-            "blinding": _seal(password, blinding),
-        })
+        blinding = json.dumps(
+            {"inputMsg": request.input_msg.hex(), "blindedMsg": request.blinded_msg.hex(), "inv": request.inv.hex()}
+        ).encode()
+        self._write(
+            self._request_path(path),
+            {
+                "version": 1,
+                "request": body,
+                "stratum": stratum,
+                "keystore": keystore,
+                "blinding": _seal(password, blinding),
+            },
+        )
         return KeptTokenRequest(account, request, body, stratum, keystore)
 
     def load_token_request(self, path: Path, password: str) -> KeptTokenRequest | None:
@@ -151,8 +178,9 @@ class Wallet:
         stored = self._read(request_path, "")
         account = Account.from_key(_decrypt(stored["keystore"], password, "the pending token request's key"))
         blinding = json.loads(_open(password, stored["blinding"], "the pending token request"))
-        request = TokenRequest(bytes.fromhex(blinding["inputMsg"]), bytes.fromhex(blinding["blindedMsg"]),
-                               bytes.fromhex(blinding["inv"]))
+        request = TokenRequest(
+            bytes.fromhex(blinding["inputMsg"]), bytes.fromhex(blinding["blindedMsg"]), bytes.fromhex(blinding["inv"])
+        )
         return KeptTokenRequest(account, request, stored["request"], stored["stratum"], stored["keystore"])
 
     def drop_token_request(self, path: Path) -> None:
@@ -187,16 +215,21 @@ class Wallet:
             raise WalletError(f"{self.trustee_path} exists already")
         pair = sealing.generate_trustee_keypair()
         sealed = _seal(password, pair.secret_key)
-        self._write(self.trustee_path, {
-            "version": 1,
-            "publicKey": "0x" + pair.public_key.hex(),
-            "salt": sealed["salt"],
-            "sealedSecret": sealed["sealed"],
-        })
+        self._write(
+            self.trustee_path,
+            {
+                "version": 1,
+                "publicKey": "0x" + pair.public_key.hex(),
+                "salt": sealed["salt"],
+                "sealedSecret": sealed["sealed"],
+            },
+        )
         return pair.public_key
 
     def trustee_public_key(self) -> bytes:
-        return bytes.fromhex(self._read(self.trustee_path, "no trustee key: create one with `veche trustee key`")["publicKey"][2:])
+        return bytes.fromhex(
+            self._read(self.trustee_path, "no trustee key: create one with `veche trustee key`")["publicKey"][2:]
+        )
 
     def trustee_secret(self, password: str) -> bytes:
         stored = self._read(self.trustee_path, "no trustee key: create one with `veche trustee key`")
@@ -235,8 +268,13 @@ def _decrypt(keystore: dict[str, Any], password: str, what: str) -> bytes:
 
 
 def _box(password: str, salt: bytes) -> secret.SecretBox:
-    key = pwhash.argon2id.kdf(secret.SecretBox.KEY_SIZE, password.encode(), salt,
-                              opslimit=pwhash.argon2id.OPSLIMIT_INTERACTIVE, memlimit=pwhash.argon2id.MEMLIMIT_INTERACTIVE)
+    key = pwhash.argon2id.kdf(
+        secret.SecretBox.KEY_SIZE,
+        password.encode(),
+        salt,
+        opslimit=pwhash.argon2id.OPSLIMIT_INTERACTIVE,
+        memlimit=pwhash.argon2id.MEMLIMIT_INTERACTIVE,
+    )
     return secret.SecretBox(key)
 
 

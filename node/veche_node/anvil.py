@@ -56,13 +56,20 @@ class Anvil:
         self.chain_id = chain_id
         args = [
             anvil_binary(),
-            "--host", "127.0.0.1",
-            "--port", str(self.port),
-            "--chain-id", str(chain_id),
-            "--accounts", str(accounts),
-            "--mnemonic", DEV_MNEMONIC,
-            "--gas-limit", str(gas_limit),
-            "--hardfork", "paris",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--chain-id",
+            str(chain_id),
+            "--accounts",
+            str(accounts),
+            "--mnemonic",
+            DEV_MNEMONIC,
+            "--gas-limit",
+            str(gas_limit),
+            "--hardfork",
+            "paris",
             "--silent",
         ]
         if block_time:
@@ -72,7 +79,7 @@ class Anvil:
         self._args = args
         self._process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 20.0) -> "Anvil":
+    def start(self, timeout: float = 20.0) -> Anvil:
         self._process = subprocess.Popen(
             self._args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
         )
@@ -99,7 +106,7 @@ class Anvil:
                 self._process.wait()
         self._process = None
 
-    def __enter__(self) -> "Anvil":
+    def __enter__(self) -> Anvil:
         return self.start()
 
     def __exit__(self, *exc) -> None:

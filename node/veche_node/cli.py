@@ -72,20 +72,35 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--validators", "-n", type=click.IntRange(1, 64), default=3, show_default=True,
-              help="Number of validators (Clique signers) in the genesis.")
-@click.option("--observers", type=click.IntRange(0, 16), default=1, show_default=True,
-              help="Number of non-validating nodes.")
+@click.option(
+    "--validators",
+    "-n",
+    type=click.IntRange(1, 64),
+    default=3,
+    show_default=True,
+    help="Number of validators (Clique signers) in the genesis.",
+)
+@click.option(
+    "--observers", type=click.IntRange(0, 16), default=1, show_default=True, help="Number of non-validating nodes."
+)
 @_network_option
 @click.option("--chain-id", type=click.IntRange(1), default=DEFAULT_CHAIN_ID, show_default=True)
-@click.option("--period", type=click.IntRange(1), default=DEFAULT_PERIOD, show_default=True,
-              help="Seconds between blocks.")
-@click.option("--gas-limit", type=click.IntRange(30_000_000), default=DEFAULT_GAS_LIMIT,
-              show_default=True, help="Block gas limit (ballot batches need ~7 M each).")
-@click.option("--password-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="Password for every keystore (first line). Default: a new random one.")
-@click.option("--light-kdf", is_flag=True,
-              help="Cheap keystore encryption (scrypt n=4096): tests and demos only.")
+@click.option(
+    "--period", type=click.IntRange(1), default=DEFAULT_PERIOD, show_default=True, help="Seconds between blocks."
+)
+@click.option(
+    "--gas-limit",
+    type=click.IntRange(30_000_000),
+    default=DEFAULT_GAS_LIMIT,
+    show_default=True,
+    help="Block gas limit (ballot batches need ~7 M each).",
+)
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Password for every keystore (first line). Default: a new random one.",
+)
+@click.option("--light-kdf", is_flag=True, help="Cheap keystore encryption (scrypt n=4096): tests and demos only.")
 def init(validators, observers, network_dir, chain_id, period, gas_limit, password_file, light_kdf):
     """Create a network: keys, Clique genesis, node data directories, network.json."""
     from .network import init_network
@@ -106,8 +121,13 @@ def init(validators, observers, network_dir, chain_id, period, gas_limit, passwo
 @main.command("add-node")
 @_network_option
 @click.option("--observer", "role", flag_value=OBSERVER, help="A non-validating node.")
-@click.option("--validator", "role", flag_value=VALIDATOR, default=True,
-              help="A validator (it seals once the validators vote it in).")
+@click.option(
+    "--validator",
+    "role",
+    flag_value=VALIDATOR,
+    default=True,
+    help="A validator (it seals once the validators vote it in).",
+)
 @click.option("--name", help="Node name (default validator-N / observer-N).")
 @click.option("--light-kdf", is_flag=True, help="Cheap keystore encryption: tests only.")
 def add_node(network_dir, role, name, light_kdf):
@@ -136,8 +156,7 @@ def add_peer(network_dir, enode):
 @_network_option
 @click.argument("nodes", nargs=-1)
 @click.option("--all", "all_nodes", is_flag=True, help="Every node of the network.")
-@click.option("--timeout", type=float, default=60.0, show_default=True,
-              help="Seconds to wait for each node's RPC.")
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for each node's RPC.")
 def start(network_dir, nodes, all_nodes, timeout):
     """Start nodes in the background (logs and pid in each node's directory)."""
     from .network import start_node
@@ -179,8 +198,7 @@ def status(network_dir, as_json):
     table = Table(title=f"Veche network {net.root} (chain {net.chain_id})")
     for column in ("node", "role", "state", "height", "peers", "signers", "signing",
                    "last block", "txpool", "rpc"):  # fmt: skip
-        table.add_column(column, no_wrap=True,
-                         justify="right" if column in ("height", "peers", "signers") else "left")
+        table.add_column(column, no_wrap=True, justify="right" if column in ("height", "peers", "signers") else "left")
 
     def show(value) -> str:
         return "-" if value is None else str(value)
@@ -228,8 +246,13 @@ def propose(network_dir, action, address):
 
 @main.command()
 @_network_option
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default="deployment.json",
-              show_default=True, help="Where to write the deployment file.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="deployment.json",
+    show_default=True,
+    help="Where to write the deployment file.",
+)
 @click.option("--node", help="Send through this node's RPC (default: the first running validator).")
 def deploy(network_dir, out, node):
     """Deploy PollBook and CityPoints with the operators' keys; write the deployment file."""
@@ -246,8 +269,13 @@ def deploy(network_dir, out, node):
 @main.command("rotate-role")
 @_network_option
 @click.argument("role", type=click.Choice(["relayer", "issuer", "poll-admin", "points-admin"]))
-@click.option("--deployment", "deployment_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              default="deployment.json", show_default=True)
+@click.option(
+    "--deployment",
+    "deployment_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default="deployment.json",
+    show_default=True,
+)
 @click.option("--to", "to_address", help="Give the role to this address (default: a new key in the keystore).")
 @click.option("--keep-old", is_flag=True, help="Do not revoke the role from the old key.")
 def rotate_role(network_dir, role, deployment_file, to_address, keep_old):
@@ -280,8 +308,13 @@ def logs(network_dir, node, lines):
 @main.command()
 @click.option("--port", type=int, default=8545, show_default=True, help="RPC port on 127.0.0.1 (0: any free).")
 @click.option("--block-time", type=float, default=None, help="Seconds between blocks (default: one per transaction).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default="deployment.json",
-              show_default=True, help="Where to write the deployment file.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="deployment.json",
+    show_default=True,
+    help="Where to write the deployment file.",
+)
 def dev(port, block_time, out):
     """Run the embedded anvil chain in the foreground, with the contracts deployed.
 

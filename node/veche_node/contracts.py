@@ -45,10 +45,7 @@ def contract_type(name: str, manifest: Path = BUILD_MANIFEST) -> dict[str, Any]:
 def dev_accounts(count: int = 10) -> list[LocalAccount]:
     """anvil's funded development accounts (from its well-known mnemonic)."""
     Account.enable_unaudited_hdwallet_features()
-    return [
-        Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}")
-        for i in range(count)
-    ]
+    return [Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(count)]
 
 
 class Sender:
@@ -98,10 +95,17 @@ class Sender:
     def sign_call(self, to: str, data: bytes, *, gas: int, gas_price: int) -> tuple[bytes, bytes]:
         """Sign a call of `to` at the next nonce, which it takes: (raw transaction, its hash).
         For callers that send raw transactions themselves, many at a time; no estimate is run."""
-        signed = self.account.sign_transaction({
-            "to": to, "data": data, "value": 0, "gas": gas, "gasPrice": gas_price,
-            "nonce": self._nonce, "chainId": self._chain_id,
-        })
+        signed = self.account.sign_transaction(
+            {
+                "to": to,
+                "data": data,
+                "value": 0,
+                "gas": gas,
+                "gasPrice": gas_price,
+                "nonce": self._nonce,
+                "chainId": self._chain_id,
+            }
+        )
         self._nonce += 1
         return bytes(signed.raw_transaction), bytes(signed.hash)
 

@@ -50,14 +50,10 @@ def geth_keystore_name(address: str) -> str:
     return f"UTC--{stamp}--{address[2:].lower()}"
 
 
-def create_keystore(
-    path: Path, password: str, *, light_kdf: bool = False
-) -> LocalAccount:
+def create_keystore(path: Path, password: str, *, light_kdf: bool = False) -> LocalAccount:
     """A fresh secp256k1 key, encrypted with `password` into the keystore file `path`."""
     account = Account.create()
-    encrypted = Account.encrypt(
-        account.key, password, kdf="scrypt", iterations=LIGHT_SCRYPT_N if light_kdf else None
-    )
+    encrypted = Account.encrypt(account.key, password, kdf="scrypt", iterations=LIGHT_SCRYPT_N if light_kdf else None)
     write_private(path, json.dumps(encrypted))
     return account
 

@@ -147,9 +147,7 @@ class Network:
         for spec in self.nodes:
             if spec.name == name:
                 return spec
-        raise NetworkConfigError(
-            f"no node named {name!r} in {self.manifest_path} (nodes: {', '.join(self.names())})"
-        )
+        raise NetworkConfigError(f"no node named {name!r} in {self.manifest_path} (nodes: {', '.join(self.names())})")
 
     def names(self, role: str | None = None) -> list[str]:
         return [n.name for n in self.nodes if role is None or n.role == role]
@@ -170,8 +168,7 @@ class Network:
         account = load_keystore(self.operator_keystore(role), self.password())
         if account.address != self.operators[role]:
             raise NetworkConfigError(
-                f"{self.operator_keystore(role)} holds {account.address}, "
-                f"the manifest says {self.operators[role]}"
+                f"{self.operator_keystore(role)} holds {account.address}, the manifest says {self.operators[role]}"
             )
         return account
 
@@ -267,10 +264,7 @@ def clique_genesis(
         "difficulty": "0x1",
         "mixHash": "0x" + "00" * 32,
         "coinbase": "0x" + "00" * 20,
-        "alloc": {
-            to_checksum_address(a)[2:].lower(): {"balance": hex(OPERATOR_FUNDS_WEI)}
-            for a in funded
-        },
+        "alloc": {to_checksum_address(a)[2:].lower(): {"balance": hex(OPERATOR_FUNDS_WEI)} for a in funded},
         "number": "0x0",
         "gasUsed": "0x0",
         "parentHash": "0x" + "00" * 32,
@@ -317,21 +311,15 @@ TrustedNodes = {_toml_list(peers)}
 
 def _run_geth(args: list[str], timeout: float = 120.0) -> str:
     try:
-        done = subprocess.run(
-            [geth_binary(), *args], capture_output=True, text=True, timeout=timeout
-        )
+        done = subprocess.run([geth_binary(), *args], capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         raise NodeProcessError(f"geth {' '.join(args)} did not finish in {timeout} s") from exc
     if done.returncode != 0:
-        raise NodeProcessError(
-            f"geth {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-2000:]}"
-        )
+        raise NodeProcessError(f"geth {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
     return done.stdout + done.stderr
 
 
-def _new_node(
-    net: Network, name: str, role: str, *, light_kdf: bool, ports: list[int]
-) -> NodeSpec:
+def _new_node(net: Network, name: str, role: str, *, light_kdf: bool, ports: list[int]) -> NodeSpec:
     """Make a node's data directory: p2p identity, and for a validator its signing key."""
     data_dir = f"nodes/{name}"
     path = net.path(data_dir)
@@ -410,9 +398,7 @@ def init_network(
     return net
 
 
-def add_node(
-    net: Network, name: str | None = None, *, role: str = VALIDATOR, light_kdf: bool = False
-) -> NodeSpec:
+def add_node(net: Network, name: str | None = None, *, role: str = VALIDATOR, light_kdf: bool = False) -> NodeSpec:
     """Add a node to an existing network (not yet a signer: validators vote it in).
 
     Every node's config lists the new one as a static peer, and running nodes are told at once
@@ -457,9 +443,7 @@ def add_peer(net: Network, enode: str) -> None:
 # --- JSON-RPC ----------------------------------------------------------------------------------
 
 
-def wait_until(
-    predicate: Callable[[], T], *, timeout: float, what: str, interval: float = 0.25
-) -> T:
+def wait_until(predicate: Callable[[], T], *, timeout: float, what: str, interval: float = 0.25) -> T:
     """Poll `predicate` until it returns something truthy; NodeProcessError after `timeout`."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
@@ -601,9 +585,7 @@ def start_node(net: Network, name: str, *, timeout: float = 60.0) -> int:
 
     def answering() -> bool:
         if process.poll() is not None:
-            raise NodeProcessError(
-                f"{name}: geth exited with {process.returncode}:\n{log_tail(net, name)}"
-            )
+            raise NodeProcessError(f"{name}: geth exited with {process.returncode}:\n{log_tail(net, name)}")
         return int(rpc(spec.url, "eth_chainId", timeout=2), 16) == net.chain_id
 
     try:

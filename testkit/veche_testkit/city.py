@@ -125,7 +125,7 @@ class City:
         self.transactions_per_block = 1
 
     @classmethod
-    def deploy_on_dev_chain(cls, rpc_url: str, trustee_count: int = 3) -> "City":
+    def deploy_on_dev_chain(cls, rpc_url: str, trustee_count: int = 3) -> City:
         """Deploy on anvil with its funded development accounts in every role (as `veche-node
         dev` does); the next dev accounts are the trustees."""
         w3 = make_web3(rpc_url, timeout=120)
@@ -134,7 +134,7 @@ class City:
         return cls(w3, deployment, senders, dev_accounts(5 + trustee_count)[5:])
 
     @classmethod
-    def on_network(cls, net: Network, deployment: Deployment, url: str, trustee_count: int = 3) -> "City":
+    def on_network(cls, net: Network, deployment: Deployment, url: str, trustee_count: int = 3) -> City:
         """Drive a deployment on a geth network through the node at `url`, with the operators'
         keys from the network's keystores; the trustees are fresh keys."""
         w3 = make_web3(url, timeout=120)
@@ -158,8 +158,12 @@ class City:
         if self.dev_chain:
             self.advance_to(poll.closes_at)
         else:
-            eventually(lambda: self.now() >= poll.closes_at, timeout, interval=0.5,
-                       what=f"a block at the close of poll {poll.poll_id}")
+            eventually(
+                lambda: self.now() >= poll.closes_at,
+                timeout,
+                interval=0.5,
+                what=f"a block at the close of poll {poll.poll_id}",
+            )
 
     # --- poll administration ---------------------------------------------------------------
 
@@ -200,8 +204,17 @@ class City:
         receipt = self.poll_admin.transact(self.poll_book.functions.createPoll(params))
         poll_id = self.poll_book.events.PollCreated().process_receipt(receipt)[0]["args"]["pollId"]
         return SimPoll(
-            poll_id, option_count, max_choices, opens_at, closes_at, points, issuer_keys,
-            dealing.election_public_key, trustee_keys, dealing.sealed_shares, threshold,
+            poll_id,
+            option_count,
+            max_choices,
+            opens_at,
+            closes_at,
+            points,
+            issuer_keys,
+            dealing.election_public_key,
+            trustee_keys,
+            dealing.sealed_shares,
+            threshold,
         )
 
     # --- issuance ----------------------------------------------------------------------------
@@ -214,9 +227,7 @@ class City:
         poll.tokens.extend(issued)
         return issued
 
-    def mint_token(
-        self, poll: SimPoll, stratum: int, issuer: blind_rsa.PrivateKey | None = None
-    ) -> TokenKey:
+    def mint_token(self, poll: SimPoll, stratum: int, issuer: blind_rsa.PrivateKey | None = None) -> TokenKey:
         """A fresh token key, blindly signed by the stratum's issuer key (or by `issuer`),
         with no issuance recorded on chain."""
         issuer = issuer or poll.issuer_keys[stratum]
@@ -381,7 +392,9 @@ class City:
     def post_share(self, poll: SimPoll, index: int, share: bytes) -> None:
         """Trustee `index` signs `share` and the poll administrator relays it (submitKeyShareFor),
         as the API relays trustees' shares: trustees need no funds on any chain."""
-        signature = sign_digest(bytes(self.trustees[index].key), key_share_digest(self.domain, poll.poll_id, index, share))
+        signature = sign_digest(
+            bytes(self.trustees[index].key), key_share_digest(self.domain, poll.poll_id, index, share)
+        )
         self.poll_admin.transact(self.poll_book.functions.submitKeyShareFor(poll.poll_id, index, share, signature))
 
     def count(
@@ -482,9 +495,16 @@ class _ReceiptReader:
         def fetch() -> list[dict]:
             return self._rpc.batch("eth_getTransactionReceipt", [[h] for h in hashes])
 
-        receipts = fetch() if not self._wait else eventually(
-            fetch, self._wait, until=lambda found: all(r is not None for r in found), interval=0.2,
-            what=f"receipts of {len(hashes)} transaction(s)",
+        receipts = (
+            fetch()
+            if not self._wait
+            else eventually(
+                fetch,
+                self._wait,
+                until=lambda found: all(r is not None for r in found),
+                interval=0.2,
+                what=f"receipts of {len(hashes)} transaction(s)",
+            )
         )
         for tx_hash, receipt in zip(hashes, receipts):
             if receipt is None:

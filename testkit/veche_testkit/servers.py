@@ -37,7 +37,7 @@ class ThreadServer:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def start(self, timeout: float = 30.0) -> "ThreadServer":
+    def start(self, timeout: float = 30.0) -> ThreadServer:
         self.thread.start()
 
         def started() -> bool:
@@ -56,8 +56,9 @@ class ThreadServer:
 class ProcessServer:
     """`veche-api run` (as `python -m veche_api run`) as a subprocess, for kill -9 tests."""
 
-    def __init__(self, env: dict[str, str], port: int | None = None, log_path: Path | None = None,
-                 workers: int = 1) -> None:
+    def __init__(
+        self, env: dict[str, str], port: int | None = None, log_path: Path | None = None, workers: int = 1
+    ) -> None:
         self.env = {**os.environ, **env}
         self.workers = workers
         self.port = port or free_ports(1)[0]
@@ -65,14 +66,27 @@ class ProcessServer:
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30.0, *, node_up: bool = True) -> "ProcessServer":
+    def start(self, timeout: float = 30.0, *, node_up: bool = True) -> ProcessServer:
         """Start and wait until /health answers: 200, or also 503 when the node is meant to be
         down (`node_up=False`)."""
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "veche_api", "run", "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", str(self.workers)],
-            env=self.env, stdout=out, stderr=out, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "veche_api",
+                "run",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+            ],
+            env=self.env,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
         )
         ready = (200,) if node_up else (200, 503)
 
@@ -105,9 +119,13 @@ class ProcessServer:
 def wait_relay_drained(http: httpx.Client, timeout: float = 60.0, interval: float = 0.2) -> dict:
     """Until the API's relay has sent and confirmed everything it acknowledged (nothing
     `accepted` or `sent` in GET /health's queue); that queue."""
-    return eventually(lambda: http.get("/health").json()["relay"]["queue"], timeout, interval=interval,
-                      until=lambda queue: not any(queue.get(state, 0) for state in ("accepted", "sent")),
-                      what="the relay to drain")
+    return eventually(
+        lambda: http.get("/health").json()["relay"]["queue"],
+        timeout,
+        interval=interval,
+        until=lambda queue: not any(queue.get(state, 0) for state in ("accepted", "sent")),
+        what="the relay to drain",
+    )
 
 
 @dataclass(eq=False)
@@ -234,8 +252,10 @@ class LossyProxy:
                 if action == "fail":
                     payload = b'{"error":{"code":"proxy.unavailable","message":"the proxy failed this request"}}'
                     self._record(exchange, fate="failed", status=503)
-                    client.sendall(b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
-                                   b"content-length: %d\r\n\r\n%s" % (len(payload), payload))
+                    client.sendall(
+                        b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+                        b"content-length: %d\r\n\r\n%s" % (len(payload), payload)
+                    )
                     continue
                 if upstream is None:
                     upstream = socket.create_connection(self.target, timeout=60)

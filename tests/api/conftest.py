@@ -40,14 +40,26 @@ class Api:
 
     def resident(self, district: str = "Central", birth_year: int = 1980) -> ResidentClient:
         client = ResidentClient(self.http)
-        reply = self.http.post("/admin/residents", headers=self.admin,
-                               json={"address": client.address, "district": district, "birthYear": birth_year})
+        reply = self.http.post(
+            "/admin/residents",
+            headers=self.admin,
+            json={"address": client.address, "district": district, "birthYear": birth_year},
+        )
         assert reply.status_code == 201, reply.text
         return client
 
-    def create_poll(self, *, opens_in: int = 30, lasts: int = 3600, options=("Yes", "No", "Abstain"),
-                    max_choices: int = 1, audience: dict | None = None, points: int = 20,
-                    trustees: int = 3, threshold: int = 2) -> dict:
+    def create_poll(
+        self,
+        *,
+        opens_in: int = 30,
+        lasts: int = 3600,
+        options=("Yes", "No", "Abstain"),
+        max_choices: int = 1,
+        audience: dict | None = None,
+        points: int = 20,
+        trustees: int = 3,
+        threshold: int = 2,
+    ) -> dict:
         now = self.chain_now()
         body = {
             "question": "Should the city build a new park?",
@@ -76,8 +88,12 @@ class Api:
         raise AssertionError(f"poll {poll_id} not listed for {resident.address}")
 
     def wait_ballot(self, ballot_hash: str, statuses=("confirmed",), timeout: float = 30.0) -> dict:
-        return eventually(lambda: self.http.get(f"/ballots/{ballot_hash}").json(), timeout,
-                          until=lambda body: body.get("status") in statuses, what=f"ballot {ballot_hash} {statuses}")
+        return eventually(
+            lambda: self.http.get(f"/ballots/{ballot_hash}").json(),
+            timeout,
+            until=lambda body: body.get("status") in statuses,
+            what=f"ballot {ballot_hash} {statuses}",
+        )
 
 
 def make_api(tmp_path_factory, kind: str, **settings_overrides):

@@ -34,28 +34,49 @@ SEED = 15  # the choices, pauses and kill moments are drawn from this seed: the 
 @pytest.mark.parametrize("kind", DATABASES)
 def test_sigkill_during_load_loses_and_duplicates_nothing(tmp_path, kind):
     chain = start_chain(tmp_path, database_url(kind, tmp_path))
-    env = {**chain.env, "VECHE_BATCH_INTERVAL": "0.1", "VECHE_BATCH_SIZE": "20",
-           "VECHE_SQLITE_SYNCHRONOUS": "FULL", "VECHE_DISTRICTS": "Central"}
+    env = {
+        **chain.env,
+        "VECHE_BATCH_INTERVAL": "0.1",
+        "VECHE_BATCH_SIZE": "20",
+        "VECHE_SQLITE_SYNCHRONOUS": "FULL",
+        "VECHE_DISTRICTS": "Central",
+    }
     server = ProcessServer(env, log_path=tmp_path / "api.log").start()
     admin = {"X-Admin-Key": ADMIN_KEY}
     try:
         http = httpx.Client(base_url=server.url, timeout=30)
         now = chain.now()
         trustees = [(Account.create(), sealing.generate_trustee_keypair()) for _ in range(2)]
-        reply = http.post("/admin/polls", headers=admin, timeout=120, json={
-            "question": "Crash?", "options": ["a", "b", "c"], "opensAt": now + 5, "closesAt": now + 36000,
-            "trustees": [{"address": a.address, "publicKey": "0x" + p.public_key.hex()} for a, p in trustees],
-            "threshold": 2,
-        })
+        reply = http.post(
+            "/admin/polls",
+            headers=admin,
+            timeout=120,
+            json={
+                "question": "Crash?",
+                "options": ["a", "b", "c"],
+                "opensAt": now + 5,
+                "closesAt": now + 36000,
+                "trustees": [{"address": a.address, "publicKey": "0x" + p.public_key.hex()} for a, p in trustees],
+                "threshold": 2,
+            },
+        )
         assert reply.status_code == 201, reply.text
         poll_id = reply.json()["poll"]["id"]
         residents = []
         for _ in range(TOKENS):
             resident = ResidentClient(http)
-            assert http.post("/admin/residents", headers=admin, json={
-                "address": resident.address, "district": "Central", "birthYear": 1990}).status_code == 201
+            assert (
+                http.post(
+                    "/admin/residents",
+                    headers=admin,
+                    json={"address": resident.address, "district": "Central", "birthYear": 1990},
+                ).status_code
+                == 201
+            )
             residents.append(resident)
-        poll = next(p for p in http.get("/polls", params={"resident": residents[0].address}).json() if p["id"] == poll_id)
+        poll = next(
+            p for p in http.get("/polls", params={"resident": residents[0].address}).json() if p["id"] == poll_id
+        )
         chain.anvil.increase_time(6)
         http.close()
 
@@ -122,22 +143,41 @@ def test_sigkill_during_load_loses_and_duplicates_nothing(tmp_path, kind):
 
         def issuances() -> list[bytes]:
             with RpcClient(chain.anvil.url) as rpc_client:
-                return [pseudonym for log in rpc_client.iter_logs(
-                    chain.deployment.poll_book, [events.TOKENS_ISSUED_TOPIC], 0, rpc_client.block_number())
-                    for pseudonym in events.decode_log(log).args["pseudonyms"]]
+                return [
+                    pseudonym
+                    for log in rpc_client.iter_logs(
+                        chain.deployment.poll_book, [events.TOKENS_ISSUED_TOPIC], 0, rpc_client.block_number()
+                    )
+                    for pseudonym in events.decode_log(log).args["pseudonyms"]
+                ]
 
-        issued = eventually(issuances, timeout=60, interval=0.2, until=lambda found: len(found) >= TOKENS,
-                            what=f"{TOKENS} issuances on chain")
+        issued = eventually(
+            issuances,
+            timeout=60,
+            interval=0.2,
+            until=lambda found: len(found) >= TOKENS,
+            what=f"{TOKENS} issuances on chain",
+        )
         assert len(issued) == len(set(issued)) == TOKENS, "an issuance is missing from the chain or on it twice"
 
         with RpcClient(chain.anvil.url) as rpc_client:
-            logs = list(rpc_client.iter_logs(
-                chain.deployment.poll_book, ["0x" + events.BALLOT_CAST.topic0.hex()], 0, rpc_client.block_number()))
+            logs = list(
+                rpc_client.iter_logs(
+                    chain.deployment.poll_book, ["0x" + events.BALLOT_CAST.topic0.hex()], 0, rpc_client.block_number()
+                )
+            )
         on_chain: dict[str, int] = {}
         for log in logs:
             a = events.decode_log(log).args
-            ballot = Ballot(a["pollId"], a["token"], a["sequence"], a["stratum"], a["ciphertext"],
-                            a["tokenSignature"], a["signature"])
+            ballot = Ballot(
+                a["pollId"],
+                a["token"],
+                a["sequence"],
+                a["stratum"],
+                a["ciphertext"],
+                a["tokenSignature"],
+                a["signature"],
+            )
             key = "0x" + ballot.hash.hex()
             on_chain[key] = on_chain.get(key, 0) + 1
         print(f"kills={kills} tokens={len(tokens)} acknowledged={len(acknowledged)} on_chain={len(on_chain)}")

@@ -26,8 +26,10 @@ def release_shares(api, poll, indices):
         account, pair = api.trustees[index]
         share = key_shares.open_trustee_share(pair.secret_key, bytes.fromhex(poll["sealedShares"][index][2:]))
         signature = sign_digest(account.key, key_share_digest(domain, poll["id"], index, share))
-        reply = api.http.post(f"/polls/{poll['id']}/key-shares", json={
-            "index": index, "share": "0x" + share.hex(), "signature": "0x" + signature.hex()})
+        reply = api.http.post(
+            f"/polls/{poll['id']}/key-shares",
+            json={"index": index, "share": "0x" + share.hex(), "signature": "0x" + signature.hex()},
+        )
         assert reply.status_code == 201, reply.text
 
 
@@ -35,13 +37,19 @@ def test_whole_flow(api):
     districts = ["Central"] * 5 + ["Northern"] * 4 + ["Eastern"] * 3
     residents = [api.resident(d) for d in districts]
     citywide = api.create_poll(points=20)
-    local = api.create_poll(options=("Trees", "Benches", "Lights", "Paths"), max_choices=2,
-                            audience={"districts": ["Central", "Northern"]}, points=10)
+    local = api.create_poll(
+        options=("Trees", "Benches", "Lights", "Paths"),
+        max_choices=2,
+        audience={"districts": ["Central", "Northern"]},
+        points=10,
+    )
     assert citywide["strata"] == ["Central", "Northern", "Eastern"]
     assert local["strata"] == ["Central", "Northern"]
     meta = {"question": citywide["question"], "options": citywide["options"], "audience": citywide["audience"]}
-    assert citywide["metadataHash"] == "0x" + keccak(
-        json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()).hex()
+    assert (
+        citywide["metadataHash"]
+        == "0x" + keccak(json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()).hex()
+    )
 
     # Eastern residents do not see the district poll.
     eastern = residents[-1]
@@ -80,8 +88,12 @@ def test_whole_flow(api):
         receipt.verify_signature()
         assert receipt.transaction_hash and receipt.block_number
     with RpcClient(api.chain.anvil.url) as rpc_client:
-        casts = [events.decode_log(log) for log in rpc_client.iter_logs(
-            api.chain.deployment.poll_book, ["0x" + events.BALLOT_CAST.topic0.hex()], 0, rpc_client.block_number())]
+        casts = [
+            events.decode_log(log)
+            for log in rpc_client.iter_logs(
+                api.chain.deployment.poll_book, ["0x" + events.BALLOT_CAST.topic0.hex()], 0, rpc_client.block_number()
+            )
+        ]
     city_casts = [c for c in casts if c.args["pollId"] == citywide["id"]]
     assert len(city_casts) == len(hashes)  # every accepted ballot exactly once (revotes included)
 
@@ -96,8 +108,9 @@ def test_whole_flow(api):
     assert all(d["suppressed"] for d in tally.json()["perDistrict"])  # < 10 ballots each
     local_tally = api.http.post(f"/admin/polls/{local['id']}/publish", headers=api.admin).json()
     assert local_tally["counts"] == [expected_local[i] for i in range(4)]
-    assert_error(api.http.post(f"/admin/polls/{citywide['id']}/publish", headers=api.admin), 409,
-                 "result.already_published")
+    assert_error(
+        api.http.post(f"/admin/polls/{citywide['id']}/publish", headers=api.admin), 409, "result.already_published"
+    )
 
     results = api.http.get(f"/polls/{citywide['id']}/results").json()
     csv_text = api.http.get(f"/polls/{citywide['id']}/dataset.csv").text
@@ -134,11 +147,15 @@ def test_points_redeem_and_donate(api):
     _, city_points = bind(make_web3(api.chain.anvil.url), api.chain.deployment)
     eventually(lambda: city_points.functions.balanceOf(resident.address).call() == 25, timeout=30)
 
-    reward = api.http.post("/admin/rewards", headers=api.admin,
-                           json={"name": "Metro ride", "description": "one ride", "price": 10, "stock": 5})
+    reward = api.http.post(
+        "/admin/rewards",
+        headers=api.admin,
+        json={"name": "Metro ride", "description": "one ride", "price": 10, "stock": 5},
+    )
     assert reward.status_code == 201, reward.text
-    charity = api.http.post("/admin/charities", headers=api.admin,
-                            json={"name": "Shelter", "account": api.trustees[0][0].address})
+    charity = api.http.post(
+        "/admin/charities", headers=api.admin, json={"name": "Shelter", "account": api.trustees[0][0].address}
+    )
     assert charity.status_code == 201, charity.text
     rewards = api.http.get("/points/rewards").json()
     assert rewards[-1]["name"] == "Metro ride" and rewards[-1]["stock"] == 5
@@ -158,7 +175,9 @@ def test_points_redeem_and_donate(api):
     donation = resident.donation(chain_id, address, charity.json()["id"], 15, nonce=1, deadline=deadline)
     reply = api.http.post("/points/donations", json=donation)
     assert reply.status_code == 202, reply.text
-    eventually(lambda: api.http.get(f"/points/requests/{reply.json()['id']}").json()["status"] == "confirmed", timeout=30)
+    eventually(
+        lambda: api.http.get(f"/points/requests/{reply.json()['id']}").json()["status"] == "confirmed", timeout=30
+    )
     points = api.http.get(f"/points/{resident.address}").json()
     assert points["balance"] == 0 and points["nonce"] == 2
     assert [e["event"] for e in points["history"]] == ["PointsCredited", "RewardRedeemed", "PointsDonated"]
@@ -174,6 +193,11 @@ def test_health_and_metrics(api):
     assert body["status"] == "ok" and body["chain"]["ok"] and body["database"]["ok"] and body["relay"]["running"]
     assert body["relay"]["lagSeconds"] == 0
     text = api.http.get("/metrics").text
-    for name in ("veche_ballots_accepted_total", "veche_ballots_confirmed_total", "veche_batch_size_bucket",
-                 "veche_relay_lag_seconds", 'veche_ballots{status="confirmed"}'):
+    for name in (
+        "veche_ballots_accepted_total",
+        "veche_ballots_confirmed_total",
+        "veche_batch_size_bucket",
+        "veche_relay_lag_seconds",
+        'veche_ballots{status="confirmed"}',
+    ):
         assert name in text, name

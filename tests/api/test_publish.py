@@ -51,15 +51,22 @@ def spoil(token) -> bytes:
     """A ciphertext a resident's own client could seal: the right length, but three options
     chosen where two are allowed, so that it opens and does not decode (check 8)."""
     poll = token.poll
-    choice = bytes([plaintext.PLAINTEXT_VERSION]) + (0b0111).to_bytes(plaintext.plaintext_length(len(poll["options"])) - 1, "big")
+    choice = bytes([plaintext.PLAINTEXT_VERSION]) + (0b0111).to_bytes(
+        plaintext.plaintext_length(len(poll["options"])) - 1, "big"
+    )
     return sealing.seal_ballot(bytes.fromhex(poll["electionKey"][2:]), choice)
 
 
 def veche_verify(api, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     deployment = tmp_path / "deployment.json"
     api.chain.deployment.save(deployment)
-    return subprocess.run([str(VERIFY), "--rpc", api.chain.anvil.url, "--deployment", str(deployment), "--json", *args],
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [str(VERIFY), "--rpc", api.chain.anvil.url, "--deployment", str(deployment), "--json", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def on_chain_result(api, poll_id: int) -> tuple[bool, list[int], bytes]:
@@ -78,7 +85,9 @@ def test_the_published_result_is_the_verifiers_count(api, tmp_path):
     hashes = []
 
     def cast(number: int, resident: ResidentClient, token, choice) -> None:
-        reply = resident.cast(token, choice) if choice is not None else resident.cast(token, None, ciphertext=spoil(token))
+        reply = (
+            resident.cast(token, choice) if choice is not None else resident.cast(token, None, ciphertext=spoil(token))
+        )
         assert reply.status_code == 202, reply.text
         hashes.append(reply.json()["ballotHash"])
         final[number] = choice
@@ -128,7 +137,12 @@ def test_the_published_result_is_the_verifiers_count(api, tmp_path):
 
     # The tally: the verifier's, the chain's, and the one the test expects.
     expected = Counter(option for choice in final.values() if choice for option in choice)
-    assert tally["counts"] == report["tally"]["recomputed"] == report["tally"]["published"] == [expected[i] for i in range(4)]
+    assert (
+        tally["counts"]
+        == report["tally"]["recomputed"]
+        == report["tally"]["published"]
+        == [expected[i] for i in range(4)]
+    )
     published, counts, data_hash = on_chain_result(api, poll["id"])
     assert published and counts == tally["counts"]
 
@@ -145,7 +159,10 @@ def test_the_published_result_is_the_verifiers_count(api, tmp_path):
     by_stratum = report["tally"]["byStratum"]
     ballots = Counter(r.stratum for r in rows)
     assert [(d["district"], d["suppressed"]) for d in tally["perDistrict"]] == [
-        ("Central", False), ("Northern", False), ("Eastern", True)]
+        ("Central", False),
+        ("Northern", False),
+        ("Eastern", True),
+    ]
     for district in tally["perDistrict"]:
         stratum = district["stratum"]
         if district["suppressed"]:
@@ -159,7 +176,10 @@ def test_the_published_result_is_the_verifiers_count(api, tmp_path):
     # What the API serves afterwards is what it published.
     results = api.http.get(f"/polls/{poll['id']}/results").json()
     assert (results["counts"], results["perDistrict"], results["datasetHash"]) == (
-        tally["counts"], tally["perDistrict"], tally["datasetHash"])
+        tally["counts"],
+        tally["perDistrict"],
+        tally["datasetHash"],
+    )
 
 
 def test_a_failing_check_publishes_nothing(api):
@@ -169,7 +189,9 @@ def test_a_failing_check_publishes_nothing(api):
     admin, relayer = dev_accounts(6)[0], dev_accounts(6)[5]  # the deployer holds the admin role
     w3 = Web3(Web3.HTTPProvider(api.chain.anvil.url))
     poll_book, _ = bind(w3, api.chain.deployment)
-    Sender(w3, admin).transact(poll_book.functions.grantRole(poll_book.functions.RELAYER_ROLE().call(), relayer.address))
+    Sender(w3, admin).transact(
+        poll_book.functions.grantRole(poll_book.functions.RELAYER_ROLE().call(), relayer.address)
+    )
 
     residents = [api.resident("Central") for _ in range(2)]
     poll = api.create_poll(lasts=600)
@@ -179,8 +201,21 @@ def test_a_failing_check_publishes_nothing(api):
     assert reply.status_code == 202, reply.text
     api.wait_ballot(reply.json()["ballotHash"])
     forged = ResidentClient.make_ballot(tokens[1], [1], credential=tokens[0].credential)  # another token's signature
-    Sender(w3, relayer).transact(poll_book.functions.castBallots(poll["id"], [(
-        forged.token_address, forged.sequence, forged.stratum, forged.ciphertext, forged.token_credential, forged.signature)]))
+    Sender(w3, relayer).transact(
+        poll_book.functions.castBallots(
+            poll["id"],
+            [
+                (
+                    forged.token_address,
+                    forged.sequence,
+                    forged.stratum,
+                    forged.ciphertext,
+                    forged.token_credential,
+                    forged.signature,
+                )
+            ],
+        )
+    )
 
     api.advance(700)
     release_shares(api, poll, [0, 1])

@@ -9,8 +9,8 @@ import pytest
 from sqlmodel import func, select
 
 from veche_api import models
-from veche_client.sdk import ResidentClient, ballot_body, hexs
 from veche_api.core.db import Database
+from veche_client.sdk import ResidentClient, ballot_body, hexs
 from veche_core.typed_data import poll_book_domain
 from veche_testkit.servers import wait_relay_drained
 from veche_testkit.waiting import eventually
@@ -48,12 +48,21 @@ class Snapshot:
         def busy() -> int:
             with self.db.session() as session:
                 return (
-                    session.exec(select(func.count()).select_from(models.Ballot)
-                                 .where(models.Ballot.status.in_(("accepted", "sent")))).one()
-                    + session.exec(select(func.count()).select_from(models.Issuance)
-                                   .where(models.Issuance.status.in_(("pending", "sent")))).one()
-                    + session.exec(select(func.count()).select_from(models.ChainTx)
-                                   .where(models.ChainTx.status.in_(("signed", "sent")))).one()
+                    session.exec(
+                        select(func.count())
+                        .select_from(models.Ballot)
+                        .where(models.Ballot.status.in_(("accepted", "sent")))
+                    ).one()
+                    + session.exec(
+                        select(func.count())
+                        .select_from(models.Issuance)
+                        .where(models.Issuance.status.in_(("pending", "sent")))
+                    ).one()
+                    + session.exec(
+                        select(func.count())
+                        .select_from(models.ChainTx)
+                        .where(models.ChainTx.status.in_(("signed", "sent")))
+                    ).one()
                 )
 
         eventually(busy, timeout, until=lambda count: count == 0, interval=0.05, what="the relay to settle")
@@ -62,8 +71,16 @@ class Snapshot:
         with self.db.session() as session:
             return {
                 table.__name__: session.exec(select(func.count()).select_from(table)).one()
-                for table in (models.Resident, models.Poll, models.Issuance, models.TokenState,
-                              models.Ballot, models.PointsRequest, models.ChainTx, models.IssuerKey)
+                for table in (
+                    models.Resident,
+                    models.Poll,
+                    models.Issuance,
+                    models.TokenState,
+                    models.Ballot,
+                    models.PointsRequest,
+                    models.ChainTx,
+                    models.IssuerKey,
+                )
             }
 
 
@@ -188,10 +205,17 @@ def test_issuance_rejections(world, unchanged):
 
     deadline = int(time.time()) + 600
     short_msg = b"\x01" * 10
-    digest = issuance_request_digest(poll_book_domain(poll["chainId"], poll["pollBook"]), poll["id"], 1,
-                                     short_msg, deadline)
-    body = {"resident": bob.address, "pollId": poll["id"], "stratum": 1, "blindedMessage": hexs(short_msg),
-            "deadline": deadline, "signature": hexs(sign_digest(bob.identity.key, digest))}
+    digest = issuance_request_digest(
+        poll_book_domain(poll["chainId"], poll["pollBook"]), poll["id"], 1, short_msg, deadline
+    )
+    body = {
+        "resident": bob.address,
+        "pollId": poll["id"],
+        "stratum": 1,
+        "blindedMessage": hexs(short_msg),
+        "deadline": deadline,
+        "signature": hexs(sign_digest(bob.identity.key, digest)),
+    }
     unchanged(lambda: http.post("/tokens", json=body), 422, "issuance.bad_blinded_message")
     good, _, _ = bob.token_request(poll, 1)
 
@@ -211,15 +235,44 @@ def test_issuance_rejections(world, unchanged):
 def test_malformed_and_oversized(world, unchanged):
     api, polls, alice, _ = world
     http = api.http
-    unchanged(lambda: http.post("/ballots", content=b"{not json", headers={"content-type": "application/json"}),
-              422, "request.invalid")
+    unchanged(
+        lambda: http.post("/ballots", content=b"{not json", headers={"content-type": "application/json"}),
+        422,
+        "request.invalid",
+    )
     unchanged(lambda: http.post("/ballots", json={"pollId": 1}), 422, "request.invalid")
-    unchanged(lambda: http.post("/ballots", json={
-        "pollId": 1, "token": "0x12", "sequence": 1, "stratum": 0, "ciphertext": "0xzz",
-        "tokenSignature": "0x", "signature": "0x"}), 422, "request.invalid")
-    unchanged(lambda: http.post("/ballots", json={
-        "pollId": 2**70, "token": "0x" + "11" * 20, "sequence": 2**64, "stratum": -1, "ciphertext": "0x00",
-        "tokenSignature": "0x00", "signature": "0x" + "00" * 65}), 422, "request.invalid")
+    unchanged(
+        lambda: http.post(
+            "/ballots",
+            json={
+                "pollId": 1,
+                "token": "0x12",
+                "sequence": 1,
+                "stratum": 0,
+                "ciphertext": "0xzz",
+                "tokenSignature": "0x",
+                "signature": "0x",
+            },
+        ),
+        422,
+        "request.invalid",
+    )
+    unchanged(
+        lambda: http.post(
+            "/ballots",
+            json={
+                "pollId": 2**70,
+                "token": "0x" + "11" * 20,
+                "sequence": 2**64,
+                "stratum": -1,
+                "ciphertext": "0x00",
+                "tokenSignature": "0x00",
+                "signature": "0x" + "00" * 65,
+            },
+        ),
+        422,
+        "request.invalid",
+    )
     unchanged(lambda: http.post("/ballots", json={"pollId": 1, "extra": "x" * 20_000}), 413, "request.too_large")
     unchanged(lambda: http.post("/tokens", json=[1, 2, 3]), 422, "request.invalid")
     unchanged(lambda: http.get("/ballots/0x1234"), 422, "request.invalid")
@@ -233,27 +286,40 @@ def test_admin_needs_key(world, unchanged):
     http = api.http
     body = {"address": "0x" + "22" * 20, "district": "Central", "birthYear": 1980}
     unchanged(lambda: http.post("/admin/residents", json=body), 401, "auth.admin_required")
-    unchanged(lambda: http.post("/admin/residents", json=body, headers={"X-Admin-Key": "wrong"}),
-              401, "auth.admin_required")
-    unchanged(lambda: http.post("/admin/residents", json={**body, "district": "Atlantis"}, headers=api.admin),
-              422, "resident.unknown_district")
-    unchanged(lambda: http.post("/admin/residents", json={"address": alice.address, "district": "Central",
-                                                         "birthYear": 1990}, headers=api.admin),
-              409, "resident.duplicate")
-    unchanged(lambda: http.post(f"/admin/polls/{polls['open_poll']['id']}/publish", headers=api.admin),
-              409, "poll.not_closed")
+    unchanged(
+        lambda: http.post("/admin/residents", json=body, headers={"X-Admin-Key": "wrong"}), 401, "auth.admin_required"
+    )
+    unchanged(
+        lambda: http.post("/admin/residents", json={**body, "district": "Atlantis"}, headers=api.admin),
+        422,
+        "resident.unknown_district",
+    )
+    unchanged(
+        lambda: http.post(
+            "/admin/residents",
+            json={"address": alice.address, "district": "Central", "birthYear": 1990},
+            headers=api.admin,
+        ),
+        409,
+        "resident.duplicate",
+    )
+    unchanged(
+        lambda: http.post(f"/admin/polls/{polls['open_poll']['id']}/publish", headers=api.admin), 409, "poll.not_closed"
+    )
 
 
 def test_csv_import_all_or_nothing(world, unchanged):
     api, _, alice, _ = world
     http = api.http
     good = [ResidentClient(http).address for _ in range(3)]
-    bad_csv = ("address,district,birth_year\n"
-               f"{good[0]},Central,1980\n"
-               f"{good[1]},Atlantis,1980\n"
-               "0x123,Central,1980\n"
-               f"{good[0]},Central,1981\n"
-               f"{alice.address},Central,1991\n")  # enrolled otherwise (born 1990)
+    bad_csv = (
+        "address,district,birth_year\n"
+        f"{good[0]},Central,1980\n"
+        f"{good[1]},Atlantis,1980\n"
+        "0x123,Central,1980\n"
+        f"{good[0]},Central,1981\n"
+        f"{alice.address},Central,1991\n"
+    )  # enrolled otherwise (born 1990)
     snapshot = Snapshot(api)
     before = snapshot.take()
     reply = http.post("/admin/residents/import", content=bad_csv, headers={**api.admin, "content-type": "text/csv"})
@@ -270,6 +336,11 @@ def test_csv_import_all_or_nothing(world, unchanged):
     reply = http.post("/admin/residents/import", content=ok_csv, headers={**api.admin, "content-type": "text/csv"})
     assert reply.json() == {"imported": 0, "unchanged": 3, "errors": []}
     assert snapshot.take() == before
-    unchanged(lambda: http.post("/admin/residents/import", content="name\nx\n",
-                                headers={**api.admin, "content-type": "text/csv"}), 422, "import.bad_header")
+    unchanged(
+        lambda: http.post(
+            "/admin/residents/import", content="name\nx\n", headers={**api.admin, "content-type": "text/csv"}
+        ),
+        422,
+        "import.bad_header",
+    )
     snapshot.db.dispose()

@@ -27,11 +27,16 @@ def _ballots(count: int, rng: random.Random, ciphertext: int | None = None, cred
     out = []
     for _ in range(count):
         account = Account.create()
-        out.append(Ballot(
-            rng.randrange(1, 2**31), account.address, rng.randrange(1, 2**63), rng.randrange(2**32),
-            rng.randbytes(ciphertext if ciphertext is not None else rng.randrange(0, 200)),
-            rng.randbytes(credential if credential is not None else rng.randrange(1, 400)),
-        ).sign(account.key, DOMAIN))
+        out.append(
+            Ballot(
+                rng.randrange(1, 2**31),
+                account.address,
+                rng.randrange(1, 2**63),
+                rng.randrange(2**32),
+                rng.randbytes(ciphertext if ciphertext is not None else rng.randrange(0, 200)),
+                rng.randbytes(credential if credential is not None else rng.randrange(1, 400)),
+            ).sign(account.key, DOMAIN)
+        )
     return out
 
 
@@ -40,8 +45,10 @@ def test_batches_are_cut_by_calldata_size_and_by_count():
     # 3 options' sealed ballot and a 2048-bit token credential: ~850 bytes of calldata each, so a
     # 500-ballot batch would be ~420 KB, far over geth's 128 KiB transaction limit.
     ballots = _ballots(500, rng, ciphertext=120, credential=290)
-    sizes = [(i, calls.ballot_calldata_size(len(b.ciphertext), len(b.token_credential), len(b.signature)))
-             for i, b in enumerate(ballots)]
+    sizes = [
+        (i, calls.ballot_calldata_size(len(b.ciphertext), len(b.token_credential), len(b.signature)))
+        for i, b in enumerate(ballots)
+    ]
     max_bytes = Settings().max_batch_bytes
     assert max_bytes == 120_000
     position, batches = 0, []
@@ -49,9 +56,13 @@ def test_batches_are_cut_by_calldata_size_and_by_count():
         ids, full = plan_batch(sizes[position:], 500, max_bytes)
         batches.append(ids)
         position += len(ids)
-        data = calls.encode_cast_ballots(1, [
-            (b.token, b.sequence, b.stratum, b.ciphertext, b.token_credential, b.signature)
-            for b in (ballots[i] for i in ids)])
+        data = calls.encode_cast_ballots(
+            1,
+            [
+                (b.token, b.sequence, b.stratum, b.ciphertext, b.token_credential, b.signature)
+                for b in (ballots[i] for i in ids)
+            ],
+        )
         assert len(data) <= max_bytes
         if position < len(sizes):
             assert full  # cut by size: waiting would not make it bigger
@@ -74,9 +85,14 @@ def test_ballot_outcomes_read_from_receipt_logs():
 
     def log(spec, token, values, poll=3, address=POLL_BOOK):
         """A log as a node returns it in a receipt."""
-        return {"address": address.lower(), "topics": [spec.topic, events.uint_topic(poll), events.address_topic(token)],
-                "data": "0x" + abi.encode(spec.data_types, values).hex(), "blockNumber": "0x7",
-                "transactionHash": "0x" + "ab" * 32, "logIndex": "0x0"}
+        return {
+            "address": address.lower(),
+            "topics": [spec.topic, events.uint_topic(poll), events.address_topic(token)],
+            "data": "0x" + abi.encode(spec.data_types, values).hex(),
+            "blockNumber": "0x7",
+            "transactionHash": "0x" + "ab" * 32,
+            "logIndex": "0x0",
+        }
 
     logs = [
         log(events.BALLOT_CAST, token_a, [1, 0, b"", b"", b""]),
@@ -98,7 +114,9 @@ def test_every_transaction_kind_has_its_own_handler(tmp_path):
     accounts = [Account.create() for _ in range(3)]
     keys = SimpleNamespace(relayer=accounts[0], issuer=accounts[1], admin=accounts[2])
     deployment = Deployment(31337, POLL_BOOK, "0x" + "22" * 20, 0)
-    relay = Relay(Settings(rpc_url="http://127.0.0.1:9"), Database(f"sqlite:///{tmp_path / 'relay.db'}"), deployment, keys)
+    relay = Relay(
+        Settings(rpc_url="http://127.0.0.1:9"), Database(f"sqlite:///{tmp_path / 'relay.db'}"), deployment, keys
+    )
     handlers = {kind: relay.handler(kind) for kind in ChainTx.Kind}
     assert handlers[ChainTx.Kind.BALLOTS] is relay.ballots
     assert handlers[ChainTx.Kind.ISSUANCES] is handlers[ChainTx.Kind.CREDITS] is relay.issuances

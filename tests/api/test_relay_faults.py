@@ -24,8 +24,8 @@ import httpx
 import pytest
 from eth_account import Account
 
-from veche_client.sdk import ResidentClient, ballot_body
 from veche_api.core.config import Settings
+from veche_client.sdk import ResidentClient, ballot_body
 from veche_core import events, key_shares, sealing
 from veche_node.contracts import dev_accounts
 from veche_node.rpc import rpc
@@ -144,16 +144,25 @@ class Faults:
         return self.api.http.get(f"/ballots/{ballot_hash}").json()
 
     def wait_final(self, hashes: list[str], timeout: float = 30.0) -> dict[str, dict]:
-        return eventually(lambda: {h: self.status(h) for h in hashes}, timeout,
-                          until=lambda found: all(body["status"] in FINAL for body in found.values()),
-                          what="every ballot final")
+        return eventually(
+            lambda: {h: self.status(h) for h in hashes},
+            timeout,
+            until=lambda found: all(body["status"] in FINAL for body in found.values()),
+            what="every ballot final",
+        )
 
     def settled(self, timeout: float = 30.0) -> None:
         """Nothing queued or in flight: the next test starts from a quiet relay."""
-        eventually(lambda: not self.sql(
-            "SELECT 1 FROM chaintx WHERE status IN ('signed', 'sent') UNION ALL "
-            "SELECT 1 FROM ballot WHERE status IN ('accepted', 'sent') UNION ALL "
-            "SELECT 1 FROM issuance WHERE status IN ('pending', 'sent')"), timeout)
+        eventually(
+            lambda: (
+                not self.sql(
+                    "SELECT 1 FROM chaintx WHERE status IN ('signed', 'sent') UNION ALL "
+                    "SELECT 1 FROM ballot WHERE status IN ('accepted', 'sent') UNION ALL "
+                    "SELECT 1 FROM issuance WHERE status IN ('pending', 'sent')"
+                )
+            ),
+            timeout,
+        )
 
     def pool(self, address: str) -> dict[int, str]:
         """nonce → hash of `address`'s transactions pending in anvil's pool."""
@@ -164,16 +173,25 @@ class Faults:
     def wait_sent(self, poll_id: int, address: str = RELAYER.address, timeout: float = 15.0) -> dict[int, str]:
         """Wait until the relay has put every ballot of the poll in a broadcast transaction; the
         sender's pending pool then (automine off)."""
-        eventually(lambda: not self.sql(
-            "SELECT 1 FROM ballot WHERE poll_id = ? AND status = 'accepted' UNION ALL "
-            "SELECT 1 FROM chaintx WHERE status = 'signed'", poll_id), timeout)
+        eventually(
+            lambda: (
+                not self.sql(
+                    "SELECT 1 FROM ballot WHERE poll_id = ? AND status = 'accepted' UNION ALL "
+                    "SELECT 1 FROM chaintx WHERE status = 'signed'",
+                    poll_id,
+                )
+            ),
+            timeout,
+        )
         return self.pool(address)
 
     def cast_counts(self, poll_id: int) -> Counter:
         """(token, sequence) → BallotCast events on chain for the poll."""
         topics = ["0x" + events.BALLOT_CAST.topic0.hex(), "0x" + poll_id.to_bytes(32, "big").hex()]
-        logs = self.node("eth_getLogs", {"address": self.api.chain.deployment.poll_book, "topics": topics,
-                                         "fromBlock": "0x0", "toBlock": "latest"})
+        logs = self.node(
+            "eth_getLogs",
+            {"address": self.api.chain.deployment.poll_book, "topics": topics, "fromBlock": "0x0", "toBlock": "latest"},
+        )
         decoded = [events.decode_log(log).args for log in logs]
         return Counter((args["token"].lower(), args["sequence"]) for args in decoded)
 
@@ -190,8 +208,7 @@ def env(tmp_path_factory):
     db_path = workdir / "veche.db"
     chain = start_chain(workdir, f"sqlite:///{db_path}")
     proxy = NodeProxy(chain.anvil.port)
-    settings = chain.settings(rpc_url=proxy.url, batch_size=4, batch_interval=0.1, resend_after=1.0,
-                              reprice_after=2.0)
+    settings = chain.settings(rpc_url=proxy.url, batch_size=4, batch_interval=0.1, resend_after=1.0, reprice_after=2.0)
     server = http = None
     try:
         server = ThreadServer(settings).start()
@@ -239,8 +256,11 @@ def test_node_outage_queues_backs_off_and_resumes(env):
     # 4 quiet seconds its attempts (two connections each: one retry in the RPC client) stay few;
     # a loop at `receipt_poll` would make ~30. A rate is counted over a span of time: the sleep
     # is that span, not a guess at when something will have happened.
-    eventually(lambda: env.api.http.get("/health").json()["relay"]["lastError"], timeout=30,
-               what="the relay to report the node's outage")
+    eventually(
+        lambda: env.api.http.get("/health").json()["relay"]["lastError"],
+        timeout=30,
+        what="the relay to report the node's outage",
+    )
     before = env.proxy.refused
     time.sleep(4)
     attempts = env.proxy.refused - before
@@ -254,8 +274,10 @@ def test_node_outage_queues_backs_off_and_resumes(env):
     assert {body["status"] for body in final.values()} == {"confirmed"}
     env.assert_once(poll["id"], in_flight + queued)
     assert env.api.http.get("/health").status_code == 200
-    print(f"cut {restored_at - cut_at:.1f} s, {attempts} connection attempts in the quiet 4 s, "
-          f"drained {time.monotonic() - restored_at:.1f} s after restore")
+    print(
+        f"cut {restored_at - cut_at:.1f} s, {attempts} connection attempts in the quiet 4 s, "
+        f"drained {time.monotonic() - restored_at:.1f} s after restore"
+    )
 
 
 def test_foreign_transaction_takes_the_relays_nonce(env):
@@ -265,8 +287,16 @@ def test_foreign_transaction_takes_the_relays_nonce(env):
     env.wait_final(env.post(warm))
     nonce = int(env.node("eth_getTransactionCount", RELAYER.address, "pending"), 16)
     base = int(env.node("eth_getBlockByNumber", "latest", False)["baseFeePerGas"], 16)
-    foreign = RELAYER.sign_transaction({"nonce": nonce, "gas": 21_000, "gasPrice": 2 * base + GWEI,
-                                        "to": RELAYER.address, "value": 0, "chainId": env.api.chain.deployment.chain_id})
+    foreign = RELAYER.sign_transaction(
+        {
+            "nonce": nonce,
+            "gas": 21_000,
+            "gasPrice": 2 * base + GWEI,
+            "to": RELAYER.address,
+            "value": 0,
+            "chainId": env.api.chain.deployment.chain_id,
+        }
+    )
     env.node("eth_sendRawTransaction", "0x" + bytes(foreign.raw_transaction).hex())
     assert env.node("eth_getTransactionReceipt", "0x" + bytes(foreign.hash).hex())["status"] == "0x1"
 
@@ -275,7 +305,9 @@ def test_foreign_transaction_takes_the_relays_nonce(env):
     assert {body["status"] for body in final.values()} == {"confirmed"}
     env.assert_once(poll["id"], warm + later)
     # The relay did sign with the taken nonce; that transaction was dropped and its ballots sent again.
-    assert env.sql("SELECT status FROM chaintx WHERE sender = ? AND nonce = ?", RELAYER.address, nonce) == [("dropped",)]
+    assert env.sql("SELECT status FROM chaintx WHERE sender = ? AND nonce = ?", RELAYER.address, nonce) == [
+        ("dropped",)
+    ]
 
 
 @pytest.mark.parametrize("how", ["all", "first"])
@@ -296,8 +328,10 @@ def test_pending_transactions_dropped_by_the_node(env, how):
         # Dropped — unless the relay's periodic resend (every second here) already put it back,
         # which it records just after the broadcast.
         if min(pool) in env.pool(RELAYER.address):
-            eventually(lambda: env.sql(
-                "SELECT SUM(attempts) FROM chaintx WHERE sender = ?", RELAYER.address)[0][0] > sends, timeout=5)
+            eventually(
+                lambda: env.sql("SELECT SUM(attempts) FROM chaintx WHERE sender = ?", RELAYER.address)[0][0] > sends,
+                timeout=5,
+            )
     finally:
         env.node("evm_setAutomine", True)
     final = env.wait_final(hashes)
@@ -340,8 +374,9 @@ def test_batch_reverted_out_of_gas_is_retried(env):
         env.settings.ballot_gas, env.settings.batch_interval = saved
     assert {body["status"] for body in final.values()} == {"confirmed"}
     env.assert_once(poll["id"], ballots)
-    reverted = env.sql("SELECT COUNT(*) FROM chaintx WHERE kind = 'ballots' AND poll_id = ? AND status = 'reverted'",
-                       poll["id"])
+    reverted = env.sql(
+        "SELECT COUNT(*) FROM chaintx WHERE kind = 'ballots' AND poll_id = ? AND status = 'reverted'", poll["id"]
+    )
     assert reverted[0][0] >= 1  # it did revert, and was sent again (estimated this time)
 
 
@@ -372,8 +407,9 @@ def test_underpriced_transaction_is_repriced(env):
         assert not mined & set(pool.values())
         for nonce, first_hash in pool.items():
             assert env.node("eth_getTransactionReceipt", first_hash) is None
-            (tx_id, mined_hash, status), = env.sql(
-                "SELECT id, tx_hash, status FROM chaintx WHERE sender = ? AND nonce = ?", RELAYER.address, nonce)
+            ((tx_id, mined_hash, status),) = env.sql(
+                "SELECT id, tx_hash, status FROM chaintx WHERE sender = ? AND nonce = ?", RELAYER.address, nonce
+            )
             assert status == "mined" and mined_hash in mined
             tx = env.node("eth_getTransactionByHash", mined_hash)
             assert int(tx["nonce"], 16) == nonce
@@ -392,15 +428,19 @@ def test_poll_creation_survives_a_crash_after_broadcast(tmp_path):
     restarted API completes it from the receipt — issuer keys and sealed shares included."""
     chain = start_chain(tmp_path, f"sqlite:///{tmp_path / 'veche.db'}")
     db_path = tmp_path / "veche.db"
-    server = ProcessServer({**chain.env, "VECHE_DISTRICTS": "Central", "VECHE_BATCH_INTERVAL": "0.1"},
-                           log_path=tmp_path / "api.log")
+    server = ProcessServer(
+        {**chain.env, "VECHE_DISTRICTS": "Central", "VECHE_BATCH_INTERVAL": "0.1"}, log_path=tmp_path / "api.log"
+    )
     trustees = [(Account.create(), sealing.generate_trustee_keypair()) for _ in range(2)]
     admin = {"X-Admin-Key": ADMIN_KEY}
     try:
         server.start()
         now = chain.now()
         body = {
-            "question": "Crash?", "options": ["a", "b"], "opensAt": now + 5, "closesAt": now + 3600,
+            "question": "Crash?",
+            "options": ["a", "b"],
+            "opensAt": now + 5,
+            "closesAt": now + 3600,
             "trustees": [{"address": a.address, "publicKey": "0x" + p.public_key.hex()} for a, p in trustees],
             "threshold": 2,
         }
@@ -415,8 +455,12 @@ def test_poll_creation_survives_a_crash_after_broadcast(tmp_path):
 
         request = threading.Thread(target=create, daemon=True)
         request.start()
-        eventually(lambda: rpc(chain.anvil.url, "txpool_content")["pending"], timeout=30, interval=0.05,
-                   what="createPoll to be broadcast")
+        eventually(
+            lambda: rpc(chain.anvil.url, "txpool_content")["pending"],
+            timeout=30,
+            interval=0.05,
+            what="createPoll to be broadcast",
+        )
         server.kill()
         request.join(10)
         assert answers and isinstance(answers[0], httpx.HTTPError)  # the admin got no answer
@@ -424,8 +468,11 @@ def test_poll_creation_survives_a_crash_after_broadcast(tmp_path):
         rpc(chain.anvil.url, "evm_mine")  # the poll exists on chain; the API's database has it pending
         rpc(chain.anvil.url, "evm_setAutomine", [True])
         topic = "0x" + events.POLL_CREATED.topic0.hex()
-        created = rpc(chain.anvil.url, "eth_getLogs", [{"address": chain.deployment.poll_book, "topics": [topic],
-                                                        "fromBlock": "0x0", "toBlock": "latest"}])
+        created = rpc(
+            chain.anvil.url,
+            "eth_getLogs",
+            [{"address": chain.deployment.poll_book, "topics": [topic], "fromBlock": "0x0", "toBlock": "latest"}],
+        )
         assert len(created) == 1
         poll_id = events.decode_log(created[0]).args["pollId"]
         with closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as conn:
@@ -434,27 +481,43 @@ def test_poll_creation_survives_a_crash_after_broadcast(tmp_path):
 
         server.start()  # the relay's first pass reconciles the createPoll
         http = httpx.Client(base_url=server.url, timeout=30)
-        poll = eventually(lambda: http.get(f"/polls/{poll_id}"), timeout=30,
-                          until=lambda reply: reply.status_code == 200, what=f"poll {poll_id} served").json()
+        poll = eventually(
+            lambda: http.get(f"/polls/{poll_id}"),
+            timeout=30,
+            until=lambda reply: reply.status_code == 200,
+            what=f"poll {poll_id} served",
+        ).json()
         creation = http.get(f"/admin/polls/{poll_id}/creation", headers=admin)
         assert creation.status_code == 200, creation.text
         creation = creation.json()
         assert creation["poll"] == poll
         assert creation["transactionHash"] == created[0]["transactionHash"]
-        shares = [key_shares.open_trustee_share(pair.secret_key, bytes.fromhex(sealed[2:]))
-                  for (_, pair), sealed in zip(trustees, creation["sealedShares"])]
+        shares = [
+            key_shares.open_trustee_share(pair.secret_key, bytes.fromhex(sealed[2:]))
+            for (_, pair), sealed in zip(trustees, creation["sealedShares"])
+        ]
         key_shares.combine_shares(shares, bytes.fromhex(poll["electionKey"][2:]), 2)
 
         # The issuer key, sealed again under the chain's poll id, signs tokens; a ballot goes through.
         resident = ResidentClient(http)
-        assert http.post("/admin/residents", headers=admin, json={
-            "address": resident.address, "district": "Central", "birthYear": 1990}).status_code == 201
+        assert (
+            http.post(
+                "/admin/residents",
+                headers=admin,
+                json={"address": resident.address, "district": "Central", "birthYear": 1990},
+            ).status_code
+            == 201
+        )
         listed = next(p for p in http.get("/polls", params={"resident": resident.address}).json() if p["id"] == poll_id)
         token = resident.get_token(listed)
         chain.anvil.increase_time(6)
         ballot_hash = resident.submit(ResidentClient.make_ballot(token, [1]))["ballotHash"]
-        status = eventually(lambda: http.get(f"/ballots/{ballot_hash}").json(), timeout=30,
-                            until=lambda body: body["status"] in FINAL, what="the ballot final")
+        status = eventually(
+            lambda: http.get(f"/ballots/{ballot_hash}").json(),
+            timeout=30,
+            until=lambda body: body["status"] in FINAL,
+            what="the ballot final",
+        )
         assert status["status"] == "confirmed", status
         http.close()
     finally:

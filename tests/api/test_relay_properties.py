@@ -25,21 +25,67 @@ from veche_testkit.waiting import eventually
 
 from .conftest import TEST_DISTRICTS
 
-NASTY_TEXT = st.sampled_from([
-    "", " ", "\x00", "Park?\x00", "\x00" * 3, "\ud800", "a\udfffb", "\x1b[31m", "line\nbreak", "tab\tbed",
-    "e\u0301", "\u202eevil", "\ufeff", "\u200b", "Центральный", "Central\x00", "Central ", "c" * 600,
-    "x" * 3000, "0x" + "0" * 40, "0x" + "f" * 130, "0x", "0xZZ", "null", "[]", "{}", "1e309", "-1",
-    "Robert'); DROP TABLE poll;--", "%s%n%x", "\\u0000",
-])
+NASTY_TEXT = st.sampled_from(
+    [
+        "",
+        " ",
+        "\x00",
+        "Park?\x00",
+        "\x00" * 3,
+        "\ud800",
+        "a\udfffb",
+        "\x1b[31m",
+        "line\nbreak",
+        "tab\tbed",
+        "e\u0301",
+        "\u202eevil",
+        "\ufeff",
+        "\u200b",
+        "Центральный",
+        "Central\x00",
+        "Central ",
+        "c" * 600,
+        "x" * 3000,
+        "0x" + "0" * 40,
+        "0x" + "f" * 130,
+        "0x",
+        "0xZZ",
+        "null",
+        "[]",
+        "{}",
+        "1e309",
+        "-1",
+        "Robert'); DROP TABLE poll;--",
+        "%s%n%x",
+        "\\u0000",
+    ]
+)
 VALUES = st.one_of(
     NASTY_TEXT,
     st.text(max_size=40),
     st.text(st.characters(exclude_categories=()), max_size=20),  # surrogates and controls too
     st.integers(min_value=-(2**70), max_value=2**300),
-    st.sampled_from([0, -1, 1, 2**31 - 1, 2**31, 2**32, 2**40, 2**53 + 1, 2**63 - 1, 2**63, 2**64, 2**256,
-                     253_402_300_799, 253_402_300_800]),
+    st.sampled_from(
+        [
+            0,
+            -1,
+            1,
+            2**31 - 1,
+            2**31,
+            2**32,
+            2**40,
+            2**53 + 1,
+            2**63 - 1,
+            2**63,
+            2**64,
+            2**256,
+            253_402_300_799,
+            253_402_300_800,
+        ]
+    ),
     st.floats(allow_nan=True, allow_infinity=True),
-    st.booleans(), st.none(),
+    st.booleans(),
+    st.none(),
     st.lists(st.integers(min_value=-3, max_value=3), max_size=3),
     st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
 )
@@ -60,10 +106,17 @@ def city(api):
     now = api.chain_now()
     requests = {
         "/admin/polls": {
-            "question": "Where should the new library be?", "options": ["North", "South"], "maxChoices": 1,
-            "audience": {"districts": ["Central"], "minAge": 18, "maxAge": 99}, "opensAt": now + 100_000,
-            "closesAt": now + 200_000, "points": 10, "threshold": 1,
-            "trustees": [{"address": api.trustees[0][0].address, "publicKey": "0x" + api.trustees[0][1].public_key.hex()}],
+            "question": "Where should the new library be?",
+            "options": ["North", "South"],
+            "maxChoices": 1,
+            "audience": {"districts": ["Central"], "minAge": 18, "maxAge": 99},
+            "opensAt": now + 100_000,
+            "closesAt": now + 200_000,
+            "points": 10,
+            "threshold": 1,
+            "trustees": [
+                {"address": api.trustees[0][0].address, "publicKey": "0x" + api.trustees[0][1].public_key.hex()}
+            ],
         },
         "/admin/residents": {"address": ResidentClient(api.http).address, "district": "Eastern", "birthYear": 1970},
         "/admin/rewards": {"name": "Metro ride", "description": "One ride", "price": 5, "stock": 10},
@@ -105,10 +158,24 @@ def _replace(body: dict, path: tuple, value):
 # each kind keeps whatever the values: listed here so that hypothesis can draw them, and so that
 # the tester's own examples can be named.
 SHAPES = {
-    "/admin/polls": ["question", "options", ("options", 0), "maxChoices", "audience", ("audience", "districts"),
-                     ("audience", "districts", 0), ("audience", "minAge"), ("audience", "maxAge"), "opensAt",
-                     "closesAt", "points", "threshold", "trustees", ("trustees", 0, "address"),
-                     ("trustees", 0, "publicKey")],
+    "/admin/polls": [
+        "question",
+        "options",
+        ("options", 0),
+        "maxChoices",
+        "audience",
+        ("audience", "districts"),
+        ("audience", "districts", 0),
+        ("audience", "minAge"),
+        ("audience", "maxAge"),
+        "opensAt",
+        "closesAt",
+        "points",
+        "threshold",
+        "trustees",
+        ("trustees", 0, "address"),
+        ("trustees", 0, "publicKey"),
+    ],
     "/admin/residents": ["address", "district", "birthYear"],
     "/admin/rewards": ["name", "description", "price", "stock"],
     "/admin/charities": ["name", "description", "account"],
@@ -118,11 +185,18 @@ SHAPES = {
     "/points/donations": ["resident", "charityId", "amount", "nonce", "deadline", "signature"],
     "key-shares": ["index", "share", "signature"],
 }
-FIELDS = [(path, field if isinstance(field, tuple) else (field,)) for path, fields in SHAPES.items() for field in fields]
+FIELDS = [
+    (path, field if isinstance(field, tuple) else (field,)) for path, fields in SHAPES.items() for field in fields
+]
 
 
-@settings(max_examples=300, deadline=None, database=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
+@settings(
+    max_examples=300,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+)
 @given(where=st.sampled_from(FIELDS), value=VALUES)
 @example(where=("/admin/polls", ("question",)), value="Park?\x00")  # the tester's
 @example(where=("/admin/polls", ("options", 0)), value="\ud800")
@@ -137,20 +211,21 @@ def test_no_value_in_any_field_breaks_a_request(city, where, value):
     _send(api, url, _replace(requests[path], field, value))
 
 
-@settings(max_examples=20, deadline=None, database=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, database=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(cells=st.lists(st.tuples(VALUES, VALUES, VALUES), min_size=1, max_size=3))
 def test_no_value_in_a_csv_breaks_the_import(city, cells):
     api = city[0]
     text = "address,district,birth_year\n" + "".join(
         ",".join(json.dumps(c, ensure_ascii=False) if not isinstance(c, str) else c for c in row) + "\n"
-        for row in cells)
+        for row in cells
+    )
     try:
         content = text.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate cannot be sent as UTF-8 at all: send its bytes raw
         content = text.encode("utf-8", "surrogatepass")
-    reply = api.http.post("/admin/residents/import", content=content,
-                          headers={**api.admin, "content-type": "text/csv"}, timeout=60)
+    reply = api.http.post(
+        "/admin/residents/import", content=content, headers={**api.admin, "content-type": "text/csv"}, timeout=60
+    )
     assert reply.status_code < 500, f"{cells!r}: {reply.status_code} {reply.text[:300]}"
 
 
@@ -162,10 +237,14 @@ def test_the_relay_keeps_relaying_afterwards(city):
     voter = api.resident(TEST_DISTRICTS[2])
     listed_for = api.poll_for(poll["id"], voter)
     assert api.http.get("/polls", params={"resident": voter.address}).status_code == 200
-    hashes = [voter.submit(ResidentClient.make_ballot(voter.get_token(listed_for), [1]))["ballotHash"],
-              resident.submit(ResidentClient.make_ballot(token, [2], sequence=10**6 + 1))["ballotHash"]]
+    hashes = [
+        voter.submit(ResidentClient.make_ballot(voter.get_token(listed_for), [1]))["ballotHash"],
+        resident.submit(ResidentClient.make_ballot(token, [2], sequence=10**6 + 1))["ballotHash"],
+    ]
     for ballot_hash in hashes:
         assert api.wait_ballot(ballot_hash, timeout=60)["status"] == "confirmed"
-    health = eventually(lambda: api.http.get("/health").json(), timeout=30, until=lambda b: b["relay"]["lastError"] is None)
+    health = eventually(
+        lambda: api.http.get("/health").json(), timeout=30, until=lambda b: b["relay"]["lastError"] is None
+    )
     assert health["status"] == "ok", health
     assert health["relay"]["quarantined"] == 0

@@ -181,8 +181,11 @@ def test_the_same_ballot_gets_its_receipt_and_status_again(world):
         assert api.http.post("/ballots", json=ballot_body(ballot)).json() == confirmed
     assert_error(api.http.post("/ballots", json=ballot_body(same_sequence)), 429, "rate_limited")
     assert count(db, models.Ballot.token, token.account.address) == 1
-    casts = [log for log in chain_logs(api, events.BALLOT_CAST_TOPIC)
-             if events.ballot_cast(log).token == bytes.fromhex(token.account.address[2:])]
+    casts = [
+        log
+        for log in chain_logs(api, events.BALLOT_CAST_TOPIC)
+        if events.ballot_cast(log).token == bytes.fromhex(token.account.address[2:])
+    ]
     assert len(casts) == 1
 
 
@@ -212,8 +215,9 @@ def test_a_ballot_acknowledged_before_close_gets_its_receipt_after_close(world):
 def through(api, proxy: LossyProxy, timeout: float = 10, **policy) -> ResidentClient:
     """An enrolled resident whose SDK talks to the API through the proxy."""
     enrolled = api.resident("Central")
-    return ResidentClient(httpx.Client(base_url=proxy.url, timeout=timeout), enrolled.identity,
-                          retry=RetryPolicy(**policy))
+    return ResidentClient(
+        httpx.Client(base_url=proxy.url, timeout=timeout), enrolled.identity, retry=RetryPolicy(**policy)
+    )
 
 
 def test_the_sdk_recovers_a_lost_201(world, lossy):

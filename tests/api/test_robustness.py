@@ -61,20 +61,35 @@ def _poison(api: Api) -> dict[str, int]:
     nonce = w3.eth.get_transaction_count(spare.address) - 1
     try:
         with db.engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO ballot (ballot_hash, poll_id, token, sequence, stratum, ciphertext, token_credential,"
-                " signature, accepted_at, queued_at, receipt_signature, status)"
-                " VALUES (:h, 999, :t, 1, 0, :b, :b, :b, 0, 0, :b, 'accepted')"),
-                {"h": "0x" + secrets.token_hex(32), "t": Account.create().address, "b": b"\x01" * 65})
-            points = conn.execute(text(
-                "INSERT INTO pointsrequest (kind, resident, target_id, amount, nonce, deadline, signature,"
-                " created_at, status) VALUES ('redeem', '0xnot-an-address', 1, 0, 0, 0, :s, 0, 'pending')"
-                " RETURNING id"), {"s": b"\x01" * 65}).scalar()
-            chain_tx = conn.execute(text(
-                "INSERT INTO chaintx (sender, nonce, kind, raw, tx_hash, status, item_count, attempts, created_at)"
-                " VALUES (:sender, :nonce, 'poll', :raw, :hash, 'sent', 1, 1, :now) RETURNING id"),
-                {"sender": spare.address, "nonce": nonce, "raw": b"\xc0", "hash": "0x" + bytes(tx_hash).hex(),
-                 "now": time.time()}).scalar()
+            conn.execute(
+                text(
+                    "INSERT INTO ballot (ballot_hash, poll_id, token, sequence, stratum, ciphertext, token_credential,"
+                    " signature, accepted_at, queued_at, receipt_signature, status)"
+                    " VALUES (:h, 999, :t, 1, 0, :b, :b, :b, 0, 0, :b, 'accepted')"
+                ),
+                {"h": "0x" + secrets.token_hex(32), "t": Account.create().address, "b": b"\x01" * 65},
+            )
+            points = conn.execute(
+                text(
+                    "INSERT INTO pointsrequest (kind, resident, target_id, amount, nonce, deadline, signature,"
+                    " created_at, status) VALUES ('redeem', '0xnot-an-address', 1, 0, 0, 0, :s, 0, 'pending')"
+                    " RETURNING id"
+                ),
+                {"s": b"\x01" * 65},
+            ).scalar()
+            chain_tx = conn.execute(
+                text(
+                    "INSERT INTO chaintx (sender, nonce, kind, raw, tx_hash, status, item_count, attempts, created_at)"
+                    " VALUES (:sender, :nonce, 'poll', :raw, :hash, 'sent', 1, 1, :now) RETURNING id"
+                ),
+                {
+                    "sender": spare.address,
+                    "nonce": nonce,
+                    "raw": b"\xc0",
+                    "hash": "0x" + bytes(tx_hash).hex(),
+                    "now": time.time(),
+                },
+            ).scalar()
     finally:
         db.dispose()
     return {"ballots": 999, "points": points, "chain_tx": chain_tx}
@@ -123,7 +138,9 @@ def test_bad_items_are_quarantined_and_the_rest_flows(quick):
             conn.execute(text("UPDATE chaintx SET status = 'mined' WHERE id = :id"), {"id": poisoned["chain_tx"]})
     finally:
         db.dispose()
-    health = eventually(lambda: api.http.get("/health").json(), timeout=30, until=lambda b: b["relay"]["quarantined"] == 0)
+    health = eventually(
+        lambda: api.http.get("/health").json(), timeout=30, until=lambda b: b["relay"]["quarantined"] == 0
+    )
     assert health["status"] == "ok", health
 
 
@@ -137,8 +154,7 @@ def test_starts_with_the_node_down_and_never_shows_its_credentials(tmp_path):
     chain = start_chain(tmp_path, database_url("sqlite", tmp_path))
     proxy = NodeProxy(chain.anvil.port)
     proxy.cut()
-    env = {**chain.env, "VECHE_RPC_URL": f"http://ops:{SECRET}@127.0.0.1:{proxy.port}",
-           "VECHE_BATCH_INTERVAL": "0.1"}
+    env = {**chain.env, "VECHE_RPC_URL": f"http://ops:{SECRET}@127.0.0.1:{proxy.port}", "VECHE_BATCH_INTERVAL": "0.1"}
     log_path = tmp_path / "api.log"
     server = ProcessServer(env, log_path=log_path, workers=2).start(timeout=60, node_up=False)
     try:
@@ -159,7 +175,9 @@ def test_starts_with_the_node_down_and_never_shows_its_credentials(tmp_path):
 
             proxy.restore()
             eventually(lambda: http.get("/health").status_code == 200, timeout=60)
-            health = eventually(lambda: http.get("/health").json(), timeout=30, until=lambda b: b["relay"]["lastError"] is None)
+            health = eventually(
+                lambda: http.get("/health").json(), timeout=30, until=lambda b: b["relay"]["lastError"] is None
+            )
             assert health["relay"]["chainChecked"] is True
             assert SECRET not in str(health)
     finally:
@@ -193,8 +211,12 @@ def test_rate_limits_hold_across_workers(tmp_path, kind):
     Now the buckets are in the database: with two workers and 5 ballots a minute per token,
     12 quick ballots of one token get exactly 5 acknowledgements."""
     chain = start_chain(tmp_path, database_url(kind, tmp_path))
-    env = {**chain.env, "VECHE_BALLOT_RATE_PER_MINUTE": "5", "VECHE_ISSUANCE_RATE_PER_MINUTE": "3",
-           "VECHE_DISTRICTS": "Central"}
+    env = {
+        **chain.env,
+        "VECHE_BALLOT_RATE_PER_MINUTE": "5",
+        "VECHE_ISSUANCE_RATE_PER_MINUTE": "3",
+        "VECHE_DISTRICTS": "Central",
+    }
     server = ProcessServer(env, log_path=tmp_path / "api.log", workers=2).start(timeout=60)
     try:
         with httpx.Client(base_url=server.url, timeout=60) as http:
@@ -255,8 +277,10 @@ def test_slow_clients_are_cut_off(tmp_path_factory):
             slow.append(sock)
         silent = socket.create_connection(("127.0.0.1", port))  # connects, never sends a byte
         body = socket.create_connection(("127.0.0.1", port))
-        body.sendall(b"POST /tokens HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 100\r\n\r\n{\"resident\": ")
+        body.sendall(
+            b"POST /tokens HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"resident": '
+        )
         assert api.http.get("/health").status_code == 200  # served meanwhile
         for sock in [*slow, silent]:
             with closing(sock):
@@ -319,13 +343,17 @@ def test_a_large_import_does_not_stall_ballots(tmp_path_factory):
         api.advance(3)
         rows = 80_000
         csv_text = "address,district,birth_year\n" + "".join(
-            f"0x{secrets.token_hex(20)},Northern,1985\n" for _ in range(rows))
+            f"0x{secrets.token_hex(20)},Northern,1985\n" for _ in range(rows)
+        )
         answer: dict = {}
 
         def run_import() -> None:
             with httpx.Client(base_url=api.url, timeout=300) as client:
-                answer.update(client.post("/admin/residents/import", content=csv_text,
-                                          headers={**api.admin, "content-type": "text/csv"}).json())
+                answer.update(
+                    client.post(
+                        "/admin/residents/import", content=csv_text, headers={**api.admin, "content-type": "text/csv"}
+                    ).json()
+                )
 
         importer = threading.Thread(target=run_import)
         waits = []

@@ -30,8 +30,13 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from veche_api.schemas import ADDRESS_PATTERN
 from veche_testkit.devchain import ADMIN_KEY
 
-SIGNED = {"POST /tokens", "POST /ballots", "POST /points/redemptions", "POST /points/donations",
-          "POST /polls/{poll_id}/key-shares"}
+SIGNED = {
+    "POST /tokens",
+    "POST /ballots",
+    "POST /points/redemptions",
+    "POST /points/donations",
+    "POST /polls/{poll_id}/key-shares",
+}
 CROSS_FIELD = {"POST /admin/polls"}
 
 # A body over the limit is refused before it is read (413, main.BodyLimit): a rejection too.
@@ -41,8 +46,13 @@ expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "41
 """)
 
 # A value for each path parameter, for requests built from the schema's paths.
-PATH_VALUES = {"address": "0x" + "11" * 20, "poll_id": "1", "ballot_hash": "0x" + "ab" * 32,
-               "request_id": "1", "code": "abcdef012345"}
+PATH_VALUES = {
+    "address": "0x" + "11" * 20,
+    "poll_id": "1",
+    "ballot_hash": "0x" + "ab" * 32,
+    "request_id": "1",
+    "code": "abcdef012345",
+}
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +68,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @schema.parametrize()
-@settings(max_examples=5, deadline=None, derandomize=True, database=None,
-          suppress_health_check=list(HealthCheck))
+@settings(max_examples=5, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
 def test_schemathesis_all_checks(case):
     label = f"{case.method.upper()} {case.path}"
     excluded = [positive_data_acceptance] if label in SIGNED | CROSS_FIELD else []
@@ -114,7 +123,9 @@ def test_addresses_have_their_pattern(openapi):
             if name not in names or (model, name) == ("ImportRow", "address") or "$ref" in prop.get("items", {}):
                 continue  # (PollCreate.trustees are Trustee objects, checked as Trustee.address)
             options = prop.get("anyOf", [prop])
-            patterns = {o.get("pattern") or o.get("items", {}).get("pattern") for o in options if o.get("type") != "null"}
+            patterns = {
+                o.get("pattern") or o.get("items", {}).get("pattern") for o in options if o.get("type") != "null"
+            }
             assert patterns == {ADDRESS_PATTERN}, (model, name, prop)
             seen += 1
     assert seen >= 15
@@ -122,7 +133,10 @@ def test_addresses_have_their_pattern(openapi):
         for parameter in operation.get("parameters", []):
             if parameter["name"] in ("address", "resident"):
                 options = parameter["schema"].get("anyOf", [parameter["schema"]])
-                assert {o.get("pattern") for o in options if o.get("type") != "null"} == {ADDRESS_PATTERN}, (method, path)
+                assert {o.get("pattern") for o in options if o.get("type") != "null"} == {ADDRESS_PATTERN}, (
+                    method,
+                    path,
+                )
 
 
 def test_no_route_shadows_another(api, openapi):
@@ -159,4 +173,3 @@ def test_integer_bounds_are_exact(openapi):
     assert bounds > 40
     sequence = openapi["components"]["schemas"]["BallotIn"]["properties"]["sequence"]
     assert sequence["maximum"] == BallotIn.model_fields["sequence"].metadata[-1].le == 2**63 - 1
-

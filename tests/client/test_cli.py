@@ -52,8 +52,12 @@ class Person:
         command, env = self.command(*args)
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         try:
-            proxy.wait_for(lambda seen: len([e for e in seen if e.path == path and e.fate == "held"
-                                             and e.status == status]) > held, timeout=60)
+            proxy.wait_for(
+                lambda seen: (
+                    len([e for e in seen if e.path == path and e.fate == "held" and e.status == status]) > held
+                ),
+                timeout=60,
+            )
         finally:
             process.send_signal(signal.SIGKILL)
             process.wait(10)
@@ -86,15 +90,37 @@ def test_a_resident_and_trustees_through_the_cli(city, tmp_path):
         public_key = re.search(r"Trustee public key: (0x[0-9a-f]{64})", trustee.run("trustee", "key").stdout).group(1)
         trustee_keys.append({"address": trustee_address, "publicKey": public_key})
 
-    assert http.post("/admin/residents", headers=ADMIN, json={"address": address, "district": "Central", "birthYear": 1985}).status_code == 201
+    assert (
+        http.post(
+            "/admin/residents", headers=ADMIN, json={"address": address, "district": "Central", "birthYear": 1985}
+        ).status_code
+        == 201
+    )
     now = chain.now()
-    created = http.post("/admin/polls", headers=ADMIN, json={
-        "question": "Where should the new library go?", "options": ["Park", "Station", "School"],
-        "opensAt": now, "closesAt": now + 3600, "points": 20, "trustees": trustee_keys, "threshold": 2,
-    }).json()
+    created = http.post(
+        "/admin/polls",
+        headers=ADMIN,
+        json={
+            "question": "Where should the new library go?",
+            "options": ["Park", "Station", "School"],
+            "opensAt": now,
+            "closesAt": now + 3600,
+            "points": 20,
+            "trustees": trustee_keys,
+            "threshold": 2,
+        },
+    ).json()
     poll_id, sealed = created["poll"]["id"], created["sealedShares"]
-    assert http.post("/admin/rewards", headers=ADMIN, json={"name": "Museum ticket", "price": 10, "stock": 5}).status_code == 201
-    assert http.post("/admin/charities", headers=ADMIN, json={"name": "City shelter", "account": trustee_keys[0]["address"]}).status_code == 201
+    assert (
+        http.post("/admin/rewards", headers=ADMIN, json={"name": "Museum ticket", "price": 10, "stock": 5}).status_code
+        == 201
+    )
+    assert (
+        http.post(
+            "/admin/charities", headers=ADMIN, json={"name": "City shelter", "account": trustee_keys[0]["address"]}
+        ).status_code
+        == 201
+    )
 
     listing = alice.run("polls").stdout
     assert "Where should the new library go?" in listing and "2. Station" in listing
@@ -107,17 +133,32 @@ def test_a_resident_and_trustees_through_the_cli(city, tmp_path):
     receipts = sorted((alice.home / "receipts").glob("*.json"), key=lambda p: p.stat().st_mtime)
     assert len(receipts) == 2
 
-    eventually(lambda: alice.run("receipt").stdout, timeout=60, interval=0.5,
-               until=lambda status: "on chain in block" in status, what="the receipt on chain")
+    eventually(
+        lambda: alice.run("receipt").stdout,
+        timeout=60,
+        interval=0.5,
+        until=lambda status: "on chain in block" in status,
+        what="the receipt on chain",
+    )
 
     assert "Balance: 20 points." in alice.run("points").stdout
     assert "Museum ticket" in alice.run("rewards").stdout
     assert "Redemption of reward 1 requested" in alice.run("redeem", "1").stdout
-    eventually(lambda: alice.run("points").stdout, timeout=60, interval=0.5,
-               until=lambda points: "Balance: 10 points." in points, what="the redemption on chain")
+    eventually(
+        lambda: alice.run("points").stdout,
+        timeout=60,
+        interval=0.5,
+        until=lambda points: "Balance: 10 points." in points,
+        what="the redemption on chain",
+    )
     assert "Donation of 5 points to charity 1 requested" in alice.run("donate", "1", "5").stdout
-    eventually(lambda: alice.run("points").stdout, timeout=60, interval=0.5,
-               until=lambda points: "Balance: 5 points." in points, what="the donation on chain")
+    eventually(
+        lambda: alice.run("points").stdout,
+        timeout=60,
+        interval=0.5,
+        until=lambda points: "Balance: 5 points." in points,
+        what="the donation on chain",
+    )
 
     refused = trustees[0].run("trustee", "release", str(poll_id), sealed[0], ok=False)
     assert refused.returncode == 1 and "shares are released only after close" in refused.stdout
@@ -133,8 +174,20 @@ def test_a_resident_and_trustees_through_the_cli(city, tmp_path):
     deployment = tmp_path / "deployment.json"
     chain.deployment.save(deployment)
     for receipt in receipts:  # the first is superseded by the revote, the second counted
-        verify = subprocess.run([str(BIN / "veche-verify"), "--rpc", chain.anvil.url, "--deployment", str(deployment),
-                                 "receipt", str(receipt)], capture_output=True, text=True, timeout=120)
+        verify = subprocess.run(
+            [
+                str(BIN / "veche-verify"),
+                "--rpc",
+                chain.anvil.url,
+                "--deployment",
+                str(deployment),
+                "receipt",
+                str(receipt),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
@@ -149,16 +202,33 @@ def test_the_cli_recovers_lost_answers_and_a_kill(city, tmp_path):
     try:
         alice, bob = Person(proxy.url, tmp_path / "alice"), Person(proxy.url, tmp_path / "bob")
         for person in (alice, bob):
-            enrolled = http.post("/admin/residents", headers=ADMIN, json={
-                "address": person.create_key(), "district": "Central", "birthYear": 1985})
+            enrolled = http.post(
+                "/admin/residents",
+                headers=ADMIN,
+                json={"address": person.create_key(), "district": "Central", "birthYear": 1985},
+            )
             assert enrolled.status_code == 201, enrolled.text
         now = chain.now()
-        trustees = [{"address": Person(server.url, tmp_path / f"t{i}").create_key(),
-                     "publicKey": "0x" + sealing.generate_trustee_keypair().public_key.hex()} for i in range(2)]
-        created = http.post("/admin/polls", headers=ADMIN, json={
-            "question": "Which bus route first?", "options": ["12", "34", "56"],
-            "opensAt": now, "closesAt": now + 3600, "points": 10, "trustees": trustees, "threshold": 2,
-        })
+        trustees = [
+            {
+                "address": Person(server.url, tmp_path / f"t{i}").create_key(),
+                "publicKey": "0x" + sealing.generate_trustee_keypair().public_key.hex(),
+            }
+            for i in range(2)
+        ]
+        created = http.post(
+            "/admin/polls",
+            headers=ADMIN,
+            json={
+                "question": "Which bus route first?",
+                "options": ["12", "34", "56"],
+                "opensAt": now,
+                "closesAt": now + 3600,
+                "points": 10,
+                "trustees": trustees,
+                "threshold": 2,
+            },
+        )
         assert created.status_code == 201, created.text
         poll = str(created.json()["poll"]["id"])
 
@@ -176,7 +246,9 @@ def test_the_cli_recovers_lost_answers_and_a_kill(city, tmp_path):
         alice.killed_while_waiting(proxy, "/ballots", 202, "vote", poll, "3", "--max-delay", "0")
         held = proxy.seen("POST", "/ballots")[-1]
         out = alice.run("vote", poll, "1", "--max-delay", "0").stdout
-        assert "Your earlier ballot, whose answer was lost, is recorded" in out and "Your new vote is recorded: 12." in out
+        assert (
+            "Your earlier ballot, whose answer was lost, is recorded" in out and "Your new vote is recorded: 12." in out
+        )
         resent, newest = proxy.seen("POST", "/ballots")[-2:]
         assert resent.body == held.body and resent.status == 202
         assert signed(json.loads(resent.answer)["receipt"]) == signed(json.loads(held.answer)["receipt"])
@@ -187,7 +259,9 @@ def test_the_cli_recovers_lost_answers_and_a_kill(city, tmp_path):
         bob.killed_while_waiting(proxy, "/tokens", 201, "vote", poll, "2", "--max-delay", "0")
         [saved] = (bob.home / "tokens").glob("*.request.json")
         kept = json.loads(saved.read_text())
-        assert set(kept["blinding"]) == {"salt", "sealed"} and kept["request"] == json.loads(proxy.seen("POST", "/tokens")[-1].body)
+        assert set(kept["blinding"]) == {"salt", "sealed"} and kept["request"] == json.loads(
+            proxy.seen("POST", "/tokens")[-1].body
+        )
         assert "Your vote is recorded: 34." in bob.run("vote", poll, "2", "--max-delay", "0").stdout
         held, resent = proxy.seen("POST", "/tokens")[-2:]
         assert resent.body == held.body and resent.answer == held.answer
@@ -199,18 +273,30 @@ def test_the_cli_recovers_lost_answers_and_a_kill(city, tmp_path):
         token_file.write_text(json.dumps({**json.loads(token_file.read_text()), "sequence": 0}))
         assert "Your new vote is recorded: 56." in bob.run("vote", poll, "3", "--max-delay", "0").stdout
         stale, accepted = proxy.seen("POST", "/ballots")[-2:]
-        assert (stale.status, accepted.status) == (409, 202) and json.loads(stale.answer)["error"]["code"] == "ballot.stale_sequence"
-        assert not list((alice.home / "tokens").glob("*.ballot.json")) and not list((bob.home / "tokens").glob("*.ballot.json"))
+        assert (stale.status, accepted.status) == (409, 202) and json.loads(stale.answer)["error"][
+            "code"
+        ] == "ballot.stale_sequence"
+        assert not list((alice.home / "tokens").glob("*.ballot.json")) and not list(
+            (bob.home / "tokens").glob("*.ballot.json")
+        )
 
         # Every receipt the wallets hold is of a ballot on chain, and no ballot is there twice.
-        receipts = [json.loads(p.read_text()) for person in (alice, bob) for p in (person.home / "receipts").glob("*.json")]
+        receipts = [
+            json.loads(p.read_text()) for person in (alice, bob) for p in (person.home / "receipts").glob("*.json")
+        ]
         assert len(receipts) == 6
         for receipt in receipts:
-            eventually(lambda: http.get(f"/ballots/{receipt['ballotHash']}").json()["status"] == "confirmed",
-                       timeout=60, interval=0.2, what=f"ballot {receipt['ballotHash']} confirmed")
+            eventually(
+                lambda: http.get(f"/ballots/{receipt['ballotHash']}").json()["status"] == "confirmed",
+                timeout=60,
+                interval=0.2,
+                what=f"ballot {receipt['ballotHash']} confirmed",
+            )
         with RpcClient(chain.anvil.url) as rpc:
-            casts = [events.ballot_cast(log) for log in rpc.iter_logs(
-                chain.deployment.poll_book, [events.BALLOT_CAST_TOPIC], 0, rpc.block_number())]
+            casts = [
+                events.ballot_cast(log)
+                for log in rpc.iter_logs(chain.deployment.poll_book, [events.BALLOT_CAST_TOPIC], 0, rpc.block_number())
+            ]
         mine = [(c.token, c.sequence) for c in casts if c.poll_id == int(poll)]
         assert len(mine) == len(set(mine)) == 6
     finally:

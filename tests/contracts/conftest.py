@@ -7,6 +7,7 @@ import os
 
 import pytest
 from contract_helpers import CLOSES_IN, OPENS_IN, Key, PollHandle, params_tuple, role
+
 from veche_core import typed_data
 
 

@@ -20,6 +20,7 @@ from eth_account import Account
 from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 from web3.exceptions import ContractCustomError as Web3ContractCustomError
+
 from veche_core import typed_data
 
 # Realistic ballot sizes: a 32-byte prefix + an RSA-2048 signature, and a sealed box of a
@@ -53,24 +54,18 @@ def call_reverts_with(method, call_args, error_cls, **inputs):
     """
     contract = method.contract
     with pytest.raises(Web3ContractCustomError) as info:
-        contract.provider.web3.eth.call(
-            {"to": contract.address, "data": method.encode_input(*call_args).hex()}
-        )
+        contract.provider.web3.eth.call({"to": contract.address, "data": method.encode_input(*call_args).hex()})
     data = bytes.fromhex(info.value.data.removeprefix("0x"))
     abi = error_cls.abi
     assert data[:4] == keccak(abi.selector.encode())[:4], f"expected {error_cls.__name__}"
     values = abi_decode([i.canonical_type for i in abi.inputs], data[4:])
-    actual = {
-        i.name: to_checksum_address(v) if i.type == "address" else v
-        for i, v in zip(abi.inputs, values)
-    }
+    actual = {i.name: to_checksum_address(v) if i.type == "address" else v for i, v in zip(abi.inputs, values)}
     _assert_inputs(error_cls, actual, inputs)
 
 
 def _assert_inputs(error_cls, actual_inputs: dict, expected_inputs: dict) -> None:
     assert set(expected_inputs) == set(actual_inputs), (
-        f"{error_cls.__name__} has inputs {sorted(actual_inputs)}, "
-        f"the test names {sorted(expected_inputs)}"
+        f"{error_cls.__name__} has inputs {sorted(actual_inputs)}, the test names {sorted(expected_inputs)}"
     )
     for name, expected in expected_inputs.items():
         actual = actual_inputs[name]
@@ -93,7 +88,7 @@ class Key:
     address: str
 
     @classmethod
-    def create(cls) -> "Key":
+    def create(cls) -> Key:
         account = Account.create()
         return cls(bytes(account.key), account.address)
 
@@ -131,12 +126,8 @@ def sign_ballot(
 ) -> Ballot:
     """A ballot of `token`, signed over the EIP-712 `Ballot` type (by `signer` if given)."""
     ciphertext = os.urandom(CIPHERTEXT_SIZE) if ciphertext is None else ciphertext
-    token_signature = (
-        os.urandom(TOKEN_SIGNATURE_SIZE) if token_signature is None else token_signature
-    )
-    digest = typed_data.ballot_digest(
-        domain, poll_id, token.address, sequence, stratum, ciphertext, token_signature
-    )
+    token_signature = os.urandom(TOKEN_SIGNATURE_SIZE) if token_signature is None else token_signature
+    digest = typed_data.ballot_digest(domain, poll_id, token.address, sequence, stratum, ciphertext, token_signature)
     signature = typed_data.sign_digest((signer or token).private_key, digest)
     return Ballot(token.address, sequence, stratum, ciphertext, token_signature, signature)
 

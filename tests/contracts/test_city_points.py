@@ -4,6 +4,7 @@ import os
 
 import pytest
 from contract_helpers import Key, call_reverts_with, reverts_with, role
+
 from veche_core import typed_data
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
@@ -40,17 +41,13 @@ def deadline(chain):
 
 
 def redemption(points_domain, resident, reward_id, nonce, deadline, signer=None):
-    digest = typed_data.redemption_digest(
-        points_domain, resident.address, reward_id, nonce, deadline
-    )
+    digest = typed_data.redemption_digest(points_domain, resident.address, reward_id, nonce, deadline)
     signature = typed_data.sign_digest((signer or resident).private_key, digest)
     return (resident.address, reward_id, nonce, deadline), signature
 
 
 def donation(points_domain, resident, charity_id, amount, nonce, deadline, signer=None):
-    digest = typed_data.donation_digest(
-        points_domain, resident.address, charity_id, amount, nonce, deadline
-    )
+    digest = typed_data.donation_digest(points_domain, resident.address, charity_id, amount, nonce, deadline)
     signature = typed_data.sign_digest((signer or resident).private_key, digest)
     return (resident.address, charity_id, amount, nonce, deadline), signature
 
@@ -61,10 +58,9 @@ def donation(points_domain, resident, charity_id, amount, nonce, deadline, signe
 def test_credit_once_per_poll_and_resident(city_points, issuer):
     residents = [Key.create().address for _ in range(3)]
     receipt = city_points.credit(7, residents, 20, sender=issuer)
-    assert [
-        (log.resident, log.pollId, log.amount)
-        for log in city_points.PointsCredited.from_receipt(receipt)
-    ] == [(r, 7, 20) for r in residents]
+    assert [(log.resident, log.pollId, log.amount) for log in city_points.PointsCredited.from_receipt(receipt)] == [
+        (r, 7, 20) for r in residents
+    ]
     assert [city_points.balanceOf(r) for r in residents] == [20, 20, 20]
     assert all(city_points.credited(7, r) for r in residents)
     assert not city_points.credited(8, residents[0])
@@ -113,7 +109,10 @@ def test_add_and_update_rewards(city_points, points_admin):
     assert city_points.rewardCount() == 1
     stored = city_points.reward(1)
     assert (bytes(stored.metadataHash), stored.price, stored.stock, stored.active) == (
-        metadata, 100, 5, True,
+        metadata,
+        100,
+        5,
+        True,
     )
 
     receipt = city_points.updateReward(1, 80, 9, False, sender=points_admin)
@@ -121,7 +120,10 @@ def test_add_and_update_rewards(city_points, points_admin):
     assert (log.rewardId, log.price, log.stock, log.active) == (1, 80, 9, False)
     stored = city_points.reward(1)
     assert (bytes(stored.metadataHash), stored.price, stored.stock, stored.active) == (
-        metadata, 80, 9, False,
+        metadata,
+        80,
+        9,
+        False,
     )
 
     second = city_points.addReward(os.urandom(32), 1, 1, sender=points_admin)
@@ -132,9 +134,7 @@ def test_unknown_rewards(city_points, points_admin, reward_id):
     for unknown in (0, reward_id + 1):
         with reverts_with(city_points.CityPointsUnknownReward, rewardId=unknown):
             city_points.updateReward(unknown, 1, 1, True, sender=points_admin)
-        call_reverts_with(
-            city_points.reward, [unknown], city_points.CityPointsUnknownReward, rewardId=unknown
-        )
+        call_reverts_with(city_points.reward, [unknown], city_points.CityPointsUnknownReward, rewardId=unknown)
 
 
 def test_register_and_update_charities(city_points, points_admin, outsider):
@@ -145,7 +145,9 @@ def test_register_and_update_charities(city_points, points_admin, outsider):
     assert city_points.charityCount() == 1
     stored = city_points.charity(1)
     assert (stored.account, bytes(stored.metadataHash), stored.active) == (
-        outsider.address, metadata, True,
+        outsider.address,
+        metadata,
+        True,
     )
 
     receipt = city_points.setCharityActive(1, False, sender=points_admin)
@@ -163,14 +165,10 @@ def test_charity_guards(city_points, points_admin, charity_id):
     for unknown in (0, charity_id + 1):
         with reverts_with(city_points.CityPointsUnknownCharity, charityId=unknown):
             city_points.setCharityActive(unknown, False, sender=points_admin)
-        call_reverts_with(
-            city_points.charity, [unknown], city_points.CityPointsUnknownCharity, charityId=unknown
-        )
+        call_reverts_with(city_points.charity, [unknown], city_points.CityPointsUnknownCharity, charityId=unknown)
 
 
-def test_catalog_and_charities_need_points_admin_role(
-    city_points, issuer, admin, reward_id, charity_id, outsider
-):
+def test_catalog_and_charities_need_points_admin_role(city_points, issuer, admin, reward_id, charity_id, outsider):
     calls = [
         lambda sender: city_points.addReward(os.urandom(32), 1, 1, sender=sender),
         lambda sender: city_points.updateReward(reward_id, 1, 1, True, sender=sender),
@@ -190,9 +188,7 @@ def test_catalog_and_charities_need_points_admin_role(
 # --- redemption ---------------------------------------------------------------------------
 
 
-def test_redeem_spends_points_and_stock(
-    city_points, points_domain, outsider, funded, reward_id, deadline
-):
+def test_redeem_spends_points_and_stock(city_points, points_domain, outsider, funded, reward_id, deadline):
     request, signature = redemption(points_domain, funded, reward_id, 0, deadline)
     receipt = city_points.redeem(request, signature, sender=outsider)
 
@@ -203,9 +199,7 @@ def test_redeem_spends_points_and_stock(
     assert city_points.nonces(funded.address) == 1
 
 
-def test_redeem_replay_and_nonce_order(
-    city_points, points_domain, outsider, issuer, funded, reward_id, deadline
-):
+def test_redeem_replay_and_nonce_order(city_points, points_domain, outsider, issuer, funded, reward_id, deadline):
     city_points.credit(3, [funded.address], 100, sender=issuer)
     request, signature = redemption(points_domain, funded, reward_id, 0, deadline)
     city_points.redeem(request, signature, sender=outsider)
@@ -233,9 +227,7 @@ def test_redeem_deadline(chain, city_points, points_domain, outsider, funded, re
     assert city_points.nonces(funded.address) == 1
 
 
-def test_redeem_needs_the_residents_signature(
-    city_points, points_domain, outsider, funded, reward_id, deadline
-):
+def test_redeem_needs_the_residents_signature(city_points, points_domain, outsider, funded, reward_id, deadline):
     request, forged = redemption(points_domain, funded, reward_id, 0, deadline, signer=Key.create())
     with reverts_with(city_points.CityPointsInvalidSigner, resident=funded.address):
         city_points.redeem(request, forged, sender=outsider)
@@ -249,9 +241,7 @@ def test_redeem_needs_the_residents_signature(
     assert city_points.nonces(funded.address) == 0
 
 
-def test_redeem_catalog_guards(
-    city_points, points_domain, points_admin, outsider, funded, reward_id, deadline
-):
+def test_redeem_catalog_guards(city_points, points_domain, points_admin, outsider, funded, reward_id, deadline):
     request, signature = redemption(points_domain, funded, reward_id + 1, 0, deadline)
     with reverts_with(city_points.CityPointsUnknownReward, rewardId=reward_id + 1):
         city_points.redeem(request, signature, sender=outsider)
@@ -266,9 +256,7 @@ def test_redeem_catalog_guards(
         city_points.redeem(request, signature, sender=outsider)
 
     city_points.updateReward(reward_id, 31, 5, True, sender=points_admin)
-    with reverts_with(
-        city_points.CityPointsInsufficientBalance, resident=funded.address, balance=30, needed=31
-    ):
+    with reverts_with(city_points.CityPointsInsufficientBalance, resident=funded.address, balance=30, needed=31):
         city_points.redeem(request, signature, sender=outsider)
 
     city_points.updateReward(reward_id, 30, 5, True, sender=points_admin)
@@ -290,15 +278,16 @@ def test_stock_runs_out(city_points, points_domain, issuer, outsider, funded, re
 # --- donation -----------------------------------------------------------------------------
 
 
-def test_donate_moves_points_to_the_charity(
-    city_points, points_domain, outsider, funded, charity_id, deadline
-):
+def test_donate_moves_points_to_the_charity(city_points, points_domain, outsider, funded, charity_id, deadline):
     request, signature = donation(points_domain, funded, charity_id, 12, 0, deadline)
     receipt = city_points.donate(request, signature, sender=outsider)
 
     (log,) = city_points.PointsDonated.from_receipt(receipt)
     assert (log.resident, log.charityId, log.amount, log.nonce) == (
-        funded.address, charity_id, 12, 0,
+        funded.address,
+        charity_id,
+        12,
+        0,
     )
     assert city_points.balanceOf(funded.address) == 18
     assert city_points.charityBalance(charity_id) == 12
@@ -323,9 +312,7 @@ def test_donations_and_redemptions_share_one_nonce_sequence(
     assert city_points.nonces(funded.address) == 2
 
 
-def test_donate_guards(
-    chain, city_points, points_domain, points_admin, outsider, funded, charity_id, deadline
-):
+def test_donate_guards(chain, city_points, points_domain, points_admin, outsider, funded, charity_id, deadline):
     request, signature = donation(points_domain, funded, charity_id, 5, 0, deadline)
     city_points.donate(request, signature, sender=outsider)
     with reverts_with(city_points.InvalidAccountNonce, account=funded.address, currentNonce=1):
@@ -340,12 +327,8 @@ def test_donate_guards(
         request = donation(points_domain, funded, charity_id, 0, 1, deadline)
         city_points.donate(*request, sender=outsider)
     with reverts_with(city_points.CityPointsUnknownCharity, charityId=charity_id + 1):
-        city_points.donate(
-            *donation(points_domain, funded, charity_id + 1, 5, 1, deadline), sender=outsider
-        )
-    with reverts_with(
-        city_points.CityPointsInsufficientBalance, resident=funded.address, balance=25, needed=26
-    ):
+        city_points.donate(*donation(points_domain, funded, charity_id + 1, 5, 1, deadline), sender=outsider)
+    with reverts_with(city_points.CityPointsInsufficientBalance, resident=funded.address, balance=25, needed=26):
         request = donation(points_domain, funded, charity_id, 26, 1, deadline)
         city_points.donate(*request, sender=outsider)
 

@@ -11,6 +11,7 @@ import os
 import pytest
 from eth_account.messages import encode_typed_data
 from eth_hash.auto import keccak
+
 from veche_core import typed_data
 
 
@@ -57,12 +58,8 @@ def test_typehashes_match(poll_book, city_points):
 def test_ballot_digest(poll_book, domain, poll_id, sequence, stratum):
     token = "0x" + os.urandom(20).hex()
     ciphertext, token_signature = os.urandom(51), os.urandom(288)
-    on_chain = poll_book.ballotDigest(
-        poll_id, token, sequence, stratum, keccak(ciphertext), keccak(token_signature)
-    )
-    core = typed_data.ballot_digest(
-        domain, poll_id, token, sequence, stratum, ciphertext, token_signature
-    )
+    on_chain = poll_book.ballotDigest(poll_id, token, sequence, stratum, keccak(ciphertext), keccak(token_signature))
+    core = typed_data.ballot_digest(domain, poll_id, token, sequence, stratum, ciphertext, token_signature)
     wallet = eth_account_digest(
         domain,
         "Ballot",
@@ -101,9 +98,7 @@ def test_key_share_digest(poll_book, domain, poll_id, index):
     share = os.urandom(90)
     on_chain = poll_book.keyShareDigest(poll_id, index, keccak(share))
     core = typed_data.key_share_digest(domain, poll_id, index, share)
-    wallet = eth_account_digest(
-        domain, "KeyShare", {"pollId": poll_id, "index": index, "shareHash": keccak(share)}
-    )
+    wallet = eth_account_digest(domain, "KeyShare", {"pollId": poll_id, "index": index, "shareHash": keccak(share)})
     assert on_chain == core == wallet
 
 

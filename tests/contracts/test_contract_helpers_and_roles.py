@@ -36,9 +36,7 @@ def test_reverts_with_fails_without_a_revert(poll_book, issuer, poll):
 
 def test_call_reverts_with_checks_error_and_inputs(poll_book, poll):
     with pytest.raises(AssertionError, match="expected PollBookUnknownStratum"):
-        call_reverts_with(
-            poll_book.poll, [0], poll_book.PollBookUnknownStratum, pollId=0, stratum=0
-        )
+        call_reverts_with(poll_book.poll, [0], poll_book.PollBookUnknownStratum, pollId=0, stratum=0)
     with pytest.raises(AssertionError, match="pollId"):
         call_reverts_with(poll_book.poll, [0], poll_book.PollBookUnknownPoll, pollId=1)
 

@@ -6,16 +6,14 @@ is emitted as BallotCast, in batch order, and the verifier applies the revote ru
 import os
 
 from contract_helpers import Key, args, reverts_with, role, sign_ballot
+
 from veche_core import typed_data
 
 UNKNOWN_STRATUM, BAD_SIGNATURE = 0, 1  # 2 (StaleSequence) is retired: never emitted
 
 
 def rejections(poll_book, receipt):
-    return [
-        (log.pollId, log.token, log.sequence, log.reason)
-        for log in poll_book.BallotRejected.from_receipt(receipt)
-    ]
+    return [(log.pollId, log.token, log.sequence, log.reason) for log in poll_book.BallotRejected.from_receipt(receipt)]
 
 
 def cast(poll_book, receipt):
@@ -48,9 +46,7 @@ def test_cast_ballots_returns_the_number_accepted(poll_book, relayer, domain, op
     assert receipt.return_value == 3
 
 
-def test_the_window_is_opens_at_inclusive_to_closes_at_exclusive(
-    chain, poll_book, relayer, domain, poll
-):
+def test_the_window_is_opens_at_inclusive_to_closes_at_exclusive(chain, poll_book, relayer, domain, poll):
     token = Key.create()
 
     def attempt(sequence):
@@ -58,9 +54,7 @@ def test_the_window_is_opens_at_inclusive_to_closes_at_exclusive(
 
     # Before open.
     chain.pending_timestamp = poll.opens_at - 1
-    with reverts_with(
-        poll_book.PollBookNotOpen, pollId=poll.id, opensAt=poll.opens_at, closesAt=poll.closes_at
-    ):
+    with reverts_with(poll_book.PollBookNotOpen, pollId=poll.id, opensAt=poll.opens_at, closesAt=poll.closes_at):
         poll_book.castBallots(poll.id, attempt(1), sender=relayer)
 
     # Exactly at open.
@@ -111,14 +105,10 @@ def test_the_contract_has_no_sequence_state(poll_book):
 
 def test_revotes_and_stale_ballots_are_all_cast_in_order(poll_book, relayer, domain, open_poll):
     token = Key.create()
-    first = poll_book.castBallots(
-        open_poll.id, args([sign_ballot(domain, open_poll.id, token, 1)]), sender=relayer
-    )
+    first = poll_book.castBallots(open_poll.id, args([sign_ballot(domain, open_poll.id, token, 1)]), sender=relayer)
     assert cast(poll_book, first) == [(token.address, 1)]
 
-    higher = poll_book.castBallots(
-        open_poll.id, args([sign_ballot(domain, open_poll.id, token, 5)]), sender=relayer
-    )
+    higher = poll_book.castBallots(open_poll.id, args([sign_ballot(domain, open_poll.id, token, 5)]), sender=relayer)
     assert cast(poll_book, higher) == [(token.address, 5)]
 
     # Equal and lower sequences are cast too: the verifier, not the contract, keeps the highest.
@@ -131,16 +121,12 @@ def test_revotes_and_stale_ballots_are_all_cast_in_order(poll_book, relayer, dom
 
 def test_sequence_zero_is_cast(poll_book, relayer, domain, open_poll):
     token = Key.create()
-    receipt = poll_book.castBallots(
-        open_poll.id, args([sign_ballot(domain, open_poll.id, token, 0)]), sender=relayer
-    )
+    receipt = poll_book.castBallots(open_poll.id, args([sign_ballot(domain, open_poll.id, token, 0)]), sender=relayer)
     assert cast(poll_book, receipt) == [(token.address, 0)]
     assert rejections(poll_book, receipt) == []
 
 
-def test_a_batch_is_cast_in_its_own_order_duplicates_included(
-    poll_book, relayer, domain, open_poll
-):
+def test_a_batch_is_cast_in_its_own_order_duplicates_included(poll_book, relayer, domain, open_poll):
     token = Key.create()
     batch = [sign_ballot(domain, open_poll.id, token, s) for s in (1, 2, 2, 1, 3)]
     receipt = poll_book.castBallots(open_poll.id, args(batch), sender=relayer)
@@ -161,34 +147,24 @@ def test_the_same_ballot_relayed_twice_is_cast_twice(poll_book, relayer, domain,
     ] * 2
 
 
-def test_ballots_of_other_tokens_and_polls_are_independent(
-    chain, poll_book, relayer, domain, create_poll
-):
+def test_ballots_of_other_tokens_and_polls_are_independent(chain, poll_book, relayer, domain, create_poll):
     first, second = create_poll(), create_poll()
     chain.pending_timestamp = first.opens_at
     chain.mine()
     alice, bob = Key.create(), Key.create()
-    receipt = poll_book.castBallots(
-        first.id, args([sign_ballot(domain, first.id, alice, 7)]), sender=relayer
-    )
+    receipt = poll_book.castBallots(first.id, args([sign_ballot(domain, first.id, alice, 7)]), sender=relayer)
     assert cast(poll_book, receipt) == [(alice.address, 7)]
 
-    receipt = poll_book.castBallots(
-        first.id, args([sign_ballot(domain, first.id, bob, 1)]), sender=relayer
-    )
+    receipt = poll_book.castBallots(first.id, args([sign_ballot(domain, first.id, bob, 1)]), sender=relayer)
     assert cast(poll_book, receipt) == [(bob.address, 1)]
 
-    receipt = poll_book.castBallots(
-        second.id, args([sign_ballot(domain, second.id, alice, 1)]), sender=relayer
-    )
+    receipt = poll_book.castBallots(second.id, args([sign_ballot(domain, second.id, alice, 1)]), sender=relayer)
     assert [(log.pollId, log.token, log.sequence) for log in poll_book.BallotCast.from_receipt(receipt)] == [
         (second.id, alice.address, 1)
     ]
 
 
-def test_a_ballot_signed_for_another_poll_is_rejected(
-    poll_book, relayer, domain, create_poll, chain
-):
+def test_a_ballot_signed_for_another_poll_is_rejected(poll_book, relayer, domain, create_poll, chain):
     first, second = create_poll(), create_poll()
     chain.pending_timestamp = first.opens_at
     chain.mine()
@@ -198,9 +174,7 @@ def test_a_ballot_signed_for_another_poll_is_rejected(
     assert rejections(poll_book, receipt) == [(second.id, token.address, 1, BAD_SIGNATURE)]
 
 
-def test_a_ballot_signed_for_another_deployment_is_rejected(
-    project, admin, poll_book, relayer, domain, open_poll
-):
+def test_a_ballot_signed_for_another_deployment_is_rejected(project, admin, poll_book, relayer, domain, open_poll):
     other = admin.deploy(project.PollBook, admin)
     other_domain = typed_data.poll_book_domain(domain.chain_id, other.address)
     token = Key.create()
@@ -218,9 +192,7 @@ def test_a_ballot_signed_for_another_chain_is_rejected(poll_book, relayer, domai
     assert rejections(poll_book, receipt) == [(open_poll.id, token.address, 1, BAD_SIGNATURE)]
 
 
-def test_a_mixed_batch_accepts_the_good_and_skips_the_bad(
-    poll_book, relayer, domain, open_poll
-):
+def test_a_mixed_batch_accepts_the_good_and_skips_the_bad(poll_book, relayer, domain, open_poll):
     pid = open_poll.id
     good = [sign_ballot(domain, pid, Key.create(), 1, stratum=s % 3) for s in range(4)]
 
@@ -294,9 +266,7 @@ def test_a_rejected_ballot_does_not_block_a_later_valid_one(poll_book, relayer, 
     token = Key.create()
     forged = sign_ballot(domain, open_poll.id, token, 9, signer=Key.create())
     poll_book.castBallots(open_poll.id, args([forged]), sender=relayer)
-    receipt = poll_book.castBallots(
-        open_poll.id, args([sign_ballot(domain, open_poll.id, token, 1)]), sender=relayer
-    )
+    receipt = poll_book.castBallots(open_poll.id, args([sign_ballot(domain, open_poll.id, token, 1)]), sender=relayer)
     assert cast(poll_book, receipt) == [(token.address, 1)]
 
 

@@ -15,9 +15,7 @@ def test_roles_are_the_keccak_of_their_names(poll_book, admin):
     assert poll_book.hasRole(bytes(32), admin)
 
 
-def test_create_poll_emits_every_parameter_and_stores_them(
-    poll_book, poll_admin, poll_params, issuer_keys, trustees
-):
+def test_create_poll_emits_every_parameter_and_stores_them(poll_book, poll_admin, poll_params, issuer_keys, trustees):
     assert poll_book.pollCount() == 0
     receipt = poll_book.createPoll(params_tuple(poll_params), sender=poll_admin)
 
@@ -72,13 +70,9 @@ def test_create_poll_needs_poll_admin_role(poll_book, poll_params, outsider, adm
     "option_count, max_choices",
     [(1, 1), (0, 0), (4, 0), (4, 5), (2, 3)],
 )
-def test_create_poll_rejects_bad_options(
-    poll_book, poll_admin, poll_params, option_count, max_choices
-):
+def test_create_poll_rejects_bad_options(poll_book, poll_admin, poll_params, option_count, max_choices):
     params = {**poll_params, "optionCount": option_count, "maxChoices": max_choices}
-    with reverts_with(
-        poll_book.PollBookInvalidOptions, optionCount=option_count, maxChoices=max_choices
-    ):
+    with reverts_with(poll_book.PollBookInvalidOptions, optionCount=option_count, maxChoices=max_choices):
         poll_book.createPoll(params_tuple(params), sender=poll_admin)
 
 
@@ -101,9 +95,7 @@ def test_create_poll_rejects_bad_windows(chain, poll_book, poll_admin, poll_para
             poll_book.createPoll(params_tuple(params), sender=poll_admin)
 
 
-def test_create_poll_rejects_closing_at_the_current_block(
-    chain, poll_book, poll_admin, poll_params
-):
+def test_create_poll_rejects_closing_at_the_current_block(chain, poll_book, poll_admin, poll_params):
     now = chain.pending_timestamp + 5
     params = {**poll_params, "opensAt": now - 100, "closesAt": now}
     chain.pending_timestamp = now
@@ -130,9 +122,7 @@ def test_create_poll_rejects_an_empty_issuer_key(poll_book, poll_admin, poll_par
 
 def test_create_poll_rejects_a_zero_election_key(poll_book, poll_admin, poll_params):
     with reverts_with(poll_book.PollBookZeroElectionKey):
-        poll_book.createPoll(
-            params_tuple({**poll_params, "electionKey": bytes(32)}), sender=poll_admin
-        )
+        poll_book.createPoll(params_tuple({**poll_params, "electionKey": bytes(32)}), sender=poll_admin)
 
 
 def test_create_poll_rejects_bad_trustee_lists(poll_book, poll_admin, poll_params, trustees):
@@ -141,9 +131,7 @@ def test_create_poll_rejects_bad_trustee_lists(poll_book, poll_admin, poll_param
 
     too_many = [f"0x{i:040x}" for i in range(1, 257)]
     with reverts_with(poll_book.PollBookInvalidTrusteeCount, count=256):
-        poll_book.createPoll(
-            params_tuple({**poll_params, "trustees": too_many, "threshold": 1}), sender=poll_admin
-        )
+        poll_book.createPoll(params_tuple({**poll_params, "trustees": too_many, "threshold": 1}), sender=poll_admin)
 
     with reverts_with(poll_book.PollBookInvalidTrustee, index=1, trustee=ZERO_ADDRESS):
         poll_book.createPoll(
@@ -153,9 +141,7 @@ def test_create_poll_rejects_bad_trustee_lists(poll_book, poll_admin, poll_param
 
     duplicated = [trustees[0], trustees[1], trustees[0]]
     with reverts_with(poll_book.PollBookInvalidTrustee, index=2, trustee=trustees[0]):
-        poll_book.createPoll(
-            params_tuple({**poll_params, "trustees": duplicated}), sender=poll_admin
-        )
+        poll_book.createPoll(params_tuple({**poll_params, "trustees": duplicated}), sender=poll_admin)
 
 
 def test_create_poll_accepts_255_trustees(create_poll, poll_book):
@@ -167,9 +153,7 @@ def test_create_poll_accepts_255_trustees(create_poll, poll_book):
 @pytest.mark.parametrize("threshold", [0, 4])
 def test_create_poll_rejects_bad_thresholds(poll_book, poll_admin, poll_params, threshold):
     with reverts_with(poll_book.PollBookInvalidThreshold, threshold=threshold, trusteeCount=3):
-        poll_book.createPoll(
-            params_tuple({**poll_params, "threshold": threshold}), sender=poll_admin
-        )
+        poll_book.createPoll(params_tuple({**poll_params, "threshold": threshold}), sender=poll_admin)
 
 
 def test_threshold_may_equal_the_number_of_trustees(create_poll, poll_book):

@@ -3,13 +3,12 @@
 import os
 
 from contract_helpers import Key, reverts_with, role
+
 from veche_core import typed_data
 
 
 def signed_share(domain, poll_id, index, share, key):
-    return typed_data.sign_digest(
-        key.private_key, typed_data.key_share_digest(domain, poll_id, index, share)
-    )
+    return typed_data.sign_digest(key.private_key, typed_data.key_share_digest(domain, poll_id, index, share))
 
 
 def test_a_trustee_posts_its_share_after_close(poll_book, trustee_accounts, closed_poll):
@@ -29,9 +28,7 @@ def test_a_trustee_posts_its_share_after_close(poll_book, trustee_accounts, clos
     assert poll_book.poll(closed_poll.id).shareCount == 1
 
 
-def test_shares_are_refused_before_close(
-    chain, poll_book, trustee_accounts, trustee_key, domain, poll
-):
+def test_shares_are_refused_before_close(chain, poll_book, trustee_accounts, trustee_key, domain, poll):
     share = os.urandom(80)
     # ape sends these transactions without estimating gas first, so even a reverting one is
     # mined: the block time is set before each call, and only wall-clock time moves it later.
@@ -42,7 +39,10 @@ def test_shares_are_refused_before_close(
         chain.pending_timestamp = when
         with reverts_with(poll_book.PollBookNotClosed, pollId=poll.id, closesAt=poll.closes_at):
             poll_book.submitKeyShareFor(
-                poll.id, 2, share, signed_share(domain, poll.id, 2, share, trustee_key),
+                poll.id,
+                2,
+                share,
+                signed_share(domain, poll.id, 2, share, trustee_key),
                 sender=trustee_accounts[0],
             )
     # Exactly at close the share is accepted.
@@ -54,9 +54,7 @@ def test_shares_are_refused_before_close(
 
 def test_only_the_indexed_trustee_may_post(poll_book, trustee_accounts, outsider, closed_poll):
     share = os.urandom(80)
-    with reverts_with(
-        poll_book.PollBookNotTrustee, pollId=closed_poll.id, index=0, account=outsider.address
-    ):
+    with reverts_with(poll_book.PollBookNotTrustee, pollId=closed_poll.id, index=0, account=outsider.address):
         poll_book.submitKeyShare(closed_poll.id, 0, share, sender=outsider)
     # A trustee cannot post under another trustee's index.
     with reverts_with(
@@ -73,20 +71,14 @@ def test_unknown_trustee_index_and_poll(poll_book, trustee_accounts, closed_poll
     with reverts_with(poll_book.PollBookUnknownTrustee, pollId=closed_poll.id, index=3):
         poll_book.submitKeyShare(closed_poll.id, 3, b"share", sender=trustee_accounts[0])
     with reverts_with(poll_book.PollBookUnknownTrustee, pollId=closed_poll.id, index=3):
-        poll_book.submitKeyShareFor(
-            closed_poll.id, 3, b"share", bytes(65), sender=trustee_accounts[0]
-        )
+        poll_book.submitKeyShareFor(closed_poll.id, 3, b"share", bytes(65), sender=trustee_accounts[0])
     with reverts_with(poll_book.PollBookUnknownPoll, pollId=closed_poll.id + 1):
         poll_book.submitKeyShare(closed_poll.id + 1, 0, b"share", sender=trustee_accounts[0])
     with reverts_with(poll_book.PollBookUnknownPoll, pollId=closed_poll.id + 1):
-        poll_book.submitKeyShareFor(
-            closed_poll.id + 1, 0, b"share", bytes(65), sender=trustee_accounts[0]
-        )
+        poll_book.submitKeyShareFor(closed_poll.id + 1, 0, b"share", bytes(65), sender=trustee_accounts[0])
 
 
-def test_a_share_is_posted_once_and_not_empty(
-    poll_book, trustee_accounts, trustee_key, domain, closed_poll
-):
+def test_a_share_is_posted_once_and_not_empty(poll_book, trustee_accounts, trustee_key, domain, closed_poll):
     pid = closed_poll.id
     with reverts_with(poll_book.PollBookEmptyShare, pollId=pid, index=0):
         poll_book.submitKeyShare(pid, 0, b"", sender=trustee_accounts[0])
@@ -111,9 +103,7 @@ def test_a_share_is_posted_once_and_not_empty(
     assert poll_book.shareCount(pid) == 2
 
 
-def test_anyone_relays_a_share_signed_by_its_trustee(
-    poll_book, outsider, trustee_key, domain, closed_poll
-):
+def test_anyone_relays_a_share_signed_by_its_trustee(poll_book, outsider, trustee_key, domain, closed_poll):
     share = os.urandom(80)
     signature = signed_share(domain, closed_poll.id, 2, share, trustee_key)
     receipt = poll_book.submitKeyShareFor(closed_poll.id, 2, share, signature, sender=outsider)
@@ -155,9 +145,7 @@ def _release_shares(poll_book, poll_id, trustee_accounts, count):
         poll_book.submitKeyShare(poll_id, index, os.urandom(80), sender=trustee_accounts[index])
 
 
-def test_publish_result_after_threshold_shares(
-    poll_book, poll_admin, trustee_accounts, closed_poll
-):
+def test_publish_result_after_threshold_shares(poll_book, poll_admin, trustee_accounts, closed_poll):
     _release_shares(poll_book, closed_poll.id, trustee_accounts, 2)
     counts = [10, 0, 7, 3]
     dataset_hash = os.urandom(32)
@@ -196,9 +184,7 @@ def test_publish_result_guards(chain, poll_book, poll_admin, trustee_accounts, p
     poll_book.submitKeyShare(pid, 1, os.urandom(80), sender=trustee_accounts[1])
 
     for wrong in ([1, 2, 3], [1, 2, 3, 4, 5], []):
-        with reverts_with(
-            poll_book.PollBookInvalidCounts, pollId=pid, length=len(wrong), optionCount=4
-        ):
+        with reverts_with(poll_book.PollBookInvalidCounts, pollId=pid, length=len(wrong), optionCount=4):
             poll_book.publishResult(pid, wrong, os.urandom(32), sender=poll_admin)
 
     with reverts_with(poll_book.PollBookUnknownPoll, pollId=pid + 1):
@@ -219,15 +205,16 @@ def test_a_share_may_still_be_posted_after_the_result(
     poll_book.publishResult(closed_poll.id, [0, 0, 0, 0], bytes(32), sender=poll_admin)
     share = os.urandom(80)
     poll_book.submitKeyShareFor(
-        closed_poll.id, 2, share, signed_share(domain, closed_poll.id, 2, share, trustee_key),
+        closed_poll.id,
+        2,
+        share,
+        signed_share(domain, closed_poll.id, 2, share, trustee_key),
         sender=poll_admin,
     )
     assert poll_book.shareCount(closed_poll.id) == 3
 
 
-def test_publish_result_needs_poll_admin_role(
-    poll_book, trustee_accounts, closed_poll, admin, issuer
-):
+def test_publish_result_needs_poll_admin_role(poll_book, trustee_accounts, closed_poll, admin, issuer):
     _release_shares(poll_book, closed_poll.id, trustee_accounts, 2)
     for account in (admin, issuer):
         with reverts_with(

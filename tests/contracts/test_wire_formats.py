@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from veche_core import calls, events
 from veche_node.contracts import contract_type
 
@@ -43,18 +44,29 @@ def _abi_functions(name: str) -> dict[bytes, str]:
 NOT_READ = {
     "PollBook": {"RoleAdminChanged", "RoleGranted", "RoleRevoked", "EIP712DomainChanged"},
     "IPollBook": set(),
-    "CityPoints": {"RoleAdminChanged", "RoleGranted", "RoleRevoked", "EIP712DomainChanged", "RewardAdded",
-                   "RewardUpdated", "CharityRegistered", "CharityUpdated"},
+    "CityPoints": {
+        "RoleAdminChanged",
+        "RoleGranted",
+        "RoleRevoked",
+        "EIP712DomainChanged",
+        "RewardAdded",
+        "RewardUpdated",
+        "CharityRegistered",
+        "CharityUpdated",
+    },
     "ICityPoints": {"RewardAdded", "RewardUpdated", "CharityRegistered", "CharityUpdated"},
 }
 
 
-@pytest.mark.parametrize("contract, specs", [
-    ("PollBook", events.POLL_BOOK_EVENTS),
-    ("IPollBook", events.POLL_BOOK_EVENTS),
-    ("CityPoints", events.CITY_POINTS_EVENTS),
-    ("ICityPoints", events.CITY_POINTS_EVENTS),
-])
+@pytest.mark.parametrize(
+    "contract, specs",
+    [
+        ("PollBook", events.POLL_BOOK_EVENTS),
+        ("IPollBook", events.POLL_BOOK_EVENTS),
+        ("CityPoints", events.CITY_POINTS_EVENTS),
+        ("ICityPoints", events.CITY_POINTS_EVENTS),
+    ],
+)
 def test_event_specs_are_the_contracts_events(contract, specs):
     from_abi = _abi_events(contract)
     assert {name: fields for name, fields in from_abi.items() if name not in NOT_READ[contract]} == _spec_events(specs)

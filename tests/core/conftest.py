@@ -17,7 +17,11 @@ def issuer_key() -> blind_rsa.PrivateKey:
 def psszero_issuer_key(issuer_key) -> blind_rsa.PrivateKey:
     """The same RSA key bound to the PSSZERO-Randomized variant."""
     return blind_rsa.PrivateKey(
-        issuer_key.n, issuer_key.e, issuer_key.d, issuer_key.p, issuer_key.q,
+        issuer_key.n,
+        issuer_key.e,
+        issuer_key.d,
+        issuer_key.p,
+        issuer_key.q,
         blind_rsa.Variant.PSSZERO_RANDOMIZED,
     )
 

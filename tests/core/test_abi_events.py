@@ -13,12 +13,23 @@ from veche_core.errors import EncodingError
 
 addresses = st.binary(min_size=20, max_size=20)
 ballot_data = st.tuples(
-    st.integers(0, 2**64 - 1), st.integers(0, 2**32 - 1), st.binary(max_size=300), st.binary(max_size=300), st.binary(max_size=80)
+    st.integers(0, 2**64 - 1),
+    st.integers(0, 2**32 - 1),
+    st.binary(max_size=300),
+    st.binary(max_size=300),
+    st.binary(max_size=80),
 )
 poll_data = st.tuples(
-    st.binary(min_size=32, max_size=32), st.integers(0, 255), st.integers(0, 255), st.integers(0, 2**64 - 1),
-    st.integers(0, 2**64 - 1), st.integers(0, 2**32 - 1), st.binary(min_size=32, max_size=32),
-    st.lists(st.binary(max_size=300), max_size=4), st.lists(addresses, max_size=4), st.integers(0, 255),
+    st.binary(min_size=32, max_size=32),
+    st.integers(0, 255),
+    st.integers(0, 255),
+    st.integers(0, 2**64 - 1),
+    st.integers(0, 2**64 - 1),
+    st.integers(0, 2**32 - 1),
+    st.binary(min_size=32, max_size=32),
+    st.lists(st.binary(max_size=300), max_size=4),
+    st.lists(addresses, max_size=4),
+    st.integers(0, 255),
 )
 
 
@@ -79,11 +90,14 @@ def test_only_the_canonical_encoding_decodes(spec, data):
     assert abi.encode(spec.data_types, list(decoded)) == bytes(encoded)
 
 
-@pytest.mark.parametrize("mutate", [
-    lambda d: d + bytes(32),          # trailing data
-    lambda d: d[:-1],                 # truncated
-    lambda d: d[:23] + b"\x01" + d[24:],  # uint64 sequence with bit 64 set
-])
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda d: d + bytes(32),  # trailing data
+        lambda d: d[:-1],  # truncated
+        lambda d: d[:23] + b"\x01" + d[24:],  # uint64 sequence with bit 64 set
+    ],
+)
 def test_non_canonical_data_is_rejected(mutate):
     types = events.BALLOT_CAST.data_types
     data = eth_abi.encode(types, [1, 2, b"abc", b"d" * 40, b"e" * 65])
@@ -99,6 +113,11 @@ def test_checksum_address_is_eip55(raw):
 
 def test_malformed_log_objects_are_encoding_errors():
     topic0 = "0x" + events.BALLOT_CAST.topic0.hex()
-    for log in ({}, {"topics": [topic0]}, {"topics": ["0xzz"], "data": "0x"}, {"topics": [topic0, "0x" + "00" * 32, "0x" + "11" * 32], "data": "0x12"}):
+    for log in (
+        {},
+        {"topics": [topic0]},
+        {"topics": ["0xzz"], "data": "0x"},
+        {"topics": [topic0, "0x" + "00" * 32, "0x" + "11" * 32], "data": "0x12"},
+    ):
         with pytest.raises(EncodingError):
             events.decode_log(log)

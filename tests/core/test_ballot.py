@@ -35,8 +35,13 @@ def ballot(issuer_key):
 def test_verifier_path(ballot, issuer_key):
     """What a verifier does per ballot (checks 2, 3 and 8)."""
     token.verify_token_signature(
-        issuer_key.public_key.encode(), CHAIN_ID, POLL_BOOK, ballot.poll_id, ballot.stratum,
-        ballot.token, ballot.token_credential,
+        issuer_key.public_key.encode(),
+        CHAIN_ID,
+        POLL_BOOK,
+        ballot.poll_id,
+        ballot.stratum,
+        ballot.token,
+        ballot.token_credential,
     )
     assert ballot.signer(DOMAIN) == TOKEN
     ballot.verify_signature(DOMAIN)
@@ -77,7 +82,9 @@ def test_other_domain_or_field_does_not_recover_the_token(ballot):
 
     assert ballot.signer(poll_book_domain(CHAIN_ID + 1, POLL_BOOK)) != TOKEN
     for changed in (
-        replace(ballot, sequence=2), replace(ballot, poll_id=8), replace(ballot, stratum=4),
+        replace(ballot, sequence=2),
+        replace(ballot, poll_id=8),
+        replace(ballot, stratum=4),
         replace(ballot, ciphertext=ballot.ciphertext[:-1]),
         replace(ballot, token_credential=ballot.token_credential[:-1]),
     ):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gmpy2
 import pytest
+from core_vectors import load_vectors, unhex
 from Crypto.Hash import SHA384
 from Crypto.PublicKey import RSA
 from Crypto.Signature import pss
@@ -14,15 +15,17 @@ from veche_core import blind_rsa
 from veche_core.blind_rsa import PrivateKey, PublicKey, Variant
 from veche_core.errors import EncodingError, SignatureError
 
-from core_vectors import load_vectors, unhex
-
 RFC_VECTORS = load_vectors("rfc9474-test-vectors.json")
 
 
 def _vector_key(vector) -> PrivateKey:
     number = lambda name: int(vector[name], 16)  # noqa: E731
     return PrivateKey(
-        number("n"), number("e"), number("d"), number("p"), number("q"),
+        number("n"),
+        number("e"),
+        number("d"),
+        number("p"),
+        number("q"),
         Variant.from_rfc_name(vector["name"]),
     )
 
@@ -63,9 +66,7 @@ def test_rfc9474_vector(vector):
 @pytest.mark.parametrize("vector", RFC_VECTORS[2:3], ids=["PSS-Deterministic"])
 def test_encoded_msg_matches_vector(vector):
     public = _vector_key(vector).public_key
-    encoded = blind_rsa.emsa_pss_encode(
-        unhex(vector["input_msg"]), public.modulus_bits - 1, unhex(vector["salt"])
-    )
+    encoded = blind_rsa.emsa_pss_encode(unhex(vector["input_msg"]), public.modulus_bits - 1, unhex(vector["salt"]))
     assert encoded == unhex(vector["encoded_msg"])
 
 
@@ -76,9 +77,7 @@ def test_round_trip_every_variant(issuer_key, variant):
     input_msg = blind_rsa.prepare(public, b"veche")
     assert len(input_msg) == variant.prefix_length + 5
     blinding = blind_rsa.blind(public, input_msg)
-    signature = blind_rsa.finalize(
-        public, input_msg, blind_rsa.blind_sign(key, blinding.blinded_msg), blinding.inv
-    )
+    signature = blind_rsa.finalize(public, input_msg, blind_rsa.blind_sign(key, blinding.blinded_msg), blinding.inv)
     blind_rsa.verify(public, input_msg, signature)
 
 
@@ -93,9 +92,7 @@ def test_signature_verifies_with_a_standard_pss_implementation(issuer_key):
     verifier = pss.new(RSA.construct((public.n, public.e)), salt_bytes=48)
     verifier.verify(SHA384.new(input_msg), signature)
     # and a standard PSS signature (sLen 48) verifies in ours
-    standard = pss.new(RSA.import_key(issuer_key.to_pkcs8()), salt_bytes=48).sign(
-        SHA384.new(b"other")
-    )
+    standard = pss.new(RSA.import_key(issuer_key.to_pkcs8()), salt_bytes=48).sign(SHA384.new(b"other"))
     blind_rsa.verify(public, b"other", standard)
 
 
@@ -203,7 +200,7 @@ def test_private_key_round_trips(issuer_key):
         (lambda d: d[:2] + (257).to_bytes(2, "big") + d[4:], "length"),
         (lambda d: d[:-4] + (3).to_bytes(4, "big"), "exponent"),
         (lambda d: d[:4] + b"\x00" + d[5:], "leading zero"),
-        (lambda d: d[:4 + 255] + bytes([d[4 + 255] & 0xFE]) + d[4 + 256:], "odd"),
+        (lambda d: d[: 4 + 255] + bytes([d[4 + 255] & 0xFE]) + d[4 + 256 :], "odd"),
         (lambda d: b"\x01\x01", "short"),
     ],
 )
@@ -286,5 +283,7 @@ def test_a_public_key_pickles_to_an_equal_working_key(issuer_key):
     assert copy == public and copy.encode() == public.encode()
     input_msg = blind_rsa.prepare(public, b"pickled")
     blinding = blind_rsa.blind(public, input_msg)
-    signature = blind_rsa.finalize(public, input_msg, blind_rsa.blind_sign(issuer_key, blinding.blinded_msg), blinding.inv)
+    signature = blind_rsa.finalize(
+        public, input_msg, blind_rsa.blind_sign(issuer_key, blinding.blinded_msg), blinding.inv
+    )
     blind_rsa.verify(copy, input_msg, signature)

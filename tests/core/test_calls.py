@@ -13,10 +13,10 @@ from eth_keys import keys
 from eth_utils import to_checksum_address
 
 from veche_core import abi, calls
+from veche_core._keccak import keccak
 from veche_core.abi import checksum_address
 from veche_core.ballot import BALLOT_ABI_TYPES, Ballot, ballot_hash, encode_ballot
 from veche_core.typed_data import DigestSigner, poll_book_domain, receipt_digest, sign_digest
-from veche_core._keccak import keccak
 
 POLL_BOOK = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 DOMAIN = poll_book_domain(31337, POLL_BOOK)
@@ -26,17 +26,29 @@ def _ballots(count: int, rng: random.Random, ciphertext: int | None = None, cred
     out = []
     for _ in range(count):
         account = Account.create()
-        out.append(Ballot(
-            rng.randrange(1, 2**31), account.address, rng.randrange(1, 2**63), rng.randrange(2**32),
-            rng.randbytes(ciphertext if ciphertext is not None else rng.randrange(0, 200)),
-            rng.randbytes(credential if credential is not None else rng.randrange(1, 400)),
-        ).sign(account.key, DOMAIN))
+        out.append(
+            Ballot(
+                rng.randrange(1, 2**31),
+                account.address,
+                rng.randrange(1, 2**63),
+                rng.randrange(2**32),
+                rng.randbytes(ciphertext if ciphertext is not None else rng.randrange(0, 200)),
+                rng.randbytes(credential if credential is not None else rng.randrange(1, 400)),
+            ).sign(account.key, DOMAIN)
+        )
     return out
 
 
 def _fields(ballot: Ballot) -> list:
-    return [ballot.poll_id, ballot.token, ballot.sequence, ballot.stratum, ballot.ciphertext,
-            ballot.token_credential, ballot.signature]
+    return [
+        ballot.poll_id,
+        ballot.token,
+        ballot.sequence,
+        ballot.stratum,
+        ballot.ciphertext,
+        ballot.token_credential,
+        ballot.signature,
+    ]
 
 
 def test_ballot_encoding_hash_signature_and_receipt_match_generic_implementations():
@@ -62,11 +74,14 @@ def test_cast_ballots_calldata_and_its_size():
     items = [(b.token, b.sequence, b.stratum, b.ciphertext, b.token_credential, b.signature) for b in ballots]
     data = calls.encode_cast_ballots(5, items)
     assert data == calls.CAST_BALLOTS_SELECTOR + abi_encode(
-        ["uint256", "(address,uint64,uint32,bytes,bytes,bytes)[]"], [5, items])
+        ["uint256", "(address,uint64,uint32,bytes,bytes,bytes)[]"], [5, items]
+    )
     assert len(data) == calls.CAST_BALLOTS_OVERHEAD + sum(
-        calls.ballot_calldata_size(len(b.ciphertext), len(b.token_credential), len(b.signature)) for b in ballots)
+        calls.ballot_calldata_size(len(b.ciphertext), len(b.token_credential), len(b.signature)) for b in ballots
+    )
     assert calls.encode_cast_ballots(5, []) == calls.CAST_BALLOTS_SELECTOR + abi_encode(
-        ["uint256", "(address,uint64,uint32,bytes,bytes,bytes)[]"], [5, []])
+        ["uint256", "(address,uint64,uint32,bytes,bytes,bytes)[]"], [5, []]
+    )
 
 
 def test_issuance_and_credit_calldata():
@@ -74,7 +89,8 @@ def test_issuance_and_credit_calldata():
     pseudonyms = [rng.randbytes(32) for _ in range(40)]
     strata = [rng.randrange(2**32) for _ in pseudonyms]
     assert calls.encode_record_issuances(3, pseudonyms, strata) == calls.RECORD_ISSUANCES_SELECTOR + abi_encode(
-        ["uint256", "bytes32[]", "uint32[]"], [3, pseudonyms, strata])
+        ["uint256", "bytes32[]", "uint32[]"], [3, pseudonyms, strata]
+    )
     residents = [Account.create().address for _ in range(25)]
     expected = calls.CREDIT_SELECTOR + abi_encode(["uint256", "address[]", "uint256"], [3, residents, 20])
     assert calls.encode_credit(3, residents, 20) == expected
@@ -84,16 +100,30 @@ def test_issuance_and_credit_calldata():
 def test_role_and_balance_calls():
     account = Account.create().address
     assert calls.encode_has_role("RELAYER_ROLE", account) == calls.selector("hasRole(bytes32,address)") + abi_encode(
-        ["bytes32", "address"], [keccak(b"RELAYER_ROLE"), account])
+        ["bytes32", "address"], [keccak(b"RELAYER_ROLE"), account]
+    )
     assert calls.encode_balance_of(account) == calls.selector("balanceOf(address)") + abi_encode(["address"], [account])
 
 
 def test_abi_signature_spells_structs_as_tuples():
-    entry = {"type": "function", "name": "castBallots", "inputs": [
-        {"type": "uint256", "name": "pollId"},
-        {"type": "tuple[]", "name": "ballots", "components": [
-            {"type": "address"}, {"type": "uint64"}, {"type": "uint32"}, {"type": "bytes"}, {"type": "bytes"},
-            {"type": "bytes"}]},
-    ]}
+    entry = {
+        "type": "function",
+        "name": "castBallots",
+        "inputs": [
+            {"type": "uint256", "name": "pollId"},
+            {
+                "type": "tuple[]",
+                "name": "ballots",
+                "components": [
+                    {"type": "address"},
+                    {"type": "uint64"},
+                    {"type": "uint32"},
+                    {"type": "bytes"},
+                    {"type": "bytes"},
+                    {"type": "bytes"},
+                ],
+            },
+        ],
+    }
     assert calls.abi_signature(entry) == calls.CAST_BALLOTS
     assert calls.abi_signature({"type": "error", "name": "PollBookNotOpen", "inputs": []}) == "PollBookNotOpen()"

@@ -24,8 +24,12 @@ def ts(request: dict) -> dict:
     assert node, "node is needed for the interop tests"
     assert PACKAGE.is_dir(), f"{PACKAGE} is missing (npm install)"
     result = subprocess.run(
-        [node, str(HELPER)], input=json.dumps(request), capture_output=True, text=True,
-        timeout=60, check=True,
+        [node, str(HELPER)],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     return json.loads(result.stdout)
 
@@ -52,10 +56,15 @@ def test_ts_client_with_our_signer(key):
     assert len(input_msg) == len(message) + key.variant.prefix_length
 
     blind_sig = blind_rsa.blind_sign(key, bytes.fromhex(blinded["blinded_msg"]))
-    final = ts({
-        "op": "finalize", "input_msg": blinded["input_msg"], "blind_sig": blind_sig.hex(),
-        "inv": blinded["inv"], **_key_fields(key),
-    })
+    final = ts(
+        {
+            "op": "finalize",
+            "input_msg": blinded["input_msg"],
+            "blind_sig": blind_sig.hex(),
+            "inv": blinded["inv"],
+            **_key_fields(key),
+        }
+    )
     assert "error" not in final, final
     blind_rsa.verify(key.public_key, input_msg, bytes.fromhex(final["sig"]))
     with pytest.raises(SignatureError):
@@ -66,15 +75,23 @@ def test_our_client_with_ts_signer(key):
     public = key.public_key
     input_msg = blind_rsa.prepare(public, b"veche ballot token")
     blinding = blind_rsa.blind(public, input_msg)
-    signed = ts({
-        "op": "blind_sign", "pkcs8": key.to_pkcs8().hex(), "blinded_msg": blinding.blinded_msg.hex(),
-        **_key_fields(key),
-    })
+    signed = ts(
+        {
+            "op": "blind_sign",
+            "pkcs8": key.to_pkcs8().hex(),
+            "blinded_msg": blinding.blinded_msg.hex(),
+            **_key_fields(key),
+        }
+    )
     assert "error" not in signed, signed
     signature = blind_rsa.finalize(public, input_msg, bytes.fromhex(signed["blind_sig"]), blinding.inv)
-    assert ts({"op": "verify", "input_msg": input_msg.hex(), "sig": signature.hex(), **_key_fields(key)}) == {"valid": True}
+    assert ts({"op": "verify", "input_msg": input_msg.hex(), "sig": signature.hex(), **_key_fields(key)}) == {
+        "valid": True
+    }
     tampered = bytes([signature[0] ^ 1]) + signature[1:]
-    assert ts({"op": "verify", "input_msg": input_msg.hex(), "sig": tampered.hex(), **_key_fields(key)}) == {"valid": False}
+    assert ts({"op": "verify", "input_msg": input_msg.hex(), "sig": tampered.hex(), **_key_fields(key)}) == {
+        "valid": False
+    }
 
 
 def test_ts_rejects_our_signature_under_the_other_salt_length(issuer_key):

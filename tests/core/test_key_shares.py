@@ -92,14 +92,18 @@ def test_a_bad_but_well_formed_share_is_skipped_when_enough_remain():
     # Same identifier and parameters, wrong value: re-share the wrong secret under share 2's id.
     good = Share.from_mnemonic(key_shares.decode_share(shares[2]))
     forged = Share(
-        good.identifier, good.extendable, good.iteration_exponent, good.group_index,
-        good.group_threshold, good.group_count, good.index, good.member_threshold,
+        good.identifier,
+        good.extendable,
+        good.iteration_exponent,
+        good.group_index,
+        good.group_threshold,
+        good.group_count,
+        good.index,
+        good.member_threshold,
         bytes(len(good.value)),
     )
     forged_bytes = key_shares.encode_share(forged.mnemonic())
-    assert key_shares.combine_shares(
-        [shares[0], forged_bytes, shares[1]], election.public_key
-    ) == election.secret_key
+    assert key_shares.combine_shares([shares[0], forged_bytes, shares[1]], election.public_key) == election.secret_key
     with pytest.raises(KeyShareError):
         key_shares.combine_shares([shares[0], forged_bytes], election.public_key)
 
@@ -147,8 +151,7 @@ def test_deal_and_release():
     trustees = [sealing.generate_trustee_keypair() for _ in range(4)]
     dealing = key_shares.deal(3, [t.public_key for t in trustees])
     released = [
-        key_shares.open_trustee_share(t.secret_key, sealed)
-        for t, sealed in zip(trustees, dealing.sealed_shares)
+        key_shares.open_trustee_share(t.secret_key, sealed) for t, sealed in zip(trustees, dealing.sealed_shares)
     ]
     secret = key_shares.combine_shares(released[1:], dealing.election_public_key, 3)
     assert sealing.public_key_from_secret(secret) == dealing.election_public_key

@@ -35,9 +35,7 @@ def test_length_is_fixed_per_poll():
 def test_round_trip(data):
     option_count = data.draw(st.integers(2, 255))
     max_choices = data.draw(st.integers(1, option_count))
-    choices = data.draw(
-        st.lists(st.integers(0, option_count - 1), min_size=1, max_size=max_choices, unique=True)
-    )
+    choices = data.draw(st.lists(st.integers(0, option_count - 1), min_size=1, max_size=max_choices, unique=True))
     encoded = encode_choice(choices, option_count, max_choices)
     assert len(encoded) == plaintext_length(option_count)
     assert decode_choice(encoded, option_count, max_choices) == tuple(sorted(choices))

@@ -17,7 +17,9 @@ def _camel(name: str) -> str:
 
 def test_to_dict_has_every_field_and_round_trips():
     relayer, token = Account.create(), Account.create()
-    receipt = sign_receipt(relayer.key, relayer.address, 31337, POLL_BOOK, 4, token.address, 2, bytes(range(32)), 1_790_000_000)
+    receipt = sign_receipt(
+        relayer.key, relayer.address, 31337, POLL_BOOK, 4, token.address, 2, bytes(range(32)), 1_790_000_000
+    )
     receipt.verify_signature()
     for version in (receipt, receipt.with_inclusion(bytes([7]) * 32, 123)):
         data = version.to_dict()

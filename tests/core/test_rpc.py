@@ -12,9 +12,10 @@ import json
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -29,6 +30,7 @@ TEST_SECONDS = 20
 def _bounded_in_time():
     def expired(signum, frame):
         raise TimeoutError(f"test took more than {TEST_SECONDS} s")
+
     previous = signal.signal(signal.SIGALRM, expired)
     signal.alarm(TEST_SECONDS)
     try:
@@ -143,8 +145,12 @@ def test_a_call_round_trips(node, client):
 
 
 def test_typed_helpers_read_the_answers(node, client):
-    answers = {"eth_chainId": "0x7a69", "eth_blockNumber": "0x2a", "eth_getCode": "0x6001",
-               "eth_getBlockByNumber": {"number": "0x5", "timestamp": "0x65"}}
+    answers = {
+        "eth_chainId": "0x7a69",
+        "eth_blockNumber": "0x2a",
+        "eth_getCode": "0x6001",
+        "eth_getBlockByNumber": {"number": "0x5", "timestamp": "0x65"},
+    }
     node.answer = lambda body, n: (200, result(body, answers[body["method"]]))
     assert client.chain_id() == 31337
     assert client.block_number() == 42
@@ -160,8 +166,16 @@ def test_head_block_is_the_latest_blocks_number_and_hash_from_one_answer(node, c
     assert [r.body["params"] for r in node.requests] == [["latest", False]]
 
 
-@pytest.mark.parametrize("block", [None, {"number": "0x2a"}, {"number": "0x2a", "hash": "0x" + "ab" * 31},
-                                   {"number": "0x2a", "hash": "0x" + "zz" * 32}, {"number": "nope", "hash": "0x" + "ab" * 32}])
+@pytest.mark.parametrize(
+    "block",
+    [
+        None,
+        {"number": "0x2a"},
+        {"number": "0x2a", "hash": "0x" + "ab" * 31},
+        {"number": "0x2a", "hash": "0x" + "zz" * 32},
+        {"number": "nope", "hash": "0x" + "ab" * 32},
+    ],
+)
 def test_a_head_block_without_a_proper_number_and_hash_is_an_rpc_error(node, client, block):
     node.answer = lambda body, n: (200, result(body, block))
     with pytest.raises(RpcError, match="latest block"):
@@ -224,12 +238,14 @@ def test_a_batch_is_answered_in_the_order_asked(node, client):
 
 def _logs_node(node: Node, limit_message: str, most_blocks: int) -> None:
     """eth_getLogs answering one log per block, refusing ranges of more than most_blocks."""
+
     def answer(body, n):
         query = body["params"][0]
         low, high = int(query["fromBlock"], 16), int(query["toBlock"], 16)
         if high - low + 1 > most_blocks:
             return 200, error(body, limit_message, code=-32005)
         return 200, result(body, [{"blockNumber": hex(b), "address": query["address"]} for b in range(low, high + 1)])
+
     node.answer = answer
 
 
@@ -240,18 +256,23 @@ def _asked(node: Node) -> list[tuple[int, int]]:
 HALVED = [(0, 99), (0, 49), (0, 24), (25, 49), (50, 74), (75, 99)]
 
 
-@pytest.mark.parametrize("message", [
-    "query returned more than 10000 results. Try with this block range [0x0, 0x18].",  # Infura, with its hint
-    "Log response size exceeded. You can make eth_getLogs requests with up to a 2K block range",
-    "query exceeds max results 10000",
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        "query returned more than 10000 results. Try with this block range [0x0, 0x18].",  # Infura, with its hint
+        "Log response size exceeded. You can make eth_getLogs requests with up to a 2K block range",
+        "query exceeds max results 10000",
+    ],
+)
 def test_iter_logs_halves_the_range_when_the_node_refuses_it(node, client, message):
     _logs_node(node, message, most_blocks=25)
     address, topics = "0x" + "ab" * 20, [["0x" + "01" * 32, "0x" + "02" * 32]]
     logs = list(client.iter_logs(address, topics, 0, 99, page=100))
     assert [int(log["blockNumber"], 16) for log in logs] == list(range(100))
     assert _asked(node) == HALVED
-    assert all(r.body["params"][0]["address"] == address and r.body["params"][0]["topics"] == topics for r in node.requests)
+    assert all(
+        r.body["params"][0]["address"] == address and r.body["params"][0]["topics"] == topics for r in node.requests
+    )
 
 
 def test_iter_logs_halves_the_range_on_query_returned_more_than_10000_results(node, client):
@@ -269,10 +290,13 @@ def test_iter_logs_pages_and_stops_at_the_last_block(node, client):
     assert node.requests[0].body["params"][0]["topics"] == []
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda log: log.update(address="0x" + "cd" * 20), "which was not asked for"),
-    (lambda log: log.update(blockNumber=hex(int(log["blockNumber"], 16) + 100)), "with a log of block"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda log: log.update(address="0x" + "cd" * 20), "which was not asked for"),
+        (lambda log: log.update(blockNumber=hex(int(log["blockNumber"], 16) + 100)), "with a log of block"),
+    ],
+)
 def test_a_node_that_ignores_the_filter_is_an_rpc_error(node, client, change, message):
     """Foreign events must not be read as ours: another contract's, or outside the blocks asked."""
     _logs_node(node, "unused", most_blocks=10**9)
@@ -282,14 +306,19 @@ def test_a_node_that_ignores_the_filter_is_an_rpc_error(node, client, change, me
         status, reply = plain(body, n)
         change(reply["result"][-1])
         return status, reply
+
     node.answer = answer
     with pytest.raises(RpcError, match=message):
         list(client.iter_logs("0x" + "ab" * 20, None, 5, 16))
 
 
 def test_iter_logs_matches_addresses_in_any_case_and_passes_malformed_logs_to_the_decoders(node, client):
-    found = [{"address": "0x" + "ab" * 20, "blockNumber": "0x5"}, {"address": "0x" + "CD" * 20, "blockNumber": "0x6"},
-             {"no": "address"}, "not a log"]
+    found = [
+        {"address": "0x" + "ab" * 20, "blockNumber": "0x5"},
+        {"address": "0x" + "CD" * 20, "blockNumber": "0x6"},
+        {"no": "address"},
+        "not a log",
+    ]
     node.answer = lambda body, n: (200, result(body, found))
     assert list(client.iter_logs(["0x" + "AB" * 20, "0x" + "cd" * 20], None, 5, 6)) == found
 
@@ -328,6 +357,7 @@ def test_one_client_used_from_four_threads_at_once(node, client):
         with node.lock:
             in_flight[0] -= 1
         return 200, result(body, {"echo": body["params"]})
+
     node.answer = answer
     calls, threads = 40, 4
     barrier = threading.Barrier(threads)
@@ -354,10 +384,19 @@ def test_one_client_used_from_four_threads_at_once(node, client):
     assert in_flight[1] >= 2  # the calls did overlap
 
 
-@pytest.mark.parametrize("url", [
-    "ftp://127.0.0.1/", "ws://127.0.0.1:8545", "file:///tmp/node.ipc", "127.0.0.1:8545", "localhost:8545",
-    "http://", "https:///path", "",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://127.0.0.1/",
+        "ws://127.0.0.1:8545",
+        "file:///tmp/node.ipc",
+        "127.0.0.1:8545",
+        "localhost:8545",
+        "http://",
+        "https:///path",
+        "",
+    ],
+)
 def test_a_url_that_is_not_http_is_an_rpc_error_at_construction(url):
     with pytest.raises(RpcError):
         RpcClient(url)

@@ -36,7 +36,10 @@ def test_message_layout():
     assert message[107:] == TOKEN
     # hex-string addresses give the same bytes
     assert message == token.token_message(
-        CHAIN_ID, "0x5FbDB2315678afecb367f032d93F642f64180aa3", POLL_ID, STRATUM,
+        CHAIN_ID,
+        "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+        POLL_ID,
+        STRATUM,
         "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
     )
 
@@ -44,9 +47,7 @@ def test_message_layout():
 def test_issue_and_verify(issuer_key):
     credential = issue(issuer_key)
     assert len(credential) == token.credential_length(issuer_key.public_key) == 1 + 32 + 256
-    token.verify_token_signature(
-        issuer_key.public_key, CHAIN_ID, POLL_BOOK, POLL_ID, STRATUM, TOKEN, credential
-    )
+    token.verify_token_signature(issuer_key.public_key, CHAIN_ID, POLL_BOOK, POLL_ID, STRATUM, TOKEN, credential)
     # the encoded issuer key (as stored on chain) works as well
     token.verify_token_signature(
         issuer_key.public_key.encode(), CHAIN_ID, POLL_BOOK, POLL_ID, STRATUM, TOKEN, credential
@@ -66,7 +67,10 @@ def test_issue_and_verify(issuer_key):
 def test_credential_is_bound_to_every_field(issuer_key, field, value):
     credential = issue(issuer_key)
     args = dict(
-        chain_id=CHAIN_ID, poll_book=POLL_BOOK, poll_id=POLL_ID, stratum=STRATUM,
+        chain_id=CHAIN_ID,
+        poll_book=POLL_BOOK,
+        poll_id=POLL_ID,
+        stratum=STRATUM,
         token_address=TOKEN,
     )
     args[field] = value
@@ -94,9 +98,7 @@ def test_malformed_credentials(issuer_key):
         with pytest.raises(SignatureError):
             token.verify_token_signature(public, CHAIN_ID, POLL_BOOK, POLL_ID, STRATUM, TOKEN, bad)
     with pytest.raises(SignatureError, match="does not decode"):
-        token.verify_token_signature(
-            b"\x01garbage", CHAIN_ID, POLL_BOOK, POLL_ID, STRATUM, TOKEN, credential
-        )
+        token.verify_token_signature(b"\x01garbage", CHAIN_ID, POLL_BOOK, POLL_ID, STRATUM, TOKEN, credential)
 
 
 def test_message_field_ranges():
@@ -130,9 +132,7 @@ def test_message_round_trip(chain_id, poll_book, poll_id, stratum, token_address
 @given(prefix=st.binary(min_size=32, max_size=32), signature=st.binary(min_size=256, max_size=256))
 def test_credential_round_trip(issuer_key, prefix, signature):
     encoded = token.encode_token_credential(prefix, signature)
-    assert token.decode_token_credential(encoded, issuer_key.public_key) == token.TokenCredential(
-        prefix, signature
-    )
+    assert token.decode_token_credential(encoded, issuer_key.public_key) == token.TokenCredential(prefix, signature)
 
 
 @pytest.fixture(scope="module")
@@ -160,9 +160,7 @@ def test_any_bit_flip_in_credential_or_message_is_rejected(issuer_key, credentia
         flipped[bit // 8] ^= 1 << (bit % 8)
         decoded = token.decode_token_credential(credential, issuer_key.public_key)
         with pytest.raises(SignatureError):
-            blind_rsa.verify(
-                issuer_key.public_key, decoded.msg_prefix + bytes(flipped), decoded.signature
-            )
+            blind_rsa.verify(issuer_key.public_key, decoded.msg_prefix + bytes(flipped), decoded.signature)
 
 
 def test_request_hides_secrets(issuer_key):

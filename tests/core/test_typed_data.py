@@ -36,9 +36,7 @@ def test_mail_example():
     assert signable.body.hex() == MAIL["struct_hash"]
     assert _hash_eip191_message(signable).hex() == MAIL["digest"]
     signed = Account.sign_message(signable, COW_KEY)
-    assert (signed.v, signed.r, signed.s) == (
-        MAIL["v"], int(MAIL["r"], 16), int(MAIL["s"], 16)
-    )
+    assert (signed.v, signed.r, signed.s) == (MAIL["v"], int(MAIL["r"], 16), int(MAIL["s"], 16))
     assert Account.from_key(COW_KEY).address == MAIL["signer"]
     # and our signer/recoverer agree with eth-account on it
     digest = bytes.fromhex(MAIL["digest"])
@@ -47,9 +45,7 @@ def test_mail_example():
 
 
 def _eth_account_digest(domain, primary_type, message):
-    return _hash_eip191_message(
-        encode_typed_data(full_message=eip712_message(domain, primary_type, message))
-    )
+    return _hash_eip191_message(encode_typed_data(full_message=eip712_message(domain, primary_type, message)))
 
 
 CIPHERTEXT = bytes(range(51))
@@ -58,42 +54,44 @@ CREDENTIAL = bytes(289)
 
 def test_ballot_digest():
     message = {
-        "pollId": 7, "token": RESIDENT, "sequence": 3, "stratum": 12,
-        "ciphertextHash": keccak(CIPHERTEXT), "tokenSignatureHash": keccak(CREDENTIAL),
+        "pollId": 7,
+        "token": RESIDENT,
+        "sequence": 3,
+        "stratum": 12,
+        "ciphertextHash": keccak(CIPHERTEXT),
+        "tokenSignatureHash": keccak(CREDENTIAL),
     }
-    assert typed_data.ballot_digest(
-        POLL_BOOK, 7, RESIDENT, 3, 12, CIPHERTEXT, CREDENTIAL
-    ) == _eth_account_digest(POLL_BOOK, "Ballot", message)
+    assert typed_data.ballot_digest(POLL_BOOK, 7, RESIDENT, 3, 12, CIPHERTEXT, CREDENTIAL) == _eth_account_digest(
+        POLL_BOOK, "Ballot", message
+    )
 
 
 def test_issuance_request_digest():
     blinded = bytes(range(256))
     message = {"pollId": 7, "stratum": 12, "blindedMessageHash": keccak(blinded), "deadline": 99}
-    assert typed_data.issuance_request_digest(
-        POLL_BOOK, 7, 12, blinded, 99
-    ) == _eth_account_digest(POLL_BOOK, "IssuanceRequest", message)
+    assert typed_data.issuance_request_digest(POLL_BOOK, 7, 12, blinded, 99) == _eth_account_digest(
+        POLL_BOOK, "IssuanceRequest", message
+    )
 
 
 def test_key_share_digest():
     share = bytes(44)
     message = {"pollId": 7, "index": 2, "shareHash": keccak(share)}
-    assert typed_data.key_share_digest(POLL_BOOK, 7, 2, share) == _eth_account_digest(
-        POLL_BOOK, "KeyShare", message
-    )
+    assert typed_data.key_share_digest(POLL_BOOK, 7, 2, share) == _eth_account_digest(POLL_BOOK, "KeyShare", message)
 
 
 def test_redemption_digest():
     message = {"resident": RESIDENT, "rewardId": 5, "nonce": 1, "deadline": 2**40}
-    assert typed_data.redemption_digest(
-        CITY_POINTS, RESIDENT, 5, 1, 2**40
-    ) == _eth_account_digest(CITY_POINTS, "Redemption", message)
+    assert typed_data.redemption_digest(CITY_POINTS, RESIDENT, 5, 1, 2**40) == _eth_account_digest(
+        CITY_POINTS, "Redemption", message
+    )
 
 
 def test_donation_digest():
     message = {"resident": RESIDENT, "charityId": 4, "amount": 50, "nonce": 2, "deadline": 9}
-    assert typed_data.donation_digest(
-        CITY_POINTS, RESIDENT, 4, 50, 2, 9
-    ) == _eth_account_digest(CITY_POINTS, "Donation", message)
+    assert typed_data.donation_digest(CITY_POINTS, RESIDENT, 4, 50, 2, 9) == _eth_account_digest(
+        CITY_POINTS, "Donation", message
+    )
 
 
 @settings(max_examples=25)
@@ -108,8 +106,11 @@ def test_donation_digest():
 def test_ballot_digest_matches_eth_account(poll_id, sequence, stratum, token, ciphertext, chain_id):
     domain = poll_book_domain(chain_id, "0x5FbDB2315678afecb367f032d93F642f64180aa3")
     message = {
-        "pollId": poll_id, "token": "0x" + token.hex(), "sequence": sequence,
-        "stratum": stratum, "ciphertextHash": keccak(ciphertext),
+        "pollId": poll_id,
+        "token": "0x" + token.hex(),
+        "sequence": sequence,
+        "stratum": stratum,
+        "ciphertextHash": keccak(ciphertext),
         "tokenSignatureHash": keccak(CREDENTIAL),
     }
     assert typed_data.ballot_digest(

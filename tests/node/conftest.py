@@ -43,8 +43,10 @@ def running_network(root, *, validators: int, observers: int) -> Iterator[Networ
         target = block_number(first)
         for spec in net.nodes:
             eventually(
-                lambda spec=spec: block_number(spec.url) >= target
-                and get_block(spec.url, target)["hash"] == get_block(first, target)["hash"],
+                lambda spec=spec: (
+                    block_number(spec.url) >= target
+                    and get_block(spec.url, target)["hash"] == get_block(first, target)["hash"]
+                ),
                 timeout=40,
                 what=f"{spec.name} to sync block {target}",
             )

@@ -57,17 +57,27 @@ def test_a_poll_through_the_api_on_the_clique_network(network, tmp_path):
         http = httpx.Client(base_url=server.url, timeout=120)
         residents = [ResidentClient(http, Account.create()) for _ in range(3)]
         for i, resident in enumerate(residents):
-            reply = http.post("/admin/residents", headers=admin,
-                              json={"address": resident.address, "district": ["Central", "Northern"][i % 2], "birthYear": 1980})
+            reply = http.post(
+                "/admin/residents",
+                headers=admin,
+                json={"address": resident.address, "district": ["Central", "Northern"][i % 2], "birthYear": 1980},
+            )
             assert reply.status_code == 201, reply.text
         trustees = [(Account.create(), sealing.generate_trustee_keypair()) for _ in range(3)]
         now = int(get_block(validator.url, "latest")["timestamp"], 16)
-        created = http.post("/admin/polls", headers=admin, json={
-            "question": "Open the library on Sundays?", "options": ["Yes", "No"],
-            "opensAt": now, "closesAt": now + VOTING_SECONDS, "points": 20,
-            "trustees": [{"address": a.address, "publicKey": "0x" + p.public_key.hex()} for a, p in trustees],
-            "threshold": 2,
-        })
+        created = http.post(
+            "/admin/polls",
+            headers=admin,
+            json={
+                "question": "Open the library on Sundays?",
+                "options": ["Yes", "No"],
+                "opensAt": now,
+                "closesAt": now + VOTING_SECONDS,
+                "points": 20,
+                "trustees": [{"address": a.address, "publicKey": "0x" + p.public_key.hex()} for a, p in trustees],
+                "threshold": 2,
+            },
+        )
         assert created.status_code == 201, created.text
         poll_id = created.json()["poll"]["id"]
 
@@ -78,17 +88,27 @@ def test_a_poll_through_the_api_on_the_clique_network(network, tmp_path):
             hashes.append(resident.submit(resident.make_ballot(token, [i % 2]))["ballotHash"])
             if i == 0:  # a revote through the relay: the last ballot counts
                 hashes.append(resident.submit(resident.make_ballot(token, [1]))["ballotHash"])
-        eventually(lambda: [resident.ballot_status(h) for resident, h in zip(residents * 2, hashes)], timeout=60,
-                   until=lambda found: all(b["status"] == "confirmed" for b in found), interval=0.5,
-                   what="every ballot confirmed")
+        eventually(
+            lambda: [resident.ballot_status(h) for resident, h in zip(residents * 2, hashes)],
+            timeout=60,
+            until=lambda found: all(b["status"] == "confirmed" for b in found),
+            interval=0.5,
+            what="every ballot confirmed",
+        )
 
         closes_at = created.json()["poll"]["closesAt"]
-        eventually(lambda: int(get_block(validator.url, "latest")["timestamp"], 16) > closes_at,
-                   timeout=2 * VOTING_SECONDS, interval=1, what="a block past the poll's close")
+        eventually(
+            lambda: int(get_block(validator.url, "latest")["timestamp"], 16) > closes_at,
+            timeout=2 * VOTING_SECONDS,
+            interval=1,
+            what="a block past the poll's close",
+        )
         poll = created.json()["poll"]
         for index in (0, 2):
             account, keypair = trustees[index]
-            share = key_shares.open_trustee_share(keypair.secret_key, bytes.fromhex(created.json()["sealedShares"][index][2:]))
+            share = key_shares.open_trustee_share(
+                keypair.secret_key, bytes.fromhex(created.json()["sealedShares"][index][2:])
+            )
             ResidentClient(http, account).release_share(poll, index, share)
         published = http.post(f"/admin/polls/{poll_id}/publish", headers=admin)
         assert published.status_code == 200, published.text
@@ -98,9 +118,19 @@ def test_a_poll_through_the_api_on_the_clique_network(network, tmp_path):
         head = block_number(validator.url)
         eventually(lambda: block_number(observer.url) >= head, timeout=30, interval=0.5, what="the observer to sync")
         verify = subprocess.run(
-            [str(Path(sys.executable).with_name("veche-verify")), "--rpc", observer.url, "--deployment", str(deployment_file),
-             "--json", "poll", str(poll_id)],
-            capture_output=True, text=True, timeout=120,
+            [
+                str(Path(sys.executable).with_name("veche-verify")),
+                "--rpc",
+                observer.url,
+                "--deployment",
+                str(deployment_file),
+                "--json",
+                "poll",
+                str(poll_id),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         report = json.loads(verify.stdout)
         assert verify.returncode == 0 and report["verdict"] == "PASS", verify.stdout[-3000:] + verify.stderr

@@ -216,9 +216,7 @@ def test_a_stopped_validator_does_not_stop_the_chain_and_catches_up(network, dri
     wait_synced(stopped.url, sender, timeout=60)
     resumed = block_number(sender)
     eventually(
-        lambda: any(
-            block_signer(sender, n) == stopped.address for n in range(resumed + 1, block_number(sender) + 1)
-        ),
+        lambda: any(block_signer(sender, n) == stopped.address for n in range(resumed + 1, block_number(sender) + 1)),
         timeout=30,
         what=f"{stopped.name} to seal a block again",
     )

@@ -9,6 +9,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from conftest import running_network
 from eth_utils import to_checksum_address
 
 from veche_node.cli import main
@@ -20,8 +21,6 @@ from veche_node.network import (
 )
 from veche_node.rpc import rpc
 from veche_testkit.waiting import eventually
-
-from conftest import running_network
 
 pytestmark = [pytest.mark.geth, pytest.mark.slow]
 

@@ -21,9 +21,12 @@ def test_returns_the_first_value_that_is_accepted():
 
 def test_fails_at_its_deadline_with_what_and_the_last_value():
     started = time.monotonic()
-    with pytest.raises(AssertionError, match=r"the relay to drain: not reached within 0.3 s \(last value: \{'sent': 2\}\)"):
-        eventually(lambda: {"sent": 2}, timeout=0.3, interval=0.05, until=lambda q: not q["sent"],
-                   what="the relay to drain")
+    with pytest.raises(
+        AssertionError, match=r"the relay to drain: not reached within 0.3 s \(last value: \{'sent': 2\}\)"
+    ):
+        eventually(
+            lambda: {"sent": 2}, timeout=0.3, interval=0.05, until=lambda q: not q["sent"], what="the relay to drain"
+        )
     assert 0.3 <= time.monotonic() - started < 2
 
 

@@ -49,7 +49,9 @@ def forge(city):
     """EventForge: emits PollBook's events with no checks (a broken or malicious contract)."""
     built = contract_type("EventForge")
     receipt = city.admin.send(
-        city.w3.eth.contract(abi=built["abi"], bytecode=built["bytecode"]).constructor().build_transaction({"from": city.admin.address})
+        city.w3.eth.contract(abi=built["abi"], bytecode=built["bytecode"])
+        .constructor()
+        .build_transaction({"from": city.admin.address})
     )
     return city.w3.eth.contract(address=receipt["contractAddress"], abi=built["abi"])
 
@@ -73,7 +75,9 @@ def close_and_publish(city: City, poll: SimPoll, **publish) -> None:
     city.publish(poll, **publish)
 
 
-def verify(city: City, poll_id: int, deployment: Deployment | None = None, dataset=None, workers: int = 1) -> PollVerdict:
+def verify(
+    city: City, poll_id: int, deployment: Deployment | None = None, dataset=None, workers: int = 1
+) -> PollVerdict:
     with RpcClient(city.w3.provider.endpoint_uri) as client:
         snapshot = read_snapshot(client, deployment or city.deployment, poll_id, workers=workers)
     return verify_poll(snapshot, poll_id, dataset=dataset)
@@ -89,7 +93,10 @@ def run_cli(anvil_url: str, deployment: Deployment, *args: str, tmp_path: Path) 
     deployment.save(path)
     proc = subprocess.run(
         [str(VERIFY), "--rpc", anvil_url, "--deployment", str(path), "--json", *args],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
     )
     try:
         return proc.returncode, json.loads(proc.stdout)
@@ -107,24 +114,52 @@ class Forged:
     def __init__(self, city: City, forge, poll: SimPoll) -> None:
         self.forge, self.poll = forge, poll
         book = city.poll_book
-        created = book.events.PollCreated().get_logs(from_block=city.deployment.start_block, argument_filters={"pollId": poll.poll_id})[0]["args"]
-        params = tuple(created[name] for name in (
-            "metadataHash", "optionCount", "maxChoices", "opensAt", "closesAt", "points",
-            "electionKey", "issuerKeys", "trustees", "threshold",
-        ))
+        created = book.events.PollCreated().get_logs(
+            from_block=city.deployment.start_block, argument_filters={"pollId": poll.poll_id}
+        )[0]["args"]
+        params = tuple(
+            created[name]
+            for name in (
+                "metadataHash",
+                "optionCount",
+                "maxChoices",
+                "opensAt",
+                "closesAt",
+                "points",
+                "electionKey",
+                "issuerKeys",
+                "trustees",
+                "threshold",
+            )
+        )
         city.admin.transact(forge.functions.createPoll(poll.poll_id, params))
-        issued = book.events.TokensIssued().get_logs(from_block=city.deployment.start_block, argument_filters={"pollId": poll.poll_id})
-        city.admin.transact(forge.functions.recordIssuances(
-            poll.poll_id, [p for e in issued for p in e["args"]["pseudonyms"]], [s for e in issued for s in e["args"]["strata"]]
-        ))
-        self.deployment = Deployment(city.deployment.chain_id, forge.address, city.deployment.city_points, city.deployment.start_block)
-        senders = {"admin": city.admin, "poll_admin": city.poll_admin, "issuer": city.issuer, "relayer": city.relayer, "points_admin": city.points_admin}
+        issued = book.events.TokensIssued().get_logs(
+            from_block=city.deployment.start_block, argument_filters={"pollId": poll.poll_id}
+        )
+        city.admin.transact(
+            forge.functions.recordIssuances(
+                poll.poll_id,
+                [p for e in issued for p in e["args"]["pseudonyms"]],
+                [s for e in issued for s in e["args"]["strata"]],
+            )
+        )
+        self.deployment = Deployment(
+            city.deployment.chain_id, forge.address, city.deployment.city_points, city.deployment.start_block
+        )
+        senders = {
+            "admin": city.admin,
+            "poll_admin": city.poll_admin,
+            "issuer": city.issuer,
+            "relayer": city.relayer,
+            "points_admin": city.points_admin,
+        }
         self.city = City(city.w3, self.deployment, senders, city.trustees)
         poll.tokens[:] = [self.city.mint_token(poll, key.stratum) for key in poll.tokens]
 
     def cast(self, ballots) -> None:
         self.city.admin.transact(
-            self.forge.functions.castBallots(self.poll.poll_id, call_arguments(ballots)), gas=80_000 * len(ballots) + 200_000
+            self.forge.functions.castBallots(self.poll.poll_id, call_arguments(ballots)),
+            gas=80_000 * len(ballots) + 200_000,
         )
 
     def close_and_publish(self, exclude: frozenset[str] = frozenset()) -> None:
@@ -134,7 +169,9 @@ class Forged:
         shares = []
         for index in range(poll.threshold):
             share = key_shares.open_trustee_share(poll.trustee_keys[index].secret_key, poll.sealed_shares[index])
-            city.admin.transact(self.forge.functions.submitKeyShare(poll.poll_id, index, city.trustees[index].address, share))
+            city.admin.transact(
+                self.forge.functions.submitKeyShare(poll.poll_id, index, city.trustees[index].address, share)
+            )
             shares.append(share)
         counts, rows = city.count(poll, shares, exclude=exclude, poll_book=self.forge)
         city.admin.transact(self.forge.functions.publishResult(poll.poll_id, counts, dataset_hash(rows)))

@@ -125,7 +125,9 @@ def test_a_revote_counts_wherever_it_stands_on_chain(city, forge, new_poll):
     poll = new_poll(voters=3)
     forged = Forged(city, forge, poll)
     key = poll.tokens[0]
-    forged.cast([forged.city.ballot(poll, key, [0], sequence=2)] + [forged.city.ballot(poll, k, [2]) for k in poll.tokens[1:]])
+    forged.cast(
+        [forged.city.ballot(poll, key, [0], sequence=2)] + [forged.city.ballot(poll, k, [2]) for k in poll.tokens[1:]]
+    )
     forged.cast([forged.city.ballot(poll, key, [1], sequence=1)])
     city.advance_to(poll.closes_at)
     shares = []
@@ -196,7 +198,11 @@ def test_check_8_fails_on_an_undecodable_plaintext(city, new_poll):
     poll = new_poll(voters=4)
     spoiled = poll.tokens[3]
     bad_plaintext = bytes([0x02]) + bytes(1)  # version 2 does not exist
-    city.cast(poll, [city.ballot(poll, key, [1]) for key in poll.tokens[:3]] + [city.ballot(poll, spoiled, plaintext_bytes=bad_plaintext)])
+    city.cast(
+        poll,
+        [city.ballot(poll, key, [1]) for key in poll.tokens[:3]]
+        + [city.ballot(poll, spoiled, plaintext_bytes=bad_plaintext)],
+    )
     close_and_publish(city, poll)
 
     verdict = verify(city, poll.poll_id)
@@ -264,8 +270,12 @@ def test_ballots_of_a_poll_that_was_never_created_fail_check_1_and_nothing_passe
     poll = new_poll()
     forged = Forged(city, forge, poll)
     stray = poll.poll_id + 1000  # no PollCreated on the forge for this id
-    forged.city.admin.transact(forge.functions.castBallots(
-        stray, call_arguments([forged.city.ballot(poll, key, [0]) for key in poll.tokens[:2]])), gas=600_000)
+    forged.city.admin.transact(
+        forge.functions.castBallots(
+            stray, call_arguments([forged.city.ballot(poll, key, [0]) for key in poll.tokens[:2]])
+        ),
+        gas=600_000,
+    )
 
     verdict = verify(city, stray, forged.deployment, workers=2)
     assert not verdict.passed and failed(verdict) == POLL_CHECKS
@@ -304,10 +314,12 @@ def test_count_poll_counts_a_closed_poll_before_its_result_is_published(city, ne
         by_stratum.setdefault(key.stratum, [0, 0, 0])[final[key.address.lower()][0]] += 1
     assert counted.by_stratum == by_stratum
     assert sorted((r.token, r.stratum, list(r.choice)) for r in counted.counted_rows) == sorted(
-        (key.address.lower(), key.stratum, final[key.address.lower()]) for key in poll.tokens)
+        (key.address.lower(), key.stratum, final[key.address.lower()]) for key in poll.tokens
+    )
     assert failed(verify_poll(snapshot, poll.poll_id)) == {9, 10}
 
-    city.poll_admin.transact(city.poll_book.functions.publishResult(
-        poll.poll_id, counted.recomputed, dataset_hash(counted.counted_rows)))
+    city.poll_admin.transact(
+        city.poll_book.functions.publishResult(poll.poll_id, counted.recomputed, dataset_hash(counted.counted_rows))
+    )
     verdict = verify(city, poll.poll_id)
     assert failed(verdict) == set() and verdict.recomputed == counted.recomputed

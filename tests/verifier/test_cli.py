@@ -24,8 +24,15 @@ from .conftest import RESIDENTS, VERIFY, close_and_publish, run_cli, verify
 def _receipt(city, poll, ballot, key=None, address=None):
     relayer = city.relayer.account
     return sign_receipt(
-        key or relayer.key, address or relayer.address, city.deployment.chain_id, city.deployment.poll_book,
-        poll.poll_id, ballot.token_address, ballot.sequence, ballot.hash, int(time.time()),
+        key or relayer.key,
+        address or relayer.address,
+        city.deployment.chain_id,
+        city.deployment.poll_book,
+        poll.poll_id,
+        ballot.token_address,
+        ballot.sequence,
+        ballot.hash,
+        int(time.time()),
     )
 
 
@@ -52,9 +59,13 @@ def test_poll_command_exit_codes_and_json(anvil, city, new_poll, tmp_path):
         block = rpc.call("eth_getBlockByNumber", [hex(source["toBlock"]), False])
         assert source["toBlock"] <= rpc.block_number()
     assert source == {
-        "chainId": city.deployment.chain_id, "pollBook": city.deployment.poll_book,
-        "cityPoints": city.deployment.city_points, "fromBlock": city.deployment.start_block,
-        "toBlock": source["toBlock"], "toBlockHash": block["hash"], "verifier": version("veche-verifier"),
+        "chainId": city.deployment.chain_id,
+        "pollBook": city.deployment.poll_book,
+        "cityPoints": city.deployment.city_points,
+        "fromBlock": city.deployment.start_block,
+        "toBlock": source["toBlock"],
+        "toBlockHash": block["hash"],
+        "verifier": version("veche-verifier"),
     }
 
 
@@ -67,11 +78,19 @@ def test_version_and_the_source_line_of_the_readable_report(anvil, city, new_pol
     close_and_publish(city, poll)
     path = tmp_path / "deployment.json"
     city.deployment.save(path)
-    run = subprocess.run([str(VERIFY), "--rpc", anvil.url, "--deployment", str(path), "poll", str(poll.poll_id)],
-                         capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "300"})
+    run = subprocess.run(
+        [str(VERIFY), "--rpc", anvil.url, "--deployment", str(path), "poll", str(poll.poll_id)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "300"},
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     last = run.stdout.strip().splitlines()[-1]
-    assert last.startswith(f"Read blocks {city.deployment.start_block}–") and f"of chain {city.deployment.chain_id}" in last
+    assert (
+        last.startswith(f"Read blocks {city.deployment.start_block}–")
+        and f"of chain {city.deployment.chain_id}" in last
+    )
     assert re.search(r"\(block \d+ is 0x[0-9a-f]{64}\); veche-verify ", last), last
 
 
@@ -133,11 +152,15 @@ def test_poll_writes_the_dataset_it_recomputed(anvil, city, new_poll, tmp_path):
     poll = new_poll(voters=3)
     city.cast(poll, [city.ballot(poll, key, [i % 3]) for i, key in enumerate(poll.tokens)])
     written = tmp_path / "recomputed.csv"
-    code, report = run_cli(anvil.url, city.deployment, "poll", str(poll.poll_id), "--write-dataset", str(written), tmp_path=tmp_path)
+    code, report = run_cli(
+        anvil.url, city.deployment, "poll", str(poll.poll_id), "--write-dataset", str(written), tmp_path=tmp_path
+    )
     assert code == 1 and not written.exists(), "before close nothing is decrypted: no file"
 
     close_and_publish(city, poll)
-    code, report = run_cli(anvil.url, city.deployment, "poll", str(poll.poll_id), "--write-dataset", str(written), tmp_path=tmp_path)
+    code, report = run_cli(
+        anvil.url, city.deployment, "poll", str(poll.poll_id), "--write-dataset", str(written), tmp_path=tmp_path
+    )
     assert code == 0, report
     with RpcClient(anvil.url) as rpc:
         [published] = read_snapshot(rpc, city.deployment, poll.poll_id).polls[poll.poll_id].results
@@ -170,8 +193,13 @@ def test_balances_are_read_at_the_block_the_events_were_read_up_to(anvil, issuer
     with RpcClient(anvil.url) as rpc:
         read_at = rpc.block_number()
         city.credit(poll, [RESIDENTS[1]], poll.points)
-        assert balances(rpc, city.deployment.city_points, residents, read_at) == {RESIDENTS[0]: poll.points, RESIDENTS[1]: 0}
-        assert balances(rpc, city.deployment.city_points, residents, rpc.block_number()) == dict.fromkeys(residents, poll.points)
+        assert balances(rpc, city.deployment.city_points, residents, read_at) == {
+            RESIDENTS[0]: poll.points,
+            RESIDENTS[1]: 0,
+        }
+        assert balances(rpc, city.deployment.city_points, residents, rpc.block_number()) == dict.fromkeys(
+            residents, poll.points
+        )
 
 
 def test_could_not_verify_exits_2(anvil, city, tmp_path):
@@ -180,7 +208,9 @@ def test_could_not_verify_exits_2(anvil, city, tmp_path):
 
     bad = tmp_path / "broken.json"
     bad.write_text("{not json")
-    proc = subprocess.run([str(VERIFY), "--rpc", anvil.url, "--deployment", str(bad), "all"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [str(VERIFY), "--rpc", anvil.url, "--deployment", str(bad), "all"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2 and "deployment file" in proc.stderr
 
     proc = subprocess.run([str(VERIFY), "--rpc", anvil.url, "poll", "1"], capture_output=True, text=True, timeout=60)

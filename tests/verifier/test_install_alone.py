@@ -4,7 +4,6 @@ ape, FastAPI, SQLModel or web3, and verifies a poll with it."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import venv
 from pathlib import Path
 
@@ -19,7 +18,9 @@ def test_fresh_venv_installs_only_the_verifier_and_verifies(anvil, city, new_pol
     python = env_dir / "bin" / "python"
     install = subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", "-c", str(REPO / "constraints.txt"), str(REPO / "verifier")],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert install.returncode == 0, install.stderr[-2000:]
 
@@ -37,7 +38,9 @@ def test_fresh_venv_installs_only_the_verifier_and_verifies(anvil, city, new_pol
     city.deployment.save(deployment)
     run = subprocess.run(
         [str(verify), "--rpc", anvil.url, "--deployment", str(deployment), "poll", str(poll.poll_id)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert f"Poll {poll.poll_id}: PASS" in run.stdout

@@ -37,7 +37,8 @@ def test_a_dozen_strata_fit_an_80_column_terminal_without_cutting_a_figure():
     assert _row(text, "published") == ["published", "1,266,000", "1,266,012", "1,266,024", "1,266,036"]
     for stratum in range(STRATA):
         assert _row(text, f"stratum {stratum}") == [f"stratum {stratum}"] + [
-            f"{100_000 + stratum * 1_000 + option:,}" for option in range(OPTIONS)]
+            f"{100_000 + stratum * 1_000 + option:,}" for option in range(OPTIONS)
+        ]
     assert max(len(line) for line in text.splitlines()) <= 80
 
 

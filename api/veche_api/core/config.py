@@ -6,19 +6,28 @@ Secrets are `SecretStr` so that they never appear in a repr, a log line or a tra
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import unquote, urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from typing import Annotated
-
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ..schemas import clean_text
 
 # Moscow's twelve administrative okrugs: the default strata of a citywide poll.
 MOSCOW_DISTRICTS = [
-    "Central", "Northern", "North-Eastern", "Eastern", "South-Eastern", "Southern",
-    "South-Western", "Western", "North-Western", "Zelenogradsky", "Novomoskovsky", "Troitsky",
+    "Central",
+    "Northern",
+    "North-Eastern",
+    "Eastern",
+    "South-Eastern",
+    "Southern",
+    "South-Western",
+    "Western",
+    "North-Western",
+    "Zelenogradsky",
+    "Novomoskovsky",
+    "Troitsky",
 ]
 
 
@@ -26,9 +35,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VECHE_", extra="ignore", populate_by_name=True)
 
     # Storage: SQLite by default; PostgreSQL through VECHE_DATABASE_URL or DATABASE_URL.
-    database_url: str = Field(
-        "sqlite:///veche.db", validation_alias=AliasChoices("VECHE_DATABASE_URL", "DATABASE_URL")
-    )
+    database_url: str = Field("sqlite:///veche.db", validation_alias=AliasChoices("VECHE_DATABASE_URL", "DATABASE_URL"))
     # SQLite `synchronous` pragma. FULL: a commit survives power loss; NORMAL (WAL): survives
     # a process crash (SIGKILL) but not power loss.
     sqlite_synchronous: str = "FULL"
@@ -127,8 +134,11 @@ class Settings(BaseSettings):
         """Configured values that must never appear in a log line or an answer: the passwords
         and keys, and the passwords in the node's and the database's URLs (any URL's user-info
         is scrubbed anyway; see core/logs.py)."""
-        found = [self.keystore_password.get_secret_value(), self.secret_key.get_secret_value(),
-                 self.admin_api_key.get_secret_value()]
+        found = [
+            self.keystore_password.get_secret_value(),
+            self.secret_key.get_secret_value(),
+            self.admin_api_key.get_secret_value(),
+        ]
         for url in (self.rpc_url, self.database_url):
             password = urlsplit(url).password or ""
             found += [password, unquote(password)]

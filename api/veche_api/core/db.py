@@ -25,7 +25,7 @@ def normalise_url(url: str) -> str:
     """`postgresql://` means psycopg 3 here (psycopg2 is not a dependency)."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -98,9 +98,7 @@ class Database:
                 cursor.execute("PRAGMA foreign_keys=ON")
                 cursor.close()
         else:
-            self.engine = create_engine(
-                self.url, pool_size=20, max_overflow=20, pool_pre_ping=True
-            )
+            self.engine = create_engine(self.url, pool_size=20, max_overflow=20, pool_pre_ping=True)
         self._write_lock = _WriteLock(self.engine.url.database) if self.is_sqlite else None
 
     def create_all(self) -> None:

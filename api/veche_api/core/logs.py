@@ -61,9 +61,10 @@ def install_secret_filter(secrets: tuple[str, ...] = ()) -> SecretFilter:
     would show its lines (the relay's warnings, `repriced` and `quarantined`, are meant for
     operators)."""
     _FILTER.add(secrets)
-    loggers = [logging.getLogger(), *(
-        logger for logger in logging.Logger.manager.loggerDict.values() if isinstance(logger, logging.Logger)
-    )]
+    loggers = [
+        logging.getLogger(),
+        *(logger for logger in logging.Logger.manager.loggerDict.values() if isinstance(logger, logging.Logger)),
+    ]
     ours = logging.getLogger("veche_api")
     if not ours.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler()

@@ -50,13 +50,11 @@ class Keys:
         return f"Keys(relayer={self.relayer.address}, issuer={self.issuer.address}, admin={self.admin.address})"
 
     @classmethod
-    def load(cls, settings: Settings) -> "Keys":
+    def load(cls, settings: Settings) -> Keys:
         password = settings.keystore_password.get_secret_value()
         admin = load_keystore(settings.admin_keystore, password)
         points_admin = (
-            load_keystore(settings.points_admin_keystore, password)
-            if settings.points_admin_keystore
-            else admin
+            load_keystore(settings.points_admin_keystore, password) if settings.points_admin_keystore else admin
         )
         master = settings.secret_key_bytes
         return cls(

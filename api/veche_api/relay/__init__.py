@@ -68,6 +68,17 @@ from .polls import finish_poll_tx
 from .receipts import ballot_outcomes
 
 __all__ = [
-    "TRANSIENT", "Heartbeat", "Isolation", "Outbox", "QuarantineKind", "Relay", "RelayLock", "TransientError",
-    "ballot_outcomes", "describe", "finish_poll_tx", "plan_batch", "relay_health",
+    "TRANSIENT",
+    "Heartbeat",
+    "Isolation",
+    "Outbox",
+    "QuarantineKind",
+    "Relay",
+    "RelayLock",
+    "TransientError",
+    "ballot_outcomes",
+    "describe",
+    "finish_poll_tx",
+    "plan_batch",
+    "relay_health",
 ]

@@ -43,8 +43,12 @@ class Ballots:
         with relay.db.session() as session:
             rows = session.exec(
                 select(
-                    Ballot.id, Ballot.poll_id, Ballot.queued_at, func.length(Ballot.ciphertext),
-                    func.length(Ballot.token_credential), func.length(Ballot.signature),
+                    Ballot.id,
+                    Ballot.poll_id,
+                    Ballot.queued_at,
+                    func.length(Ballot.ciphertext),
+                    func.length(Ballot.token_credential),
+                    func.length(Ballot.signature),
                 )
                 .where(Ballot.status == Ballot.Status.ACCEPTED, *([Ballot.poll_id.not_in(held)] if held else []))
                 .order_by(Ballot.id)
@@ -86,17 +90,26 @@ class Ballots:
             # Plain rows of the columns the call needs: building ORM objects for a 150-ballot batch
             # cost the relay more CPU than encoding it.
             rows = session.exec(
-                select(Ballot.id, Ballot.token, Ballot.sequence, Ballot.stratum, Ballot.ciphertext,
-                       Ballot.token_credential, Ballot.signature)
-                .where(Ballot.id.in_(ids), Ballot.status == Ballot.Status.ACCEPTED)
+                select(
+                    Ballot.id,
+                    Ballot.token,
+                    Ballot.sequence,
+                    Ballot.stratum,
+                    Ballot.ciphertext,
+                    Ballot.token_credential,
+                    Ballot.signature,
+                ).where(Ballot.id.in_(ids), Ballot.status == Ballot.Status.ACCEPTED)
             ).all()
         if not rows:
             return False
         rows = order_batch(rows)
-        calldata = calls.encode_cast_ballots(poll_id, [
-            (bytes.fromhex(r.token[2:]), r.sequence, r.stratum, r.ciphertext, r.token_credential, r.signature)
-            for r in rows
-        ])
+        calldata = calls.encode_cast_ballots(
+            poll_id,
+            [
+                (bytes.fromhex(r.token[2:]), r.sequence, r.stratum, r.ciphertext, r.token_credential, r.signature)
+                for r in rows
+            ],
+        )
         if poll_id in self.estimate_polls:
             # The last batch of this poll reverted: simulate before sending again, so that a
             # revert reason (or a gas limit too low) is seen instead of a revert loop.
@@ -126,12 +139,14 @@ class Ballots:
             for start in range(0, len(ids_in_batch), 500):
                 count += session.exec(
                     update(table)
-                    .where(table.c.id.in_(ids_in_batch[start:start + 500]), table.c.status == Ballot.Status.ACCEPTED)
+                    .where(table.c.id.in_(ids_in_batch[start : start + 500]), table.c.status == Ballot.Status.ACCEPTED)
                     .values(status=Ballot.Status.SENT, tx_id=tx.id, tx_hash=tx.tx_hash)
                 ).rowcount
             return count
 
-        relay.write_tx(relay.relayer, ChainTx.Kind.BALLOTS, poll_id, (relay.deployment.poll_book, calldata), gas, attach)
+        relay.write_tx(
+            relay.relayer, ChainTx.Kind.BALLOTS, poll_id, (relay.deployment.poll_book, calldata), gas, attach
+        )
         if relay.metrics:
             relay.metrics.ballots_sent.inc(len(rows))
             relay.metrics.batch_size.observe(len(rows))
@@ -141,7 +156,9 @@ class Ballots:
         """Ballots that will not be sent: failed with `reason`."""
         with self.relay.db.write_session() as session:
             count = 0
-            for ballot in session.exec(select(Ballot).where(Ballot.id.in_(ids), Ballot.status == Ballot.Status.ACCEPTED)):
+            for ballot in session.exec(
+                select(Ballot).where(Ballot.id.in_(ids), Ballot.status == Ballot.Status.ACCEPTED)
+            ):
                 ballot.status, ballot.reason = Ballot.Status.FAILED, reason
                 session.add(ballot)
                 count += 1
@@ -175,13 +192,17 @@ class Ballots:
         if not ok:
             if closed:
                 result = session.exec(
-                    update(table).where(table.c.tx_id == row.id).values(status=Ballot.Status.FAILED, reason="poll.closed")
+                    update(table)
+                    .where(table.c.tx_id == row.id)
+                    .values(status=Ballot.Status.FAILED, reason="poll.closed")
                 )
                 if self.relay.metrics:
                     self.relay.metrics.ballots_failed.inc(result.rowcount)
             else:
                 session.exec(
-                    update(table).where(table.c.tx_id == row.id).values(status=Ballot.Status.ACCEPTED, tx_id=None, tx_hash=None)
+                    update(table)
+                    .where(table.c.tx_id == row.id)
+                    .values(status=Ballot.Status.ACCEPTED, tx_id=None, tx_hash=None)
                 )
             return
         outcome = ballot_outcomes(receipt.get("logs", []), self.relay.deployment.poll_book, row.poll_id)
@@ -196,14 +217,20 @@ class Ballots:
         block = row.block_number
         for start in range(0, len(confirmed), 500):
             session.exec(
-                update(table).where(table.c.id.in_(confirmed[start:start + 500]))
+                update(table)
+                .where(table.c.id.in_(confirmed[start : start + 500]))
                 .values(status=Ballot.Status.CONFIRMED, reason=None, block_number=block, tx_hash=row.tx_hash)
             )
         if others:
             session.connection().execute(
-                update(table).where(table.c.id == bindparam("ballot_id"))
-                .values(status=bindparam("new_status"), reason=bindparam("new_reason"), block_number=block,
-                        tx_hash=row.tx_hash),
+                update(table)
+                .where(table.c.id == bindparam("ballot_id"))
+                .values(
+                    status=bindparam("new_status"),
+                    reason=bindparam("new_reason"),
+                    block_number=block,
+                    tx_hash=row.tx_hash,
+                ),
                 others,
             )
         if self.relay.metrics:

@@ -18,8 +18,9 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import delete
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
@@ -43,8 +44,13 @@ class TransientError(ConnectionError):
 # is bad: the relay backs off instead of striking the item. OSError covers ConnectionError,
 # timeouts and requests' exceptions; RpcError is a ConnectionError.
 TRANSIENT: tuple[type[BaseException], ...] = (
-    OSError, OperationalError, DisconnectionError, InterfaceError,
-    Web3RPCError, ProviderConnectionError, TimeExhausted,
+    OSError,
+    OperationalError,
+    DisconnectionError,
+    InterfaceError,
+    Web3RPCError,
+    ProviderConnectionError,
+    TimeExhausted,
 )
 
 STRIKES = 3
@@ -135,8 +141,15 @@ class Isolation:
             session.commit()
         self._quarantined[key] = retry_at
         self._due.discard(key)
-        log.error("relay: %s %d %s after %d failures, next try in %.0f s: %s", kind, ref,
-                  "quarantined" if first else "still fails", row.failures, self.retry_after, reason)
+        log.error(
+            "relay: %s %d %s after %d failures, next try in %.0f s: %s",
+            kind,
+            ref,
+            "quarantined" if first else "still fails",
+            row.failures,
+            self.retry_after,
+            reason,
+        )
 
     def _release(self, kind: QuarantineKind, ref: int) -> None:
         with self.db.write_session() as session:
@@ -196,8 +209,14 @@ def relay_health(db: Database, limit: int = 20) -> dict[str, Any]:
         "lastErrorAt": None if status is None or status.last_error_at is None else int(status.last_error_at),
         "quarantined": count,
         "quarantine": [
-            {"kind": q.kind, "ref": q.ref, "reason": q.reason, "failures": q.failures,
-             "since": int(q.since), "nextTry": int(q.retry_at)}
+            {
+                "kind": q.kind,
+                "ref": q.ref,
+                "reason": q.reason,
+                "failures": q.failures,
+                "since": int(q.since),
+                "nextTry": int(q.retry_at),
+            }
             for q in held
         ],
     }

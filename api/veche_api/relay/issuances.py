@@ -63,14 +63,19 @@ class Issuances:
                 break
             column, flag = getattr(Issuance, ledger.tx_column), getattr(Issuance, ledger.done_flag)
             held = relay.isolation.held(ledger.quarantine)
-            pending = (column.is_(None), flag == False, Issuance.status != Issuance.Status.FAILED,  # noqa: E712
-                       *([Issuance.poll_id.not_in(held)] if held else []))
+            pending = (
+                column.is_(None),
+                flag == False,  # noqa: E712  (SQL, not Python: `IS false` would not use the index)
+                Issuance.status != Issuance.Status.FAILED,
+                *([Issuance.poll_id.not_in(held)] if held else []),
+            )
             with relay.db.session() as session:
                 # An aggregate first: loading up to 500 ORM rows on every pass only to find the
                 # batch not yet due cost the relay a fifth of a core under issuance load.
                 count, oldest = session.exec(select(func.count(), func.min(Issuance.issued_at)).where(*pending)).one()
-                if not count or not (force or count >= relay.settings.batch_size
-                                     or now - oldest >= relay.settings.batch_interval):
+                if not count or not (
+                    force or count >= relay.settings.batch_size or now - oldest >= relay.settings.batch_interval
+                ):
                     continue
                 rows = session.exec(
                     select(Issuance).where(*pending).order_by(Issuance.id).limit(relay.settings.batch_size)
@@ -79,7 +84,9 @@ class Issuances:
             for row in rows:
                 by_poll[row.poll_id].append(row)
             for poll_id, items in by_poll.items():
-                busy |= relay.isolation.run(ledger.quarantine, poll_id, partial(self.send, ledger, poll_id, items), True)
+                busy |= relay.isolation.run(
+                    ledger.quarantine, poll_id, partial(self.send, ledger, poll_id, items), True
+                )
         return busy
 
     def _call(self, kind: ChainTx.Kind, poll_id: int, items: list[Issuance], points: int):
@@ -87,12 +94,18 @@ class Issuances:
         relay = self.relay
         if kind == ChainTx.Kind.ISSUANCES:
             pseudonyms, strata = [bytes.fromhex(i.pseudonym[2:]) for i in items], [i.stratum for i in items]
-            return (relay.deployment.poll_book, calls.encode_record_issuances(poll_id, pseudonyms, strata),
-                    lambda: relay.poll_book.functions.recordIssuances(poll_id, pseudonyms, strata))
+            return (
+                relay.deployment.poll_book,
+                calls.encode_record_issuances(poll_id, pseudonyms, strata),
+                lambda: relay.poll_book.functions.recordIssuances(poll_id, pseudonyms, strata),
+            )
         if kind == ChainTx.Kind.CREDITS:
             residents = [i.resident for i in items]
-            return (relay.deployment.city_points, calls.encode_credit(poll_id, residents, points),
-                    lambda: relay.city_points.functions.credit(poll_id, residents, points))
+            return (
+                relay.deployment.city_points,
+                calls.encode_credit(poll_id, residents, points),
+                lambda: relay.city_points.functions.credit(poll_id, residents, points),
+            )
         raise ValueError(f"not an issuance kind: {kind!r}")
 
     def send(self, ledger: Ledger, poll_id: int, items: list[Issuance]) -> bool:
@@ -121,7 +134,10 @@ class Issuances:
                             if fresh.recorded and fresh.credited:
                                 fresh.status = Issuance.Status.RECORDED
                         elif closed or name not in ALREADY_DONE:
-                            fresh.status, fresh.reason = Issuance.Status.FAILED, "poll.closed" if closed else f"chain.{name}"
+                            fresh.status, fresh.reason = (
+                                Issuance.Status.FAILED,
+                                "poll.closed" if closed else f"chain.{name}",
+                            )
                         session.add(fresh)
                     session.commit()
                 return True
@@ -136,10 +152,13 @@ class Issuances:
             # Bulk statements, not ORM rows: per token the ORM round trip cost more than the
             # transaction it describes.
             for start in range(0, len(ids), 500):
-                part = ids[start:start + 500]
+                part = ids[start : start + 500]
                 session.exec(update(table).where(table.c.id.in_(part)).values({column: tx.id}))
-                session.exec(update(table).where(table.c.id.in_(part), table.c.status == Issuance.Status.PENDING)
-                             .values(status=Issuance.Status.SENT))
+                session.exec(
+                    update(table)
+                    .where(table.c.id.in_(part), table.c.status == Issuance.Status.PENDING)
+                    .values(status=Issuance.Status.SENT)
+                )
             return len(ids)
 
         relay.write_tx(relay.issuer, kind, poll_id, (to, data), gas, attach)
@@ -175,9 +194,11 @@ class Issuances:
             table = Issuance.__table__
             mine = table.c[ledger.tx_column] == row.id
             session.exec(update(table).where(mine).values({ledger.done_flag: True}))
-            session.exec(update(table).where(mine, table.c.recorded, table.c.credited,
-                                             table.c.status != Issuance.Status.FAILED)
-                         .values(status=Issuance.Status.RECORDED))
+            session.exec(
+                update(table)
+                .where(mine, table.c.recorded, table.c.credited, table.c.status != Issuance.Status.FAILED)
+                .values(status=Issuance.Status.RECORDED)
+            )
             return
         for issuance in session.exec(select(Issuance).where(column == row.id)).all():
             done = ok or self.already_done(row.kind, issuance)

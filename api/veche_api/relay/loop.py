@@ -64,7 +64,8 @@ class Relay:
         self.chain_checked = False
         self.ballots, self.issuances, self.points = Ballots(self), Issuances(self), PointsRequests(self)
         self._handlers: dict[ChainTx.Kind, KindHandler] = {
-            kind: handler for handler in (self.ballots, self.issuances, self.points, PollCreations(self))
+            kind: handler
+            for handler in (self.ballots, self.issuances, self.points, PollCreations(self))
             for kind in handler.kinds
         }
         missing = set(ChainTx.Kind) - set(self._handlers)
@@ -191,8 +192,10 @@ class Relay:
         `eth_blockNumber` per pass while waiting for the next block."""
         with self.db.session() as session:
             rows = session.exec(
-                select(ChainTx).options(defer(ChainTx.raw))
-                .where(ChainTx.status.in_(UNFINISHED)).order_by(ChainTx.sender, ChainTx.nonce)
+                select(ChainTx)
+                .options(defer(ChainTx.raw))
+                .where(ChainTx.status.in_(UNFINISHED))
+                .order_by(ChainTx.sender, ChainTx.nonce)
             ).all()
         if not rows:
             return False
@@ -202,7 +205,8 @@ class Relay:
             versions: dict[int, list[tuple[str, float]]] = defaultdict(list)
             for tx_id, tx_hash, replaced_at in session.exec(
                 select(TxVersion.chain_tx_id, TxVersion.tx_hash, TxVersion.replaced_at)
-                .where(TxVersion.chain_tx_id.in_([r.id for r in rows])).order_by(TxVersion.id)
+                .where(TxVersion.chain_tx_id.in_([r.id for r in rows]))
+                .order_by(TxVersion.id)
             ):
                 versions[tx_id].append((tx_hash, replaced_at))
         busy = False
@@ -217,8 +221,12 @@ class Relay:
             # One transaction the node refuses (TransientError) must not hold up the others:
             # the first such error is raised after the pass, and the loop backs off.
             try:
-                busy |= self.isolation.run(QuarantineKind.CHAIN_TX, row.id, partial(
-                    self._reconcile_one, row, versions.get(row.id, []), look, lowest), True)
+                busy |= self.isolation.run(
+                    QuarantineKind.CHAIN_TX,
+                    row.id,
+                    partial(self._reconcile_one, row, versions.get(row.id, []), look, lowest),
+                    True,
+                )
             except TransientError as exc:
                 failure = failure or exc
         if failure is not None:
@@ -237,7 +245,9 @@ class Relay:
             # Neither mined nor pending: the node dropped it from its pool (anvil does, when
             # a later transaction of ours was picked out of order or the base fee rose above
             # its price; geth may under pressure).
-            forgotten = row.status == ChainTx.Status.SENT and self.rpc.call("eth_getTransactionByHash", [row.tx_hash]) is None
+            forgotten = (
+                row.status == ChainTx.Status.SENT and self.rpc.call("eth_getTransactionByHash", [row.tx_hash]) is None
+            )
         outbox = self._outboxes.get(row.sender)
         if outbox is None:
             return False
@@ -247,8 +257,11 @@ class Relay:
             if repriced is not None:
                 outbox.send(repriced)
                 return True
-        due = (row.status == ChainTx.Status.SIGNED or forgotten
-               or (time.time() - (row.sent_at or 0)) > self.settings.resend_after)
+        due = (
+            row.status == ChainTx.Status.SIGNED
+            or forgotten
+            or (time.time() - (row.sent_at or 0)) > self.settings.resend_after
+        )
         if not due:
             return False
         outcome = outbox.broadcast(self._raw(row.id))

@@ -39,18 +39,16 @@ class Outbox:
         if self._nonce is None:
             on_chain = self.w3.eth.get_transaction_count(self.address, "pending")
             with self.db.session() as session:
-                written = session.exec(
-                    select(func.max(ChainTx.nonce)).where(ChainTx.sender == self.address)
-                ).one()
+                written = session.exec(select(func.max(ChainTx.nonce)).where(ChainTx.sender == self.address)).one()
             self._nonce = max(on_chain, -1 if written is None else written + 1)
         return self._nonce
 
     def in_flight(self) -> int:
         with self.db.session() as session:
             return session.exec(
-                select(func.count()).select_from(ChainTx).where(
-                    ChainTx.sender == self.address, ChainTx.status.in_(UNFINISHED)
-                )
+                select(func.count())
+                .select_from(ChainTx)
+                .where(ChainTx.sender == self.address, ChainTx.status.in_(UNFINISHED))
             ).one()
 
     def sign(self, function, gas: int) -> tuple[int, bytes, str]:
@@ -132,11 +130,17 @@ class Outbox:
         if price >= REPRICE_CEILING * current:
             return None
         new_price = max(-(-price * 9 // 8), current)
-        signed = self.account.sign_transaction({
-            "nonce": int.from_bytes(nonce, "big"), "gasPrice": new_price, "gas": int.from_bytes(gas, "big"),
-            "to": to_checksum_address(to), "value": int.from_bytes(value, "big"), "data": data,
-            "chainId": self.chain_id,
-        })
+        signed = self.account.sign_transaction(
+            {
+                "nonce": int.from_bytes(nonce, "big"),
+                "gasPrice": new_price,
+                "gas": int.from_bytes(gas, "big"),
+                "to": to_checksum_address(to),
+                "value": int.from_bytes(value, "big"),
+                "data": data,
+                "chainId": self.chain_id,
+            }
+        )
         with self.db.write_session() as session:
             fresh = session.get(ChainTx, row.id)
             if fresh is None or fresh.status not in UNFINISHED or bytes(fresh.raw) != raw:
@@ -146,8 +150,14 @@ class Outbox:
             fresh.status, fresh.last_error = ChainTx.Status.SIGNED, f"repriced: gas price {price} -> {new_price}"
             session.add(fresh)
             session.commit()
-        log.warning("transaction nonce %d of %s unmined: repriced %d -> %d wei (%s)",
-                    fresh.nonce, self.address, price, new_price, fresh.tx_hash)
+        log.warning(
+            "transaction nonce %d of %s unmined: repriced %d -> %d wei (%s)",
+            fresh.nonce,
+            self.address,
+            price,
+            new_price,
+            fresh.tx_hash,
+        )
         return fresh
 
     def broadcast(self, raw: bytes) -> str:

@@ -44,9 +44,12 @@ class PointsRequests:
         with relay.db.session() as session:
             requests = session.exec(
                 select(PointsRequest)
-                .where(PointsRequest.status == PointsRequest.Status.PENDING,
-                       *([PointsRequest.id.not_in(held)] if held else []))
-                .order_by(PointsRequest.id).limit(20)
+                .where(
+                    PointsRequest.status == PointsRequest.Status.PENDING,
+                    *([PointsRequest.id.not_in(held)] if held else []),
+                )
+                .order_by(PointsRequest.id)
+                .limit(20)
             ).all()
         busy = False
         for request in requests:

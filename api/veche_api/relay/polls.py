@@ -31,8 +31,14 @@ def finish_poll_tx(db: Database, keys, poll_book: str, tx_id: int, receipt: dict
     if poll_id is not None:  # opening a key takes ~0.1 s: not while holding the write lock
         for stratum, (public, sealed) in enumerate(json.loads(creation.issuer_keys_json)):
             private = keys.open_issuer_key(DRAFT_POLL_BASE + creation.id, stratum, bytes.fromhex(sealed))
-            issuer_keys.append(IssuerKey(poll_id=poll_id, stratum=stratum, public_key=bytes.fromhex(public),
-                                         sealed_private_key=keys.seal_issuer_key(poll_id, stratum, private)))
+            issuer_keys.append(
+                IssuerKey(
+                    poll_id=poll_id,
+                    stratum=stratum,
+                    public_key=bytes.fromhex(public),
+                    sealed_private_key=keys.seal_issuer_key(poll_id, stratum, private),
+                )
+            )
     with db.write_session() as session:
         if mark_finished(session, tx_id, ok, block, tx_hash, lock=True) is None:
             return

@@ -64,7 +64,9 @@ def ballot_outcomes(logs, poll_book: str, poll_id: int) -> dict[tuple[str, int],
                 rejected = events.ballot_rejected(raw)
                 if rejected.poll_id == poll_id:
                     outcome["0x" + rejected.token.hex(), rejected.sequence] = (
-                        Ballot.Status.REJECTED, events.rejection_reason(rejected.reason))
+                        Ballot.Status.REJECTED,
+                        events.rejection_reason(rejected.reason),
+                    )
         except EncodingError:
             continue
     return outcome

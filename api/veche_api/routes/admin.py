@@ -15,21 +15,28 @@ from .polls import canonical_json
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 
-@router.post("/rewards", status_code=201, response_model=RewardCreated,
-             responses=error_responses(400, 401, 409, 413, 422, 503))
+@router.post(
+    "/rewards", status_code=201, response_model=RewardCreated, responses=error_responses(400, 401, 409, 413, 422, 503)
+)
 def create_reward(body: RewardCreate, state: StateDep, _: AdminDep) -> dict:
     metadata_hash = keccak(canonical_json({"name": body.name, "description": body.description}))
     points = state.chain.city_points
     receipt = state.points_admin.transact(points.functions.addReward(metadata_hash, body.price, body.stock))
     reward_id = int(points.events.RewardAdded().process_receipt(receipt)[0]["args"]["rewardId"])
     with state.db.write_session() as session:
-        session.add(Reward(id=reward_id, name=body.name, description=body.description, metadata_hash="0x" + metadata_hash.hex()))
+        session.add(
+            Reward(id=reward_id, name=body.name, description=body.description, metadata_hash="0x" + metadata_hash.hex())
+        )
         session.commit()
     return {"id": reward_id, "metadataHash": "0x" + metadata_hash.hex(), "price": body.price, "stock": body.stock}
 
 
-@router.post("/charities", status_code=201, response_model=CharityCreated,
-             responses=error_responses(400, 401, 409, 413, 422, 503))
+@router.post(
+    "/charities",
+    status_code=201,
+    response_model=CharityCreated,
+    responses=error_responses(400, 401, 409, 413, 422, 503),
+)
 def create_charity(body: CharityCreate, state: StateDep, _: AdminDep) -> dict:
     metadata_hash = keccak(canonical_json({"name": body.name, "description": body.description}))
     account = to_checksum_address(body.account)
@@ -37,13 +44,22 @@ def create_charity(body: CharityCreate, state: StateDep, _: AdminDep) -> dict:
     receipt = state.points_admin.transact(points.functions.registerCharity(account, metadata_hash))
     charity_id = int(points.events.CharityRegistered().process_receipt(receipt)[0]["args"]["charityId"])
     with state.db.write_session() as session:
-        session.add(Charity(id=charity_id, name=body.name, description=body.description, account=account,
-                            metadata_hash="0x" + metadata_hash.hex()))
+        session.add(
+            Charity(
+                id=charity_id,
+                name=body.name,
+                description=body.description,
+                account=account,
+                metadata_hash="0x" + metadata_hash.hex(),
+            )
+        )
         session.commit()
     return {"id": charity_id, "account": account, "metadataHash": "0x" + metadata_hash.hex()}
 
 
-@router.post("/polls/{poll_id}/publish", response_model=TallyOut, responses=error_responses(401, 404, 409, 413, 422, 503))
+@router.post(
+    "/polls/{poll_id}/publish", response_model=TallyOut, responses=error_responses(401, 404, 409, 413, 422, 503)
+)
 def publish_poll(state: StateDep, _: AdminDep, poll_id: int = Path(ge=1, le=MAX_INT)) -> TallyOut:
     """After close and k key shares on chain: count the poll with the verifier's own code
     (checks 1–8, from the chain alone), then publish the tally and the dataset hash on chain.

@@ -9,9 +9,9 @@ from functools import partial
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 from sqlalchemy import bindparam, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from veche_core import token as token_mod
@@ -33,8 +33,9 @@ router = APIRouter(prefix="/ballots", tags=["ballots"])
 _STALE = ("ballot.stale_sequence", 409, "the sequence is not above the token's last accepted ballot")
 
 
-@router.post("", status_code=202, response_model=BallotStatus,
-             responses=error_responses(400, 404, 409, 413, 422, 429, 503))
+@router.post(
+    "", status_code=202, response_model=BallotStatus, responses=error_responses(400, 404, 409, 413, 422, 429, 503)
+)
 async def cast_ballot(body: BallotIn, state: StateDep) -> JSONResponse:
     return JSONResponse(await accept_ballot(state, body), status_code=202)
 
@@ -62,8 +63,13 @@ async def accept_ballot(state, body: BallotIn) -> dict:
     if len(ciphertext) != info.ciphertext_length:
         raise ApiError("ballot.bad_ciphertext", 422, f"the ciphertext must be {info.ciphertext_length} bytes")
     ballot = Ballot(
-        body.poll_id, unhex(body.token), body.sequence, body.stratum, ciphertext,
-        unhex(body.token_signature), unhex(body.signature),
+        body.poll_id,
+        unhex(body.token),
+        body.sequence,
+        body.stratum,
+        ciphertext,
+        unhex(body.token_signature),
+        unhex(body.signature),
     )
     try:
         ballot.verify_signature(chain.poll_domain)
@@ -71,11 +77,18 @@ async def accept_ballot(state, body: BallotIn) -> dict:
         raise ApiError("ballot.bad_signature", 422, "the ballot signature does not recover its token") from None
     try:
         token_mod.verify_token_signature(
-            info.issuer_keys[body.stratum], chain.chain_id, chain.poll_book_bytes,
-            body.poll_id, body.stratum, ballot.token, ballot.token_credential,
+            info.issuer_keys[body.stratum],
+            chain.chain_id,
+            chain.poll_book_bytes,
+            body.poll_id,
+            body.stratum,
+            ballot.token,
+            ballot.token_credential,
         )
     except SignatureError:
-        raise ApiError("ballot.bad_token_signature", 422, "the token signature does not verify for this poll and stratum") from None
+        raise ApiError(
+            "ballot.bad_token_signature", 422, "the token signature does not verify for this poll and stratum"
+        ) from None
     hash_bytes = ballot.hash
     hash_hex = "0x" + hash_bytes.hex()
     now = chain.cached_now()
@@ -95,13 +108,23 @@ async def accept_ballot(state, body: BallotIn) -> dict:
         receipt_digest(chain.poll_domain, body.poll_id, ballot.token, body.sequence, hash_bytes, accepted_at)
     )
     row = {
-        "ballot_hash": hash_hex, "poll_id": body.poll_id, "token": token, "sequence": body.sequence,
-        "stratum": body.stratum, "ciphertext": ballot.ciphertext, "token_credential": ballot.token_credential,
-        "signature": ballot.signature, "accepted_at": accepted_at, "queued_at": time.time(),
-        "receipt_signature": signature, "status": BallotRow.Status.ACCEPTED,
+        "ballot_hash": hash_hex,
+        "poll_id": body.poll_id,
+        "token": token,
+        "sequence": body.sequence,
+        "stratum": body.stratum,
+        "ciphertext": ballot.ciphertext,
+        "token_credential": ballot.token_credential,
+        "signature": ballot.signature,
+        "accepted_at": accepted_at,
+        "queued_at": time.time(),
+        "receipt_signature": signature,
+        "status": BallotRow.Status.ACCEPTED,
     }
     try:
-        outcome = await asyncio.wrap_future(state.writer.submit(partial(_persist, state.db.is_sqlite, state.ballot_limit, row)))
+        outcome = await asyncio.wrap_future(
+            state.writer.submit(partial(_persist, state.db.is_sqlite, state.ballot_limit, row))
+        )
     except IntegrityError:  # a concurrent writer (another worker) got the sequence, or this very ballot, in first
         outcome = _stored(state, hash_hex)
         if outcome is None:
@@ -112,8 +135,15 @@ async def accept_ballot(state, body: BallotIn) -> dict:
         return ballot_answer(state, outcome)
     state.metrics.ballots_accepted.inc()
     receipt = Receipt(
-        chain.chain_id, chain.poll_book_address, body.poll_id, token, body.sequence, hash_bytes, accepted_at,
-        state.relayer_address, signature,
+        chain.chain_id,
+        chain.poll_book_address,
+        body.poll_id,
+        token,
+        body.sequence,
+        hash_bytes,
+        accepted_at,
+        state.relayer_address,
+        signature,
     )
     return {"ballotHash": hash_hex, "status": BallotRow.Status.ACCEPTED, "reason": None, "receipt": receipt.to_dict()}
 
@@ -137,8 +167,16 @@ _TABLE = BallotRow.__table__
 _INSERT_BALLOT = _TABLE.insert()
 # What an answer about a stored ballot needs (GET /ballots/{hash}, and a ballot sent again).
 _BY_HASH = select(
-    _TABLE.c.ballot_hash, _TABLE.c.poll_id, _TABLE.c.token, _TABLE.c.sequence, _TABLE.c.accepted_at,
-    _TABLE.c.receipt_signature, _TABLE.c.status, _TABLE.c.reason, _TABLE.c.tx_hash, _TABLE.c.block_number,
+    _TABLE.c.ballot_hash,
+    _TABLE.c.poll_id,
+    _TABLE.c.token,
+    _TABLE.c.sequence,
+    _TABLE.c.accepted_at,
+    _TABLE.c.receipt_signature,
+    _TABLE.c.status,
+    _TABLE.c.reason,
+    _TABLE.c.tx_hash,
+    _TABLE.c.block_number,
 ).where(_TABLE.c.ballot_hash == bindparam("ballot_hash"))
 
 
@@ -173,8 +211,14 @@ def ballot_answer(state, row) -> dict:
     ballot sent again."""
     chain = state.chain
     receipt = Receipt(
-        chain.chain_id, chain.poll_book_address, row.poll_id, row.token, row.sequence,
-        bytes.fromhex(row.ballot_hash[2:]), row.accepted_at, state.relayer_address,
+        chain.chain_id,
+        chain.poll_book_address,
+        row.poll_id,
+        row.token,
+        row.sequence,
+        bytes.fromhex(row.ballot_hash[2:]),
+        row.accepted_at,
+        state.relayer_address,
         bytes(row.receipt_signature),
     )
     if row.status == BallotRow.Status.CONFIRMED and row.tx_hash and row.block_number is not None:
@@ -191,5 +235,6 @@ def read_ballot(
     if row is None:
         raise ApiError("ballot.unknown", 404, "no ballot with this hash was accepted here")
     answer = ballot_answer(state, row)
-    return BallotStatus(ballot_hash=answer["ballotHash"], status=answer["status"], reason=answer["reason"],
-                        receipt=answer["receipt"])
+    return BallotStatus(
+        ballot_hash=answer["ballotHash"], status=answer["status"], reason=answer["reason"], receipt=answer["receipt"]
+    )

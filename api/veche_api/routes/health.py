@@ -40,8 +40,12 @@ def read_health(state: StateDep) -> JSONResponse:
         rpc = state.chain.rpc()
         number = rpc.block_number()
         stamp = rpc.block_timestamp(number)
-        body["chain"] = {"ok": True, "chainId": state.chain.chain_id, "blockNumber": number,
-                         "lastBlockAge": max(0, int(time.time()) - stamp)}
+        body["chain"] = {
+            "ok": True,
+            "chainId": state.chain.chain_id,
+            "blockNumber": number,
+            "lastBlockAge": max(0, int(time.time()) - stamp),
+        }
     except Exception:
         body["chain"] = {"ok": False, "chainId": state.chain.chain_id}
         problems.append("the chain node does not answer")

@@ -18,13 +18,20 @@ from veche_core.typed_data import donation_digest, recover_signer, redemption_di
 from ..chain import REVERTS, revert_name
 from ..deps import SessionDep, StateDep
 from ..errors import ApiError, error_responses
-from ..models import Charity, ChainTx, PointsRequest, Reward
+from ..models import ChainTx, Charity, PointsRequest, Reward
 from ..schemas import (
-    ADDRESS_PATTERN, MAX_INT, CharityOut, DonationIn, PointsOut, PointsRequestOut, RedemptionIn, RewardOut, unhex,
+    ADDRESS_PATTERN,
+    MAX_INT,
+    CharityOut,
+    DonationIn,
+    PointsOut,
+    PointsRequestOut,
+    RedemptionIn,
+    RewardOut,
+    unhex,
 )
 
 router = APIRouter(prefix="/points", tags=["points"])
-
 
 
 def _chain_read(fn):
@@ -45,10 +52,17 @@ def read_rewards(state: StateDep, session: SessionDep) -> list[dict]:
     for reward_id in range(1, count + 1):
         meta_hash, price, stock, active = _chain_read(points.functions.reward(reward_id).call)
         meta = names.get(reward_id)
-        out.append({
-            "id": reward_id, "name": meta.name if meta else None, "description": meta.description if meta else None,
-            "metadataHash": "0x" + bytes(meta_hash).hex(), "price": price, "stock": stock, "active": active,
-        })
+        out.append(
+            {
+                "id": reward_id,
+                "name": meta.name if meta else None,
+                "description": meta.description if meta else None,
+                "metadataHash": "0x" + bytes(meta_hash).hex(),
+                "price": price,
+                "stock": stock,
+                "active": active,
+            }
+        )
     return out
 
 
@@ -61,11 +75,17 @@ def read_charities(state: StateDep, session: SessionDep) -> list[dict]:
     for charity_id in range(1, count + 1):
         account, meta_hash, active = _chain_read(points.functions.charity(charity_id).call)
         meta = names.get(charity_id)
-        out.append({
-            "id": charity_id, "name": meta.name if meta else None, "description": meta.description if meta else None,
-            "account": account, "metadataHash": "0x" + bytes(meta_hash).hex(), "active": active,
-            "balance": _chain_read(points.functions.charityBalance(charity_id).call),
-        })
+        out.append(
+            {
+                "id": charity_id,
+                "name": meta.name if meta else None,
+                "description": meta.description if meta else None,
+                "account": account,
+                "metadataHash": "0x" + bytes(meta_hash).hex(),
+                "active": active,
+                "balance": _chain_read(points.functions.charityBalance(charity_id).call),
+            }
+        )
     return out
 
 
@@ -86,7 +106,11 @@ def read_points(state: StateDep, address: str = Path(pattern=ADDRESS_PATTERN)) -
     nonce = _chain_read(points.functions.nonces(resident).call)
     history = []
     for event in _chain_read(lambda: state.chain.resident_logs(resident)):
-        entry = {"event": event.name, "block": event.block_number, "transactionHash": "0x" + event.transaction_hash.hex()}
+        entry = {
+            "event": event.name,
+            "block": event.block_number,
+            "transactionHash": "0x" + event.transaction_hash.hex(),
+        }
         if event.name == "PointsCredited":
             entry.update(pollId=event.args["pollId"], amount=event.args["amount"])
         elif event.name == "RewardRedeemed":
@@ -103,8 +127,13 @@ def _snake(name: str) -> str:
 
 def _out(row: PointsRequest) -> PointsRequestOut:
     return PointsRequestOut(
-        id=row.id, kind=row.kind, resident=row.resident, status=row.status, reason=row.reason,
-        transaction_hash=row.tx_hash, block_number=row.block_number,
+        id=row.id,
+        kind=row.kind,
+        resident=row.resident,
+        status=row.status,
+        reason=row.reason,
+        transaction_hash=row.tx_hash,
+        block_number=row.block_number,
     )
 
 
@@ -124,7 +153,9 @@ def _enqueue(state, row: PointsRequest, digest: bytes, call) -> JSONResponse:
         call.call({"from": state.keys.relayer.address})
     except REVERTS as exc:
         name = revert_name(exc) or "Reverted"
-        raise ApiError(f"points.{_snake(name.removeprefix('CityPoints'))}", 409, f"the points contract refuses: {name}") from None
+        raise ApiError(
+            f"points.{_snake(name.removeprefix('CityPoints'))}", 409, f"the points contract refuses: {name}"
+        ) from None
     except Exception:
         raise ApiError("chain.unavailable", 503, "the chain node is not reachable") from None
     with state.db.write_session() as session:
@@ -136,26 +167,46 @@ def _enqueue(state, row: PointsRequest, digest: bytes, call) -> JSONResponse:
     return JSONResponse(_out(row).model_dump(by_alias=True), status_code=202)
 
 
-@router.post("/redemptions", status_code=202, response_model=PointsRequestOut,
-             responses=error_responses(400, 404, 409, 413, 422, 503))
+@router.post(
+    "/redemptions",
+    status_code=202,
+    response_model=PointsRequestOut,
+    responses=error_responses(400, 404, 409, 413, 422, 503),
+)
 def create_redemption(body: RedemptionIn, state: StateDep) -> JSONResponse:
     resident = to_checksum_address(body.resident)
     row = PointsRequest(
-        kind=ChainTx.Kind.REDEEM, resident=resident, target_id=body.reward_id, amount=0, nonce=body.nonce,
-        deadline=body.deadline, signature=unhex(body.signature),
+        kind=ChainTx.Kind.REDEEM,
+        resident=resident,
+        target_id=body.reward_id,
+        amount=0,
+        nonce=body.nonce,
+        deadline=body.deadline,
+        signature=unhex(body.signature),
     )
     digest = redemption_digest(state.chain.points_domain, resident, body.reward_id, body.nonce, body.deadline)
-    call = state.chain.city_points.functions.redeem((resident, body.reward_id, body.nonce, body.deadline), row.signature)
+    call = state.chain.city_points.functions.redeem(
+        (resident, body.reward_id, body.nonce, body.deadline), row.signature
+    )
     return _enqueue(state, row, digest, call)
 
 
-@router.post("/donations", status_code=202, response_model=PointsRequestOut,
-             responses=error_responses(400, 404, 409, 413, 422, 503))
+@router.post(
+    "/donations",
+    status_code=202,
+    response_model=PointsRequestOut,
+    responses=error_responses(400, 404, 409, 413, 422, 503),
+)
 def create_donation(body: DonationIn, state: StateDep) -> JSONResponse:
     resident = to_checksum_address(body.resident)
     row = PointsRequest(
-        kind=ChainTx.Kind.DONATE, resident=resident, target_id=body.charity_id, amount=body.amount, nonce=body.nonce,
-        deadline=body.deadline, signature=unhex(body.signature),
+        kind=ChainTx.Kind.DONATE,
+        resident=resident,
+        target_id=body.charity_id,
+        amount=body.amount,
+        nonce=body.nonce,
+        deadline=body.deadline,
+        signature=unhex(body.signature),
     )
     digest = donation_digest(
         state.chain.points_domain, resident, body.charity_id, body.amount, body.nonce, body.deadline

@@ -71,8 +71,9 @@ def to_public(state, poll: Poll, keys: list[IssuerKey], now: int, stratum: int |
     )
 
 
-@router.post("/admin/polls", status_code=201, response_model=PollCreated,
-             responses=error_responses(400, 401, 409, 413, 422, 503))
+@router.post(
+    "/admin/polls", status_code=201, response_model=PollCreated, responses=error_responses(400, 401, 409, 413, 422, 503)
+)
 def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
     """Create a poll: issuer keys per stratum, the election key dealt k-of-n to the trustees,
     the poll on chain. Write-ahead: the poll, its keys (sealed) and the signed createPoll are
@@ -113,27 +114,48 @@ def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
         raise ApiError("poll.invalid_trustee_key", 422, "a trustee public key is not an X25519 key") from None
 
     params = (
-        metadata_hash, len(body.options), body.max_choices, body.opens_at, body.closes_at, body.points,
-        dealing.election_public_key, public_keys, addresses, body.threshold,
+        metadata_hash,
+        len(body.options),
+        body.max_choices,
+        body.opens_at,
+        body.closes_at,
+        body.points,
+        dealing.election_public_key,
+        public_keys,
+        addresses,
+        body.threshold,
     )
     function = state.chain.poll_book.functions.createPoll(params)
     columns = {
-        "question": body.question, "options_json": json.dumps(body.options), "max_choices": body.max_choices,
-        "audience_json": json.dumps(audience_json), "strata_json": json.dumps(strata),
-        "opens_at": body.opens_at, "closes_at": body.closes_at, "points": body.points,
-        "election_key": "0x" + dealing.election_public_key.hex(), "trustees_json": json.dumps(addresses),
-        "threshold": body.threshold, "metadata_hash": "0x" + metadata_hash.hex(),
+        "question": body.question,
+        "options_json": json.dumps(body.options),
+        "max_choices": body.max_choices,
+        "audience_json": json.dumps(audience_json),
+        "strata_json": json.dumps(strata),
+        "opens_at": body.opens_at,
+        "closes_at": body.closes_at,
+        "points": body.points,
+        "election_key": "0x" + dealing.election_public_key.hex(),
+        "trustees_json": json.dumps(addresses),
+        "threshold": body.threshold,
+        "metadata_hash": "0x" + metadata_hash.hex(),
     }
 
     def attach(session, tx: ChainTx) -> int:
-        creation = PollCreation(tx_id=tx.id, poll_json=json.dumps(columns), issuer_keys_json="[]",
-                                sealed_shares_json=json.dumps(["0x" + s.hex() for s in dealing.sealed_shares]))
+        creation = PollCreation(
+            tx_id=tx.id,
+            poll_json=json.dumps(columns),
+            issuer_keys_json="[]",
+            sealed_shares_json=json.dumps(["0x" + s.hex() for s in dealing.sealed_shares]),
+        )
         session.add(creation)
         session.flush()  # its id is the sealing context until the chain gives the poll id
-        creation.issuer_keys_json = json.dumps([
-            [public_keys[s].hex(), state.keys.seal_issuer_key(DRAFT_POLL_BASE + creation.id, s, key).hex()]
-            for s, key in enumerate(private_keys)
-        ])
+        creation.issuer_keys_json = json.dumps(
+            [
+                [public_keys[s].hex(), state.keys.seal_issuer_key(DRAFT_POLL_BASE + creation.id, s, key).hex()]
+                for s, key in enumerate(private_keys)
+            ]
+        )
         session.add(creation)
         return 1
 
@@ -150,14 +172,16 @@ def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
                     raise ApiError("chain.unavailable", 503, "no nonce for the admin key; try again") from None
             except Exception:
                 raise ApiError("chain.unavailable", 503, "the chain node is not reachable") from None
-        del private_keys  # the API keeps only the sealed copies
+        private_keys.clear()  # the API keeps only the sealed copies
         try:
             outbox.send(row)
         except TransientError:
             pass  # logged: the relay sends it again while this request waits
         creation = _await_creation(state, row.id)
     if creation.status == PollCreation.Status.FAILED:
-        raise ApiError(creation.reason or "chain.Reverted", 409, "the createPoll transaction failed; nothing was created")
+        raise ApiError(
+            creation.reason or "chain.Reverted", 409, "the createPoll transaction failed; nothing was created"
+        )
     return _creation_body(state, creation)
 
 
@@ -183,12 +207,20 @@ def _await_creation(state, tx_id: int) -> PollCreation:
                 time.sleep(0.1)
             except Exception as exc:  # the relay finishes it, or quarantines it (GET /health)
                 log.error("createPoll %s is mined but could not be stored: %s", row.tx_hash, describe(exc))
-                raise ApiError("poll.not_stored", 500, "the poll is on chain but could not be stored; the relay "
-                               "retries it and GET /health shows it while it fails") from None
+                raise ApiError(
+                    "poll.not_stored",
+                    500,
+                    "the poll is on chain but could not be stored; the relay "
+                    "retries it and GET /health shows it while it fails",
+                ) from None
             continue
         if time.monotonic() > deadline:
-            raise ApiError("poll.creation_pending", 503, "the poll is recorded but its transaction is not mined "
-                           "yet; it is created when it is (GET /polls, then GET /admin/polls/{id}/creation)")
+            raise ApiError(
+                "poll.creation_pending",
+                503,
+                "the poll is recorded but its transaction is not mined "
+                "yet; it is created when it is (GET /polls, then GET /admin/polls/{id}/creation)",
+            )
         time.sleep(0.1)
 
 
@@ -215,7 +247,9 @@ def _creation_body(state, creation: PollCreation) -> PollCreated:
     )
 
 
-@router.get("/admin/polls/{poll_id}/creation", response_model=PollCreated, responses=error_responses(401, 404, 422, 503))
+@router.get(
+    "/admin/polls/{poll_id}/creation", response_model=PollCreated, responses=error_responses(401, 404, 422, 503)
+)
 def read_poll_creation(poll_id: int, state: StateDep, session: SessionDep, _: AdminDep) -> PollCreated:
     """The answer of the request that created the poll, sealed shares included: for when that
     answer was lost (a crash; the relay finished the creation afterwards)."""
@@ -231,7 +265,9 @@ def read_poll_creation(poll_id: int, state: StateDep, session: SessionDep, _: Ad
 def read_polls(
     state: StateDep,
     session: SessionDep,
-    resident: str | None = Query(default=None, pattern=ADDRESS_PATTERN, description="only polls this resident may vote in"),
+    resident: str | None = Query(
+        default=None, pattern=ADDRESS_PATTERN, description="only polls this resident may vote in"
+    ),
     include_closed: bool = False,
 ) -> list[PollPublic]:
     now = state.chain.now()

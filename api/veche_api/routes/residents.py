@@ -7,9 +7,9 @@ import io
 import time
 from typing import NamedTuple
 
+from eth_utils import is_address, to_checksum_address
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
-from eth_utils import is_address, to_checksum_address
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
@@ -27,9 +27,12 @@ MAX_CSV_BYTES = 5_000_000
 IMPORT_CHUNK = 2_000  # rows a transaction
 CSV_HEADER = "address,district,birth_year"
 # The header is checked before any row (`import.bad_header`, 422); the rows are reported one by one.
-CSV_SCHEMA = {"type": "string", "pattern": f"^{CSV_HEADER}([\\r\\n][\\s\\S]*)?$",
-              "description": f"UTF-8 CSV whose first line is `{CSV_HEADER}` (case and spaces around "
-                             "the names are ignored, and a byte-order mark is allowed)"}
+CSV_SCHEMA = {
+    "type": "string",
+    "pattern": f"^{CSV_HEADER}([\\r\\n][\\s\\S]*)?$",
+    "description": f"UTF-8 CSV whose first line is `{CSV_HEADER}` (case and spaces around "
+    "the names are ignored, and a byte-order mark is allowed)",
+}
 
 
 class NewResident(NamedTuple):
@@ -40,8 +43,10 @@ class NewResident(NamedTuple):
 
 def _public(resident: Resident) -> ResidentPublic:
     return ResidentPublic(
-        address=resident.address, district=resident.district,
-        birth_year=resident.birth_year, enrolled_at=resident.enrolled_at,
+        address=resident.address,
+        district=resident.district,
+        birth_year=resident.birth_year,
+        enrolled_at=resident.enrolled_at,
     )
 
 
@@ -132,8 +137,10 @@ def _import_rows(state, text: str) -> ImportReport:
         if errors:
             return ImportReport(imported=0, unchanged=0, errors=sorted(errors, key=lambda e: e.line))
         now = int(time.time())
-        values = [{"address": r.address, "district": r.district, "birth_year": r.birth_year, "enrolled_at": now}
-                  for r in fresh]
+        values = [
+            {"address": r.address, "district": r.district, "birth_year": r.birth_year, "enrolled_at": now}
+            for r in fresh
+        ]
         values.sort(key=lambda v: v["address"])  # the primary key's order: a cheaper B-tree insert
         # In chunks, each its own transaction: on SQLite the write lock is free between them, so
         # ballots are acknowledged during a large import (one 90,000-row transaction held it for
@@ -141,7 +148,7 @@ def _import_rows(state, text: str) -> ImportReport:
         # which every enrolment takes; a crash midway leaves a file that can be sent again.
         for start in range(0, len(values), IMPORT_CHUNK):
             with state.db.write_session() as session:
-                session.connection().execute(Resident.__table__.insert(), values[start:start + IMPORT_CHUNK])
+                session.connection().execute(Resident.__table__.insert(), values[start : start + IMPORT_CHUNK])
                 session.commit()
     return ImportReport(imported=len(fresh), unchanged=len(rows) - len(fresh), errors=[])
 
@@ -151,7 +158,7 @@ def _enrolled(db, addresses: list[str]) -> dict[str, tuple[str, int]]:
     found: dict[str, tuple[str, int]] = {}
     with db.session() as session:
         for start in range(0, len(addresses), 500):
-            chunk = addresses[start:start + 500]
+            chunk = addresses[start : start + 500]
             for address, district, birth_year in session.exec(
                 select(Resident.address, Resident.district, Resident.birth_year).where(Resident.address.in_(chunk))
             ):
@@ -182,7 +189,9 @@ def _records(reader):
 
 
 @router.get("/{address:address}", response_model=ResidentPublic, responses=error_responses(401, 404, 422))
-def read_resident(session: SessionDep, _: AdminDep, address: str = PathParam(pattern=ADDRESS_PATTERN)) -> ResidentPublic:
+def read_resident(
+    session: SessionDep, _: AdminDep, address: str = PathParam(pattern=ADDRESS_PATTERN)
+) -> ResidentPublic:
     resident = session.get(Resident, to_checksum_address(address))  # the path convertor admits only an address
     if resident is None:
         raise ApiError("resident.unknown", 404, "no such resident")

@@ -31,8 +31,12 @@ def _published(session, poll_id: int) -> Poll:
     return poll
 
 
-@router.post("/{poll_id}/key-shares", status_code=201, response_model=KeyShareOut,
-             responses=error_responses(400, 404, 409, 413, 422, 503))
+@router.post(
+    "/{poll_id}/key-shares",
+    status_code=201,
+    response_model=KeyShareOut,
+    responses=error_responses(400, 404, 409, 413, 422, 503),
+)
 def submit_key_share(body: KeyShareIn, state: StateDep, session: SessionDep, poll_id: int = PollId) -> dict:
     """Relay a trustee's released share (signed EIP-712 KeyShare) with submitKeyShareFor."""
     poll = session.get(Poll, poll_id)
@@ -63,13 +67,20 @@ def read_results(session: SessionDep, poll_id: int = PollId) -> TallyOut:
     counts = json.loads(poll.counts_json)
     rows = dataset.parse(poll.dataset_csv)
     return TallyOut(
-        poll_id=poll_id, counts=counts, dataset_hash=poll.dataset_hash, ballots_counted=len(rows),
-        per_district=json.loads(poll.per_stratum_json), transaction_hash=poll.publish_tx,
+        poll_id=poll_id,
+        counts=counts,
+        dataset_hash=poll.dataset_hash,
+        ballots_counted=len(rows),
+        per_district=json.loads(poll.per_stratum_json),
+        transaction_hash=poll.publish_tx,
     )
 
 
-@router.get("/{poll_id}/dataset.csv", response_class=Response,
-            responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}, **error_responses(404, 422)})
+@router.get(
+    "/{poll_id}/dataset.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}, **error_responses(404, 422)},
+)
 def read_dataset_csv(session: SessionDep, poll_id: int = PollId) -> Response:
     poll = _published(session, poll_id)
     return Response(poll.dataset_csv.encode(), media_type="text/csv")

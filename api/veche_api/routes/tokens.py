@@ -35,15 +35,23 @@ _ALREADY_ISSUED = ("issuance.already_issued", 409, "this resident already has a 
 # any): one indexed read instead of two ORM sessions.
 _RESIDENT, _ISSUANCE = Resident.__table__, Issuance.__table__
 _ISSUED = (_ISSUANCE.c.id, _ISSUANCE.c.stratum, _ISSUANCE.c.blinded_message_hash, _ISSUANCE.c.blind_signature)
-_ELIGIBILITY = select(_RESIDENT.c.district, _RESIDENT.c.birth_year, *_ISSUED).select_from(
-    _RESIDENT.outerjoin(_ISSUANCE, and_(
-        _ISSUANCE.c.poll_id == bindparam("poll_id"), _ISSUANCE.c.resident == _RESIDENT.c.address))
-).where(_RESIDENT.c.address == bindparam("resident"))
-_STORED = select(*_ISSUED).where(_ISSUANCE.c.poll_id == bindparam("poll_id"), _ISSUANCE.c.resident == bindparam("resident"))
+_ELIGIBILITY = (
+    select(_RESIDENT.c.district, _RESIDENT.c.birth_year, *_ISSUED)
+    .select_from(
+        _RESIDENT.outerjoin(
+            _ISSUANCE, and_(_ISSUANCE.c.poll_id == bindparam("poll_id"), _ISSUANCE.c.resident == _RESIDENT.c.address)
+        )
+    )
+    .where(_RESIDENT.c.address == bindparam("resident"))
+)
+_STORED = select(*_ISSUED).where(
+    _ISSUANCE.c.poll_id == bindparam("poll_id"), _ISSUANCE.c.resident == bindparam("resident")
+)
 
 
-@router.post("", status_code=201, response_model=IssuanceOut,
-             responses=error_responses(400, 403, 404, 409, 413, 422, 429, 503))
+@router.post(
+    "", status_code=201, response_model=IssuanceOut, responses=error_responses(400, 403, 404, 409, 413, 422, 429, 503)
+)
 async def create_token(body: IssuanceRequestIn, state: StateDep) -> JSONResponse:
     return JSONResponse(await issue_token(state, body), status_code=201)
 
@@ -94,7 +102,8 @@ async def issue_token(state, body: IssuanceRequestIn) -> dict:
     if resident.id is not None:
         raise ApiError(*_ALREADY_ISSUED)
     key = state._private.get((body.poll_id, stratum)) or await run_in_threadpool(
-        state.issuer_private_key, body.poll_id, stratum)
+        state.issuer_private_key, body.poll_id, stratum
+    )
     if len(blinded) != key.public_key.modulus_length:
         raise ApiError("issuance.bad_blinded_message", 422, "the blinded message has the wrong length")
     try:
@@ -102,10 +111,16 @@ async def issue_token(state, body: IssuanceRequestIn) -> dict:
     except (EncodingError, SignatureError):
         raise ApiError("issuance.bad_blinded_message", 422, "the blinded message is out of range") from None
     issuance = {
-        "poll_id": body.poll_id, "resident": resident_address, "stratum": stratum,
+        "poll_id": body.poll_id,
+        "resident": resident_address,
+        "stratum": stratum,
         "pseudonym": "0x" + state.keys.pseudonym(body.poll_id, resident_address).hex(),
-        "blinded_message_hash": blinded_hash, "blind_signature": blind_signature,
-        "issued_at": int(time.time()), "status": Issuance.Status.PENDING, "recorded": False, "credited": False,
+        "blinded_message_hash": blinded_hash,
+        "blind_signature": blind_signature,
+        "issued_at": int(time.time()),
+        "status": Issuance.Status.PENDING,
+        "recorded": False,
+        "credited": False,
     }
     # Group commit (writer.py): one transaction and one fsync for all the issuances in flight.
     try:
@@ -141,9 +156,9 @@ def _record(is_sqlite: bool, issuance: dict, conn):
     statement = _INSERTS.get(is_sqlite)
     if statement is None:
         insert = sqlite_insert if is_sqlite else pg_insert
-        statement = _INSERTS[is_sqlite] = insert(_ISSUANCE).on_conflict_do_nothing(
-            index_elements=["poll_id", "resident"]
-        ).returning(_ISSUANCE.c.id)
+        statement = _INSERTS[is_sqlite] = (
+            insert(_ISSUANCE).on_conflict_do_nothing(index_elements=["poll_id", "resident"]).returning(_ISSUANCE.c.id)
+        )
     if conn.execute(statement, issuance).first() is not None:
         return None
     return conn.execute(_STORED, {"poll_id": issuance["poll_id"], "resident": issuance["resident"]}).first()

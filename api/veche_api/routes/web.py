@@ -15,7 +15,8 @@ import os
 import re
 from pathlib import Path
 
-from fastapi import APIRouter, Path as PathParam
+from fastapi import APIRouter
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 from sqlmodel import select
 
@@ -29,8 +30,14 @@ router = APIRouter(tags=["web"])
 # api/veche_api/routes/web.py → the repository root (the package is installed editable).
 DEFAULT_DIST = Path(__file__).resolve().parents[3] / "web" / "dist"
 ASSET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-MEDIA_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".map": "application/json",
-               ".txt": "text/plain; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png"}
+MEDIA_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".map": "application/json",
+    ".txt": "text/plain; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
 
 # The pages load only their own scripts and styles and talk only to this origin. libsodium
 # compiles its WebAssembly module at start-up ('wasm-unsafe-eval' allows that and nothing else).
@@ -79,7 +86,9 @@ def asset(name: str) -> Response:
     if not path.is_file():
         raise ApiError("http.not_found", 404, "no such asset")
     media_type = MEDIA_TYPES.get(path.suffix, "application/octet-stream")
-    return FileResponse(path, media_type=media_type, headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
+    return FileResponse(
+        path, media_type=media_type, headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
+    )
 
 
 @router.get("/favicon.ico", response_class=Response, include_in_schema=False)
@@ -99,4 +108,4 @@ def receipt_code(session: SessionDep, code: str = PathParam(pattern=r"^[0-9a-fA-
     ).all()
     if not rows:
         raise ApiError("receipt_code.unknown", 404, "no ballot with this receipt code was accepted here")
-    return {"code": "-".join(code.lower()[i:i + 4] for i in range(0, 12, 4)), "ballotHashes": list(rows)}
+    return {"code": "-".join(code.lower()[i : i + 4] for i in range(0, 12, 4)), "ballotHashes": list(rows)}

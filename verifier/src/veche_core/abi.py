@@ -138,7 +138,9 @@ def _decode_dynamic(kind: str, data: bytes, at: int) -> tuple[Any, int]:
     if _is_dynamic(item):
         values, end = _decode_tuple([item] * length, data, start)
         return tuple(values), end
-    return tuple(_decode_static(item, data[start + i * _WORD : start + (i + 1) * _WORD]) for i in range(length)), start + length * _WORD
+    return tuple(
+        _decode_static(item, data[start + i * _WORD : start + (i + 1) * _WORD]) for i in range(length)
+    ), start + length * _WORD
 
 
 def _encode_dynamic(kind: str, value: Any) -> bytes:

@@ -101,9 +101,7 @@ class PublicKey:
             raise EncodingError("unknown blind-RSA variant")
         bits = int(self.n).bit_length()
         if not MIN_MODULUS_BITS <= bits <= MAX_MODULUS_BITS:
-            raise EncodingError(
-                f"RSA modulus must have {MIN_MODULUS_BITS}..{MAX_MODULUS_BITS} bits"
-            )
+            raise EncodingError(f"RSA modulus must have {MIN_MODULUS_BITS}..{MAX_MODULUS_BITS} bits")
         if self.n % 2 == 0:
             raise EncodingError("RSA modulus must be odd")
         if self.e != PUBLIC_EXPONENT:
@@ -129,12 +127,7 @@ class PublicKey:
     def encode(self) -> bytes:
         """version 0x01 ‖ variant (1) ‖ k (2, BE) ‖ n (k, BE) ‖ e (4, BE)."""
         k = self.modulus_length
-        return (
-            bytes([PUBLIC_KEY_VERSION, self.variant])
-            + k.to_bytes(2, "big")
-            + _i2osp(self.n, k)
-            + _i2osp(self.e, 4)
-        )
+        return bytes([PUBLIC_KEY_VERSION, self.variant]) + k.to_bytes(2, "big") + _i2osp(self.n, k) + _i2osp(self.e, 4)
 
     @classmethod
     def decode(cls, data: bytes) -> PublicKey:
@@ -192,9 +185,7 @@ class PrivateKey:
         """PKCS#8 DER (PrivateKeyInfo, rsaEncryption): what WebCrypto and OpenSSL import."""
         from Crypto.PublicKey import RSA
 
-        return RSA.construct((self.n, self.e, self.d, self.p, self.q)).export_key(
-            format="DER", pkcs=8
-        )
+        return RSA.construct((self.n, self.e, self.d, self.p, self.q)).export_key(format="DER", pkcs=8)
 
     @classmethod
     def from_pkcs8(cls, der: bytes, variant: Variant = DEFAULT_VARIANT) -> PrivateKey:
@@ -224,9 +215,7 @@ class PrivateKey:
         return cls.from_pkcs8(data[2:], variant)
 
 
-def generate_private_key(
-    variant: Variant = DEFAULT_VARIANT, bits: int = MIN_MODULUS_BITS
-) -> PrivateKey:
+def generate_private_key(variant: Variant = DEFAULT_VARIANT, bits: int = MIN_MODULUS_BITS) -> PrivateKey:
     """A fresh issuer key (e = 65537) from pycryptodome's vetted prime generation."""
     if not MIN_MODULUS_BITS <= bits <= MAX_MODULUS_BITS:
         raise ValueError(f"RSA key size must be {MIN_MODULUS_BITS}..{MAX_MODULUS_BITS} bits")
@@ -338,9 +327,7 @@ def blind_sign(private_key: PrivateKey, blinded_msg: bytes) -> bytes:
     return _i2osp(s, k)
 
 
-def finalize(
-    public_key: PublicKey, input_msg: bytes, blind_sig: bytes, inv: bytes
-) -> bytes:
+def finalize(public_key: PublicKey, input_msg: bytes, blind_sig: bytes, inv: bytes) -> bytes:
     """RFC 9474 §4.4: unblind and verify; returns the signature on input_msg."""
     k = public_key.modulus_length
     if len(blind_sig) != k or len(inv) != k:

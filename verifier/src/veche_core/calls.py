@@ -67,7 +67,9 @@ def encode_cast_ballots(poll_id: int, items: Iterable[tuple[bytes, int, int, byt
     """Calldata of `castBallots(pollId, ballots)`, items being (token: 20 bytes, sequence,
     stratum, ciphertext, tokenSignature, signature)."""
     tails = [
-        encode_ballot_fields(6 * 32, bytes(token), sequence, stratum, bytes(ciphertext), bytes(credential), bytes(signature))
+        encode_ballot_fields(
+            6 * 32, bytes(token), sequence, stratum, bytes(ciphertext), bytes(credential), bytes(signature)
+        )
         for token, sequence, stratum, ciphertext, credential, signature in items
     ]
     offsets, position = [], 32 * len(tails)

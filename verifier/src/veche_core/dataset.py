@@ -16,7 +16,6 @@ import re
 from typing import Any, NamedTuple
 
 from ._keccak import keccak
-
 from .errors import EncodingError
 
 HEADER = ("token", "stratum", "choice", "block")
@@ -53,7 +52,9 @@ _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 def canonical_csv(rows: list[DatasetRow]) -> bytes:
     lines = [",".join(HEADER)]
-    lines += [f"{token},{stratum},{';'.join(map(str, choice))},{block}" for token, stratum, choice, block in sorted(rows)]
+    lines += [
+        f"{token},{stratum},{';'.join(map(str, choice))},{block}" for token, stratum, choice, block in sorted(rows)
+    ]
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -91,9 +92,7 @@ def parse(text: str) -> list[DatasetRow]:
 def _parse_json(raw: Any) -> list[DatasetRow]:
     if raw.get("version") != DATASET_FORMAT_VERSION:
         raise EncodingError(f"dataset version must be {DATASET_FORMAT_VERSION}")
-    return [
-        checked_row(r["token"], r["stratum"], r["choice"], r["block"]) for r in raw["rows"]
-    ]
+    return [checked_row(r["token"], r["stratum"], r["choice"], r["block"]) for r in raw["rows"]]
 
 
 def _parse_csv(text: str) -> list[DatasetRow]:
@@ -105,7 +104,5 @@ def _parse_csv(text: str) -> list[DatasetRow]:
         if len(fields) != len(HEADER):
             raise EncodingError(f"dataset CSV line {number}: expected {len(HEADER)} fields")
         token, stratum, choice, block = fields
-        rows.append(
-            checked_row(token, int(stratum), [int(c) for c in choice.split(";")], int(block))
-        )
+        rows.append(checked_row(token, int(stratum), [int(c) for c in choice.split(";")], int(block)))
     return rows

@@ -10,7 +10,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from ._encoding import is_address, to_checksum_address
 from .errors import EncodingError
 
@@ -40,7 +39,7 @@ class Deployment:
         Path(path).write_text(self.to_json() + "\n")
 
     @classmethod
-    def from_json(cls, text: str) -> "Deployment":
+    def from_json(cls, text: str) -> Deployment:
         try:
             raw = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -61,5 +60,5 @@ class Deployment:
         )
 
     @classmethod
-    def load(cls, path: Path | str) -> "Deployment":
+    def load(cls, path: Path | str) -> Deployment:
         return cls.from_json(Path(path).read_text())

@@ -74,9 +74,7 @@ POLL_CREATED = _spec(
     " uint64 opensAt, uint64 closesAt, uint32 points, bytes32 electionKey, bytes[] issuerKeys,"
     " address[] trustees, uint8 threshold",
 )
-TOKENS_ISSUED = _spec(
-    "TokensIssued", "uint256 indexed pollId, bytes32[] pseudonyms, uint32[] strata"
-)
+TOKENS_ISSUED = _spec("TokensIssued", "uint256 indexed pollId, bytes32[] pseudonyms, uint32[] strata")
 BALLOT_CAST = _spec(
     "BallotCast",
     "uint256 indexed pollId, address indexed token, uint64 sequence, uint32 stratum,"
@@ -89,12 +87,8 @@ BALLOT_REJECTED = _spec(
 KEY_SHARE_SUBMITTED = _spec(
     "KeyShareSubmitted", "uint256 indexed pollId, uint8 indexed index, address trustee, bytes share"
 )
-RESULT_PUBLISHED = _spec(
-    "ResultPublished", "uint256 indexed pollId, uint256[] counts, bytes32 datasetHash"
-)
-POINTS_CREDITED = _spec(
-    "PointsCredited", "address indexed resident, uint256 indexed pollId, uint256 amount"
-)
+RESULT_PUBLISHED = _spec("ResultPublished", "uint256 indexed pollId, uint256[] counts, bytes32 datasetHash")
+POINTS_CREDITED = _spec("PointsCredited", "address indexed resident, uint256 indexed pollId, uint256 amount")
 REWARD_REDEEMED = _spec(
     "RewardRedeemed",
     "address indexed resident, uint256 indexed rewardId, uint256 price, uint256 nonce",
@@ -138,7 +132,12 @@ def address_topic(address: str | bytes) -> str:
 
 
 POLL_BOOK_EVENTS = (
-    POLL_CREATED, TOKENS_ISSUED, BALLOT_CAST, BALLOT_REJECTED, KEY_SHARE_SUBMITTED, RESULT_PUBLISHED,
+    POLL_CREATED,
+    TOKENS_ISSUED,
+    BALLOT_CAST,
+    BALLOT_REJECTED,
+    KEY_SHARE_SUBMITTED,
+    RESULT_PUBLISHED,
 )
 CITY_POINTS_EVENTS = (POINTS_CREDITED, REWARD_REDEEMED, POINTS_DONATED)
 BY_TOPIC = {spec.topic0: spec for spec in POLL_BOOK_EVENTS + CITY_POINTS_EVENTS}
@@ -197,9 +196,7 @@ def _decode_log(log: dict[str, Any]) -> DecodedEvent:
     indexed = spec.indexed_fields
     if len(topics) != 1 + len(indexed):
         raise EncodingError(f"{spec.name}: expected {1 + len(indexed)} topics, got {len(topics)}")
-    args: dict[str, Any] = {
-        name: _topic_value(kind, topic) for (kind, name), topic in zip(indexed, topics[1:])
-    }
+    args: dict[str, Any] = {name: _topic_value(kind, topic) for (kind, name), topic in zip(indexed, topics[1:])}
     try:
         values = abi.decode(spec.data_types, _hex_bytes(log["data"]))
     except EncodingError as exc:
@@ -297,8 +294,14 @@ def _cast_fast(log: dict[str, Any]) -> CastLog:
     if end != len(raw):
         raise ValueError
     return CastLog(
-        int.from_bytes(_word(topics[1]), "big"), token[12:], int.from_bytes(raw[24:32], "big"),
-        int.from_bytes(raw[60:64], "big"), ciphertext, token_signature, signature, *_position(log),
+        int.from_bytes(_word(topics[1]), "big"),
+        token[12:],
+        int.from_bytes(raw[24:32], "big"),
+        int.from_bytes(raw[60:64], "big"),
+        ciphertext,
+        token_signature,
+        signature,
+        *_position(log),
     )
 
 
@@ -309,8 +312,17 @@ def _cast_generic(event: DecodedEvent) -> CastLog:
     if event.name != "BallotCast":
         raise EncodingError(f"a {event.name} where a BallotCast was asked for")
     a = event.args
-    return CastLog(a["pollId"], bytes.fromhex(a["token"][2:]), a["sequence"], a["stratum"], a["ciphertext"],
-                   a["tokenSignature"], a["signature"], event.block_number, event.log_index)
+    return CastLog(
+        a["pollId"],
+        bytes.fromhex(a["token"][2:]),
+        a["sequence"],
+        a["stratum"],
+        a["ciphertext"],
+        a["tokenSignature"],
+        a["signature"],
+        event.block_number,
+        event.log_index,
+    )
 
 
 def ballot_cast(log: dict[str, Any]) -> CastLog:
@@ -378,7 +390,11 @@ def poll_created_id(logs: list[dict[str, Any]], poll_book: str) -> int | None:
     found = []
     for log in logs:
         topics = log.get("topics") or []
-        if str(log.get("address", "")).lower() != contract or not topics or str(topics[0]).lower() != POLL_CREATED.topic:
+        if (
+            str(log.get("address", "")).lower() != contract
+            or not topics
+            or str(topics[0]).lower() != POLL_CREATED.topic
+        ):
             continue
         try:
             found.append(decode_log(log).args["pollId"])

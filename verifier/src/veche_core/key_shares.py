@@ -131,27 +131,19 @@ def combine_mnemonics(mnemonics: Sequence[str], passphrase: bytes = PASSPHRASE) 
     try:
         groups = shamir_mnemonic.decode_mnemonics(mnemonics)
     except MnemonicError:
-        raise KeyShareError(
-            "a key share is corrupted or the shares do not belong together"
-        ) from None
+        raise KeyShareError("a key share is corrupted or the shares do not belong together") from None
     params = next(iter(groups.values())).common_parameters()
-    if len(groups) < params.group_threshold or any(
-        len(group) < group.member_threshold() for group in groups.values()
-    ):
+    if len(groups) < params.group_threshold or any(len(group) < group.member_threshold() for group in groups.values()):
         raise KeyShareError("fewer key shares than the threshold")
     try:
         return shamir_mnemonic.recover_ems(groups).decrypt(passphrase)
     except MnemonicError:
-        raise KeyShareError(
-            "key shares do not rebuild a secret (wrong count, duplicate index or bad digest)"
-        ) from None
+        raise KeyShareError("key shares do not rebuild a secret (wrong count, duplicate index or bad digest)") from None
     except ValueError:
         raise KeyShareError("key shares do not rebuild a secret") from None
 
 
-def combine_shares(
-    shares: Sequence[bytes], election_public_key: bytes, threshold: int | None = None
-) -> bytes:
+def combine_shares(shares: Sequence[bytes], election_public_key: bytes, threshold: int | None = None) -> bytes:
     """Verifier check 7: rebuild the election secret and check it against the public key.
 
     Every given share must decode (a corrupted one raises; filter with decode_share first to
@@ -186,9 +178,7 @@ def combine_shares(
             continue
         if len(secret) == SECRET_LENGTH and _matches(secret, election_public_key):
             return secret
-        last_error = KeyShareError(
-            "the rebuilt secret key does not match the published election public key"
-        )
+        last_error = KeyShareError("the rebuilt secret key does not match the published election public key")
     assert last_error is not None
     raise last_error
 
@@ -209,14 +199,10 @@ def disagreeing_shares(shares: Sequence[bytes], secret: bytes) -> list[int]:
             return False
         return hmac.compare_digest(rebuilt, bytes(secret))
 
-    good = next(
-        (s for s in itertools.combinations(range(len(mnemonics)), k) if rebuilds(s)), None
-    )
+    good = next((s for s in itertools.combinations(range(len(mnemonics)), k) if rebuilds(s)), None)
     if good is None:
         return list(range(len(mnemonics)))
-    return [
-        p for p in range(len(mnemonics)) if p not in good and not rebuilds([*good[: k - 1], p])
-    ]
+    return [p for p in range(len(mnemonics)) if p not in good and not rebuilds([*good[: k - 1], p])]
 
 
 def _matches(secret: bytes, election_public_key: bytes) -> bool:
@@ -248,8 +234,7 @@ def deal(threshold: int, trustee_public_keys: Sequence[bytes]) -> Dealing:
     election = sealing.generate_election_keypair()
     shares = split_secret(election.secret_key, threshold, len(trustee_public_keys))
     sealed = tuple(
-        sealing.seal_share(public_key, share)
-        for public_key, share in zip(trustee_public_keys, shares, strict=True)
+        sealing.seal_share(public_key, share) for public_key, share in zip(trustee_public_keys, shares, strict=True)
     )
     return Dealing(election.public_key, sealed)
 

@@ -11,7 +11,6 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
-
 from ._encoding import is_address, to_checksum_address
 from .errors import EncodingError, SignatureError
 from .typed_data import poll_book_domain, receipt_digest, recover_signer, sign_digest
@@ -48,7 +47,7 @@ class Receipt:
         if recover_signer(self.digest(), self.signature) != to_checksum_address(self.relayer):
             raise SignatureError("receipt signature is not by the relayer it names")
 
-    def with_inclusion(self, transaction_hash: bytes, block_number: int) -> "Receipt":
+    def with_inclusion(self, transaction_hash: bytes, block_number: int) -> Receipt:
         return replace(self, transaction_hash=transaction_hash, block_number=block_number)
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,7 +72,7 @@ class Receipt:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_dict(cls, raw: Any) -> "Receipt":
+    def from_dict(cls, raw: Any) -> Receipt:
         if not isinstance(raw, dict) or raw.get("version") != RECEIPT_FORMAT_VERSION:
             raise EncodingError(f"receipt version must be {RECEIPT_FORMAT_VERSION}")
         try:
@@ -95,7 +94,7 @@ class Receipt:
         return receipt
 
     @classmethod
-    def from_json(cls, text: str) -> "Receipt":
+    def from_json(cls, text: str) -> Receipt:
         try:
             return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as exc:
@@ -114,8 +113,15 @@ def sign_receipt(
     accepted_at: int,
 ) -> Receipt:
     unsigned = Receipt(
-        chain_id, to_checksum_address(poll_book), poll_id, to_checksum_address(token), sequence,
-        ballot_hash, accepted_at, to_checksum_address(relayer), b"",
+        chain_id,
+        to_checksum_address(poll_book),
+        poll_id,
+        to_checksum_address(token),
+        sequence,
+        ballot_hash,
+        accepted_at,
+        to_checksum_address(relayer),
+        b"",
     )
     return replace(unsigned, signature=sign_digest(relayer_private_key, unsigned.digest()))
 

@@ -23,7 +23,6 @@ import msgspec
 
 from .errors import VecheError
 
-
 _BLOCK_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
 
 
@@ -43,7 +42,11 @@ def redact_url(url: str) -> str:
         return "<an unparseable URL>"
     if ":" in host:
         host = f"[{host}]"
-    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "") + ("/…" if parts.path.strip("/") or parts.query else "")
+    return (
+        f"{parts.scheme}://{host}"
+        + (f":{port}" if port is not None else "")
+        + ("/…" if parts.path.strip("/") or parts.query else "")
+    )
 
 
 class RpcClient:
@@ -76,7 +79,7 @@ class RpcClient:
             self._open.clear()
         self._local = threading.local()
 
-    def __enter__(self) -> "RpcClient":
+    def __enter__(self) -> RpcClient:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -140,10 +143,7 @@ class RpcClient:
         """Many calls of one method in one JSON-RPC batch; answers in the order asked."""
         if not params_list:
             return []
-        body = [
-            {"jsonrpc": "2.0", "id": i, "method": method, "params": params}
-            for i, params in enumerate(params_list)
-        ]
+        body = [{"jsonrpc": "2.0", "id": i, "method": method, "params": params} for i, params in enumerate(params_list)]
         answers = self._post(body, f"{method} batch")
         if not isinstance(answers, list) or len(answers) != len(body):
             raise RpcError(f"{method} batch: the node did not answer every call")

@@ -35,9 +35,7 @@ class TokenMessage:
     token: bytes
 
 
-def token_message(
-    chain_id: int, poll_book: str | bytes, poll_id: int, stratum: int, token: str | bytes
-) -> bytes:
+def token_message(chain_id: int, poll_book: str | bytes, poll_id: int, stratum: int, token: str | bytes) -> bytes:
     """tag ‖ 0x01 ‖ chainId (32) ‖ PollBook (20) ‖ pollId (32) ‖ stratum (4) ‖ token (20)."""
     return (
         TOKEN_TAG
@@ -133,7 +131,9 @@ class TokenVerifier:
     (tag, version, chain, PollBook, poll, stratum) is built once, the token address appended
     per ballot."""
 
-    def __init__(self, issuer_key: PublicKey, chain_id: int, poll_book: str | bytes, poll_id: int, stratum: int) -> None:
+    def __init__(
+        self, issuer_key: PublicKey, chain_id: int, poll_book: str | bytes, poll_id: int, stratum: int
+    ) -> None:
         self._key = issuer_key
         self._fixed = token_message(chain_id, poll_book, poll_id, stratum, bytes(20))[:-20]
         self._split = 1 + issuer_key.variant.prefix_length

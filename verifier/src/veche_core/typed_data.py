@@ -13,8 +13,9 @@ from functools import cached_property
 from typing import Any
 
 import coincurve
-from ._keccak import keccak
+
 from ._encoding import to_canonical_address, to_checksum_address
+from ._keccak import keccak
 from .errors import SignatureError
 
 DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
@@ -26,17 +27,11 @@ BALLOT_TYPE = (
     "Ballot(uint256 pollId,address token,uint64 sequence,uint32 stratum,"
     "bytes32 ciphertextHash,bytes32 tokenSignatureHash)"
 )
-ISSUANCE_REQUEST_TYPE = (
-    "IssuanceRequest(uint256 pollId,uint32 stratum,bytes32 blindedMessageHash,uint64 deadline)"
-)
+ISSUANCE_REQUEST_TYPE = "IssuanceRequest(uint256 pollId,uint32 stratum,bytes32 blindedMessageHash,uint64 deadline)"
 KEY_SHARE_TYPE = "KeyShare(uint256 pollId,uint8 index,bytes32 shareHash)"
 REDEMPTION_TYPE = "Redemption(address resident,uint256 rewardId,uint256 nonce,uint256 deadline)"
-RECEIPT_TYPE = (
-    "Receipt(uint256 pollId,address token,uint64 sequence,bytes32 ballotHash,uint64 acceptedAt)"
-)
-DONATION_TYPE = (
-    "Donation(address resident,uint256 charityId,uint256 amount,uint256 nonce,uint256 deadline)"
-)
+RECEIPT_TYPE = "Receipt(uint256 pollId,address token,uint64 sequence,bytes32 ballotHash,uint64 acceptedAt)"
+DONATION_TYPE = "Donation(address resident,uint256 charityId,uint256 amount,uint256 nonce,uint256 deadline)"
 
 DOMAIN_TYPEHASH = keccak(DOMAIN_TYPE.encode())
 RECEIPT_TYPEHASH = keccak(RECEIPT_TYPE.encode())
@@ -137,9 +132,7 @@ def ballot_digest(
     )
 
 
-def issuance_request_digest(
-    domain: Domain, poll_id: int, stratum: int, blinded_message: bytes, deadline: int
-) -> bytes:
+def issuance_request_digest(domain: Domain, poll_id: int, stratum: int, blinded_message: bytes, deadline: int) -> bytes:
     """The digest a resident's identity key signs to ask for a ballot token."""
     return _digest(
         domain,
@@ -155,38 +148,21 @@ def issuance_request_digest(
 
 def key_share_digest(domain: Domain, poll_id: int, index: int, share: bytes) -> bytes:
     """The digest a trustee signs to have its released share relayed by someone else."""
+    return _digest(domain, keccak(KEY_SHARE_TYPEHASH + _uint(poll_id) + _uint(index, 8) + keccak(share)))
+
+
+def redemption_digest(domain: Domain, resident: str, reward_id: int, nonce: int, deadline: int) -> bytes:
     return _digest(
-        domain, keccak(KEY_SHARE_TYPEHASH + _uint(poll_id) + _uint(index, 8) + keccak(share))
+        domain,
+        keccak(REDEMPTION_TYPEHASH + _address(resident) + _uint(reward_id) + _uint(nonce) + _uint(deadline)),
     )
 
 
-def redemption_digest(
-    domain: Domain, resident: str, reward_id: int, nonce: int, deadline: int
-) -> bytes:
+def donation_digest(domain: Domain, resident: str, charity_id: int, amount: int, nonce: int, deadline: int) -> bytes:
     return _digest(
         domain,
         keccak(
-            REDEMPTION_TYPEHASH
-            + _address(resident)
-            + _uint(reward_id)
-            + _uint(nonce)
-            + _uint(deadline)
-        ),
-    )
-
-
-def donation_digest(
-    domain: Domain, resident: str, charity_id: int, amount: int, nonce: int, deadline: int
-) -> bytes:
-    return _digest(
-        domain,
-        keccak(
-            DONATION_TYPEHASH
-            + _address(resident)
-            + _uint(charity_id)
-            + _uint(amount)
-            + _uint(nonce)
-            + _uint(deadline)
+            DONATION_TYPEHASH + _address(resident) + _uint(charity_id) + _uint(amount) + _uint(nonce) + _uint(deadline)
         ),
     )
 
@@ -259,9 +235,7 @@ def recover_signer_bytes(digest: bytes, signature: bytes) -> bytes:
         raise SignatureError("signature s is in the upper half of the curve order")
     try:
         # coincurve (libsecp256k1) directly: about 1.6x faster than going through eth-keys.
-        public_key = coincurve.PublicKey.from_signature_and_message(
-            r + s + _RECOVERY_ID[v], bytes(digest), hasher=None
-        )
+        public_key = coincurve.PublicKey.from_signature_and_message(r + s + _RECOVERY_ID[v], bytes(digest), hasher=None)
     except ValueError as exc:
         raise SignatureError("signature does not recover") from exc
     return keccak(public_key.format(compressed=False)[1:])[-20:]

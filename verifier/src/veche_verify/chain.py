@@ -12,12 +12,10 @@ after the scan need.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections import defaultdict
 from collections.abc import Callable
 from multiprocessing.context import BaseContext
-from typing import TYPE_CHECKING, Any, NamedTuple
-
+from typing import Any
 
 from veche_core import calls, events
 from veche_core.abi import checksum_address
@@ -25,81 +23,11 @@ from veche_core.deployment import Deployment
 from veche_core.errors import EncodingError
 from veche_core.rpc import RpcClient
 
-if TYPE_CHECKING:
-    from .election_key import Rebuilt
+from . import election_key, work
+from .records import CastBallot, ChainSnapshot, PollParameters, PollRecord
 
 # The events every resident produces: read in bulk by the worker processes.
 BULK_EVENTS = (events.TOKENS_ISSUED, events.BALLOT_CAST, events.POINTS_CREDITED)
-
-
-class CastBallot(NamedTuple):
-    """One BallotCast as a worker left it: what the checks after the scan need (no ciphertext,
-    no signatures), with the worker's findings for checks 2 and 3 and, when the election key
-    was rebuilt before the scan, the ballot's choice (check 8). Workers send these as plain
-    tuples (they pickle ~8x faster than named ones) and this process names them."""
-
-    token: str  # lower-case 0x-hex, as in the dataset (reports show EIP-55)
-    sequence: int
-    stratum: int
-    block_number: int
-    log_index: int
-    token_error: str | None  # check 2
-    signature_error: str | None  # check 3
-    choice: tuple[int, ...] | str | None = None  # the options, why it is invalid, or not opened
-    ballot_hash: bytes | None = None  # keccak256 of the ballot's encoding, when asked for (receipts)
-
-
-@dataclass(frozen=True)
-class PollParameters:
-    """A poll's PollCreated event as the chain holds it (check 1 judges it, not this class)."""
-
-    metadata_hash: bytes
-    option_count: int
-    max_choices: int
-    opens_at: int
-    closes_at: int
-    points: int
-    election_key: bytes  # X25519 public key
-    issuer_keys: tuple[bytes, ...]  # §3.1 encodings, one per stratum (not decoded here)
-    trustees: tuple[str, ...]  # EIP-55 addresses
-    threshold: int
-    block: int  # where the poll was created
-
-    @classmethod
-    def from_event(cls, args: dict[str, Any], block: int) -> PollParameters:
-        return cls(
-            metadata_hash=args["metadataHash"], option_count=args["optionCount"], max_choices=args["maxChoices"],
-            opens_at=args["opensAt"], closes_at=args["closesAt"], points=args["points"],
-            election_key=args["electionKey"], issuer_keys=tuple(args["issuerKeys"]), trustees=tuple(args["trustees"]),
-            threshold=args["threshold"], block=block,
-        )
-
-
-@dataclass
-class PollRecord:
-    poll_id: int
-    created: PollParameters | None = None
-    issued: Counter = field(default_factory=Counter)  # stratum -> tokens issued (TokensIssued entries)
-    ballots: list[CastBallot] = field(default_factory=list)  # every BallotCast, in chain order
-    rejected: list[dict[str, Any]] = field(default_factory=list)
-    shares: list[dict[str, Any]] = field(default_factory=list)  # index, trustee, share, block
-    results: list[dict[str, Any]] = field(default_factory=list)  # counts, datasetHash, block
-    credits: list[tuple[bytes, int]] = field(default_factory=list)  # (resident's 20 bytes, amount)
-    undecodable: list[str] = field(default_factory=list)  # logs that did not decode
-    election_key: Rebuilt | None = None  # rebuilt from the shares before the scan opened the ballots
-
-
-@dataclass
-class ChainSnapshot:
-    """Every poll of a deployment, read at one head block."""
-
-    deployment: Deployment
-    chain_id: int
-    head: int
-    head_hash: str  # so that two observers can tell they read the same chain
-    polls: dict[int, PollRecord]
-    block_timestamps: dict[int, int]
-    balances_by_events: dict[str, int] = field(default_factory=dict)  # when every poll was read
 
 
 def read_snapshot(
@@ -117,7 +45,6 @@ def read_snapshot(
     `progress(done, total)` is told as block ranges of the bulk phase complete; `ballot_hashes`
     keeps each ballot's hash (for receipts); `mp_context` starts the worker processes (see
     work.py: a caller with threads of its own passes one that does not fork it)."""
-    from . import election_key, work  # the bulk phase runs in worker processes
 
     chain_id = client.chain_id()
     head, head_hash = client.head_block()
@@ -129,7 +56,8 @@ def read_snapshot(
     def record(pid: int) -> PollRecord:
         return polls.setdefault(pid, PollRecord(pid))
 
-    few = [spec for spec in events.POLL_BOOK_EVENTS if spec not in BULK_EVENTS]
+    # BallotRejected is not read: a refused ballot is not cast, so nothing is counted from it.
+    few = [spec for spec in events.POLL_BOOK_EVENTS if spec not in (*BULK_EVENTS, events.BALLOT_REJECTED)]
     poll_book_topics: list[Any] = [[spec.topic for spec in few]]
     if poll_topic:
         poll_book_topics.append(poll_topic)
@@ -144,8 +72,6 @@ def read_snapshot(
                 poll.created = PollParameters.from_event(args, event.block_number)
             else:
                 poll.undecodable.append("a second PollCreated for the same poll id")
-        elif event.name == "BallotRejected":
-            poll.rejected.append({**args, "block": event.block_number})
         elif event.name == "KeyShareSubmitted":
             poll.shares.append({**args, "block": event.block_number})
         elif event.name == "ResultPublished":
@@ -166,8 +92,9 @@ def read_snapshot(
             secrets[pid] = poll.election_key.secret
 
     stamps: dict[int, int] = {}
-    for part in work.scan(client.url, deployment, polls, secrets, poll_topic, head, workers, progress,
-                           ballot_hashes, mp_context):
+    for part in work.scan(
+        client.url, deployment, polls, secrets, poll_topic, head, workers, progress, ballot_hashes, mp_context
+    ):
         stamps.update(part.block_timestamps)
         undecodable.extend(part.undecodable)
         for pid, stratum_counts in part.issued.items():

@@ -18,7 +18,7 @@ from veche_core.errors import VecheError
 from veche_core.receipt import Receipt
 
 from . import election_key
-from .chain import CastBallot, ChainSnapshot, PollParameters, PollRecord
+from .records import CastBallot, ChainSnapshot, PollParameters, PollRecord
 
 STATEMENTS = {
     1: "The poll's parameters on chain are well formed (keys decode, window, options, trustees, k ≤ n).",
@@ -31,7 +31,10 @@ STATEMENTS = {
     8: "Every counted ballot decrypts and decodes to a valid choice (invalid ones are listed, not counted).",
     9: "The recomputed tally equals the published tally.",
     10: "The anonymised dataset equals the set of counted ballots, and its hash equals the one on chain.",
-    11: "The receipt's relayer signature is valid and its ballot is on chain and counted, or superseded by a later ballot of the same token.",
+    11: (
+        "The receipt's relayer signature is valid and its ballot is on chain and counted, or superseded by a "
+        "later ballot of the same token."
+    ),
     12: "Point credits per poll match issued tokens × points.",
 }
 MAX_LISTED = 50
@@ -201,7 +204,9 @@ def count_poll(snapshot: ChainSnapshot, poll_id: int) -> PollVerdict:
     found = poll.ballots
     token_failures, signature_failures, window_failures = [], [], []
     if snapshot.chain_id != deployment.chain_id:
-        signature_failures.insert(0, f"the node's chain id {snapshot.chain_id} is not the deployment's {deployment.chain_id}")
+        signature_failures.insert(
+            0, f"the node's chain id {snapshot.chain_id} is not the deployment's {deployment.chain_id}"
+        )
     opens, closes, stamps = created.opens_at, created.closes_at, snapshot.block_timestamps
     eligible: list[CastBallot] = []
     latest: dict[str, CastBallot] = {}
@@ -214,7 +219,10 @@ def count_poll(snapshot: ChainSnapshot, poll_id: int) -> PollVerdict:
             signature_failures.append(f"{_shown(b.token)} #{b.sequence}: {b.signature_error}")
             ok = False
         if not opens <= stamps.get(b.block_number, -1) < closes:
-            window_failures.append(f"{_shown(b.token)} #{b.sequence}: included at {stamps.get(b.block_number)}, outside [{opens}, {closes})")
+            window_failures.append(
+                f"{_shown(b.token)} #{b.sequence}: included at {stamps.get(b.block_number)}, outside "
+                f"[{opens}, {closes})"
+            )
             ok = False
         if ok:
             eligible.append(b)
@@ -230,21 +238,44 @@ def count_poll(snapshot: ChainSnapshot, poll_id: int) -> PollVerdict:
     counted = [b for b in eligible if latest[b.token] is b]  # in chain order
     verdict.latest = latest
     verdict.superseded = [
-        {"token": _shown(b.token), "sequence": b.sequence, "block": b.block_number, "supersededBy": latest[b.token].sequence}
-        for b in eligible if latest[b.token] is not b
+        {
+            "token": _shown(b.token),
+            "sequence": b.sequence,
+            "block": b.block_number,
+            "supersededBy": latest[b.token].sequence,
+        }
+        for b in eligible
+        if latest[b.token] is not b
     ]
     pairs = Counter((b.token, b.sequence) for b in found)
-    order_failures = [f"{_shown(token)} #{sequence} was cast {count} times" for (token, sequence), count in pairs.items() if count > 1]
+    order_failures = [
+        f"{_shown(token)} #{sequence} was cast {count} times" for (token, sequence), count in pairs.items() if count > 1
+    ]
     verdict.checks.append(
-        _result(5, order_failures, f"{len(counted):,} counted, {len(verdict.superseded):,} superseded",
-                {"counted": len(counted), "superseded": len(verdict.superseded)})
+        _result(
+            5,
+            order_failures,
+            f"{len(counted):,} counted, {len(verdict.superseded):,} superseded",
+            {"counted": len(counted), "superseded": len(verdict.superseded)},
+        )
     )
 
     # Check 6: per stratum, counted ballots ≤ issued tokens.
     issued = poll.issued
     per_stratum = Counter(b.stratum for b in counted)
-    over = [f"stratum {s}: {c} counted ballots, {issued.get(s, 0)} tokens issued" for s, c in sorted(per_stratum.items()) if c > issued.get(s, 0)]
-    verdict.checks.append(_result(6, over, f"{len(counted):,} counted ≤ {sum(issued.values()):,} issued", {"issued": sum(issued.values()), "counted": len(counted)}))
+    over = [
+        f"stratum {s}: {c} counted ballots, {issued.get(s, 0)} tokens issued"
+        for s, c in sorted(per_stratum.items())
+        if c > issued.get(s, 0)
+    ]
+    verdict.checks.append(
+        _result(
+            6,
+            over,
+            f"{len(counted):,} counted ≤ {sum(issued.values()):,} issued",
+            {"issued": sum(issued.values()), "counted": len(counted)},
+        )
+    )
 
     # Check 7: the key shares rebuild the election key.
     secret, check7 = _rebuild_election_key(poll, created)
@@ -259,11 +290,16 @@ def count_poll(snapshot: ChainSnapshot, poll_id: int) -> PollVerdict:
     else:
         verdict.invalid = [
             {"token": _shown(b.token), "sequence": b.sequence, "block": b.block_number, "reason": b.choice}
-            for b in counted if isinstance(b.choice, str)
+            for b in counted
+            if isinstance(b.choice, str)
         ]
         verdict.checks.append(
-            _result(8, [f"{i['token']} #{i['sequence']}: {i['reason']}" for i in verdict.invalid],
-                    f"{len(counted):,} counted ballots decode", {"counted": len(counted), "invalid": len(verdict.invalid)})
+            _result(
+                8,
+                [f"{i['token']} #{i['sequence']}: {i['reason']}" for i in verdict.invalid],
+                f"{len(counted):,} counted ballots decode",
+                {"counted": len(counted), "invalid": len(verdict.invalid)},
+            )
         )
 
     # The tally (compared with the published one by check 9) and the dataset rows (check 10).
@@ -305,7 +341,8 @@ def _check_tally(poll: PollRecord, verdict: PollVerdict) -> CheckResult:
     else:
         failures = [
             f"option {i}: recomputed {r}, published {p}"
-            for i, (r, p) in enumerate(zip(verdict.recomputed, published)) if r != p
+            for i, (r, p) in enumerate(zip(verdict.recomputed, published))
+            if r != p
         ]
     return _result(9, failures, "recomputed tally equals the published one", {"ballots": sum(verdict.recomputed)})
 
@@ -335,7 +372,9 @@ def check_dataset(poll: PollRecord, verdict: PollVerdict, dataset: list[DatasetR
                 failures.append(f"row differs from the chain: {token_address}")
         if dataset_hash(dataset) != poll.results[0]["datasetHash"]:
             failures.append("the given dataset's hash is not the one on chain")
-    what = "the dataset file and the on-chain hash match" if dataset is not None else "the on-chain dataset hash matches"
+    what = (
+        "the dataset file and the on-chain hash match" if dataset is not None else "the on-chain dataset hash matches"
+    )
     return _result(10, failures, f"{what} the {len(expected):,} counted ballots", {"rows": len(expected)})
 
 
@@ -398,4 +437,9 @@ def check_points(snapshot: ChainSnapshot, balances_on_chain: dict[str, int]) -> 
         if actual != expected:
             failures.append(f"{resident}: balance {actual}, events sum to {expected}")
     counts = {"polls": len(snapshot.polls), "residents": len(snapshot.balances_by_events)}
-    return _result(12, failures, f"credits of {len(snapshot.polls)} polls and {len(snapshot.balances_by_events):,} balances agree", counts)
+    return _result(
+        12,
+        failures,
+        f"credits of {len(snapshot.polls)} polls and {len(snapshot.balances_by_events):,} balances agree",
+        counts,
+    )

@@ -24,7 +24,8 @@ from veche_core.receipt import Receipt
 from veche_core.rpc import RpcClient
 
 from . import checks, report, work
-from .chain import ChainSnapshot, balances, has_role, read_snapshot
+from .chain import balances, has_role, read_snapshot
+from .records import ChainSnapshot
 
 EXIT_PASS, EXIT_FAIL, EXIT_UNVERIFIED = 0, 1, 2
 try:
@@ -55,12 +56,18 @@ class Context:
         """read_snapshot, with a progress bar (on a terminal) over the bulk of the logs."""
         what = "every poll" if poll_id is None else f"poll {poll_id}"
         if self.as_json or not self.err.is_terminal:
-            self.snapshot = read_snapshot(client, self.deployment, poll_id, workers=self.workers, ballot_hashes=ballot_hashes)
+            self.snapshot = read_snapshot(
+                client, self.deployment, poll_id, workers=self.workers, ballot_hashes=ballot_hashes
+            )
         else:
             with Progress(*Progress.get_default_columns(), console=self.err, transient=True) as bar:
                 task = bar.add_task(f"{what}: reading, checking and opening ballots", total=None)
                 self.snapshot = read_snapshot(
-                    client, self.deployment, poll_id, workers=self.workers, ballot_hashes=ballot_hashes,
+                    client,
+                    self.deployment,
+                    poll_id,
+                    workers=self.workers,
+                    ballot_hashes=ballot_hashes,
                     progress=lambda done, total: bar.update(task, completed=done, total=total),
                 )
         return self.snapshot
@@ -74,8 +81,12 @@ class Context:
         contracts, the block the reading stopped at, and this verifier's version."""
         snapshot, deployment = self.snapshot, self.deployment
         return {
-            "chainId": snapshot.chain_id, "pollBook": deployment.poll_book, "cityPoints": deployment.city_points,
-            "fromBlock": deployment.start_block, "toBlock": snapshot.head, "toBlockHash": snapshot.head_hash,
+            "chainId": snapshot.chain_id,
+            "pollBook": deployment.poll_book,
+            "cityPoints": deployment.city_points,
+            "fromBlock": deployment.start_block,
+            "toBlock": snapshot.head,
+            "toBlockHash": snapshot.head_hash,
             "verifier": VERSION,
         }
 
@@ -84,8 +95,10 @@ class Context:
             click.echo(json.dumps({**payload, "source": self.source()}, indent=2))
         else:
             source = self.source()
-            self.out.print(f"Read blocks {source['fromBlock']}–{source['toBlock']} of chain {source['chainId']} "
-                           f"(block {source['toBlock']} is {source['toBlockHash']}); veche-verify {VERSION}.")
+            self.out.print(
+                f"Read blocks {source['fromBlock']}–{source['toBlock']} of chain {source['chainId']} "
+                f"(block {source['toBlock']} is {source['toBlockHash']}); veche-verify {VERSION}."
+            )
         sys.exit(EXIT_PASS if passed else EXIT_FAIL)
 
 
@@ -104,15 +117,29 @@ def _fail_unverified(message: str) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(VERSION, prog_name="veche-verify")
-@click.option("--rpc", envvar="VECHE_RPC_URL", default="http://127.0.0.1:8545", show_default=True,
-              help="JSON-RPC address of the node to read (ideally your own).")
-@click.option("--deployment", "deployment_file", envvar="VECHE_DEPLOYMENT", type=click.Path(dir_okay=False),
-              help="The deployment file the city publishes (chain id, contract addresses, start block).")
+@click.option(
+    "--rpc",
+    envvar="VECHE_RPC_URL",
+    default="http://127.0.0.1:8545",
+    show_default=True,
+    help="JSON-RPC address of the node to read (ideally your own).",
+)
+@click.option(
+    "--deployment",
+    "deployment_file",
+    envvar="VECHE_DEPLOYMENT",
+    type=click.Path(dir_okay=False),
+    help="The deployment file the city publishes (chain id, contract addresses, start block).",
+)
 @click.option("--poll-book", help="PollBook address (instead of a deployment file).")
 @click.option("--city-points", help="CityPoints address (instead of a deployment file).")
-@click.option("--start-block", type=int, default=0, show_default=True, help="First block to read logs from (with --poll-book).")
+@click.option(
+    "--start-block", type=int, default=0, show_default=True, help="First block to read logs from (with --poll-book)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines instead of tables.")
-@click.option("--workers", type=int, default=None, help="Processes for the per-ballot cryptography (default: every core).")
+@click.option(
+    "--workers", type=int, default=None, help="Processes for the per-ballot cryptography (default: every core)."
+)
 @click.pass_context
 def main(ctx, rpc, deployment_file, poll_book, city_points, start_block, as_json, workers):
     """Recompute Veche polls from chain state alone, and check every rule by number.
@@ -154,11 +181,19 @@ def _load_dataset(path: str) -> list[dataset_format.DatasetRow]:
 
 @main.command("poll")
 @click.argument("poll_id", type=int)
-@click.option("--dataset", "dataset_file", type=click.Path(exists=True, dir_okay=False),
-              help="Also compare the city's anonymised dataset (CSV or JSON) row by row.")
-@click.option("--write-dataset", "write_file", type=click.Path(dir_okay=False, writable=True),
-              help="Write the dataset recomputed from the chain (canonical CSV, whose keccak256 check 10 "
-                   "compares with the hash on chain).")
+@click.option(
+    "--dataset",
+    "dataset_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Also compare the city's anonymised dataset (CSV or JSON) row by row.",
+)
+@click.option(
+    "--write-dataset",
+    "write_file",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the dataset recomputed from the chain (canonical CSV, whose keccak256 check 10 "
+    "compares with the hash on chain).",
+)
 @click.pass_obj
 @_guard
 def poll_command(obj: Context, poll_id: int, dataset_file: str | None, write_file: str | None):

@@ -6,19 +6,10 @@ in the same pass that checks its signatures; check 7 reports the findings made h
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from veche_core import key_shares
 from veche_core.errors import VecheError
 
-from .chain import PollRecord
-
-
-@dataclass
-class Rebuilt:
-    secret: bytes | None  # None: not enough usable shares, or they do not give the election key
-    failures: list[str] = field(default_factory=list)
-    missing: str | None = None  # why it could not even be tried
+from .records import PollRecord, Rebuilt
 
 
 def rebuild(poll: PollRecord) -> Rebuilt:

@@ -32,8 +32,14 @@ def tally_table(verdict: PollVerdict) -> Table:
     for option in range(len(recomputed)):
         table.add_column(f"option {option}", justify="right")
     table.add_row("[bold]recomputed[/]", *(f"[bold]{count:,}[/]" for count in recomputed))
-    published = [f"[bold red]{count:,}[/]" if count != counted else f"{count:,}"
-                 for count, counted in zip(verdict.published, recomputed)] if verdict.published else []
+    published = (
+        [
+            f"[bold red]{count:,}[/]" if count != counted else f"{count:,}"
+            for count, counted in zip(verdict.published, recomputed)
+        ]
+        if verdict.published
+        else []
+    )
     table.add_row("published", *published, *["—"] * (len(recomputed) - len(published)), end_section=True)
     for stratum in sorted(verdict.by_stratum):
         table.add_row(f"stratum {stratum}", *(f"{count:,}" for count in verdict.by_stratum[stratum]))

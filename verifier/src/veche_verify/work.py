@@ -32,7 +32,7 @@ from veche_core.rpc import RpcClient
 from veche_core.token import TokenVerifier
 from veche_core.typed_data import Domain, ballot_digest, poll_book_domain, recover_signer_bytes
 
-from .chain import PollRecord
+from .records import PollRecord
 
 RANGES_PER_WORKER = 64  # small ranges: smaller node answers, and a short last one (no core idles long)
 
@@ -70,7 +70,7 @@ class ScanPart:
     """What one block range holds, per poll."""
 
     issued: dict[int, Counter] = field(default_factory=lambda: defaultdict(Counter))
-    cast: dict[int, list[tuple]] = field(default_factory=lambda: defaultdict(list))  # chain.CastBallot's fields
+    cast: dict[int, list[tuple]] = field(default_factory=lambda: defaultdict(list))  # records.CastBallot's fields
     credits: dict[int, list[tuple[bytes, int]]] = field(default_factory=lambda: defaultdict(list))
     block_timestamps: dict[int, int] = field(default_factory=dict)
     undecodable: list[str] = field(default_factory=list)
@@ -122,8 +122,9 @@ def scan(
         if not poll.created:
             continue
         secret = secrets.get(pid)
-        decryption = None if secret is None else DecryptionContext(
-            secret, poll.created.option_count, poll.created.max_choices)
+        decryption = (
+            None if secret is None else DecryptionContext(secret, poll.created.option_count, poll.created.max_choices)
+        )
         contexts[pid] = PollContext(pid, decode_issuer_keys(poll.created.issuer_keys), decryption)
     context = ScanContext(
         rpc_url=rpc_url,
@@ -165,7 +166,9 @@ def scan_range(bounds: tuple[int, int]) -> ScanPart:
     checkers = _checkers(ctx)
     for poll_id, found in casts.items():
         checker = checkers.get(poll_id)
-        part.cast[poll_id] = _unchecked(found, "the poll has no parameters") if checker is None else checker.examine(found)
+        part.cast[poll_id] = (
+            _unchecked(found, "the poll has no parameters") if checker is None else checker.examine(found)
+        )
     topics = [events.POINTS_CREDITED_TOPIC, None] + ([ctx.poll_topic] if ctx.poll_topic else [])
     for log in client.iter_logs(ctx.city_points, topics, *bounds):
         try:
@@ -183,7 +186,9 @@ def scan_range(bounds: tuple[int, int]) -> ScanPart:
 def _note(part: ScanPart, log: Any, exc: Exception) -> None:
     """A log that did not decode: listed, so that check 1 fails (fail closed)."""
     block = log.get("blockNumber") if isinstance(log, dict) else None
-    part.undecodable.append(f"block {block}: {exc if isinstance(exc, EncodingError) else f'malformed log object: {exc!r}'}")
+    part.undecodable.append(
+        f"block {block}: {exc if isinstance(exc, EncodingError) else f'malformed log object: {exc!r}'}"
+    )
 
 
 def _checkers(ctx: ScanContext) -> dict[int, BallotChecker]:
@@ -197,11 +202,25 @@ def _checkers(ctx: ScanContext) -> dict[int, BallotChecker]:
 _checkers_of: tuple[Any, dict[int, BallotChecker]] = (None, {})
 
 
-def _record(c: events.CastLog, token_error: str | None, signature_error: str | None,
-            choice: tuple[int, ...] | str | None = None, ballot_hash: bytes | None = None) -> tuple:
-    """chain.CastBallot's fields, as a plain tuple (the one place that spells their order here)."""
-    return ("0x" + c.token.hex(), c.sequence, c.stratum, c.block_number, c.log_index,
-            token_error, signature_error, choice, ballot_hash)
+def _record(
+    c: events.CastLog,
+    token_error: str | None,
+    signature_error: str | None,
+    choice: tuple[int, ...] | str | None = None,
+    ballot_hash: bytes | None = None,
+) -> tuple:
+    """records.CastBallot's fields, as a plain tuple (the one place that spells their order here)."""
+    return (
+        "0x" + c.token.hex(),
+        c.sequence,
+        c.stratum,
+        c.block_number,
+        c.log_index,
+        token_error,
+        signature_error,
+        choice,
+        ballot_hash,
+    )
 
 
 def _unchecked(casts: list[events.CastLog], why: str) -> list[tuple]:
@@ -225,7 +244,7 @@ class BallotChecker:
         self.options = None if decryption is None else (decryption.option_count, decryption.max_choices)
 
     def examine(self, casts: list[events.CastLog]) -> list[tuple]:
-        """chain.CastBallot's fields for each ballot. One primitive at a time over all of them:
+        """records.CastBallot's fields for each ballot. One primitive at a time over all of them:
         each library's tables stay in the cache (about 5% faster than ballot by ballot)."""
         token_errors = [self._token_error(c) for c in casts]
         signature_errors = [self._signature_error(c) for c in casts]
@@ -246,7 +265,9 @@ class BallotChecker:
 
     def _signature_error(self, c: events.CastLog) -> str | None:
         try:
-            digest = ballot_digest(self.domain, self.poll_id, c.token, c.sequence, c.stratum, c.ciphertext, c.token_signature)
+            digest = ballot_digest(
+                self.domain, self.poll_id, c.token, c.sequence, c.stratum, c.ciphertext, c.token_signature
+            )
             if recover_signer_bytes(digest, c.signature) != c.token:
                 return "the signature recovers another address"
         except (VecheError, ValueError) as exc:
@@ -260,7 +281,9 @@ class BallotChecker:
             return str(exc)
 
     def _hash(self, c: events.CastLog) -> bytes:
-        return ballot_hash(Ballot(self.poll_id, c.token, c.sequence, c.stratum, c.ciphertext, c.token_signature, c.signature))
+        return ballot_hash(
+            Ballot(self.poll_id, c.token, c.sequence, c.stratum, c.ciphertext, c.token_signature, c.signature)
+        )
 
 
 def run_jobs(
@@ -284,8 +307,9 @@ def run_jobs(
             finally:
                 _set_context(None)
         return results
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp_context, initializer=_start_worker,
-                             initargs=(context,)) as pool:
+    with ProcessPoolExecutor(
+        min(workers, len(jobs)), mp_context=mp_context, initializer=_start_worker, initargs=(context,)
+    ) as pool:
         for result in pool.map(function, jobs):
             results.append(result)
             if progress:

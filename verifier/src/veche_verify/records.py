@@ -1,0 +1,96 @@
+"""What the verifier reads from the chain, as typed records: the data every other module of the
+verifier shares (chain.py fills them, work.py's workers send ballots back in them, election_key
+rebuilds a poll's key from them, checks.py judges them). Data only: this module imports nothing
+of the verifier, so the others import it and not each other.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from veche_core.deployment import Deployment
+
+
+class CastBallot(NamedTuple):
+    """One BallotCast as a worker left it: what the checks after the scan need (no ciphertext,
+    no signatures), with the worker's findings for checks 2 and 3 and, when the election key
+    was rebuilt before the scan, the ballot's choice (check 8). Workers send these as plain
+    tuples (they pickle ~8x faster than named ones) and this process names them."""
+
+    token: str  # lower-case 0x-hex, as in the dataset (reports show EIP-55)
+    sequence: int
+    stratum: int
+    block_number: int
+    log_index: int
+    token_error: str | None  # check 2
+    signature_error: str | None  # check 3
+    choice: tuple[int, ...] | str | None = None  # the options, why it is invalid, or not opened
+    ballot_hash: bytes | None = None  # keccak256 of the ballot's encoding, when asked for (receipts)
+
+
+@dataclass(frozen=True)
+class PollParameters:
+    """A poll's PollCreated event as the chain holds it (check 1 judges it, not this class)."""
+
+    metadata_hash: bytes
+    option_count: int
+    max_choices: int
+    opens_at: int
+    closes_at: int
+    points: int
+    election_key: bytes  # X25519 public key
+    issuer_keys: tuple[bytes, ...]  # §3.1 encodings, one per stratum (not decoded here)
+    trustees: tuple[str, ...]  # EIP-55 addresses
+    threshold: int
+    block: int  # where the poll was created
+
+    @classmethod
+    def from_event(cls, args: dict[str, Any], block: int) -> PollParameters:
+        return cls(
+            metadata_hash=args["metadataHash"],
+            option_count=args["optionCount"],
+            max_choices=args["maxChoices"],
+            opens_at=args["opensAt"],
+            closes_at=args["closesAt"],
+            points=args["points"],
+            election_key=args["electionKey"],
+            issuer_keys=tuple(args["issuerKeys"]),
+            trustees=tuple(args["trustees"]),
+            threshold=args["threshold"],
+            block=block,
+        )
+
+
+@dataclass
+class PollRecord:
+    poll_id: int
+    created: PollParameters | None = None
+    issued: Counter = field(default_factory=Counter)  # stratum -> tokens issued (TokensIssued entries)
+    ballots: list[CastBallot] = field(default_factory=list)  # every BallotCast, in chain order
+    shares: list[dict[str, Any]] = field(default_factory=list)  # index, trustee, share, block
+    results: list[dict[str, Any]] = field(default_factory=list)  # counts, datasetHash, block
+    credits: list[tuple[bytes, int]] = field(default_factory=list)  # (resident's 20 bytes, amount)
+    undecodable: list[str] = field(default_factory=list)  # logs that did not decode
+    election_key: Rebuilt | None = None  # rebuilt from the shares before the scan opened the ballots
+
+
+@dataclass
+class ChainSnapshot:
+    """Every poll of a deployment, read at one head block."""
+
+    deployment: Deployment
+    chain_id: int
+    head: int
+    head_hash: str  # so that two observers can tell they read the same chain
+    polls: dict[int, PollRecord]
+    block_timestamps: dict[int, int]
+    balances_by_events: dict[str, int] = field(default_factory=dict)  # when every poll was read
+
+
+@dataclass
+class Rebuilt:
+    secret: bytes | None  # None: not enough usable shares, or they do not give the election key
+    failures: list[str] = field(default_factory=list)
+    missing: str | None = None  # why it could not even be tried
