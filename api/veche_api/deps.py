@@ -58,7 +58,6 @@ class AppState:
     writer: GroupWriter | None = None  # group commit of ballots and issuances
     receipt_signer: DigestSigner | None = None  # the relayer key, for receipts
     relayer_address: str = ""
-    relay_lock: object | None = None  # held while this process runs the relay
     _polls: dict[int, PollInfo] = field(default_factory=dict)
     _private: dict[tuple[int, int], blind_rsa.PrivateKey] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)

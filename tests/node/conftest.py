@@ -1,7 +1,7 @@
 """Fixtures for the node tests: real geth processes on 127.0.0.1, always stopped at the end.
 
-Tests marked `geth` need go-ethereum v1.13.15 (`make geth`); without it they are skipped, with a
-reason that says so. Every wait is bounded (`eventually` fails after its timeout), and every
+Tests marked `geth` need go-ethereum v1.13.15 (`make geth`, which `make test` runs); without it
+they fail, as they should: the validator network is part of what the suite proves. Every wait is bounded (`eventually` fails after its timeout), and every
 network fixture stops all of its nodes in a `finally`, whatever the test did.
 """
 

@@ -200,8 +200,8 @@ class Issuances:
                 .values(status=Issuance.Status.RECORDED)
             )
             return
-        for issuance in session.exec(select(Issuance).where(column == row.id)).all():
-            done = ok or self.already_done(row.kind, issuance)
+        for issuance in session.exec(select(Issuance).where(column == row.id)).all():  # the call reverted
+            done = self.already_done(row.kind, issuance)  # by an earlier copy that was mined
             setattr(issuance, ledger.done_flag, getattr(issuance, ledger.done_flag) or done)
             if not done:
                 setattr(issuance, ledger.tx_column, None)

@@ -1,7 +1,8 @@
 """Veche protocol core: the one definition of every wire format and cryptographic step.
 
-Imported by the verifier, the API, the node tooling and the resident client; it imports none
-of them. One module per concern (docs/protocol.md is the specification):
+Imported by the verifier, the API, the node tooling, the resident client and the test driver; it
+imports none of them (import-linter keeps it so). One module per concern (docs/protocol.md is the
+specification, docs/architecture.md the map):
 
 - `typed_data`  EIP-712 domains, type strings, digests, secp256k1 signing and recovery
 - `blind_rsa`   RFC 9474 blind RSA signatures and the issuer key encodings
@@ -10,5 +11,13 @@ of them. One module per concern (docs/protocol.md is the specification):
 - `sealing`     libsodium sealed boxes to X25519 keys (ballots, trustee shares)
 - `key_shares`  SLIP-39 k-of-n sharing of the election secret
 - `ballot`      the on-chain ballot, its canonical encoding and hash
+- `receipt`     the relay's signed receipt a resident keeps
+- `dataset`     the anonymised dataset and the hash put on chain
+- `calls`       call data of the contract functions called by raw bytes (selectors, encoders)
+- `events`      the contract events: specs, topics, strict decoders, BallotRejection
+- `abi`         strict ABI decoding of the types the events use; EIP-55 checksums
+- `deployment`  the deployment file (chain id, contracts, start block)
+- `rpc`         the JSON-RPC client (log ranges, retries, redacted URLs)
 - `errors`      one root error and its subclasses
+- `_encoding`, `_keccak`  private byte helpers and keccak256
 """
