@@ -410,6 +410,8 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
         bytes32 r;
         bytes32 s;
         uint8 v;
+        // Reads r, s and v from calldata: ECDSA.tryRecover(bytes) would copy the signature to memory.
+        // solhint-disable-next-line no-inline-assembly
         assembly ("memory-safe") {
             r := calldataload(signature.offset)
             s := calldataload(add(signature.offset, 0x20))
@@ -421,6 +423,8 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
 
     /// @dev keccak256 of calldata bytes, hashed in scratch memory without allocating.
     function _calldataKeccak(bytes calldata data) private pure returns (bytes32 hash) {
+        // Twice on every ballot's path (docs/benchmarks.md): one calldatacopy, then the hash.
+        // solhint-disable-next-line no-inline-assembly
         assembly ("memory-safe") {
             let ptr := mload(0x40)
             calldatacopy(ptr, data.offset, data.length)

@@ -18,6 +18,9 @@ interface ICityPoints {
     }
 
     /// @notice A registered charity; donated points accumulate in its balance.
+    // `account` and `active` could share a slot, but the order is charity()'s ABI and the
+    // storage layout of the deployed ledgers.
+    // solhint-disable-next-line gas-struct-packing
     struct Charity {
         address account;
         bytes32 metadataHash;

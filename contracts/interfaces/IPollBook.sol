@@ -37,6 +37,8 @@ interface IPollBook {
      * @param trustees The key-share holders; share `i` is posted by `trustees[i]`.
      * @param threshold Shares needed to rebuild the election secret key (k of n).
      */
+    // Never stored (calldata only), so packing does not apply; the field order is createPoll's ABI.
+    // solhint-disable-next-line gas-struct-packing
     struct PollParams {
         bytes32 metadataHash;
         uint8 optionCount;
