@@ -60,7 +60,7 @@ try {
   async function shoot(name) {
     for (const [label, size] of [['phone', PHONE], ['desktop', DESKTOP]]) {
       await page.setViewportSize(size);
-      await page.evaluate(() => window.scrollTo(0, 0));
+      await page.evaluate(() => globalThis.scrollTo(0, 0)); // in the page, where globalThis is window
       await page.waitForTimeout(150);
       await page.screenshot({ path: join(artifacts, `${name}-${label}.png`), fullPage: true });
     }
@@ -220,7 +220,9 @@ try {
   try {
     const page = context.pages()[0];
     if (page) await page.screenshot({ path: join(artifacts, 'failure.png'), fullPage: true });
-  } catch {}
+  } catch (shotError) {
+    log('no failure screenshot:', String(shotError));
+  }
   send({ event: 'error', message: String(error && error.message ? error.message : error), consoleErrors, httpErrors });
   process.exitCode = 1;
 } finally {

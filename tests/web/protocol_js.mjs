@@ -9,7 +9,6 @@ async function run(r) {
   switch (r.op) {
     case 'encode': {
       const domain = p.pollBookDomain(r.chainId, r.pollBook);
-      const points = p.cityPointsDomain(r.chainId, r.cityPoints);
       const b = r.ballot;
       return {
         tokenMessage: p.hex(p.tokenMessage(r.chainId, r.pollBook, r.pollId, r.stratum, r.token)),

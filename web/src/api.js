@@ -22,17 +22,12 @@ export async function api(path, { method = 'GET', body, text, timeoutMs = 60_000
       signal: controller.signal,
       cache: 'no-store',
     });
-  } catch (error) {
+  } catch {
     throw new ApiError(0, 'network', controller.signal.aborted ? 'the city API did not answer in time' : 'the city API is not reachable');
   } finally {
     clearTimeout(timer);
   }
-  let data = null;
-  try {
-    data = await reply.json();
-  } catch {
-    data = null;
-  }
+  const data = await reply.json().catch(() => null);
   if (!reply.ok) {
     const error = data && data.error;
     throw new ApiError(reply.status, error?.code ?? 'http.error', error?.message ?? `the API answered ${reply.status}`);
