@@ -58,7 +58,7 @@ try {
   const ready = () => page.locator('body[data-ready="true"]').waitFor();
 
   async function shoot(name) {
-    for (const [label, size] of [['phone', PHONE], ['desktop', DESKTOP]]) {
+    for (const [label, size] of Object.entries({ phone: PHONE, desktop: DESKTOP })) {
       await page.setViewportSize(size);
       await page.evaluate(() => globalThis.scrollTo(0, 0)); // in the page, where globalThis is window
       await page.waitForTimeout(150);
