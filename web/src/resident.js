@@ -523,7 +523,8 @@ function renderReceipts() {
                   try {
                     const answer = await api(`/ballots/${entry.receipt.ballotHash}`);
                     status(note, `Ballot ${ballotStatusText(answer)}.`);
-                    if (answer.status === 'confirmed') wallet.saveReceipt(state.address, answer.receipt); // with block and transaction
+                    // A confirmed receipt has its block and transaction: keep that one.
+                    if (answer.status === 'confirmed') wallet.saveReceipt(state.address, answer.receipt);
                   } catch (error) {
                     status(note, explain(error), 'error');
                   }
