@@ -37,16 +37,22 @@ import {IPollBook} from "./interfaces/IPollBook.sol";
  * malformed ballot cannot block the others relayed with it.
  */
 contract PollBook is IPollBook, AccessControl, EIP712 {
+    /// @notice Role that creates polls and publishes their results.
     bytes32 public constant POLL_ADMIN_ROLE = keccak256("POLL_ADMIN_ROLE");
+    /// @notice Role of the issuer key: records ballot-token issuances.
     bytes32 public constant ISSUER_ROLE = keccak256("ISSUER_ROLE");
+    /// @notice Role of the relayer key: posts batches of ballots.
     bytes32 public constant RELAYER_ROLE = keccak256("RELAYER_ROLE");
 
+    /// @notice EIP-712 type hash of the `Ballot` a token key signs.
     bytes32 public constant BALLOT_TYPEHASH =
         keccak256(
             "Ballot(uint256 pollId,address token,uint64 sequence,uint32 stratum,bytes32 ciphertextHash,bytes32 tokenSignatureHash)"
         );
+    /// @notice EIP-712 type hash of the `IssuanceRequest` a resident's identity key signs.
     bytes32 public constant ISSUANCE_REQUEST_TYPEHASH =
         keccak256("IssuanceRequest(uint256 pollId,uint32 stratum,bytes32 blindedMessageHash,uint64 deadline)");
+    /// @notice EIP-712 type hash of the `KeyShare` a trustee signs to have its share relayed.
     bytes32 public constant KEY_SHARE_TYPEHASH = keccak256("KeyShare(uint256 pollId,uint8 index,bytes32 shareHash)");
 
     uint256 private constant _MAX_TRUSTEES = type(uint8).max;
@@ -68,6 +74,7 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
     }
 
     /**
+     * @notice Deploys an empty poll book in the EIP-712 domain `Veche PollBook`, version 1.
      * @param admin The account that holds DEFAULT_ADMIN_ROLE and grants the other roles.
      */
     constructor(address admin) EIP712("Veche PollBook", "1") {
@@ -403,6 +410,8 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
         bytes32 r;
         bytes32 s;
         uint8 v;
+        // Reads r, s and v from calldata: ECDSA.tryRecover(bytes) would copy the signature to memory.
+        // solhint-disable-next-line no-inline-assembly
         assembly ("memory-safe") {
             r := calldataload(signature.offset)
             s := calldataload(add(signature.offset, 0x20))
@@ -414,6 +423,8 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
 
     /// @dev keccak256 of calldata bytes, hashed in scratch memory without allocating.
     function _calldataKeccak(bytes calldata data) private pure returns (bytes32 hash) {
+        // Twice on every ballot's path (docs/benchmarks.md): one calldatacopy, then the hash.
+        // solhint-disable-next-line no-inline-assembly
         assembly ("memory-safe") {
             let ptr := mload(0x40)
             calldatacopy(ptr, data.offset, data.length)

@@ -33,7 +33,10 @@ const result = await build({
 for (const name of readdirSync(join(here, 'pages'))) copyFileSync(join(here, 'pages', name), join(out, name));
 copyFileSync(join(here, 'src/style.css'), join(out, 'assets/style.css'));
 copyFileSync(join(here, 'src/favicon.svg'), join(out, 'assets/favicon.svg'));
-writeFileSync(join(out, 'BUILD.json'), JSON.stringify({ builtAt: new Date().toISOString(), inputs: Object.keys(result.metafile.inputs).length }, null, 2));
+writeFileSync(
+  join(out, 'BUILD.json'),
+  JSON.stringify({ builtAt: new Date().toISOString(), inputs: Object.keys(result.metafile.inputs).length }, null, 2),
+);
 
 const sizes = readdirSync(join(out, 'assets'))
   .filter((f) => f.endsWith('.js') || f.endsWith('.css'))

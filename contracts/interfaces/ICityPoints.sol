@@ -18,6 +18,9 @@ interface ICityPoints {
     }
 
     /// @notice A registered charity; donated points accumulate in its balance.
+    // `account` and `active` could share a slot, but the order is charity()'s ABI and the
+    // storage layout of the deployed ledgers.
+    // solhint-disable-next-line gas-struct-packing
     struct Charity {
         address account;
         bytes32 metadataHash;
@@ -82,25 +85,63 @@ interface ICityPoints {
     // Events
     // ---------------------------------------------------------------------------------------
 
-    /// @notice `resident` earned `amount` points for poll `pollId`.
+    /**
+     * @notice `resident` earned `amount` points for poll `pollId`.
+     * @param resident The resident credited.
+     * @param pollId The poll the points were earned for.
+     * @param amount Points credited.
+     */
     event PointsCredited(address indexed resident, uint256 indexed pollId, uint256 amount);
 
-    /// @notice A reward was added to the catalog (active).
+    /**
+     * @notice A reward was added to the catalog (active).
+     * @param rewardId The new reward's id.
+     * @param metadataHash Hash of the reward's off-chain description (name, description).
+     * @param price Points one unit costs.
+     * @param stock Units available.
+     */
     event RewardAdded(uint256 indexed rewardId, bytes32 metadataHash, uint256 price, uint256 stock);
 
-    /// @notice A reward's price, stock or availability changed.
+    /**
+     * @notice A reward's price, stock or availability changed.
+     * @param rewardId The reward changed.
+     * @param price Points one unit now costs.
+     * @param stock Units now available.
+     * @param active Whether the reward can now be redeemed.
+     */
     event RewardUpdated(uint256 indexed rewardId, uint256 price, uint256 stock, bool active);
 
-    /// @notice A charity was registered (active).
+    /**
+     * @notice A charity was registered (active).
+     * @param charityId The new charity's id.
+     * @param account The charity's address.
+     * @param metadataHash Hash of the charity's off-chain description (name, description).
+     */
     event CharityRegistered(uint256 indexed charityId, address indexed account, bytes32 metadataHash);
 
-    /// @notice A charity was activated or deactivated.
+    /**
+     * @notice A charity was activated or deactivated.
+     * @param charityId The charity changed.
+     * @param active Whether the charity now accepts donations.
+     */
     event CharityUpdated(uint256 indexed charityId, bool active);
 
-    /// @notice `resident` spent `price` points on one unit of reward `rewardId`.
+    /**
+     * @notice `resident` spent `price` points on one unit of reward `rewardId`.
+     * @param resident The resident who signed the redemption.
+     * @param rewardId The reward redeemed.
+     * @param price Points spent (the reward's price at redemption).
+     * @param nonce The resident's nonce the redemption consumed.
+     */
     event RewardRedeemed(address indexed resident, uint256 indexed rewardId, uint256 price, uint256 nonce);
 
-    /// @notice `resident` donated `amount` points to charity `charityId`.
+    /**
+     * @notice `resident` donated `amount` points to charity `charityId`.
+     * @param resident The resident who signed the donation.
+     * @param charityId The charity the points went to.
+     * @param amount Points donated.
+     * @param nonce The resident's nonce the donation consumed.
+     */
     event PointsDonated(address indexed resident, uint256 indexed charityId, uint256 amount, uint256 nonce);
 
     // ---------------------------------------------------------------------------------------
@@ -112,30 +153,46 @@ interface ICityPoints {
      * @dev Requires ISSUER_ROLE, amount > 0, no zero address and no resident credited before for
      * this poll (the whole batch reverts with {CityPointsAlreadyCredited}). Emits
      * {PointsCredited} per resident.
+     * @param pollId The poll the points are earned for.
+     * @param residents The residents who took a ballot token in the poll.
+     * @param amount Points each resident earns (the poll's `points`).
      */
     function credit(uint256 pollId, address[] calldata residents, uint256 amount) external;
 
     /**
      * @notice Adds an active reward to the catalog and returns its id (ids start at 1).
      * @dev Requires POINTS_ADMIN_ROLE. Emits {RewardAdded}.
+     * @param metadataHash Hash of the reward's off-chain description (name, description).
+     * @param price Points one unit costs.
+     * @param stock Units available.
+     * @return rewardId The new reward's id.
      */
     function addReward(bytes32 metadataHash, uint256 price, uint256 stock) external returns (uint256 rewardId);
 
     /**
      * @notice Sets a reward's price, stock and availability.
      * @dev Requires POINTS_ADMIN_ROLE and a known reward. Emits {RewardUpdated}.
+     * @param rewardId The reward to change.
+     * @param price Points one unit costs from now on.
+     * @param stock Units available from now on.
+     * @param active Whether the reward can be redeemed.
      */
     function updateReward(uint256 rewardId, uint256 price, uint256 stock, bool active) external;
 
     /**
      * @notice Registers an active charity and returns its id (ids start at 1).
      * @dev Requires POINTS_ADMIN_ROLE and a non-zero account. Emits {CharityRegistered}.
+     * @param account The charity's address.
+     * @param metadataHash Hash of the charity's off-chain description (name, description).
+     * @return charityId The new charity's id.
      */
     function registerCharity(address account, bytes32 metadataHash) external returns (uint256 charityId);
 
     /**
      * @notice Activates or deactivates a charity.
      * @dev Requires POINTS_ADMIN_ROLE and a known charity. Emits {CharityUpdated}.
+     * @param charityId The charity to change.
+     * @param active Whether the charity accepts donations.
      */
     function setCharityActive(uint256 charityId, bool active) external;
 
@@ -145,6 +202,9 @@ interface ICityPoints {
      * @dev Requires deadline >= block.timestamp, a signature by `resident`, nonce equal to the
      * resident's current nonce (then consumed), a known active reward in stock and a balance of at
      * least its price. Emits {RewardRedeemed}.
+     * @param redemption The resident's request: who, which reward, the nonce and the deadline.
+     * @param signature The resident's 65-byte EIP-712 signature over `redemption`
+     * ({redemptionDigest}).
      */
     function redeem(Redemption calldata redemption, bytes calldata signature) external;
 
@@ -154,31 +214,56 @@ interface ICityPoints {
      * @dev Requires deadline >= block.timestamp, a signature by `resident`, nonce equal to the
      * resident's current nonce (then consumed), amount > 0, a known active charity and enough
      * balance. Emits {PointsDonated}.
+     * @param donation The resident's request: who, to which charity, how many points, the nonce
+     * and the deadline.
+     * @param signature The resident's 65-byte EIP-712 signature over `donation` ({donationDigest}).
      */
     function donate(Donation calldata donation, bytes calldata signature) external;
 
-    /// @notice A resident's points.
+    /**
+     * @notice A resident's points.
+     * @param resident The resident's address.
+     */
     function balanceOf(address resident) external view returns (uint256);
 
-    /// @notice Whether `resident` was credited for poll `pollId`.
+    /**
+     * @notice Whether `resident` was credited for poll `pollId`.
+     * @param pollId The poll's id.
+     * @param resident The resident's address.
+     */
     function credited(uint256 pollId, address resident) external view returns (bool);
 
-    /// @notice A reward of the catalog; reverts if unknown.
+    /**
+     * @notice A reward of the catalog; reverts if unknown.
+     * @param rewardId The reward's id.
+     */
     function reward(uint256 rewardId) external view returns (Reward memory);
 
     /// @notice Number of rewards added (the id of the latest one).
     function rewardCount() external view returns (uint256);
 
-    /// @notice A registered charity; reverts if unknown.
+    /**
+     * @notice A registered charity; reverts if unknown.
+     * @param charityId The charity's id.
+     */
     function charity(uint256 charityId) external view returns (Charity memory);
 
     /// @notice Number of charities registered (the id of the latest one).
     function charityCount() external view returns (uint256);
 
-    /// @notice Points donated to a charity so far.
+    /**
+     * @notice Points donated to a charity so far.
+     * @param charityId The charity's id.
+     */
     function charityBalance(uint256 charityId) external view returns (uint256);
 
-    /// @notice The EIP-712 digest a resident signs to redeem a reward.
+    /**
+     * @notice The EIP-712 digest a resident signs to redeem a reward.
+     * @param resident The resident who signs and whose points are spent.
+     * @param rewardId The reward to redeem one unit of.
+     * @param nonce The resident's current nonce (`nonces(resident)`).
+     * @param deadline Last second (block timestamp) at which the request is valid.
+     */
     function redemptionDigest(
         address resident,
         uint256 rewardId,
@@ -186,7 +271,14 @@ interface ICityPoints {
         uint256 deadline
     ) external view returns (bytes32);
 
-    /// @notice The EIP-712 digest a resident signs to donate to a charity.
+    /**
+     * @notice The EIP-712 digest a resident signs to donate to a charity.
+     * @param resident The resident who signs and whose points are spent.
+     * @param charityId The charity to donate to.
+     * @param amount Points to donate.
+     * @param nonce The resident's current nonce (`nonces(resident)`).
+     * @param deadline Last second (block timestamp) at which the request is valid.
+     */
     function donationDigest(
         address resident,
         uint256 charityId,

@@ -37,6 +37,8 @@ interface IPollBook {
      * @param trustees The key-share holders; share `i` is posted by `trustees[i]`.
      * @param threshold Shares needed to rebuild the election secret key (k of n).
      */
+    // Never stored (calldata only), so packing does not apply; the field order is createPoll's ABI.
+    // solhint-disable-next-line gas-struct-packing
     struct PollParams {
         bytes32 metadataHash;
         uint8 optionCount;
@@ -165,7 +167,20 @@ interface IPollBook {
     // Events
     // ---------------------------------------------------------------------------------------
 
-    /// @notice A poll was created; the event carries every parameter a verifier needs.
+    /**
+     * @notice A poll was created; the event carries every parameter a verifier needs.
+     * @param pollId The new poll's id.
+     * @param metadataHash Hash of the off-chain poll description (question, options, audience).
+     * @param optionCount Number of options.
+     * @param maxChoices How many options a ballot may mark.
+     * @param opensAt First second at which ballots are accepted.
+     * @param closesAt First second at which ballots are refused and key shares accepted.
+     * @param points Loyalty points a resident earns for this poll.
+     * @param electionKey The X25519 public key ballots are sealed to.
+     * @param issuerKeys One RSA issuer public key per stratum (index = stratum).
+     * @param trustees The key-share holders; share `i` is posted by `trustees[i]`.
+     * @param threshold Shares needed to rebuild the election secret key.
+     */
     event PollCreated(
         uint256 indexed pollId,
         bytes32 metadataHash,
@@ -183,12 +198,22 @@ interface IPollBook {
     /**
      * @notice Ballot tokens were issued: `pseudonyms[i]` in `strata[i]`, one event per
      * {recordIssuances} call (one log per batch, not per resident: a verifier reads them all).
+     * @param pollId The poll the tokens are for.
+     * @param pseudonyms The residents' per-poll pseudonyms, one per issued token.
+     * @param strata The stratum of each pseudonym's token, in the same order.
      */
     event TokensIssued(uint256 indexed pollId, bytes32[] pseudonyms, uint32[] strata);
 
     /**
      * @notice A well-signed ballot was posted. Not necessarily the one that counts: per token the
      * verifier counts the highest sequence (a lower or repeated one may appear too, in any order).
+     * @param pollId The poll the ballot is for.
+     * @param token The one-time token address whose key signed the ballot.
+     * @param sequence The ballot's revote counter for this token.
+     * @param stratum Index of the issuer key that signed the token.
+     * @param ciphertext The sealed, versioned choice.
+     * @param tokenSignature The RSA blind signature on the token, for verifiers to check.
+     * @param signature The token key's EIP-712 signature over the `Ballot` type.
      */
     event BallotCast(
         uint256 indexed pollId,
@@ -200,7 +225,13 @@ interface IPollBook {
         bytes signature
     );
 
-    /// @notice A ballot of a batch was skipped, and why.
+    /**
+     * @notice A ballot of a batch was skipped, and why.
+     * @param pollId The poll the ballot was for.
+     * @param token The token address the ballot named.
+     * @param sequence The sequence the ballot carried.
+     * @param reason Why the ballot was skipped; it is never counted.
+     */
     event BallotRejected(
         uint256 indexed pollId,
         address indexed token,
@@ -208,10 +239,21 @@ interface IPollBook {
         BallotRejection reason
     );
 
-    /// @notice Trustee `index` released its share of the election key.
+    /**
+     * @notice Trustee `index` released its share of the election key.
+     * @param pollId The poll whose election key the share rebuilds.
+     * @param index The trustee's share index (its position in the poll's trustees).
+     * @param trustee The trustee's address, `trustees[index]`, whoever relayed the share.
+     * @param share The trustee's share of the election secret key.
+     */
     event KeyShareSubmitted(uint256 indexed pollId, uint8 indexed index, address trustee, bytes share);
 
-    /// @notice The poll's tally and the hash of its anonymised dataset were published.
+    /**
+     * @notice The poll's tally and the hash of its anonymised dataset were published.
+     * @param pollId The poll counted.
+     * @param counts Counted ballots that mark each option, by option index.
+     * @param datasetHash keccak256 of the canonical anonymised dataset (one row per counted ballot).
+     */
     event ResultPublished(uint256 indexed pollId, uint256[] counts, bytes32 datasetHash);
 
     // ---------------------------------------------------------------------------------------
@@ -224,6 +266,8 @@ interface IPollBook {
      * opensAt < closesAt; closesAt in the future; at least one issuer key and none empty; a
      * non-zero election key; 1..255 trustees, none zero or repeated; 1 <= threshold <= trustees.
      * Emits {PollCreated}.
+     * @param params The poll's parameters, stored and emitted as given.
+     * @return pollId The new poll's id.
      */
     function createPoll(PollParams calldata params) external returns (uint256 pollId);
 
@@ -233,6 +277,9 @@ interface IPollBook {
      * @dev Requires ISSUER_ROLE, a known poll that has not closed, arrays of equal length, known
      * strata and pseudonyms not issued before in this poll (the whole batch reverts with
      * {PollBookAlreadyIssued} naming the first repeated one). Emits one {TokensIssued}.
+     * @param pollId The poll the tokens are for.
+     * @param pseudonyms The residents' per-poll pseudonyms, one per token issued.
+     * @param strata The stratum each pseudonym's token was signed in, in the same order.
      */
     function recordIssuances(uint256 pollId, bytes32[] calldata pseudonyms, uint32[] calldata strata) external;
 
@@ -247,6 +294,9 @@ interface IPollBook {
      * every verifier; the API refuses stale sequences before acknowledging, and its relay posts
      * each ballot once; a duplicate or a reordered revote that reaches the chain anyway is
      * visible to every verifier.
+     * @param pollId The poll the ballots are for.
+     * @param ballots The ballots, each signed by its token key, in the order they are emitted.
+     * @return accepted How many of `ballots` emitted {BallotCast} (the others {BallotRejected}).
      */
     function castBallots(uint256 pollId, Ballot[] calldata ballots) external returns (uint256 accepted);
 
@@ -254,6 +304,9 @@ interface IPollBook {
      * @notice Posts the caller's share of the poll's election key.
      * @dev Requires the caller to be `trustees[index]`, the poll to have closed, a non-empty
      * share and no earlier share from this index. Emits {KeyShareSubmitted}.
+     * @param pollId The poll whose election key the share rebuilds.
+     * @param index The caller's share index (its position in the poll's trustees).
+     * @param share The caller's share of the election secret key.
      */
     function submitKeyShare(uint256 pollId, uint8 index, bytes calldata share) external;
 
@@ -261,6 +314,10 @@ interface IPollBook {
      * @notice Posts trustee `index`'s share on its behalf (anyone may relay it).
      * @dev Same rules as {submitKeyShare}, except that instead of being the caller the trustee
      * signs the EIP-712 `KeyShare(pollId, index, keccak256(share))`. Emits {KeyShareSubmitted}.
+     * @param pollId The poll whose election key the share rebuilds.
+     * @param index The share index of the trustee who signed.
+     * @param share The trustee's share of the election secret key.
+     * @param signature The trustee's 65-byte EIP-712 signature over the share ({keyShareDigest}).
      */
     function submitKeyShareFor(uint256 pollId, uint8 index, bytes calldata share, bytes calldata signature) external;
 
@@ -268,41 +325,83 @@ interface IPollBook {
      * @notice Publishes the poll's tally and the hash of its anonymised dataset.
      * @dev Requires POLL_ADMIN_ROLE, a closed poll, at least `threshold` key shares, one count
      * per option and no earlier result. Emits {ResultPublished}.
+     * @param pollId The poll counted.
+     * @param counts Counted ballots that mark each option, by option index.
+     * @param datasetHash keccak256 of the canonical anonymised dataset (one row per counted ballot).
      */
     function publishResult(uint256 pollId, uint256[] calldata counts, bytes32 datasetHash) external;
 
-    /// @notice The stored parameters and progress of a poll; reverts if the poll is unknown.
+    /**
+     * @notice The stored parameters and progress of a poll; reverts if the poll is unknown.
+     * @param pollId The poll's id.
+     */
     function poll(uint256 pollId) external view returns (Poll memory);
 
     /// @notice Number of polls created (the id of the latest one).
     function pollCount() external view returns (uint256);
 
-    /// @notice The issuer public key of one stratum; reverts if the poll or stratum is unknown.
+    /**
+     * @notice The issuer public key of one stratum; reverts if the poll or stratum is unknown.
+     * @param pollId The poll's id.
+     * @param stratum Index of the issuer key.
+     */
     function issuerKey(uint256 pollId, uint32 stratum) external view returns (bytes memory);
 
-    /// @notice All issuer public keys of a poll, by stratum; reverts if the poll is unknown.
+    /**
+     * @notice All issuer public keys of a poll, by stratum; reverts if the poll is unknown.
+     * @param pollId The poll's id.
+     */
     function issuerKeys(uint256 pollId) external view returns (bytes[] memory);
 
-    /// @notice The trustees of a poll, by share index; reverts if the poll is unknown.
+    /**
+     * @notice The trustees of a poll, by share index; reverts if the poll is unknown.
+     * @param pollId The poll's id.
+     */
     function trustees(uint256 pollId) external view returns (address[] memory);
 
-    /// @notice Tokens issued in one stratum of a poll.
+    /**
+     * @notice Tokens issued in one stratum of a poll.
+     * @param pollId The poll's id.
+     * @param stratum Index of the issuer key the tokens were signed with.
+     */
     function issuedCount(uint256 pollId, uint32 stratum) external view returns (uint256);
 
-    /// @notice Whether a token was issued to `pseudonym` in this poll.
+    /**
+     * @notice Whether a token was issued to `pseudonym` in this poll.
+     * @param pollId The poll's id.
+     * @param pseudonym The resident's pseudonym for this poll.
+     */
     function isIssued(uint256 pollId, bytes32 pseudonym) external view returns (bool);
 
-    /// @notice Number of key shares posted for this poll.
+    /**
+     * @notice Number of key shares posted for this poll.
+     * @param pollId The poll's id.
+     */
     function shareCount(uint256 pollId) external view returns (uint8);
 
-    /// @notice The key share posted by trustee `index` (empty if none yet).
+    /**
+     * @notice The key share posted by trustee `index` (empty if none yet).
+     * @param pollId The poll's id.
+     * @param index The trustee's share index.
+     */
     function keyShare(uint256 pollId, uint8 index) external view returns (bytes memory);
 
-    /// @notice The published result: whether there is one, the counts per option, the dataset hash.
+    /**
+     * @notice The published result: whether there is one, the counts per option, the dataset hash.
+     * @param pollId The poll's id.
+     * @return published Whether the result is published (if not, `counts` is empty and
+     * `datasetHash` zero).
+     * @return counts Counted ballots that mark each option, by option index.
+     * @return datasetHash keccak256 of the canonical anonymised dataset.
+     */
     function result(uint256 pollId) external view returns (bool published, uint256[] memory counts, bytes32 datasetHash);
 
     /**
      * @notice The EIP-712 digest a token key signs for a ballot, in this contract's domain.
+     * @param pollId The poll the ballot is for.
+     * @param token The one-time token address whose key signs.
+     * @param sequence The ballot's revote counter for this token.
+     * @param stratum Index of the issuer key that signed the token.
      * @param ciphertextHash keccak256 of the ballot's ciphertext.
      * @param tokenSignatureHash keccak256 of the ballot's RSA token signature.
      */
@@ -318,7 +417,10 @@ interface IPollBook {
     /**
      * @notice The EIP-712 digest a resident's identity key signs to request a ballot token. The
      * API checks it off chain; this contract is the one definition of the domain.
+     * @param pollId The poll the token is requested for.
+     * @param stratum The stratum (issuer key) the token is requested in.
      * @param blindedMessageHash keccak256 of the blinded token message.
+     * @param deadline Unix time after which the API refuses the request.
      */
     function issuanceRequestDigest(
         uint256 pollId,
@@ -329,6 +431,8 @@ interface IPollBook {
 
     /**
      * @notice The EIP-712 digest a trustee signs to have its share relayed.
+     * @param pollId The poll whose election key the share rebuilds.
+     * @param index The trustee's share index.
      * @param shareHash keccak256 of the share.
      */
     function keyShareDigest(uint256 pollId, uint8 index, bytes32 shareHash) external view returns (bytes32);

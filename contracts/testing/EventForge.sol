@@ -13,7 +13,11 @@ import {IPollBook} from "../interfaces/IPollBook.sol";
  * an event's layout reaches the forge, and its ABI lists exactly PollBook's events.
  */
 contract EventForge {
-    /// @notice Emit PollCreated exactly as given.
+    /**
+     * @notice Emit PollCreated exactly as given.
+     * @param pollId The poll id to emit, whether or not it follows the last one.
+     * @param p The parameters to emit, unchecked.
+     */
     function createPoll(uint256 pollId, IPollBook.PollParams calldata p) external {
         emit IPollBook.PollCreated(
             pollId, p.metadataHash, p.optionCount, p.maxChoices, p.opensAt, p.closesAt, p.points,
@@ -21,12 +25,21 @@ contract EventForge {
         );
     }
 
-    /// @notice Emit TokensIssued, unchecked (the arrays may even differ in length).
+    /**
+     * @notice Emit TokensIssued, unchecked (the arrays may even differ in length).
+     * @param pollId The poll id to emit.
+     * @param pseudonyms The pseudonyms to emit.
+     * @param strata The strata to emit.
+     */
     function recordIssuances(uint256 pollId, bytes32[] calldata pseudonyms, uint32[] calldata strata) external {
         emit IPollBook.TokensIssued(pollId, pseudonyms, strata);
     }
 
-    /// @notice Emit one BallotCast per ballot, unchecked.
+    /**
+     * @notice Emit one BallotCast per ballot, unchecked.
+     * @param pollId The poll id to emit.
+     * @param ballots The ballots to emit, in order, whatever their window, stratum or signature.
+     */
     function castBallots(uint256 pollId, IPollBook.Ballot[] calldata ballots) external {
         for (uint256 i = 0; i < ballots.length; ++i) {
             IPollBook.Ballot calldata b = ballots[i];
@@ -34,12 +47,23 @@ contract EventForge {
         }
     }
 
-    /// @notice Emit KeyShareSubmitted as if `trustee` had posted it.
+    /**
+     * @notice Emit KeyShareSubmitted as if `trustee` had posted it.
+     * @param pollId The poll id to emit.
+     * @param index The share index to emit.
+     * @param trustee The trustee address to emit, whoever the poll's trustees are.
+     * @param share The share bytes to emit.
+     */
     function submitKeyShare(uint256 pollId, uint8 index, address trustee, bytes calldata share) external {
         emit IPollBook.KeyShareSubmitted(pollId, index, trustee, share);
     }
 
-    /// @notice Emit ResultPublished.
+    /**
+     * @notice Emit ResultPublished.
+     * @param pollId The poll id to emit.
+     * @param counts The counts to emit.
+     * @param datasetHash The dataset hash to emit.
+     */
     function publishResult(uint256 pollId, uint256[] calldata counts, bytes32 datasetHash) external {
         emit IPollBook.ResultPublished(pollId, counts, datasetHash);
     }

@@ -31,8 +31,16 @@ async function receive() {
 const context = await chromium.launchPersistentContext(userDataDir, {
   executablePath: chromiumPath,
   headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--no-first-run', '--disable-quic', '--disable-dev-shm-usage'],
+  args: [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--no-first-run',
+    '--disable-quic',
+    '--disable-dev-shm-usage',
+  ],
   viewport: PHONE,
   acceptDownloads: true,
   timeout: 30_000,
@@ -58,9 +66,9 @@ try {
   const ready = () => page.locator('body[data-ready="true"]').waitFor();
 
   async function shoot(name) {
-    for (const [label, size] of [['phone', PHONE], ['desktop', DESKTOP]]) {
+    for (const [label, size] of Object.entries({ phone: PHONE, desktop: DESKTOP })) {
       await page.setViewportSize(size);
-      await page.evaluate(() => window.scrollTo(0, 0));
+      await page.evaluate(() => globalThis.scrollTo(0, 0)); // in the page, where globalThis is window
       await page.waitForTimeout(150);
       await page.screenshot({ path: join(artifacts, `${name}-${label}.png`), fullPage: true });
     }
@@ -112,7 +120,9 @@ try {
   await byId(`vote-${pollId}`).click();
   await page.getByText('Your vote is recorded: Station.').waitFor();
   await page.unroute('**/tokens');
-  const tokenRequestsKept = await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('veche.tokenRequest.')).length);
+  const tokenRequestsKept = await page.evaluate(
+    () => Object.keys(localStorage).filter((k) => k.startsWith('veche.tokenRequest.')).length,
+  );
   const firstCode = (await byId('receipt-code').textContent()).trim();
   const firstReceipt = await saveDownload('download-receipt', 'receipt-1.json');
   log('voted; receipt', firstCode);
@@ -157,8 +167,17 @@ try {
   await shoot('resident');
 
   send({
-    event: 'voted', address, question, codes: [firstCode, secondCode], receipts: [firstReceipt, secondReceipt],
-    receiptWarnings, keystore, points: [afterRedeem, afterDonation], receiptsListed, tokenRequests, tokenRequestsKept,
+    event: 'voted',
+    address,
+    question,
+    codes: [firstCode, secondCode],
+    receipts: [firstReceipt, secondReceipt],
+    receiptWarnings,
+    keystore,
+    points: [afterRedeem, afterDonation],
+    receiptsListed,
+    tokenRequests,
+    tokenRequestsKept,
   });
   const { cliKeystore } = await receive(); // the test closed the poll, the trustees released, the city published
 
@@ -182,13 +201,17 @@ try {
   const card = byId(`result-${pollId}`);
   await card.waitFor();
   const status = (await card.getByTestId('status').textContent()).trim();
-  const counts = await card.getByTestId('option-bars').locator('[data-count]')
+  const counts = await card
+    .getByTestId('option-bars')
+    .locator('[data-count]')
     .evaluateAll((rows) => rows.map((row) => Number(row.dataset.count)));
   const ballotsCounted = Number(await card.getByTestId('ballots-counted').textContent());
   const districts = {};
   for (const bars of await card.getByTestId('district-bars').locator('[data-testid^="district-"]').all()) {
     const stratum = (await bars.getAttribute('data-testid')).replace('district-', '');
-    districts[stratum] = await bars.locator('[data-count]').evaluateAll((rows) => rows.map((row) => Number(row.dataset.count)));
+    districts[stratum] = await bars
+      .locator('[data-count]')
+      .evaluateAll((rows) => rows.map((row) => Number(row.dataset.count)));
   }
   const verifyCommand = await card.getByTestId('verify-command').textContent();
   const datasetHref = await card.getByTestId('dataset-csv').getAttribute('href');
@@ -212,15 +235,30 @@ try {
   await shoot('results');
 
   send({
-    event: 'results', status, counts, ballotsCounted, districts, verifyCommand, datasetHref, byCode, byCodeText, byFile,
-    byFileSignature, consoleErrors, httpErrors, imported, receiptsAfterImport,
+    event: 'results',
+    status,
+    counts,
+    ballotsCounted,
+    districts,
+    verifyCommand,
+    datasetHref,
+    byCode,
+    byCodeText,
+    byFile,
+    byFileSignature,
+    consoleErrors,
+    httpErrors,
+    imported,
+    receiptsAfterImport,
   });
 } catch (error) {
   log('failed:', error && error.stack ? error.stack : error);
   try {
     const page = context.pages()[0];
     if (page) await page.screenshot({ path: join(artifacts, 'failure.png'), fullPage: true });
-  } catch {}
+  } catch (shotError) {
+    log('no failure screenshot:', String(shotError));
+  }
   send({ event: 'error', message: String(error && error.message ? error.message : error), consoleErrors, httpErrors });
   process.exitCode = 1;
 } finally {

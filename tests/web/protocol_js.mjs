@@ -9,19 +9,24 @@ async function run(r) {
   switch (r.op) {
     case 'encode': {
       const domain = p.pollBookDomain(r.chainId, r.pollBook);
-      const points = p.cityPointsDomain(r.chainId, r.cityPoints);
       const b = r.ballot;
       return {
         tokenMessage: p.hex(p.tokenMessage(r.chainId, r.pollBook, r.pollId, r.stratum, r.token)),
         choices: r.choices.map(([choice, count, max]) => p.hex(p.encodeChoice(choice, count, max))),
         ballotHash: p.ballotHash(b),
         ballotDigest: p.typedDigest(domain, 'Ballot', {
-          pollId: b.pollId, token: b.token, sequence: b.sequence, stratum: b.stratum,
+          pollId: b.pollId,
+          token: b.token,
+          sequence: b.sequence,
+          stratum: b.stratum,
           ciphertextHash: keccak256(b.ciphertext),
           tokenSignatureHash: keccak256(b.tokenSignature),
         }),
         issuanceDigest: p.typedDigest(domain, 'IssuanceRequest', {
-          pollId: r.pollId, stratum: r.stratum, blindedMessageHash: keccak256(r.blinded), deadline: r.deadline,
+          pollId: r.pollId,
+          stratum: r.stratum,
+          blindedMessageHash: keccak256(r.blinded),
+          deadline: r.deadline,
         }),
         redemption: p.redemptionBody(r.identity, r.chainId, r.cityPoints, 3, 5, r.deadline),
         donation: p.donationBody(r.identity, r.chainId, r.cityPoints, 2, 7, 5, r.deadline),
@@ -38,13 +43,27 @@ async function run(r) {
     }
     case 'finish': {
       const issuer = p.decodeIssuerKey(r.poll.issuerKeys[r.stratum]);
-      const pending = { issuer, publicKey: await p.importIssuerKey(issuer), inputMsg: p.unhex(r.inputMsg), inv: p.unhex(r.inv) };
+      const pending = {
+        issuer,
+        publicKey: await p.importIssuerKey(issuer),
+        inputMsg: p.unhex(r.inputMsg),
+        inv: p.unhex(r.inv),
+      };
       const credential = await p.finishToken(pending, r.blindSignature);
       const ballot = await p.makeBallot(r.poll, { ...r.token, sequence: 1, stratum: r.stratum, credential }, r.choices);
       return { credential: p.hex(credential), ballot, ballotHash: p.ballotHash(ballot) };
     }
     case 'badkeys':
-      return { errors: r.keys.map((k) => { try { p.decodeIssuerKey(k); return null; } catch (e) { return e.message; } }) };
+      return {
+        errors: r.keys.map((k) => {
+          try {
+            p.decodeIssuerKey(k);
+            return null;
+          } catch (e) {
+            return e.message;
+          }
+        }),
+      };
     default:
       throw new Error(`unknown op ${r.op}`);
   }

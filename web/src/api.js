@@ -17,22 +17,24 @@ export async function api(path, { method = 'GET', body, text, timeoutMs = 60_000
   try {
     reply = await fetch(path, {
       method,
-      headers: payload === undefined ? { accept: 'application/json' } : { 'content-type': 'application/json', accept: 'application/json' },
+      headers:
+        payload === undefined
+          ? { accept: 'application/json' }
+          : { 'content-type': 'application/json', accept: 'application/json' },
       body: payload,
       signal: controller.signal,
       cache: 'no-store',
     });
-  } catch (error) {
-    throw new ApiError(0, 'network', controller.signal.aborted ? 'the city API did not answer in time' : 'the city API is not reachable');
+  } catch {
+    throw new ApiError(
+      0,
+      'network',
+      controller.signal.aborted ? 'the city API did not answer in time' : 'the city API is not reachable',
+    );
   } finally {
     clearTimeout(timer);
   }
-  let data = null;
-  try {
-    data = await reply.json();
-  } catch {
-    data = null;
-  }
+  const data = await reply.json().catch(() => null);
   if (!reply.ok) {
     const error = data && data.error;
     throw new ApiError(reply.status, error?.code ?? 'http.error', error?.message ?? `the API answered ${reply.status}`);
@@ -46,7 +48,11 @@ export async function api(path, { method = 'GET', body, text, timeoutMs = 60_000
  * firstDelayMs·2^n) ms between ("full jitter"). Only for the requests the API answers
  * idempotently — a token request, a ballot (docs/protocol.md, API) — as the Python SDK does.
  */
-export async function postRetrying(path, body, { attempts = 8, deadlineMs = 60_000, firstDelayMs = 250, maxDelayMs = 8_000 } = {}) {
+export async function postRetrying(
+  path,
+  body,
+  { attempts = 8, deadlineMs = 60_000, firstDelayMs = 250, maxDelayMs = 8_000 } = {},
+) {
   const text = JSON.stringify(body);
   const giveUp = Date.now() + deadlineMs;
   for (let attempt = 0; ; attempt += 1) {
@@ -61,16 +67,19 @@ export async function postRetrying(path, body, { attempts = 8, deadlineMs = 60_0
   }
 }
 
-export const explain = (error) => (error instanceof ApiError ? `${error.message} (${error.code})` : String(error?.message || error));
+export const explain = (error) =>
+  error instanceof ApiError ? `${error.message} (${error.code})` : String(error?.message || error);
 
 /** What a ballot's relay status means, in words (GET /ballots/{hash}). */
 export function ballotStatusText(answer) {
   const block = answer.receipt?.blockNumber;
-  return {
-    accepted: 'accepted by the relay, waiting to be sent to the chain',
-    sent: 'sent to the chain, waiting for a block',
-    confirmed: `on chain in block ${block}`,
-    rejected: `refused by the chain (${answer.reason})`,
-    failed: `not sent (${answer.reason})`,
-  }[answer.status] || answer.status;
+  return (
+    {
+      accepted: 'accepted by the relay, waiting to be sent to the chain',
+      sent: 'sent to the chain, waiting for a block',
+      confirmed: `on chain in block ${block}`,
+      rejected: `refused by the chain (${answer.reason})`,
+      failed: `not sent (${answer.reason})`,
+    }[answer.status] || answer.status
+  );
 }

@@ -6,8 +6,20 @@
 
 import { RSABSSA } from '@cloudflare/blindrsa-ts';
 import {
-  AbiCoder, Signature, SigningKey, TypedDataEncoder, computeAddress, concat, getAddress, getBytes,
-  hexlify, keccak256, randomBytes, recoverAddress, toBeHex, zeroPadValue,
+  AbiCoder,
+  Signature,
+  SigningKey,
+  TypedDataEncoder,
+  computeAddress,
+  concat,
+  getAddress,
+  getBytes,
+  hexlify,
+  keccak256,
+  randomBytes,
+  recoverAddress,
+  toBeHex,
+  zeroPadValue,
 } from 'ethers';
 import sodium from 'libsodium-wrappers';
 
@@ -56,7 +68,8 @@ export function decodeIssuerKey(encoded) {
   const e = data.slice(4 + k);
   const nValue = bytesToBigInt(n);
   const bits = nValue.toString(2).length;
-  if (n[0] === 0 || (n[k - 1] & 1) === 0 || bits < 2048 || bits > 4096) throw new Error('issuer key modulus is not valid');
+  if (n[0] === 0 || (n[k - 1] & 1) === 0 || bits < 2048 || bits > 4096)
+    throw new Error('issuer key modulus is not valid');
   if (bytesToBigInt(e) !== 65537n) throw new Error('issuer key exponent must be 65537');
   const [suite, saltLength, prefixLength] = VARIANTS[variant];
   return { variant, k, n, e, suite: suite(), saltLength, prefixLength };
@@ -75,8 +88,13 @@ const TOKEN_TAG = new TextEncoder().encode('veche/ballot-token');
 
 export function tokenMessage(chainId, pollBook, pollId, stratum, tokenAddress) {
   const message = concat([
-    TOKEN_TAG, new Uint8Array([0x01]), uint(chainId, 32, 'chain id'), getBytes(getAddress(pollBook)),
-    uint(pollId, 32, 'poll id'), uint(stratum, 4, 'stratum'), getBytes(getAddress(tokenAddress)),
+    TOKEN_TAG,
+    new Uint8Array([0x01]),
+    uint(chainId, 32, 'chain id'),
+    getBytes(getAddress(pollBook)),
+    uint(pollId, 32, 'poll id'),
+    uint(stratum, 4, 'stratum'),
+    getBytes(getAddress(tokenAddress)),
   ]);
   if (getBytes(message).length !== 127) throw new Error('token message must be 127 bytes');
   return getBytes(message);
@@ -119,7 +137,13 @@ const BALLOT_ABI = ['uint256', 'address', 'uint64', 'uint32', 'bytes', 'bytes', 
 
 export function encodeBallot(b) {
   return AbiCoder.defaultAbiCoder().encode(BALLOT_ABI, [
-    b.pollId, b.token, b.sequence, b.stratum, b.ciphertext, b.tokenSignature, b.signature,
+    b.pollId,
+    b.token,
+    b.sequence,
+    b.stratum,
+    b.ciphertext,
+    b.tokenSignature,
+    b.signature,
   ]);
 }
 
@@ -127,23 +151,56 @@ export const ballotHash = (ballot) => keccak256(encodeBallot(ballot));
 
 // --- §4 EIP-712 ----------------------------------------------------------------------------------
 
-export const pollBookDomain = (chainId, pollBook) =>
-  ({ name: 'Veche PollBook', version: '1', chainId, verifyingContract: getAddress(pollBook) });
-export const cityPointsDomain = (chainId, cityPoints) =>
-  ({ name: 'Veche CityPoints', version: '1', chainId, verifyingContract: getAddress(cityPoints) });
+export const pollBookDomain = (chainId, pollBook) => ({
+  name: 'Veche PollBook',
+  version: '1',
+  chainId,
+  verifyingContract: getAddress(pollBook),
+});
+export const cityPointsDomain = (chainId, cityPoints) => ({
+  name: 'Veche CityPoints',
+  version: '1',
+  chainId,
+  verifyingContract: getAddress(cityPoints),
+});
 
 const field = (name, type) => ({ name, type });
 export const TYPES = {
-  Ballot: [field('pollId', 'uint256'), field('token', 'address'), field('sequence', 'uint64'), field('stratum', 'uint32'),
-    field('ciphertextHash', 'bytes32'), field('tokenSignatureHash', 'bytes32')],
-  IssuanceRequest: [field('pollId', 'uint256'), field('stratum', 'uint32'), field('blindedMessageHash', 'bytes32'),
-    field('deadline', 'uint64')],
+  Ballot: [
+    field('pollId', 'uint256'),
+    field('token', 'address'),
+    field('sequence', 'uint64'),
+    field('stratum', 'uint32'),
+    field('ciphertextHash', 'bytes32'),
+    field('tokenSignatureHash', 'bytes32'),
+  ],
+  IssuanceRequest: [
+    field('pollId', 'uint256'),
+    field('stratum', 'uint32'),
+    field('blindedMessageHash', 'bytes32'),
+    field('deadline', 'uint64'),
+  ],
   KeyShare: [field('pollId', 'uint256'), field('index', 'uint8'), field('shareHash', 'bytes32')],
-  Redemption: [field('resident', 'address'), field('rewardId', 'uint256'), field('nonce', 'uint256'), field('deadline', 'uint256')],
-  Donation: [field('resident', 'address'), field('charityId', 'uint256'), field('amount', 'uint256'), field('nonce', 'uint256'),
-    field('deadline', 'uint256')],
-  Receipt: [field('pollId', 'uint256'), field('token', 'address'), field('sequence', 'uint64'), field('ballotHash', 'bytes32'),
-    field('acceptedAt', 'uint64')],
+  Redemption: [
+    field('resident', 'address'),
+    field('rewardId', 'uint256'),
+    field('nonce', 'uint256'),
+    field('deadline', 'uint256'),
+  ],
+  Donation: [
+    field('resident', 'address'),
+    field('charityId', 'uint256'),
+    field('amount', 'uint256'),
+    field('nonce', 'uint256'),
+    field('deadline', 'uint256'),
+  ],
+  Receipt: [
+    field('pollId', 'uint256'),
+    field('token', 'address'),
+    field('sequence', 'uint64'),
+    field('ballotHash', 'bytes32'),
+    field('acceptedAt', 'uint64'),
+  ],
 };
 
 /** keccak256(0x19 ‖ 0x01 ‖ domainSeparator ‖ structHash) for one primary type. */
@@ -193,10 +250,17 @@ export async function prepareTokenRequest(poll, stratum, identity, { deadline, t
   const { blindedMsg, inv } = await issuer.suite.blind(publicKey, inputMsg);
   deadline = deadline ?? Math.floor(Date.now() / 1000) + 600;
   const digest = typedDigest(pollBookDomain(poll.chainId, poll.pollBook), 'IssuanceRequest', {
-    pollId: poll.id, stratum, blindedMessageHash: keccak256(blindedMsg), deadline,
+    pollId: poll.id,
+    stratum,
+    blindedMessageHash: keccak256(blindedMsg),
+    deadline,
   });
   const body = {
-    resident: identity.address, pollId: poll.id, stratum, blindedMessage: hex(blindedMsg), deadline,
+    resident: identity.address,
+    pollId: poll.id,
+    stratum,
+    blindedMessage: hex(blindedMsg),
+    deadline,
     signature: signDigest(identity.privateKey, digest),
   };
   return { body, pending: { issuer, publicKey, inputMsg, inv, token, stratum } };
@@ -205,14 +269,22 @@ export async function prepareTokenRequest(poll, stratum, identity, { deadline, t
 /** The `pending` of prepareTokenRequest again, from what a wallet kept of it (wallet.loadTokenRequest). */
 export async function resumeTokenRequest(poll, kept) {
   const issuer = decodeIssuerKey(poll.issuerKeys[kept.stratum]);
-  return { issuer, publicKey: await importIssuerKey(issuer), inputMsg: kept.inputMsg, inv: kept.inv, token: kept.token, stratum: kept.stratum };
+  return {
+    issuer,
+    publicKey: await importIssuerKey(issuer),
+    inputMsg: kept.inputMsg,
+    inv: kept.inv,
+    token: kept.token,
+    stratum: kept.stratum,
+  };
 }
 
 /** Step 5: unblind, verify (blindrsa-ts checks the signature) and encode the credential. */
 export async function finishToken(pending, blindSignature) {
   const { issuer, publicKey, inputMsg, inv } = pending;
   const signature = await issuer.suite.finalize(publicKey, inputMsg, unhex(blindSignature), inv);
-  if (!(await issuer.suite.verify(publicKey, signature, inputMsg))) throw new Error('the token signature does not verify');
+  if (!(await issuer.suite.verify(publicKey, signature, inputMsg)))
+    throw new Error('the token signature does not verify');
   return encodeCredential(inputMsg.slice(0, issuer.prefixLength), signature);
 }
 
@@ -221,12 +293,20 @@ export async function makeBallot(poll, token, choices) {
   const plaintext = encodeChoice(choices, poll.options.length, poll.maxChoices);
   const ciphertext = await sealTo(poll.electionKey, plaintext);
   const ballot = {
-    pollId: poll.id, token: getAddress(token.address), sequence: token.sequence, stratum: token.stratum,
-    ciphertext: hex(ciphertext), tokenSignature: hex(token.credential),
+    pollId: poll.id,
+    token: getAddress(token.address),
+    sequence: token.sequence,
+    stratum: token.stratum,
+    ciphertext: hex(ciphertext),
+    tokenSignature: hex(token.credential),
   };
   const digest = typedDigest(pollBookDomain(poll.chainId, poll.pollBook), 'Ballot', {
-    pollId: ballot.pollId, token: ballot.token, sequence: ballot.sequence, stratum: ballot.stratum,
-    ciphertextHash: keccak256(ballot.ciphertext), tokenSignatureHash: keccak256(ballot.tokenSignature),
+    pollId: ballot.pollId,
+    token: ballot.token,
+    sequence: ballot.sequence,
+    stratum: ballot.stratum,
+    ciphertextHash: keccak256(ballot.ciphertext),
+    tokenSignatureHash: keccak256(ballot.tokenSignature),
   });
   ballot.signature = signDigest(token.privateKey, digest);
   return ballot;
@@ -246,10 +326,14 @@ export function checkReceipt(receipt, expected = {}) {
   }
   try {
     const digest = typedDigest(pollBookDomain(receipt.chainId, receipt.pollBook), 'Receipt', {
-      pollId: receipt.pollId, token: receipt.token, sequence: receipt.sequence, ballotHash: receipt.ballotHash,
+      pollId: receipt.pollId,
+      token: receipt.token,
+      sequence: receipt.sequence,
+      ballotHash: receipt.ballotHash,
       acceptedAt: receipt.acceptedAt,
     });
-    if (recoverSigner(digest, receipt.signature) !== getAddress(receipt.relayer)) problems.push('the relay signature does not match');
+    if (recoverSigner(digest, receipt.signature) !== getAddress(receipt.relayer))
+      problems.push('the relay signature does not match');
   } catch {
     problems.push('the relay signature is malformed');
   }
@@ -259,16 +343,30 @@ export function checkReceipt(receipt, expected = {}) {
 /** Points requests (§4, CityPoints domain). */
 export function redemptionBody(identity, chainId, cityPoints, rewardId, nonce, deadline) {
   const digest = typedDigest(cityPointsDomain(chainId, cityPoints), 'Redemption', {
-    resident: identity.address, rewardId, nonce, deadline,
+    resident: identity.address,
+    rewardId,
+    nonce,
+    deadline,
   });
   return { resident: identity.address, rewardId, nonce, deadline, signature: signDigest(identity.privateKey, digest) };
 }
 
 export function donationBody(identity, chainId, cityPoints, charityId, amount, nonce, deadline) {
   const digest = typedDigest(cityPointsDomain(chainId, cityPoints), 'Donation', {
-    resident: identity.address, charityId, amount, nonce, deadline,
+    resident: identity.address,
+    charityId,
+    amount,
+    nonce,
+    deadline,
   });
-  return { resident: identity.address, charityId, amount, nonce, deadline, signature: signDigest(identity.privateKey, digest) };
+  return {
+    resident: identity.address,
+    charityId,
+    amount,
+    nonce,
+    deadline,
+    signature: signDigest(identity.privateKey, digest),
+  };
 }
 
 /** A short code for a receipt: the first 12 hex digits of the ballot hash, in groups of 4. */
@@ -278,6 +376,8 @@ export function shortCode(ballotHashHex) {
 }
 
 export function normaliseShortCode(text) {
-  const digits = String(text).toLowerCase().replace(/[^0-9a-f]/g, '');
+  const digits = String(text)
+    .toLowerCase()
+    .replace(/[^0-9a-f]/g, '');
   return digits.length === 12 ? digits : null;
 }

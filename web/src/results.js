@@ -15,15 +15,27 @@ const STATUS_TEXT = {
 function bars(options, counts, testid) {
   const total = counts.reduce((a, b) => a + b, 0);
   const top = Math.max(...counts, 0);
-  return el('div', { class: 'bars', role: 'list', 'data-testid': testid }, options.map((option, i) => {
-    const fill = el('div', { class: 'bar-fill' });
-    fill.style.setProperty('width', `${top ? (100 * counts[i]) / top : 0}%`);
-    const percent = total ? Math.round((1000 * counts[i]) / total) / 10 : 0;
-    return el('div', { class: `bar-row${counts[i] === top && top > 0 ? ' leader' : ''}`, role: 'listitem', 'data-option': i, 'data-count': counts[i] },
-      el('span', { class: 'bar-label' }, option),
-      el('div', { class: 'bar-track', 'aria-hidden': 'true' }, fill),
-      el('span', { class: 'bar-value' }, `${counts[i]} · ${percent}%`));
-  }));
+  return el(
+    'div',
+    { class: 'bars', role: 'list', 'data-testid': testid },
+    options.map((option, i) => {
+      const fill = el('div', { class: 'bar-fill' });
+      fill.style.setProperty('width', `${top ? (100 * counts[i]) / top : 0}%`);
+      const percent = total ? Math.round((1000 * counts[i]) / total) / 10 : 0;
+      return el(
+        'div',
+        {
+          class: `bar-row${counts[i] === top && top > 0 ? ' leader' : ''}`,
+          role: 'listitem',
+          'data-option': i,
+          'data-count': counts[i],
+        },
+        el('span', { class: 'bar-label' }, option),
+        el('div', { class: 'bar-track', 'aria-hidden': 'true' }, fill),
+        el('span', { class: 'bar-value' }, `${counts[i]} · ${percent}%`),
+      );
+    }),
+  );
 }
 
 function verifierCommand(pollId) {
@@ -37,12 +49,29 @@ function verifierCommand(pollId) {
 async function pollCard(poll) {
   const card = el('article', { class: 'card', 'data-testid': `result-${poll.id}`, 'data-status': poll.status });
   const head = [
-    el('div', { class: 'spread' }, el('h2', {}, poll.question), el('span', { class: `badge ${poll.status}`, 'data-testid': 'status' }, poll.status)),
-    el('p', { class: 'muted small' }, `Poll ${poll.id} · ${STATUS_TEXT[poll.status] || poll.status} · voting ${when(poll.opensAt)} – ${when(poll.closesAt)}`,
-      poll.maxChoices > 1 ? ` · up to ${poll.maxChoices} choices each` : ''),
+    el(
+      'div',
+      { class: 'spread' },
+      el('h2', {}, poll.question),
+      el('span', { class: `badge ${poll.status}`, 'data-testid': 'status' }, poll.status),
+    ),
+    el(
+      'p',
+      { class: 'muted small' },
+      `Poll ${poll.id} · ${STATUS_TEXT[poll.status] || poll.status} · voting ${when(poll.opensAt)} – ${when(poll.closesAt)}`,
+      poll.maxChoices > 1 ? ` · up to ${poll.maxChoices} choices each` : '',
+    ),
   ];
   if (poll.status !== 'published') {
-    return replace(card, head, el('ul', { class: 'small muted' }, poll.options.map((o) => el('li', {}, o))));
+    return replace(
+      card,
+      head,
+      el(
+        'ul',
+        { class: 'small muted' },
+        poll.options.map((o) => el('li', {}, o)),
+      ),
+    );
   }
   let result;
   try {
@@ -52,29 +81,99 @@ async function pollCard(poll) {
   }
   const shown = result.perDistrict.filter((d) => !d.suppressed);
   const hidden = result.perDistrict.filter((d) => d.suppressed);
-  return replace(card, head,
-    el('p', {}, el('strong', { 'data-testid': 'ballots-counted' }, String(result.ballotsCounted)), result.ballotsCounted === 1 ? ' ballot counted' : ' ballots counted'),
+  return replace(
+    card,
+    head,
+    el(
+      'p',
+      {},
+      el('strong', { 'data-testid': 'ballots-counted' }, String(result.ballotsCounted)),
+      result.ballotsCounted === 1 ? ' ballot counted' : ' ballots counted',
+    ),
     bars(poll.options, result.counts, 'option-bars'),
-    result.perDistrict.length > 1 ? el('details', { open: true }, el('summary', {}, 'By district'),
-      el('div', { class: 'districts', 'data-testid': 'district-bars' }, shown.map((d) => el('div', { class: 'district' },
-        el('div', { class: 'spread small' }, el('strong', {}, d.district), el('span', { class: 'muted' }, `${d.ballots} ballot${d.ballots === 1 ? '' : 's'}`)),
-        bars(poll.options, d.counts, `district-${d.stratum}`)))),
-      hidden.length ? el('p', { class: 'muted small' }, `Not shown, too few ballots to keep them anonymous: ${hidden.map((d) => d.district).join(', ')}.`) : null) : null,
-    el('div', { class: 'links' },
-      el('a', { href: `/polls/${poll.id}/dataset.csv`, download: `poll-${poll.id}.csv`, 'data-testid': 'dataset-csv' }, 'Anonymised dataset (CSV)'),
+    result.perDistrict.length > 1
+      ? el(
+          'details',
+          { open: true },
+          el('summary', {}, 'By district'),
+          el(
+            'div',
+            { class: 'districts', 'data-testid': 'district-bars' },
+            shown.map((d) =>
+              el(
+                'div',
+                { class: 'district' },
+                el(
+                  'div',
+                  { class: 'spread small' },
+                  el('strong', {}, d.district),
+                  el('span', { class: 'muted' }, `${d.ballots} ballot${d.ballots === 1 ? '' : 's'}`),
+                ),
+                bars(poll.options, d.counts, `district-${d.stratum}`),
+              ),
+            ),
+          ),
+          hidden.length
+            ? el(
+                'p',
+                { class: 'muted small' },
+                `Not shown, too few ballots to keep them anonymous: ${hidden.map((d) => d.district).join(', ')}.`,
+              )
+            : null,
+        )
+      : null,
+    el(
+      'div',
+      { class: 'links' },
+      el(
+        'a',
+        { href: `/polls/${poll.id}/dataset.csv`, download: `poll-${poll.id}.csv`, 'data-testid': 'dataset-csv' },
+        'Anonymised dataset (CSV)',
+      ),
       el('a', { href: `/polls/${poll.id}/dataset.json`, download: `poll-${poll.id}.json` }, 'JSON'),
-      el('a', { href: '/deployment', download: 'deployment.json' }, 'Deployment file')),
-    el('details', {}, el('summary', {}, 'Check this count yourself'),
-      el('p', { class: 'small' }, 'The verifier recounts every ballot from the chain alone, checks every signature and rule by number, and compares with this result and its dataset:'),
+      el('a', { href: '/deployment', download: 'deployment.json' }, 'Deployment file'),
+    ),
+    el(
+      'details',
+      {},
+      el('summary', {}, 'Check this count yourself'),
+      el(
+        'p',
+        { class: 'small' },
+        'The verifier recounts every ballot from the chain alone, checks every signature and rule by number, and compares with this result and its dataset:',
+      ),
       el('pre', { class: 'cmd', 'data-testid': 'verify-command' }, verifierCommand(poll.id)),
-      el('p', { class: 'small muted' }, `Dataset hash ${short(result.datasetHash, 18)}`,
-        result.transactionHash ? ` · published in transaction ${short(result.transactionHash, 18)}` : '')));
+      el(
+        'p',
+        { class: 'small muted' },
+        `Dataset hash ${short(result.datasetHash, 18)}`,
+        result.transactionHash ? ` · published in transaction ${short(result.transactionHash, 18)}` : '',
+      ),
+    ),
+  );
 }
 
 function checker() {
-  const out = el('div', { class: 'check-result', role: 'status', 'aria-live': 'polite', 'data-testid': 'check-result' });
-  const code = el('input', { type: 'text', placeholder: 'e.g. 1a2b-3c4d-5e6f', autocomplete: 'off', spellcheck: 'false', 'data-testid': 'check-code', 'aria-label': 'Receipt code or ballot hash' });
-  const file = el('input', { type: 'file', accept: '.json,application/json', 'data-testid': 'check-file', 'aria-label': 'Receipt file' });
+  const out = el('div', {
+    class: 'check-result',
+    role: 'status',
+    'aria-live': 'polite',
+    'data-testid': 'check-result',
+  });
+  const code = el('input', {
+    type: 'text',
+    placeholder: 'e.g. 1a2b-3c4d-5e6f',
+    autocomplete: 'off',
+    spellcheck: 'false',
+    'data-testid': 'check-code',
+    'aria-label': 'Receipt code or ballot hash',
+  });
+  const file = el('input', {
+    type: 'file',
+    accept: '.json,application/json',
+    'data-testid': 'check-file',
+    'aria-label': 'Receipt file',
+  });
 
   async function show(hashes, receipt) {
     const lines = [];
@@ -82,39 +181,90 @@ function checker() {
       try {
         const answer = await api(`/ballots/${hash}`);
         const ok = answer.status === 'confirmed';
-        lines.push(el('p', { class: `notice ${ok ? 'ok' : answer.status === 'rejected' || answer.status === 'failed' ? 'error' : ''}`, 'data-testid': 'check-status', 'data-status': answer.status },
-          `Ballot ${short(hash, 14)}: ${ballotStatusText(answer)}.`,
-          ok && answer.receipt.transactionHash ? el('span', { class: 'small' }, ` Transaction ${short(answer.receipt.transactionHash, 14)}.`) : null));
+        lines.push(
+          el(
+            'p',
+            {
+              class: `notice ${ok ? 'ok' : answer.status === 'rejected' || answer.status === 'failed' ? 'error' : ''}`,
+              'data-testid': 'check-status',
+              'data-status': answer.status,
+            },
+            `Ballot ${short(hash, 14)}: ${ballotStatusText(answer)}.`,
+            ok && answer.receipt.transactionHash
+              ? el('span', { class: 'small' }, ` Transaction ${short(answer.receipt.transactionHash, 14)}.`)
+              : null,
+          ),
+        );
       } catch (error) {
-        lines.push(el('p', { class: 'notice error', 'data-testid': 'check-status', 'data-status': 'unknown' }, `Ballot ${short(hash, 14)}: ${explain(error)}`));
+        lines.push(
+          el(
+            'p',
+            { class: 'notice error', 'data-testid': 'check-status', 'data-status': 'unknown' },
+            `Ballot ${short(hash, 14)}: ${explain(error)}`,
+          ),
+        );
       }
     }
     if (receipt) {
       const problems = checkReceipt(receipt);
-      lines.push(el('p', { class: `notice ${problems.length ? 'error' : 'ok'}`, 'data-testid': 'check-signature' }, problems.length
-        ? `The receipt does not check out: ${problems.join('; ')}.`
-        : `The receipt is signed by the relay ${short(receipt.relayer, 12)} (signature checked in your browser).`));
+      lines.push(
+        el(
+          'p',
+          { class: `notice ${problems.length ? 'error' : 'ok'}`, 'data-testid': 'check-signature' },
+          problems.length
+            ? `The receipt does not check out: ${problems.join('; ')}.`
+            : `The receipt is signed by the relay ${short(receipt.relayer, 12)} (signature checked in your browser).`,
+        ),
+      );
     }
-    lines.push(el('p', { class: 'small muted' }, 'If you changed your vote, only your last ballot counts. To check against the chain yourself: ',
-      el('code', {}, 'veche-verify --rpc … --deployment deployment.json receipt my-receipt.json')));
+    lines.push(
+      el(
+        'p',
+        { class: 'small muted' },
+        'If you changed your vote, only your last ballot counts. To check against the chain yourself: ',
+        el('code', {}, 'veche-verify --rpc … --deployment deployment.json receipt my-receipt.json'),
+      ),
+    );
     replace(out, lines);
   }
 
-  const byCode = el('form', { class: 'stack', onsubmit: async (event) => {
-    event.preventDefault();
-    const text = code.value.trim().toLowerCase();
-    replace(out, el('p', { class: 'muted' }, 'Checking…'));
-    if (/^(0x)?[0-9a-f]{64}$/.test(text)) return show([text.startsWith('0x') ? text : `0x${text}`]);
-    const digits = normaliseShortCode(text);
-    if (!digits) return replace(out, el('p', { class: 'notice error', 'data-testid': 'check-status' }, 'A receipt code has 12 letters and digits, like 1a2b-3c4d-5e6f.'));
-    try {
-      const found = await api(`/receipt-codes/${digits}`);
-      await show(found.ballotHashes);
-    } catch (error) {
-      replace(out, el('p', { class: 'notice error', 'data-testid': 'check-status', 'data-status': 'unknown' }, explain(error)));
-    }
-  } }, el('label', { class: 'field' }, 'Receipt code (or ballot hash)', code),
-  el('div', { class: 'row' }, el('button', { class: 'primary', type: 'submit', 'data-testid': 'check-code-button' }, 'Check')));
+  const byCode = el(
+    'form',
+    {
+      class: 'stack',
+      onsubmit: async (event) => {
+        event.preventDefault();
+        const text = code.value.trim().toLowerCase();
+        replace(out, el('p', { class: 'muted' }, 'Checking…'));
+        if (/^(0x)?[0-9a-f]{64}$/.test(text)) return show([text.startsWith('0x') ? text : `0x${text}`]);
+        const digits = normaliseShortCode(text);
+        if (!digits)
+          return replace(
+            out,
+            el(
+              'p',
+              { class: 'notice error', 'data-testid': 'check-status' },
+              'A receipt code has 12 letters and digits, like 1a2b-3c4d-5e6f.',
+            ),
+          );
+        try {
+          const found = await api(`/receipt-codes/${digits}`);
+          await show(found.ballotHashes);
+        } catch (error) {
+          replace(
+            out,
+            el('p', { class: 'notice error', 'data-testid': 'check-status', 'data-status': 'unknown' }, explain(error)),
+          );
+        }
+      },
+    },
+    el('label', { class: 'field' }, 'Receipt code (or ballot hash)', code),
+    el(
+      'div',
+      { class: 'row' },
+      el('button', { class: 'primary', type: 'submit', 'data-testid': 'check-code-button' }, 'Check'),
+    ),
+  );
 
   file.addEventListener('change', async () => {
     if (!file.files.length) return;
@@ -123,39 +273,68 @@ function checker() {
       receipt = JSON.parse(await readFileText(file.files[0]));
       if (!/^0x[0-9a-fA-F]{64}$/.test(receipt.ballotHash)) throw new Error('no ballot hash');
     } catch {
-      return replace(out, el('p', { class: 'notice error', 'data-testid': 'check-status' }, 'This file is not a Veche receipt.'));
+      return replace(
+        out,
+        el('p', { class: 'notice error', 'data-testid': 'check-status' }, 'This file is not a Veche receipt.'),
+      );
     }
     code.value = shortCode(receipt.ballotHash);
     replace(out, el('p', { class: 'muted' }, 'Checking…'));
     await show([receipt.ballotHash.toLowerCase()], receipt);
   });
 
-  return el('section', { class: 'card stack', id: 'check', 'aria-labelledby': 'check-title' },
-    el('div', {}, el('h2', { id: 'check-title' }, 'Check your receipt'),
-      el('p', { class: 'small' }, 'Type the code you got when you voted, or open the receipt file you downloaded.')),
-    byCode, el('label', { class: 'field' }, 'Or your receipt file', file), out);
+  return el(
+    'section',
+    { class: 'card stack', id: 'check', 'aria-labelledby': 'check-title' },
+    el(
+      'div',
+      {},
+      el('h2', { id: 'check-title' }, 'Check your receipt'),
+      el('p', { class: 'small' }, 'Type the code you got when you voted, or open the receipt file you downloaded.'),
+    ),
+    byCode,
+    el('label', { class: 'field' }, 'Or your receipt file', file),
+    out,
+  );
 }
 
 function verifierHowTo() {
-  return el('section', { class: 'card', 'aria-labelledby': 'verify-title' },
+  return el(
+    'section',
+    { class: 'card', 'aria-labelledby': 'verify-title' },
     el('h2', { id: 'verify-title' }, "Don't take our word for it"),
-    el('p', { class: 'small' }, 'Anyone can recount every poll from the blockchain with the verifier, pointed at a node they run themselves:'),
-    el('pre', { class: 'cmd' }, [
-      'python3 -m venv observer',
-      'observer/bin/pip install ./verifier     # from the Veche sources',
-      `curl -s ${location.origin}/deployment -o deployment.json`,
-      'observer/bin/veche-verify --rpc http://YOUR-NODE:8545 \\',
-      '    --deployment deployment.json all',
-    ].join('\n')),
-    el('p', { class: 'small muted' }, 'It prints numbered checks, the recomputed and the published tally side by side, and exits non-zero if anything fails.'));
+    el(
+      'p',
+      { class: 'small' },
+      'Anyone can recount every poll from the blockchain with the verifier, pointed at a node they run themselves:',
+    ),
+    el(
+      'pre',
+      { class: 'cmd' },
+      [
+        'python3 -m venv observer',
+        'observer/bin/pip install ./verifier     # from the Veche sources',
+        `curl -s ${location.origin}/deployment -o deployment.json`,
+        'observer/bin/veche-verify --rpc http://YOUR-NODE:8545 \\',
+        '    --deployment deployment.json all',
+      ].join('\n'),
+    ),
+    el(
+      'p',
+      { class: 'small muted' },
+      'It prints numbered checks, the recomputed and the published tally side by side, and exits non-zero if anything fails.',
+    ),
+  );
 }
 
 async function main() {
   const app = document.getElementById('app');
   const list = el('div', { class: 'stack', 'data-testid': 'polls' }, el('p', { class: 'muted' }, 'Loading the polls…'));
-  replace(app,
+  replace(
+    app,
     el('h1', {}, 'Poll results'),
-    el('div', { class: 'layout' }, list, el('aside', {}, checker(), verifierHowTo())));
+    el('div', { class: 'layout' }, list, el('aside', {}, checker(), verifierHowTo())),
+  );
   try {
     const polls = (await api('/polls?include_closed=true')).slice().reverse();
     replace(list, polls.length ? await Promise.all(polls.map(pollCard)) : el('p', { class: 'muted' }, 'No polls yet.'));

@@ -13,8 +13,10 @@
 import { decryptKeystoreJson, encryptKeystoreJson, getAddress, getBytes, hexlify } from 'ethers';
 
 const IDENTITY = 'veche.identity.v1';
-const tokenKey = (address, poll) => `veche.token.v1.${address.toLowerCase()}.${poll.chainId}-${poll.pollBook.toLowerCase()}-${poll.id}`;
-const requestKey = (address, poll) => `veche.tokenRequest.v1.${address.toLowerCase()}.${poll.chainId}-${poll.pollBook.toLowerCase()}-${poll.id}`;
+const tokenKey = (address, poll) =>
+  `veche.token.v1.${address.toLowerCase()}.${poll.chainId}-${poll.pollBook.toLowerCase()}-${poll.id}`;
+const requestKey = (address, poll) =>
+  `veche.tokenRequest.v1.${address.toLowerCase()}.${poll.chainId}-${poll.pollBook.toLowerCase()}-${poll.id}`;
 const receiptsKey = (address) => `veche.receipts.v1.${address.toLowerCase()}`;
 
 // scrypt cost of new keystores: eth-account's default (2^18), as the CLI writes them.
@@ -49,7 +51,8 @@ export function storedAddress() {
 
 export async function createIdentity(key, password, progress) {
   const json = await encryptKeystoreJson({ address: key.address, privateKey: key.privateKey }, password, {
-    scrypt: { N: SCRYPT_N }, progressCallback: progress,
+    scrypt: { N: SCRYPT_N },
+    progressCallback: progress,
   });
   localStorage.setItem(IDENTITY, normalise(json));
   return { address: key.address, privateKey: key.privateKey };
@@ -60,7 +63,8 @@ async function open(json, password, progress) {
     const account = await decryptKeystoreJson(json, password, progress);
     return { address: getAddress(account.address), privateKey: account.privateKey };
   } catch (error) {
-    if (/incorrect password|invalid password/i.test(String(error?.message))) throw new WalletError('The password does not open this key.');
+    if (/incorrect password|invalid password/i.test(String(error?.message)))
+      throw new WalletError('The password does not open this key.');
     throw new WalletError(`This is not a keystore file this page can open (${error?.shortMessage || error?.message}).`);
   }
 }
@@ -93,8 +97,16 @@ export function forgetIdentity() {
 async function storeKey(identity) {
   const base = await crypto.subtle.importKey('raw', getBytes(identity.privateKey), 'HKDF', false, ['deriveKey']);
   return crypto.subtle.deriveKey(
-    { name: 'HKDF', hash: 'SHA-256', salt: new TextEncoder().encode('veche/web'), info: new TextEncoder().encode('token store v1') },
-    base, { name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt'],
+    {
+      name: 'HKDF',
+      hash: 'SHA-256',
+      salt: new TextEncoder().encode('veche/web'),
+      info: new TextEncoder().encode('token store v1'),
+    },
+    base,
+    { name: 'AES-GCM', length: 256 },
+    false,
+    ['encrypt', 'decrypt'],
   );
 }
 
@@ -106,7 +118,9 @@ async function seal(identity, bytes) {
 
 async function unseal(identity, iv, sealed, what) {
   try {
-    return new Uint8Array(await crypto.subtle.decrypt({ name: 'AES-GCM', iv: getBytes(iv) }, await storeKey(identity), getBytes(sealed)));
+    return new Uint8Array(
+      await crypto.subtle.decrypt({ name: 'AES-GCM', iv: getBytes(iv) }, await storeKey(identity), getBytes(sealed)),
+    );
   } catch {
     throw new WalletError(`${what} does not open with your identity key.`);
   }
@@ -119,10 +133,18 @@ export function hasToken(address, poll) {
 /** Keep the poll's token (and drop the request it came from: it is answered). */
 export async function saveToken(identity, poll, token) {
   const { iv, sealed } = await seal(identity, getBytes(token.privateKey));
-  localStorage.setItem(tokenKey(identity.address, poll), JSON.stringify({
-    version: 1, address: token.address, stratum: token.stratum, credential: hexlify(token.credential),
-    sequence: token.sequence, iv, sealedKey: sealed,
-  }));
+  localStorage.setItem(
+    tokenKey(identity.address, poll),
+    JSON.stringify({
+      version: 1,
+      address: token.address,
+      stratum: token.stratum,
+      credential: hexlify(token.credential),
+      sequence: token.sequence,
+      iv,
+      sealedKey: sealed,
+    }),
+  );
   localStorage.removeItem(requestKey(identity.address, poll));
 }
 
@@ -132,19 +154,33 @@ export async function loadToken(identity, poll) {
   const stored = JSON.parse(raw);
   const key = await unseal(identity, stored.iv, stored.sealedKey, "This poll's token key");
   return {
-    privateKey: hexlify(key), address: stored.address, stratum: stored.stratum,
-    credential: getBytes(stored.credential), sequence: stored.sequence,
+    privateKey: hexlify(key),
+    address: stored.address,
+    stratum: stored.stratum,
+    credential: getBytes(stored.credential),
+    sequence: stored.sequence,
   };
 }
 
 /** Keep a token request before it is sent: `body` as sent, `pending` from prepareTokenRequest. */
 export async function saveTokenRequest(identity, poll, body, pending) {
-  const secrets = new TextEncoder().encode(JSON.stringify({
-    privateKey: pending.token.privateKey, inputMsg: hexlify(pending.inputMsg), inv: hexlify(pending.inv),
-  }));
-  localStorage.setItem(requestKey(identity.address, poll), JSON.stringify({
-    version: 1, body, stratum: pending.stratum, tokenAddress: pending.token.address, ...(await seal(identity, secrets)),
-  }));
+  const secrets = new TextEncoder().encode(
+    JSON.stringify({
+      privateKey: pending.token.privateKey,
+      inputMsg: hexlify(pending.inputMsg),
+      inv: hexlify(pending.inv),
+    }),
+  );
+  localStorage.setItem(
+    requestKey(identity.address, poll),
+    JSON.stringify({
+      version: 1,
+      body,
+      stratum: pending.stratum,
+      tokenAddress: pending.token.address,
+      ...(await seal(identity, secrets)),
+    }),
+  );
 }
 
 /** The kept request: { body, stratum, token: { address, privateKey }, inputMsg, inv }, or null. */
@@ -152,10 +188,15 @@ export async function loadTokenRequest(identity, poll) {
   const raw = localStorage.getItem(requestKey(identity.address, poll));
   if (!raw) return null;
   const stored = JSON.parse(raw);
-  const secrets = JSON.parse(new TextDecoder().decode(await unseal(identity, stored.iv, stored.sealed, 'The pending token request')));
+  const secrets = JSON.parse(
+    new TextDecoder().decode(await unseal(identity, stored.iv, stored.sealed, 'The pending token request')),
+  );
   return {
-    body: stored.body, stratum: stored.stratum, token: { address: stored.tokenAddress, privateKey: secrets.privateKey },
-    inputMsg: getBytes(secrets.inputMsg), inv: getBytes(secrets.inv),
+    body: stored.body,
+    stratum: stored.stratum,
+    token: { address: stored.tokenAddress, privateKey: secrets.privateKey },
+    inputMsg: getBytes(secrets.inputMsg),
+    inv: getBytes(secrets.inv),
   };
 }
 

@@ -40,7 +40,11 @@ async function run(request) {
     case 'finalize': {
       const key = await publicKey(request);
       const sig = await suite.finalize(
-        key, fromHex(request.input_msg), fromHex(request.blind_sig), fromHex(request.inv));
+        key,
+        fromHex(request.input_msg),
+        fromHex(request.blind_sig),
+        fromHex(request.inv),
+      );
       return { sig: toHex(sig) };
     }
     case 'blind_sign': {
