@@ -81,7 +81,6 @@ test: install $(GETH) browser  # the validator-network and browser tests run rea
 # Every linter, each over the whole tree; the import-direction rule is one of import-linter's
 # contracts (pyproject.toml). .pre-commit-config.yaml runs the same commands before a commit.
 PY_SOURCES := api node client testkit verifier/src scripts tests
-JS_SOURCES := web/src web/build.mjs tests/web scripts/toolchain
 lint: install
 	$(BIN)/ruff check $(PY_SOURCES)
 	$(BIN)/ruff format --check $(PY_SOURCES)
@@ -89,8 +88,8 @@ lint: install
 	$(BIN)/mypy -p veche_api -p veche_node -p veche_client -p veche_testkit
 	$(BIN)/lint-imports
 	node_modules/.bin/solhint --max-warnings 0 'contracts/**/*.sol'
-	node_modules/.bin/eslint --max-warnings 0 $(JS_SOURCES)
-	node_modules/.bin/prettier --check $(JS_SOURCES) web/pages
+	node_modules/.bin/eslint --max-warnings 0 .  # eslint.config.mjs sets the files
+	node_modules/.bin/prettier --check .  # .prettierignore sets the files
 
 web: node_modules/.installed
 	node web/build.mjs
