@@ -7,6 +7,7 @@ override the serving ones.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 from pydantic import ValidationError
@@ -32,7 +33,9 @@ def run(host: str | None, port: int | None, workers: int | None) -> None:
     cap, and the open-file limit raised (see server.py)."""
     from .server import serve
 
-    overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None}
+    overrides: dict[str, Any] = {
+        k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None
+    }
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from veche_core import blind_rsa
 from veche_core.typed_data import DigestSigner
@@ -24,6 +24,7 @@ from .errors import ApiError
 from .metrics import Metrics
 from .models import IssuerKey, Poll
 from .ratelimit import RateLimiter
+from .relay import Relay
 from .writer import GroupWriter
 
 
@@ -52,12 +53,12 @@ class AppState:
     metrics: Metrics
     admin: AdminSender
     points_admin: AdminSender
-    relay: object | None = None
-    issuance_limit: RateLimiter | None = None
-    ballot_limit: RateLimiter | None = None
-    writer: GroupWriter | None = None  # group commit of ballots and issuances
-    receipt_signer: DigestSigner | None = None  # the relayer key, for receipts
-    relayer_address: str = ""
+    issuance_limit: RateLimiter
+    ballot_limit: RateLimiter
+    writer: GroupWriter  # group commit of ballots and issuances
+    receipt_signer: DigestSigner  # the relayer key, for receipts
+    relayer_address: str
+    relay: Relay | None = None  # when this process runs the relay
     _polls: dict[int, PollInfo] = field(default_factory=dict)
     _private: dict[tuple[int, int], blind_rsa.PrivateKey] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -73,7 +74,9 @@ class AppState:
             poll = session.get(Poll, poll_id)
             if poll is None:
                 raise ApiError("poll.unknown", 404, f"no poll {poll_id}")
-            keys = session.exec(select(IssuerKey).where(IssuerKey.poll_id == poll_id).order_by(IssuerKey.stratum)).all()
+            keys = session.exec(
+                select(IssuerKey).where(IssuerKey.poll_id == poll_id).order_by(col(IssuerKey.stratum))
+            ).all()
         options = json.loads(poll.options_json)
         info = PollInfo(
             id=poll.id,

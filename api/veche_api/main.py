@@ -13,6 +13,7 @@ import gc
 import json
 import logging
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -170,35 +171,38 @@ class FastPost:
         await send({"type": "http.response.body", "body": data})
 
 
-def _openapi(app: FastAPI, districts: list[str]):
-    """`app.openapi`, FastAPI's schema made exact in two ways:
+class VecheApp(FastAPI):
+    """FastAPI, with its OpenAPI schema (`openapi`) made exact in two ways:
     - the deployment's districts are the enum of every district field: a district outside
       Settings.districts is refused (422), so the schema says which are valid;
     - integer bounds are the models' own: FastAPI's OpenAPI model types minimum and maximum as
       floats, so 2**63 - 1 came out as 9.223372036854776e18, which is 2**63 (and a generator
       trusting it sent 2**62 + 95 as a valid stock)."""
 
-    def openapi() -> dict:
-        if app.openapi_schema is None:
-            document = FastAPI.openapi(app)  # generates and caches app.openapi_schema
+    def __init__(self, *, districts: list[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.districts = districts
+
+    def openapi(self) -> dict[str, Any]:
+        document = self.openapi_schema
+        if document is None:
+            document = super().openapi()  # generates and caches self.openapi_schema
             exact = models_json_schema(
                 [(model, "validation") for model in schema_models()], ref_template="#/components/schemas/{model}"
             )[1]["$defs"]
             for name, component in document.get("components", {}).get("schemas", {}).items():
                 if name in exact:
                     _exact_bounds(component, exact[name])
-            stack = [document]
+            stack: list[Any] = [document]
             while stack:
                 node = stack.pop()
                 if isinstance(node, dict):
                     if node.pop(DISTRICT_MARK, False):
-                        node["enum"] = list(districts)
+                        node["enum"] = list(self.districts)
                     stack.extend(node.values())
                 elif isinstance(node, list):
                     stack.extend(node)
-        return app.openapi_schema
-
-    return openapi
+        return document
 
 
 _BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
@@ -228,23 +232,21 @@ def build_state(settings: Settings) -> AppState:
             "the chain node at %s does not answer: starting anyway (GET /health reports it)", chain.rpc().shown_url
         )
     metrics = Metrics()
-    state = AppState(
+    admin = AdminSender(chain, keys.admin)
+    return AppState(
         settings=settings,
         db=db,
         chain=chain,
         keys=keys,
         metrics=metrics,
-        admin=AdminSender(chain, keys.admin),
-        points_admin=AdminSender(chain, keys.points_admin) if keys.points_admin is not keys.admin else None,
+        admin=admin,
+        points_admin=AdminSender(chain, keys.points_admin) if keys.points_admin is not keys.admin else admin,
         issuance_limit=RateLimiter("issuance", settings.issuance_rate_per_minute),
         ballot_limit=RateLimiter("ballot", settings.ballot_rate_per_minute),
+        writer=GroupWriter(db),
+        receipt_signer=DigestSigner(keys.relayer.key),
+        relayer_address=keys.relayer.address,
     )
-    if state.points_admin is None:
-        state.points_admin = state.admin
-    state.writer = GroupWriter(db)
-    state.receipt_signer = DigestSigner(keys.relayer.key)
-    state.relayer_address = keys.relayer.address
-    return state
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -278,7 +280,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             state.writer.stop()
             state.db.dispose()
 
-    app = FastAPI(
+    app = VecheApp(
+        districts=settings.districts,
         title="Veche city API",
         version="1.0.0",
         description="Enrolment, blind token issuance, a durable ballot relay, points and results.",
@@ -287,7 +290,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # read the environment on every request (~3% of the CPU of a ballot).
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    app.openapi = _openapi(app, settings.districts)
     errors.install(app)
     for module in (health, residents, polls, tokens, ballots, points, results, admin, web):
         app.include_router(module.router)

@@ -10,7 +10,7 @@ import collections
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
 from .models import Ballot
 from .relay.health import QuarantineKind, relay_health
@@ -58,6 +58,8 @@ def queue_state(db) -> tuple[dict[str, int], float]:
     with db.session() as session:
         counts = dict(session.exec(select(Ballot.status, func.count()).group_by(Ballot.status)).all())
         oldest = session.exec(
-            select(func.min(Ballot.queued_at)).where(Ballot.status.in_((Ballot.Status.ACCEPTED, Ballot.Status.SENT)))
+            select(func.min(Ballot.queued_at)).where(
+                col(Ballot.status).in_((Ballot.Status.ACCEPTED, Ballot.Status.SENT))
+            )
         ).one()
     return counts, (max(0.0, time.time() - oldest) if oldest else 0.0)

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import time
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Table, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -28,8 +29,16 @@ def _now() -> int:
     return int(time.time())
 
 
-def _big(**kw):
+def _big(**kw: Any) -> Any:
     return Field(sa_column=Column(BigInteger, **kw))
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """A table model's Core table, for the bulk statements that skip the ORM."""
+    # SQLAlchemy's declarative mapping sets `__table__` on every table model; sqlmodel's
+    # SQLModel does not declare it in its types.
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    return table
 
 
 class Resident(SQLModel, table=True):

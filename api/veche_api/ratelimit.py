@@ -21,7 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from .errors import ApiError
-from .models import RateBucket
+from .models import RateBucket, table_of
 
 RATE_LIMITED = ("rate_limited", 429, "too many requests; try again later")
 PRUNE_EVERY = 1000  # takes between two prunes (per process)
@@ -54,7 +54,8 @@ class RateLimiter:
             },
         ).first()
         if next(self._takes) % PRUNE_EVERY == PRUNE_EVERY - 1:
-            conn.execute(delete(RateBucket.__table__).where(RateBucket.__table__.c.at < now - self.burst / self.rate))
+            table = table_of(RateBucket)
+            conn.execute(delete(table).where(table.c.at < now - self.burst / self.rate))
         return found is not None
 
     def check(self, conn: Connection, key: str) -> ApiError | None:
@@ -64,7 +65,7 @@ class RateLimiter:
     def _statement(self, dialect: str):
         statement = self._statements.get(dialect)
         if statement is None:
-            table = RateBucket.__table__
+            table = table_of(RateBucket)
             insert = pg_insert if dialect == "postgresql" else sqlite_insert
             now, rate, burst = (bindparam(name, type_=Float) for name in ("now", "rate", "burst"))
             refilled = table.c.tokens + (now - table.c.at) * rate

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
+from annotated_types import GroupedMetadata
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic_core import core_schema
@@ -60,7 +62,7 @@ def clean_text(value: str, *, multiline: bool = False, max_length: int | None = 
 
 @dataclass(frozen=True)
 class _TextRules:
-    """The validation `text()` adds after the length bounds, and the pattern that states it in
+    """The validation `Text` adds after the length bounds, and the pattern that states it in
     the JSON schema (control characters only: a JSON-schema pattern cannot name a lone
     surrogate portably, so the description says it)."""
 
@@ -80,12 +82,20 @@ class _TextRules:
         return out
 
 
-def text(max_length: int, *, min_length: int = 1, multiline: bool = False):
+@dataclass(frozen=True)
+class Text(GroupedMetadata):
     """The one type of free text a person sends (a question, an option, a district, a name, a
-    description): bounded, normalised to NFC, without control characters or lone surrogates."""
-    return Annotated[
-        str, StringConstraints(min_length=min_length, max_length=max_length), _TextRules(multiline, max_length)
-    ]
+    description), as `Annotated[str, Text(500)]`: bounded, normalised to NFC, without control
+    characters or lone surrogates. (The length bounds, then the rules: what pydantic reads from
+    `Annotated[str, StringConstraints(...), _TextRules(...)]`.)"""
+
+    max_length: int
+    min_length: int = 1
+    multiline: bool = False
+
+    def __iter__(self) -> Iterator[object]:
+        yield from StringConstraints(min_length=self.min_length, max_length=self.max_length)
+        yield _TextRules(self.multiline, self.max_length)
 
 
 # The JSON-schema key that marks a district: main.create_app's OpenAPI schema lists the
@@ -98,7 +108,7 @@ class _ConfiguredDistrict:
         return {**handler(schema), DISTRICT_MARK: True}
 
 
-District = Annotated[text(100), _ConfiguredDistrict()]
+District = Annotated[str, Text(100), _ConfiguredDistrict()]
 
 
 class AddressConvertor(Convertor):
@@ -119,11 +129,17 @@ class AddressConvertor(Convertor):
 register_url_convertor("address", AddressConvertor())
 
 
-def hex_bytes(max_bytes: int, min_bytes: int = 0):
-    return Annotated[
-        str,
-        StringConstraints(pattern=r"^0x([0-9a-fA-F]{2})*$", min_length=2 + 2 * min_bytes, max_length=2 + 2 * max_bytes),
-    ]
+@dataclass(frozen=True)
+class HexBytes(GroupedMetadata):
+    """Bytes as 0x-hex, `Annotated[str, HexBytes(max_bytes, min_bytes)]`: whole bytes, bounded."""
+
+    max_bytes: int
+    min_bytes: int = 0
+
+    def __iter__(self) -> Iterator[object]:
+        yield from StringConstraints(
+            pattern=r"^0x([0-9a-fA-F]{2})*$", min_length=2 + 2 * self.min_bytes, max_length=2 + 2 * self.max_bytes
+        )
 
 
 def unhex(value: str) -> bytes:
@@ -168,6 +184,66 @@ class ErrorOut(Out):
     """Every error answer (errors.py renders it): `{"error": {"code", "message"}}`."""
 
     error: ErrorDetail
+
+
+# --- operations ----------------------------------------------------------------------------
+
+
+class DatabaseHealth(Out):
+    ok: bool
+
+
+class ChainHealth(Out):
+    ok: bool
+    chain_id: int = Field(description="the deployment's chain id")
+    block_number: int | None = Field(default=None, description="the node's head; absent when it does not answer")
+    last_block_age: int | None = Field(
+        default=None, description="seconds since the head's timestamp; absent when the node does not answer"
+    )
+
+
+class QuarantineEntry(Out):
+    kind: str = Field(description="the kind of work set aside (`QuarantineKind`)")
+    ref: int = Field(description="the ChainTx id, poll id or points request id the work is about")
+    reason: str
+    failures: int
+    since: int
+    next_try: int
+
+
+class RelayHealth(Out):
+    """The relay as the process running it wrote it to the database. Only `lagSeconds` and
+    `queue` are there when the database does not answer."""
+
+    lag_seconds: float | None = Field(description="age of the oldest unconfirmed ballot; null without a database")
+    queue: dict[str, int] = Field(description="ballots per status")
+    running: bool | None = Field(default=None, description="some process runs the relay (a fresh heartbeat)")
+    heartbeat_age: float | None = None
+    chain_checked: bool | None = None
+    last_error: str | None = None
+    last_error_at: int | None = None
+    quarantined: int | None = Field(default=None, description="work items quarantined")
+    quarantine: list[QuarantineEntry] | None = Field(default=None, description="the first of them")
+
+
+class HealthOut(Out):
+    """`GET /health`, with 200 or (this process cannot serve: no database or no node) 503."""
+
+    status: Literal["ok", "degraded"]
+    problems: list[str]
+    database: DatabaseHealth
+    chain: ChainHealth
+    relay: RelayHealth
+
+
+class DeploymentOut(Out):
+    """The deployment file (`veche_core.deployment.Deployment`)."""
+
+    version: int
+    chain_id: int
+    poll_book: Address
+    city_points: Address
+    start_block: int
 
 
 # --- residents -----------------------------------------------------------------------------
@@ -215,7 +291,7 @@ class Audience(Model):
 
 class Trustee(Model):
     address: Address
-    public_key: hex_bytes(32, 32)  # X25519
+    public_key: Annotated[str, HexBytes(32, 32)]  # X25519
 
 
 class PollCreate(Model):
@@ -223,8 +299,8 @@ class PollCreate(Model):
     253402300799, the last second of the year 9999 UTC: a calendar bound that every reader of
     the poll (age limits, the pages, the CLI) can represent."""
 
-    question: text(2000, multiline=True)
-    options: list[text(500)] = Field(min_length=2, max_length=255)
+    question: Annotated[str, Text(2000, multiline=True)]
+    options: list[Annotated[str, Text(500)]] = Field(min_length=2, max_length=255)
     max_choices: int = Field(default=1, ge=1, le=255)
     audience: Audience = Field(default_factory=Audience)
     opens_at: int = Field(ge=0, le=MAX_TIME)
@@ -268,7 +344,7 @@ class IssuanceRequestIn(Model):
     resident: Address
     poll_id: int = Field(ge=1, le=MAX_INT)
     stratum: int = Field(ge=0, le=2**32 - 1)
-    blinded_message: hex_bytes(512, 1)
+    blinded_message: Annotated[str, HexBytes(512, 1)]
     deadline: int = Field(ge=0, le=2**63 - 1)
     signature: Signature
 
@@ -289,8 +365,8 @@ class BallotIn(Model):
     token: Address
     sequence: int = Field(ge=1, le=MAX_SEQUENCE)
     stratum: int = Field(ge=0, le=2**32 - 1)
-    ciphertext: hex_bytes(512, 1)
-    token_signature: hex_bytes(1024, 1)
+    ciphertext: Annotated[str, HexBytes(512, 1)]
+    token_signature: Annotated[str, HexBytes(1024, 1)]
     signature: Signature
     chain_id: int | None = Field(default=None, ge=0, le=2**64)
 
@@ -325,7 +401,7 @@ class BallotStatus(Out):
 
 class KeyShareIn(Model):
     index: int = Field(ge=0, le=255)
-    share: hex_bytes(256, 1)
+    share: Annotated[str, HexBytes(256, 1)]
     signature: Signature
 
 
@@ -357,23 +433,50 @@ class PointsRequestOut(Out):
 
 
 class RewardCreate(Model):
-    name: text(200)
-    description: text(2000, min_length=0, multiline=True) = ""
+    name: Annotated[str, Text(200)]
+    description: Annotated[str, Text(2000, min_length=0, multiline=True)] = ""
     price: int = Field(ge=1, le=2**62)
     stock: int = Field(ge=0, le=2**62)
 
 
 class CharityCreate(Model):
-    name: text(200)
-    description: text(2000, min_length=0, multiline=True) = ""
+    name: Annotated[str, Text(200)]
+    description: Annotated[str, Text(2000, min_length=0, multiline=True)] = ""
     account: Address
+
+
+class PointsCreditedEntry(Out):
+    event: Literal["PointsCredited"]
+    block: int
+    transaction_hash: Hash32
+    poll_id: int
+    amount: int
+
+
+class RewardRedeemedEntry(Out):
+    event: Literal["RewardRedeemed"]
+    block: int
+    transaction_hash: Hash32
+    reward_id: int
+    amount: int = Field(description="minus the reward's price")
+
+
+class PointsDonatedEntry(Out):
+    event: Literal["PointsDonated"]
+    block: int
+    transaction_hash: Hash32
+    charity_id: int
+    amount: int = Field(description="minus the amount donated")
+
+
+PointsEntry = Annotated[PointsCreditedEntry | RewardRedeemedEntry | PointsDonatedEntry, Field(discriminator="event")]
 
 
 class PointsOut(Out):
     resident: Address
     balance: int
     nonce: int = Field(description="the nonce the resident's next signed redemption or donation carries")
-    history: list[dict[str, Any]] = Field(
+    history: list[PointsEntry] = Field(
         description="the resident's point events (credits, redemptions, donations) read from the chain"
     )
 
@@ -432,13 +535,47 @@ def schema_models() -> list[type[BaseModel]]:
     ]
 
 
+class DistrictCounts(Out):
+    """A district's counted ballots and their counts per option."""
+
+    stratum: int
+    district: str
+    suppressed: Literal[False]
+    ballots: int
+    counts: list[int]
+
+
+class DistrictSuppressed(Out):
+    """A district with fewer counted ballots than `suppress_below`: its counts are withheld."""
+
+    stratum: int
+    district: str
+    suppressed: Literal[True]
+
+
 class TallyOut(Out):
     poll_id: int
     counts: list[int]
     dataset_hash: str
     ballots_counted: int
-    per_district: list[dict[str, Any]]
+    per_district: list[DistrictCounts | DistrictSuppressed]
     transaction_hash: str | None = None
+
+
+class DatasetRowOut(Out):
+    token: Address
+    stratum: int
+    choice: list[int]
+    block: int
+
+
+class DatasetOut(Out):
+    """The anonymised dataset as JSON (`veche_core.dataset.to_json`)."""
+
+    version: int
+    poll_id: int
+    dataset_hash: Hash32
+    rows: list[DatasetRowOut]
 
     @model_validator(mode="after")
     def _consistent(self):

@@ -23,7 +23,7 @@ from veche_verify.checks import CheckResult, PollVerdict, count_poll
 
 from .errors import ApiError
 from .models import Poll
-from .schemas import TallyOut
+from .schemas import DistrictCounts, DistrictSuppressed, TallyOut
 
 
 def count(state, poll_id: int) -> PollVerdict:
@@ -80,18 +80,20 @@ def _refuse(failed: list[CheckResult]) -> ApiError:
     )
 
 
-def per_district(strata: list[str], verdict: PollVerdict, suppress_below: int) -> list[dict]:
+def per_district(
+    strata: list[str], verdict: PollVerdict, suppress_below: int
+) -> list[DistrictCounts | DistrictSuppressed]:
     """Each district's ballots and counts, as the verifier counts them per stratum; withheld
     (only `suppressed`) for a district with fewer than `suppress_below` ballots."""
     ballots = Counter(row.stratum for row in verdict.counted_rows)
-    out = []
+    out: list[DistrictCounts | DistrictSuppressed] = []
     for stratum, name in enumerate(strata):
         total = ballots.get(stratum, 0)
         if total < suppress_below:
-            out.append({"stratum": stratum, "district": name, "suppressed": True})
+            out.append(DistrictSuppressed(stratum=stratum, district=name, suppressed=True))
         else:
             counts = verdict.by_stratum.get(stratum, [0] * verdict.option_count)
-            out.append({"stratum": stratum, "district": name, "suppressed": False, "ballots": total, "counts": counts})
+            out.append(DistrictCounts(stratum=stratum, district=name, suppressed=False, ballots=total, counts=counts))
     return out
 
 
@@ -109,6 +111,7 @@ def publish(state, poll_id: int) -> TallyOut:
     if failed:
         raise _refuse(failed)
     counts, rows = verdict.recomputed, verdict.counted_rows
+    assert counts is not None  # (checks 1-7 passed: the ballots were opened and counted)
     dataset_hash = dataset.dataset_hash(rows)
     receipt = state.admin.transact(state.chain.poll_book.functions.publishResult(poll_id, counts, dataset_hash))
     districts = per_district(json.loads(poll.strata_json), verdict, state.settings.suppress_below)
@@ -116,7 +119,7 @@ def publish(state, poll_id: int) -> TallyOut:
         fresh = session.get(Poll, poll_id)
         fresh.published = True
         fresh.counts_json = json.dumps(counts)
-        fresh.per_stratum_json = json.dumps(districts)
+        fresh.per_stratum_json = json.dumps([d.model_dump(by_alias=True) for d in districts])
         fresh.dataset_hash = "0x" + dataset_hash.hex()
         fresh.dataset_csv = dataset.canonical_csv(rows).decode()
         fresh.publish_tx = "0x" + bytes(receipt["transactionHash"]).hex()

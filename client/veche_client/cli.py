@@ -224,6 +224,7 @@ def _get_token(session: Session, poll: dict, path: Path) -> Token:
         body, request, account = client.token_request(poll, stratum)
         kept = wallet.save_token_request(path, account, request, body, stratum, password)
         answer = client.send_token_request(body)
+    assert kept is not None  # (sent again, or saved just now)
     token = client.finish_token(poll, kept.stratum, kept.request, kept.account, answer)
     wallet.save_token(path, kept.account.key, token.credential, kept.stratum, 0, password, keystore=kept.keystore)
     return token

@@ -202,7 +202,7 @@ class ResidentClient:
         domain = domain or poll_book_domain(poll["chainId"], poll["pollBook"])
         return Ballot(
             poll_id if poll_id is not None else poll["id"],
-            token.account.address,
+            bytes.fromhex(token.account.address[2:]),
             sequence,
             token.stratum if stratum is None else stratum,
             ciphertext,

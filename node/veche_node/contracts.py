@@ -11,13 +11,15 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import Web3RPCError
+from web3.types import TxParams
 
 from veche_core.deployment import Deployment
 
@@ -55,7 +57,7 @@ class Sender:
         self.w3 = w3
         self.account = account
         self.address = account.address
-        self._nonce = w3.eth.get_transaction_count(account.address, "pending")
+        self._nonce: int = w3.eth.get_transaction_count(account.address, "pending")
         self._chain_id = w3.eth.chain_id
 
     def send(self, tx: dict[str, Any], *, wait: bool = True, gas: int | None = None):
@@ -76,7 +78,7 @@ class Sender:
 
     def _sign_and_send(self, tx: dict[str, Any], gas: int | None):
         tx = {**tx, "from": self.address, "nonce": self._nonce, "chainId": self._chain_id}
-        tx["gas"] = gas or int(self.w3.eth.estimate_gas(tx) * 1.2)
+        tx["gas"] = gas or int(self.w3.eth.estimate_gas(cast(TxParams, tx)) * 1.2)
         if "maxFeePerGas" not in tx:
             tx.setdefault("gasPrice", self.w3.eth.gas_price)
         tx_hash = self.w3.eth.send_raw_transaction(self.account.sign_transaction(tx).raw_transaction)
@@ -95,17 +97,16 @@ class Sender:
     def sign_call(self, to: str, data: bytes, *, gas: int, gas_price: int) -> tuple[bytes, bytes]:
         """Sign a call of `to` at the next nonce, which it takes: (raw transaction, its hash).
         For callers that send raw transactions themselves, many at a time; no estimate is run."""
-        signed = self.account.sign_transaction(
-            {
-                "to": to,
-                "data": data,
-                "value": 0,
-                "gas": gas,
-                "gasPrice": gas_price,
-                "nonce": self._nonce,
-                "chainId": self._chain_id,
-            }
-        )
+        transaction: dict[str, Any] = {
+            "to": to,
+            "data": data,
+            "value": 0,
+            "gas": gas,
+            "gasPrice": gas_price,
+            "nonce": self._nonce,
+            "chainId": self._chain_id,
+        }
+        signed = self.account.sign_transaction(transaction)
         self._nonce += 1
         return bytes(signed.raw_transaction), bytes(signed.hash)
 
@@ -124,8 +125,9 @@ class Sender:
 def bind(w3: Web3, deployment: Deployment) -> tuple[Contract, Contract]:
     """The PollBook and CityPoints contracts of a deployment."""
     return (
-        w3.eth.contract(address=deployment.poll_book, abi=contract_type("PollBook")["abi"]),
-        w3.eth.contract(address=deployment.city_points, abi=contract_type("CityPoints")["abi"]),
+        # (Deployment holds EIP-55 addresses, as web3 requires.)
+        w3.eth.contract(address=cast(ChecksumAddress, deployment.poll_book), abi=contract_type("PollBook")["abi"]),
+        w3.eth.contract(address=cast(ChecksumAddress, deployment.city_points), abi=contract_type("CityPoints")["abi"]),
     )
 
 

@@ -98,6 +98,13 @@ class NodeSpec:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
+    @property
+    def signer(self) -> str:
+        """A validator's signing address (every validator has one: `from_dict` checks it)."""
+        if self.address is None:
+            raise NetworkConfigError(f"validator {self.name} has no signing address")
+        return self.address
+
     def to_dict(self) -> dict[str, Any]:
         return {_camel(k): v for k, v in asdict(self).items()}
 
@@ -385,7 +392,7 @@ def init_network(
 
     genesis = clique_genesis(
         chain_id,
-        [n.address for n in net.validators()],
+        [n.signer for n in net.validators()],
         net.operators.values(),
         period=period,
         gas_limit=gas_limit,
@@ -505,8 +512,8 @@ def geth_command(net: Network, spec: NodeSpec) -> list[str]:
     if spec.is_validator:
         command += [
             "--mine",
-            "--miner.etherbase", spec.address,
-            "--unlock", spec.address,
+            "--miner.etherbase", spec.signer,
+            "--unlock", spec.signer,
             "--password", str(net.path(net.password_file)),
             "--allow-insecure-unlock",  # unlock with HTTP on: RPC binds to 127.0.0.1 only
         ]  # fmt: skip

@@ -31,13 +31,14 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from itertools import islice
-from typing import Any
+from typing import Any, cast
 
 import coincurve
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
-from web3 import Web3
+from web3 import HTTPProvider, Web3
+from web3.types import RPCEndpoint
 
 from veche_core import blind_rsa, events, key_shares, plaintext, sealing, token
 from veche_core.abi import checksum_address
@@ -116,7 +117,9 @@ class City:
         self.relayer = senders["relayer"]
         self.points_admin = senders["points_admin"]
         self.trustees = trustees
-        self.rpc = RpcClient(w3.provider.endpoint_uri, timeout=120)
+        url = cast(HTTPProvider, w3.provider).endpoint_uri  # make_web3's provider, made with a URL
+        assert url is not None
+        self.rpc = RpcClient(url, timeout=120)
         # anvil: the driver may mine blocks and move the clock; any other node mines on its own.
         self.dev_chain = str(self.rpc.call("web3_clientVersion")).lower().startswith("anvil")
         self.ballot_batch = BATCH if self.dev_chain else GETH_BATCH
@@ -149,8 +152,8 @@ class City:
     def advance_to(self, timestamp: int) -> None:
         """anvil only: mine a block at `timestamp` (or the next second if it is past)."""
         target = max(timestamp, self.now() + 1)
-        self.w3.provider.make_request("evm_setNextBlockTimestamp", [target])
-        self.w3.provider.make_request("evm_mine", [])
+        self.w3.provider.make_request(RPCEndpoint("evm_setNextBlockTimestamp"), [target])
+        self.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
 
     def close(self, poll: SimPoll, timeout: float = 120.0) -> None:
         """Bring the chain to the poll's close: anvil's clock is moved there; a network's runs on
@@ -336,7 +339,7 @@ class City:
             plaintext_bytes = plaintext.encode_choice(choices or [0], poll.option_count, poll.max_choices)
         unsigned = Ballot(
             poll.poll_id,
-            key.address,
+            bytes.fromhex(key.address[2:]),
             sequence,
             key.stratum if stratum is None else stratum,
             sealing.seal_ballot(poll.election_public_key, plaintext_bytes),

@@ -11,6 +11,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -63,7 +64,7 @@ class ChainEnv:
     env: dict[str, str] = field(default_factory=dict)
 
     def settings(self, **overrides) -> Settings:
-        values = {k.removeprefix("VECHE_").lower(): v for k, v in self.env.items()}
+        values: dict[str, Any] = {k.removeprefix("VECHE_").lower(): v for k, v in self.env.items()}
         values["districts"] = TEST_DISTRICTS
         values.update(overrides)
         return Settings(**values)

@@ -70,7 +70,7 @@ class ProcessServer:
         """Start and wait until /health answers: 200, or also 503 when the node is meant to be
         down (`node_up=False`)."""
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.process = subprocess.Popen(
+        self.process = process = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -91,8 +91,8 @@ class ProcessServer:
         ready = (200,) if node_up else (200, 503)
 
         def answering() -> bool:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the API exited with {self.process.returncode}")
+            if process.poll() is not None:
+                raise RuntimeError(f"the API exited with {process.returncode}")
             return httpx.get(self.url + "/health", timeout=1).status_code in ready
 
         try:
@@ -330,12 +330,15 @@ class _Reader:
             if ":" in line:
                 name, _, value = line.partition(":")
                 headers[name.strip().lower()] = value.strip().lower()
+        kind: str | int  # a request's method, a response's status
+        status = 0
         if is_request:
             verb, target, _ = first.split(" ", 2)
             kind, path = verb.upper(), target.split("?", 1)[0]
         else:
-            kind, path = int(first.split(" ", 2)[1]), ""
-        no_body = not is_request and (method == "HEAD" or kind in (204, 304) or 100 <= kind < 200)
+            kind = status = int(first.split(" ", 2)[1])
+            path = ""
+        no_body = not is_request and (method == "HEAD" or status in (204, 304) or 100 <= status < 200)
         if no_body:
             body = b""
         elif "chunked" in headers.get("transfer-encoding", ""):

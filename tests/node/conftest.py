@@ -1,8 +1,8 @@
 """Fixtures for the node tests: real geth processes on 127.0.0.1, always stopped at the end.
 
 Tests marked `geth` need go-ethereum v1.13.15 (`make geth`, which `make test` runs); without it
-they fail, as they should: the validator network is part of what the suite proves. Every wait is bounded (`eventually` fails after its timeout), and every
-network fixture stops all of its nodes in a `finally`, whatever the test did.
+they fail, as they should: the validator network is part of what the suite proves. Every wait is
+bounded (`eventually` fails after its timeout), and every network fixture stops all of its nodes in a `finally`, whatever the test did.
 """
 
 from __future__ import annotations

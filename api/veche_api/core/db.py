@@ -15,9 +15,10 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from typing import IO
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlmodel import Session, SQLModel, create_engine
 
 
@@ -144,8 +145,8 @@ class ProcessLock:
         self.db = db
         self.name = name
         self.pg_key = pg_key
-        self._file = None
-        self._conn = None
+        self._file: IO[str] | None = None  # SQLite: the flocked file
+        self._conn: Connection | None = None  # PostgreSQL: the connection holding the advisory lock
 
     def try_acquire(self) -> bool:
         return self._acquire(blocking=False)

@@ -67,9 +67,9 @@ def install_secret_filter(secrets: tuple[str, ...] = ()) -> SecretFilter:
     ]
     ours = logging.getLogger("veche_api")
     if not ours.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        ours.addHandler(handler)
+        stream = logging.StreamHandler()
+        stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        ours.addHandler(stream)
         if ours.level == logging.NOTSET:
             ours.setLevel(logging.INFO)
     for logger in loggers:

@@ -13,12 +13,12 @@ from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import bindparam, update
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
 from veche_core import calls
 
 from ..chain import REVERTS, revert_name
-from ..models import Ballot, ChainTx
+from ..models import Ballot, ChainTx, table_of
 from .batching import order_batch, plan_batch
 from .health import QuarantineKind
 from .receipts import ballot_outcomes, mark_finished, tx_outcome
@@ -42,7 +42,8 @@ class Ballots:
         held = relay.isolation.held(QuarantineKind.BALLOTS)
         with relay.db.session() as session:
             rows = session.exec(
-                select(
+                # sqlmodel's select() is typed for at most four columns (fastapi/sqlmodel#271)
+                select(  # type: ignore[call-overload]
                     Ballot.id,
                     Ballot.poll_id,
                     Ballot.queued_at,
@@ -50,7 +51,7 @@ class Ballots:
                     func.length(Ballot.token_credential),
                     func.length(Ballot.signature),
                 )
-                .where(Ballot.status == Ballot.Status.ACCEPTED, *([Ballot.poll_id.not_in(held)] if held else []))
+                .where(Ballot.status == Ballot.Status.ACCEPTED, *([col(Ballot.poll_id).not_in(held)] if held else []))
                 .order_by(Ballot.id)
                 .limit(size)  # oldest first; with a backlog, reading more only to send one batch cost a tenth of a core
             ).all()
@@ -90,7 +91,8 @@ class Ballots:
             # Plain rows of the columns the call needs: building ORM objects for a 150-ballot batch
             # cost the relay more CPU than encoding it.
             rows = session.exec(
-                select(
+                # sqlmodel's select() is typed for at most four columns (fastapi/sqlmodel#271)
+                select(  # type: ignore[call-overload]
                     Ballot.id,
                     Ballot.token,
                     Ballot.sequence,
@@ -98,7 +100,7 @@ class Ballots:
                     Ballot.ciphertext,
                     Ballot.token_credential,
                     Ballot.signature,
-                ).where(Ballot.id.in_(ids), Ballot.status == Ballot.Status.ACCEPTED)
+                ).where(col(Ballot.id).in_(ids), Ballot.status == Ballot.Status.ACCEPTED)
             ).all()
         if not rows:
             return False
@@ -132,7 +134,7 @@ class Ballots:
         else:
             gas = self.gas(len(rows), len(calldata))
         ids_in_batch = [r.id for r in rows]
-        table = Ballot.__table__
+        table = table_of(Ballot)
 
         def attach(session, tx: ChainTx) -> int:
             count = 0
@@ -157,7 +159,7 @@ class Ballots:
         with self.relay.db.write_session() as session:
             count = 0
             for ballot in session.exec(
-                select(Ballot).where(Ballot.id.in_(ids), Ballot.status == Ballot.Status.ACCEPTED)
+                select(Ballot).where(col(Ballot.id).in_(ids), Ballot.status == Ballot.Status.ACCEPTED)
             ):
                 ballot.status, ballot.reason = Ballot.Status.FAILED, reason
                 session.add(ballot)
@@ -168,6 +170,7 @@ class Ballots:
 
     def finish(self, row: ChainTx, receipt: dict[str, Any], tx_hash: str) -> None:
         relay = self.relay
+        assert row.id is not None and row.poll_id is not None  # a logged batch of one poll's ballots
         ok, block = tx_outcome(receipt)
         closed = False
         if not ok:
@@ -188,7 +191,7 @@ class Ballots:
 
     def _mark(self, session, row: ChainTx, receipt, ok: bool, closed: bool) -> None:
         """Mark the batch's ballots from the transaction's own events, in bulk UPDATEs."""
-        table = Ballot.__table__
+        table = table_of(Ballot)
         if not ok:
             if closed:
                 result = session.exec(
@@ -205,6 +208,7 @@ class Ballots:
                     .values(status=Ballot.Status.ACCEPTED, tx_id=None, tx_hash=None)
                 )
             return
+        assert row.poll_id is not None  # a batch of one poll's ballots
         outcome = ballot_outcomes(receipt.get("logs", []), self.relay.deployment.poll_book, row.poll_id)
         ballots = session.exec(select(Ballot.id, Ballot.token, Ballot.sequence).where(Ballot.tx_id == row.id)).all()
         confirmed, others = [], []

@@ -20,11 +20,11 @@ import socket
 import time
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TypedDict, TypeVar
 
 from sqlalchemy import delete
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
-from sqlmodel import select
+from sqlmodel import col, select
 from web3.exceptions import ProviderConnectionError, TimeExhausted, Web3RPCError
 
 from ..core.db import Database
@@ -153,7 +153,7 @@ class Isolation:
 
     def _release(self, kind: QuarantineKind, ref: int) -> None:
         with self.db.write_session() as session:
-            session.exec(delete(Quarantine).where(Quarantine.kind == kind.value, Quarantine.ref == ref))
+            session.exec(delete(Quarantine).where(col(Quarantine.kind) == kind.value, col(Quarantine.ref) == ref))
             session.commit()
         self._quarantined.pop((kind.value, ref), None)
         log.warning("relay: %s %d released from quarantine", kind, ref)
@@ -192,12 +192,33 @@ class Heartbeat:
         self._error, self._written_at = error, now
 
 
-def relay_health(db: Database, limit: int = 20) -> dict[str, Any]:
+class QuarantineItem(TypedDict):
+    kind: str
+    ref: int
+    reason: str
+    failures: int
+    since: int
+    nextTry: int
+
+
+class RelayState(TypedDict):
+    """What `relay_health` reports (the relay part of /health, schemas.RelayHealth; metrics)."""
+
+    running: bool
+    heartbeatAge: float | None
+    chainChecked: bool
+    lastError: str | None
+    lastErrorAt: int | None
+    quarantined: int
+    quarantine: list[QuarantineItem]
+
+
+def relay_health(db: Database, limit: int = 20) -> RelayState:
     """The relay as /health shows it: whether some process runs it (a fresh heartbeat), its last
     error, and the quarantined work (the first `limit` entries)."""
     with db.session() as session:
         status = session.get(RelayStatus, 1)
-        held = session.exec(select(Quarantine).order_by(Quarantine.since).limit(limit)).all()
+        held = session.exec(select(Quarantine).order_by(col(Quarantine.since)).limit(limit)).all()
         count = len(held) if len(held) < limit else len(session.exec(select(Quarantine.id)).all())
     now = time.time()
     age = None if status is None else max(0.0, now - status.heartbeat_at)

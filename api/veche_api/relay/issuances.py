@@ -13,12 +13,12 @@ from functools import partial
 from typing import Any
 
 from sqlalchemy import update
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
 from veche_core import calls
 
 from ..chain import REVERTS, revert_name
-from ..models import ChainTx, Issuance
+from ..models import ChainTx, Issuance, table_of
 from .health import QuarantineKind
 from .receipts import mark_finished, tx_outcome
 
@@ -67,7 +67,7 @@ class Issuances:
                 column.is_(None),
                 flag == False,  # noqa: E712  (SQL, not Python: `IS false` would not use the index)
                 Issuance.status != Issuance.Status.FAILED,
-                *([Issuance.poll_id.not_in(held)] if held else []),
+                *([col(Issuance.poll_id).not_in(held)] if held else []),
             )
             with relay.db.session() as session:
                 # An aggregate first: loading up to 500 ORM rows on every pass only to find the
@@ -78,7 +78,7 @@ class Issuances:
                 ):
                     continue
                 rows = session.exec(
-                    select(Issuance).where(*pending).order_by(Issuance.id).limit(relay.settings.batch_size)
+                    select(Issuance).where(*pending).order_by(col(Issuance.id)).limit(relay.settings.batch_size)
                 ).all()
             by_poll: dict[int, list[Issuance]] = defaultdict(list)
             for row in rows:
@@ -145,7 +145,7 @@ class Issuances:
                 self.gas_per_item[kind] = -(-gas // len(items))
         ids = [i.id for i in items]
 
-        table = Issuance.__table__
+        table = table_of(Issuance)
         column = table.c[ledger.tx_column]
 
         def attach(session, tx: ChainTx) -> int:
@@ -179,7 +179,8 @@ class Issuances:
         closed = False
         if not ok:
             closed = relay.chain_now() >= relay.window(row.poll_id)[1]
-            self.gas_per_item.pop(row.kind, None)
+            self.gas_per_item.pop(ChainTx.Kind(row.kind), None)
+        assert row.id is not None  # (every logged transaction has its id)
         with relay.db.write_session() as session:
             fresh = mark_finished(session, row.id, ok, block, tx_hash)
             if fresh is None:
@@ -188,10 +189,11 @@ class Issuances:
             session.commit()
 
     def _mark(self, session, row: ChainTx, ok: bool, closed: bool) -> None:
-        ledger = LEDGERS[row.kind]
+        kind = ChainTx.Kind(row.kind)
+        ledger = LEDGERS[kind]
         column = getattr(Issuance, ledger.tx_column)
         if ok:  # the common case, in two bulk statements
-            table = Issuance.__table__
+            table = table_of(Issuance)
             mine = table.c[ledger.tx_column] == row.id
             session.exec(update(table).where(mine).values({ledger.done_flag: True}))
             session.exec(
@@ -201,7 +203,7 @@ class Issuances:
             )
             return
         for issuance in session.exec(select(Issuance).where(column == row.id)).all():  # the call reverted
-            done = self.already_done(row.kind, issuance)  # by an earlier copy that was mined
+            done = self.already_done(kind, issuance)  # by an earlier copy that was mined
             setattr(issuance, ledger.done_flag, getattr(issuance, ledger.done_flag) or done)
             if not done:
                 setattr(issuance, ledger.tx_column, None)
@@ -212,7 +214,7 @@ class Issuances:
             session.add(issuance)
 
     def requeue(self, session, row: ChainTx) -> None:
-        ledger = LEDGERS[row.kind]
+        ledger = LEDGERS[ChainTx.Kind(row.kind)]
         for issuance in session.exec(select(Issuance).where(getattr(Issuance, ledger.tx_column) == row.id)):
             if not getattr(issuance, ledger.done_flag):
                 setattr(issuance, ledger.tx_column, None)

@@ -9,10 +9,10 @@ import threading
 import time
 from collections import defaultdict
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy.orm import defer
-from sqlmodel import select
+from sqlalchemy.orm import QueryableAttribute, defer
+from sqlmodel import col, select
 
 from veche_core.rpc import RpcClient
 from veche_node.contracts import bind
@@ -193,9 +193,9 @@ class Relay:
         with self.db.session() as session:
             rows = session.exec(
                 select(ChainTx)
-                .options(defer(ChainTx.raw))
-                .where(ChainTx.status.in_(UNFINISHED))
-                .order_by(ChainTx.sender, ChainTx.nonce)
+                .options(defer(cast("QueryableAttribute[bytes]", ChainTx.raw)))  # sqlmodel types a column as its value
+                .where(col(ChainTx.status).in_(UNFINISHED))
+                .order_by(col(ChainTx.sender), col(ChainTx.nonce))
             ).all()
         if not rows:
             return False
@@ -205,8 +205,8 @@ class Relay:
             versions: dict[int, list[tuple[str, float]]] = defaultdict(list)
             for tx_id, tx_hash, replaced_at in session.exec(
                 select(TxVersion.chain_tx_id, TxVersion.tx_hash, TxVersion.replaced_at)
-                .where(TxVersion.chain_tx_id.in_([r.id for r in rows]))
-                .order_by(TxVersion.id)
+                .where(col(TxVersion.chain_tx_id).in_([r.id for r in rows]))
+                .order_by(col(TxVersion.id))
             ):
                 versions[tx_id].append((tx_hash, replaced_at))
         busy = False
@@ -214,6 +214,7 @@ class Relay:
         senders: set[str] = set()
         held = self.isolation.held(QuarantineKind.CHAIN_TX)
         for row in rows:
+            assert row.id is not None  # (every logged transaction has its id)
             lowest = row.sender not in senders  # rows are in nonce order per sender
             senders.add(row.sender)
             if row.id in held:
@@ -264,7 +265,7 @@ class Relay:
         )
         if not due:
             return False
-        outcome = outbox.broadcast(self._raw(row.id))
+        outcome = outbox.broadcast(self._raw(row))
         if outcome == "nonce_used":
             # Mined in the meantime (this version or an earlier one)? Then the next pass
             # finds the receipt; else another transaction took the nonce.
@@ -273,7 +274,7 @@ class Relay:
                 outbox.reset()
             return True
         with self.db.write_session() as session:
-            fresh = session.get(ChainTx, row.id)
+            fresh = session.get_one(ChainTx, row.id)
             fresh.status, fresh.sent_at = ChainTx.Status.SENT, time.time()
             fresh.attempts += 1
             session.add(fresh)
@@ -288,15 +289,16 @@ class Relay:
                 return receipt, tx_hash
         return None
 
-    def _raw(self, tx_id: int) -> bytes:
+    def _raw(self, row: ChainTx) -> bytes:
+        """The latest signed version of `row` (read apart: reconcile defers the column)."""
         with self.db.session() as session:
-            return bytes(session.exec(select(ChainTx.raw).where(ChainTx.id == tx_id)).one())
+            return bytes(session.exec(select(ChainTx.raw).where(ChainTx.id == row.id)).one())
 
     def _drop(self, row: ChainTx) -> None:
         """The nonce went to no transaction of ours that we can find: queue the items again."""
         log.warning("transaction %s (nonce %d) was dropped; its items are queued again", row.tx_hash, row.nonce)
         with self.db.write_session() as session:
-            fresh = session.get(ChainTx, row.id)
+            fresh = session.get_one(ChainTx, row.id)
             fresh.status = ChainTx.Status.DROPPED
             session.add(fresh)
             self.handler(fresh.kind).requeue(session, fresh)

@@ -9,7 +9,7 @@ import time
 
 import rlp
 from eth_utils import to_checksum_address
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
 from ..core.db import Database
 from ..models import ChainTx, TxVersion
@@ -48,7 +48,7 @@ class Outbox:
             return session.exec(
                 select(func.count())
                 .select_from(ChainTx)
-                .where(ChainTx.sender == self.address, ChainTx.status.in_(UNFINISHED))
+                .where(ChainTx.sender == self.address, col(ChainTx.status).in_(UNFINISHED))
             ).one()
 
     def sign(self, function, gas: int) -> tuple[int, bytes, str]:
@@ -98,14 +98,14 @@ class Outbox:
             outcome = self.broadcast(row.raw)
         except TransientError as exc:
             with self.db.write_session() as session:
-                fresh = session.get(ChainTx, row.id)
+                fresh = session.get_one(ChainTx, row.id)
                 fresh.attempts += 1
                 fresh.last_error = str(exc)
                 session.add(fresh)
                 session.commit()
             raise
         with self.db.write_session() as session:
-            fresh = session.get(ChainTx, row.id)
+            fresh = session.get_one(ChainTx, row.id)
             fresh.attempts += 1
             if fresh.status == ChainTx.Status.SIGNED:
                 fresh.status = ChainTx.Status.SENT
@@ -145,6 +145,7 @@ class Outbox:
             fresh = session.get(ChainTx, row.id)
             if fresh is None or fresh.status not in UNFINISHED or bytes(fresh.raw) != raw:
                 return None
+            assert fresh.id is not None  # a row read from the log has its id
             session.add(TxVersion(chain_tx_id=fresh.id, tx_hash=fresh.tx_hash, gas_price=price))
             fresh.raw, fresh.tx_hash = bytes(signed.raw_transaction), "0x" + bytes(signed.hash).hex()
             fresh.status, fresh.last_error = ChainTx.Status.SIGNED, f"repriced: gas price {price} -> {new_price}"

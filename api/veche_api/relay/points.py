@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from ..chain import REVERTS, revert_name
 from ..models import ChainTx, PointsRequest
@@ -46,9 +46,9 @@ class PointsRequests:
                 select(PointsRequest)
                 .where(
                     PointsRequest.status == PointsRequest.Status.PENDING,
-                    *([PointsRequest.id.not_in(held)] if held else []),
+                    *([col(PointsRequest.id).not_in(held)] if held else []),
                 )
-                .order_by(PointsRequest.id)
+                .order_by(col(PointsRequest.id))
                 .limit(20)
             ).all()
         busy = False
@@ -85,6 +85,7 @@ class PointsRequests:
         relay = self.relay
         ok, block = tx_outcome(receipt)
         reason = None if ok else self._revert_reason(row, block)
+        assert row.id is not None  # (every logged transaction has its id)
         with relay.db.write_session() as session:
             if mark_finished(session, row.id, ok, block, tx_hash) is None:
                 return

@@ -26,6 +26,7 @@ def finish_poll_tx(db: Database, keys, poll_book: str, tx_id: int, receipt: dict
     ok, block = tx_outcome(receipt)
     with db.session() as session:
         creation = session.exec(select(PollCreation).where(PollCreation.tx_id == tx_id)).one()
+    assert creation.id is not None  # (a stored row has its id)
     poll_id = events.poll_created_id(receipt.get("logs", []), poll_book) if ok else None
     issuer_keys = []
     if poll_id is not None:  # opening a key takes ~0.1 s: not while holding the write lock
@@ -42,7 +43,7 @@ def finish_poll_tx(db: Database, keys, poll_book: str, tx_id: int, receipt: dict
     with db.write_session() as session:
         if mark_finished(session, tx_id, ok, block, tx_hash, lock=True) is None:
             return
-        creation = session.get(PollCreation, creation.id)
+        creation = session.get_one(PollCreation, creation.id)
         if poll_id is None:
             creation.status = PollCreation.Status.FAILED
             creation.reason = "chain.Reverted" if not ok else "chain.NoPollCreated"
@@ -67,6 +68,7 @@ class PollCreations:
 
     def finish(self, row: ChainTx, receipt: dict[str, Any], tx_hash: str) -> None:
         relay = self.relay
+        assert row.id is not None  # (every logged transaction has its id)
         finish_poll_tx(relay.db, relay.keys, relay.deployment.poll_book, row.id, receipt, tx_hash)
 
     def requeue(self, session, row: ChainTx) -> None:

@@ -17,7 +17,9 @@ class KindHandler(Protocol):
     """The relay's work for the transaction kinds it handles (`kinds`): one per kind, so that a
     new kind without a handler stops the relay at start instead of being taken for another."""
 
-    kinds: tuple[ChainTx.Kind, ...]
+    @property
+    def kinds(self) -> tuple[ChainTx.Kind, ...]:
+        """The kinds of transaction this handler finishes."""
 
     def finish(self, row: ChainTx, receipt: dict[str, Any], tx_hash: str) -> None:
         """Finish `row` and its items from the receipt of whichever version was mined."""

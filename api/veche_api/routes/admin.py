@@ -18,7 +18,7 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 @router.post(
     "/rewards", status_code=201, response_model=RewardCreated, responses=error_responses(400, 401, 409, 413, 422, 503)
 )
-def create_reward(body: RewardCreate, state: StateDep, _: AdminDep) -> dict:
+def create_reward(body: RewardCreate, state: StateDep, _: AdminDep) -> RewardCreated:
     metadata_hash = keccak(canonical_json({"name": body.name, "description": body.description}))
     points = state.chain.city_points
     receipt = state.points_admin.transact(points.functions.addReward(metadata_hash, body.price, body.stock))
@@ -28,7 +28,7 @@ def create_reward(body: RewardCreate, state: StateDep, _: AdminDep) -> dict:
             Reward(id=reward_id, name=body.name, description=body.description, metadata_hash="0x" + metadata_hash.hex())
         )
         session.commit()
-    return {"id": reward_id, "metadataHash": "0x" + metadata_hash.hex(), "price": body.price, "stock": body.stock}
+    return RewardCreated(id=reward_id, metadata_hash="0x" + metadata_hash.hex(), price=body.price, stock=body.stock)
 
 
 @router.post(
@@ -37,7 +37,7 @@ def create_reward(body: RewardCreate, state: StateDep, _: AdminDep) -> dict:
     response_model=CharityCreated,
     responses=error_responses(400, 401, 409, 413, 422, 503),
 )
-def create_charity(body: CharityCreate, state: StateDep, _: AdminDep) -> dict:
+def create_charity(body: CharityCreate, state: StateDep, _: AdminDep) -> CharityCreated:
     metadata_hash = keccak(canonical_json({"name": body.name, "description": body.description}))
     account = to_checksum_address(body.account)
     points = state.chain.city_points
@@ -54,7 +54,7 @@ def create_charity(body: CharityCreate, state: StateDep, _: AdminDep) -> dict:
             )
         )
         session.commit()
-    return {"id": charity_id, "account": account, "metadataHash": "0x" + metadata_hash.hex()}
+    return CharityCreated(id=charity_id, account=account, metadata_hash="0x" + metadata_hash.hex())
 
 
 @router.post(

@@ -24,7 +24,7 @@ from veche_core.typed_data import receipt_digest
 from ..deps import StateDep
 from ..errors import ApiError, error_responses
 from ..models import Ballot as BallotRow
-from ..models import TokenState
+from ..models import TokenState, table_of
 from ..ratelimit import RATE_LIMITED, RateLimiter
 from ..schemas import BallotIn, BallotStatus, unhex
 
@@ -149,7 +149,7 @@ async def accept_ballot(state, body: BallotIn) -> dict:
 
 
 def _token_upsert(is_sqlite: bool):
-    table = TokenState.__table__
+    table = table_of(TokenState)
     insert = sqlite_insert if is_sqlite else pg_insert
     statement = insert(table).values(
         poll_id=bindparam("poll_id"), token=bindparam("token"), last_sequence=bindparam("sequence")
@@ -163,7 +163,7 @@ def _token_upsert(is_sqlite: bool):
 
 
 _UPSERTS: dict[bool, object] = {}
-_TABLE = BallotRow.__table__
+_TABLE = table_of(BallotRow)
 _INSERT_BALLOT = _TABLE.insert()
 # What an answer about a stored ballot needs (GET /ballots/{hash}, and a ballot sent again).
 _BY_HASH = select(

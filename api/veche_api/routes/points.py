@@ -24,10 +24,14 @@ from ..schemas import (
     MAX_INT,
     CharityOut,
     DonationIn,
+    PointsCreditedEntry,
+    PointsDonatedEntry,
+    PointsEntry,
     PointsOut,
     PointsRequestOut,
     RedemptionIn,
     RewardOut,
+    RewardRedeemedEntry,
     unhex,
 )
 
@@ -44,7 +48,7 @@ def _chain_read(fn):
 
 
 @router.get("/rewards", response_model=list[RewardOut], responses=error_responses(404, 503))
-def read_rewards(state: StateDep, session: SessionDep) -> list[dict]:
+def read_rewards(state: StateDep, session: SessionDep) -> list[RewardOut]:
     points = state.chain.city_points
     count = _chain_read(points.functions.rewardCount().call)
     names = {r.id: r for r in session.exec(select(Reward)).all()}
@@ -53,21 +57,21 @@ def read_rewards(state: StateDep, session: SessionDep) -> list[dict]:
         meta_hash, price, stock, active = _chain_read(points.functions.reward(reward_id).call)
         meta = names.get(reward_id)
         out.append(
-            {
-                "id": reward_id,
-                "name": meta.name if meta else None,
-                "description": meta.description if meta else None,
-                "metadataHash": "0x" + bytes(meta_hash).hex(),
-                "price": price,
-                "stock": stock,
-                "active": active,
-            }
+            RewardOut(
+                id=reward_id,
+                name=meta.name if meta else None,
+                description=meta.description if meta else None,
+                metadata_hash="0x" + bytes(meta_hash).hex(),
+                price=price,
+                stock=stock,
+                active=active,
+            )
         )
     return out
 
 
 @router.get("/charities", response_model=list[CharityOut], responses=error_responses(404, 503))
-def read_charities(state: StateDep, session: SessionDep) -> list[dict]:
+def read_charities(state: StateDep, session: SessionDep) -> list[CharityOut]:
     points = state.chain.city_points
     count = _chain_read(points.functions.charityCount().call)
     names = {c.id: c for c in session.exec(select(Charity)).all()}
@@ -76,15 +80,15 @@ def read_charities(state: StateDep, session: SessionDep) -> list[dict]:
         account, meta_hash, active = _chain_read(points.functions.charity(charity_id).call)
         meta = names.get(charity_id)
         out.append(
-            {
-                "id": charity_id,
-                "name": meta.name if meta else None,
-                "description": meta.description if meta else None,
-                "account": account,
-                "metadataHash": "0x" + bytes(meta_hash).hex(),
-                "active": active,
-                "balance": _chain_read(points.functions.charityBalance(charity_id).call),
-            }
+            CharityOut(
+                id=charity_id,
+                name=meta.name if meta else None,
+                description=meta.description if meta else None,
+                account=account,
+                metadata_hash="0x" + bytes(meta_hash).hex(),
+                active=active,
+                balance=_chain_read(points.functions.charityBalance(charity_id).call),
+            )
         )
     return out
 
@@ -98,27 +102,46 @@ def read_points_request(session: SessionDep, request_id: int = Path(ge=1, le=MAX
 
 
 @router.get("/{address:address}", response_model=PointsOut, responses=error_responses(404, 422, 503))
-def read_points(state: StateDep, address: str = Path(pattern=ADDRESS_PATTERN)) -> dict:
+def read_points(state: StateDep, address: str = Path(pattern=ADDRESS_PATTERN)) -> PointsOut:
     """Balance, next nonce for signed requests, and the history read from the chain's events."""
     resident = to_checksum_address(address)  # the path convertor admits only an address
     points = state.chain.city_points
     balance = _chain_read(points.functions.balanceOf(resident).call)
     nonce = _chain_read(points.functions.nonces(resident).call)
-    history = []
+    history: list[PointsEntry] = []
     for event in _chain_read(lambda: state.chain.resident_logs(resident)):
-        entry = {
-            "event": event.name,
-            "block": event.block_number,
-            "transactionHash": "0x" + event.transaction_hash.hex(),
-        }
+        block, transaction_hash, args = event.block_number, "0x" + event.transaction_hash.hex(), event.args
         if event.name == "PointsCredited":
-            entry.update(pollId=event.args["pollId"], amount=event.args["amount"])
+            history.append(
+                PointsCreditedEntry(
+                    event="PointsCredited",
+                    block=block,
+                    transaction_hash=transaction_hash,
+                    poll_id=args["pollId"],
+                    amount=args["amount"],
+                )
+            )
         elif event.name == "RewardRedeemed":
-            entry.update(rewardId=event.args["rewardId"], amount=-event.args["price"])
-        else:
-            entry.update(charityId=event.args["charityId"], amount=-event.args["amount"])
-        history.append(entry)
-    return {"resident": resident, "balance": balance, "nonce": nonce, "history": history}
+            history.append(
+                RewardRedeemedEntry(
+                    event="RewardRedeemed",
+                    block=block,
+                    transaction_hash=transaction_hash,
+                    reward_id=args["rewardId"],
+                    amount=-args["price"],
+                )
+            )
+        else:  # resident_logs reads only these three events
+            history.append(
+                PointsDonatedEntry(
+                    event="PointsDonated",
+                    block=block,
+                    transaction_hash=transaction_hash,
+                    charity_id=args["charityId"],
+                    amount=-args["amount"],
+                )
+            )
+    return PointsOut(resident=resident, balance=balance, nonce=nonce, history=history)
 
 
 def _snake(name: str) -> str:
@@ -126,6 +149,7 @@ def _snake(name: str) -> str:
 
 
 def _out(row: PointsRequest) -> PointsRequestOut:
+    assert row.id is not None  # (a stored request)
     return PointsRequestOut(
         id=row.id,
         kind=row.kind,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 
 from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 from fastapi import APIRouter, Query
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from veche_core import blind_rsa, key_shares
 from veche_core.errors import KeyShareError
@@ -48,7 +49,7 @@ def poll_status(poll: Poll, now: int) -> str:
     return "closed"
 
 
-def to_public(state, poll: Poll, keys: list[IssuerKey], now: int, stratum: int | None = None) -> PollPublic:
+def to_public(state, poll: Poll, keys: Sequence[IssuerKey], now: int, stratum: int | None = None) -> PollPublic:
     return PollPublic(
         id=poll.id,
         question=poll.question,
@@ -142,6 +143,7 @@ def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
     }
 
     def attach(session, tx: ChainTx) -> int:
+        assert tx.id is not None  # (flushed with its id before its items are attached)
         creation = PollCreation(
             tx_id=tx.id,
             poll_json=json.dumps(columns),
@@ -150,6 +152,7 @@ def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
         )
         session.add(creation)
         session.flush()  # its id is the sealing context until the chain gives the poll id
+        assert creation.id is not None
         creation.issuer_keys_json = json.dumps(
             [
                 [public_keys[s].hex(), state.keys.seal_issuer_key(DRAFT_POLL_BASE + creation.id, s, key).hex()]
@@ -177,6 +180,7 @@ def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
             outbox.send(row)
         except TransientError:
             pass  # logged: the relay sends it again while this request waits
+        assert row.id is not None  # (written to the log)
         creation = _await_creation(state, row.id)
     if creation.status == PollCreation.Status.FAILED:
         raise ApiError(
@@ -195,7 +199,7 @@ def _await_creation(state, tx_id: int) -> PollCreation:
             creation = session.exec(select(PollCreation).where(PollCreation.tx_id == tx_id)).one()
             row = session.get(ChainTx, tx_id)
             earlier = session.exec(
-                select(TxVersion.tx_hash).where(TxVersion.chain_tx_id == tx_id).order_by(TxVersion.id.desc())
+                select(TxVersion.tx_hash).where(TxVersion.chain_tx_id == tx_id).order_by(col(TxVersion.id).desc())
             ).all()
         if creation.status != PollCreation.Status.PENDING:
             return creation
@@ -276,7 +280,7 @@ def read_polls(
         resident_row = session.get(Resident, to_checksum_address(resident))
         if resident_row is None:
             raise ApiError("resident.unknown", 404, "no such resident")
-    polls = session.exec(select(Poll).order_by(Poll.id)).all()
+    polls = session.exec(select(Poll).order_by(col(Poll.id))).all()
     out = []
     for poll in polls:
         if not include_closed and now >= poll.closes_at:

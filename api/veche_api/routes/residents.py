@@ -5,20 +5,20 @@ from __future__ import annotations
 import csv
 import io
 import time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from eth_utils import is_address, to_checksum_address
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from veche_core.abi import checksum_address
 
 from ..core.db import ProcessLock
 from ..deps import AdminDep, SessionDep, StateDep
 from ..errors import ApiError, error_responses
-from ..models import Resident
+from ..models import Resident, table_of
 from ..schemas import ADDRESS_PATTERN, ImportReport, ImportRow, ResidentCreate, ResidentPublic, clean_text
 
 router = APIRouter(prefix="/admin/residents", tags=["residents"])
@@ -137,7 +137,7 @@ def _import_rows(state, text: str) -> ImportReport:
         if errors:
             return ImportReport(imported=0, unchanged=0, errors=sorted(errors, key=lambda e: e.line))
         now = int(time.time())
-        values = [
+        values: list[dict[str, Any]] = [  # Resident rows, for one bulk INSERT per chunk
             {"address": r.address, "district": r.district, "birth_year": r.birth_year, "enrolled_at": now}
             for r in fresh
         ]
@@ -148,7 +148,7 @@ def _import_rows(state, text: str) -> ImportReport:
         # which every enrolment takes; a crash midway leaves a file that can be sent again.
         for start in range(0, len(values), IMPORT_CHUNK):
             with state.db.write_session() as session:
-                session.connection().execute(Resident.__table__.insert(), values[start : start + IMPORT_CHUNK])
+                session.connection().execute(table_of(Resident).insert(), values[start : start + IMPORT_CHUNK])
                 session.commit()
     return ImportReport(imported=len(fresh), unchanged=len(rows) - len(fresh), errors=[])
 
@@ -160,7 +160,7 @@ def _enrolled(db, addresses: list[str]) -> dict[str, tuple[str, int]]:
         for start in range(0, len(addresses), 500):
             chunk = addresses[start : start + 500]
             for address, district, birth_year in session.exec(
-                select(Resident.address, Resident.district, Resident.birth_year).where(Resident.address.in_(chunk))
+                select(Resident.address, Resident.district, Resident.birth_year).where(col(Resident.address).in_(chunk))
             ):
                 found[address] = (district, birth_year)
     return found

@@ -4,9 +4,11 @@ and the anonymised dataset (CSV and JSON)."""
 from __future__ import annotations
 
 import json
+from typing import NamedTuple
 
 from fastapi import APIRouter, Path
 from fastapi.responses import Response
+from sqlmodel import Session
 
 from veche_core import dataset
 from veche_core.errors import SignatureError
@@ -15,20 +17,32 @@ from veche_core.typed_data import key_share_digest, recover_signer
 from ..deps import SessionDep, StateDep
 from ..errors import ApiError, error_responses
 from ..models import Poll
-from ..schemas import MAX_INT, KeyShareIn, KeyShareOut, TallyOut, unhex
+from ..schemas import MAX_INT, DatasetOut, KeyShareIn, KeyShareOut, TallyOut, unhex
 
 router = APIRouter(prefix="/polls", tags=["results"])
 
 PollId = Path(ge=1, le=MAX_INT)
 
 
-def _published(session, poll_id: int) -> Poll:
+class Published(NamedTuple):
+    """A published poll's result columns (tally.publish fills them together)."""
+
+    counts_json: str
+    per_stratum_json: str
+    dataset_hash: str
+    dataset_csv: str
+    publish_tx: str | None
+
+
+def _published(session: Session, poll_id: int) -> Published:
     poll = session.get(Poll, poll_id)
     if poll is None:
         raise ApiError("poll.unknown", 404, f"no poll {poll_id}")
     if not poll.published:
         raise ApiError("result.not_published", 404, "the result is not published yet")
-    return poll
+    assert poll.counts_json is not None and poll.per_stratum_json is not None  # (published: filled)
+    assert poll.dataset_hash is not None and poll.dataset_csv is not None
+    return Published(poll.counts_json, poll.per_stratum_json, poll.dataset_hash, poll.dataset_csv, poll.publish_tx)
 
 
 @router.post(
@@ -37,7 +51,7 @@ def _published(session, poll_id: int) -> Poll:
     response_model=KeyShareOut,
     responses=error_responses(400, 404, 409, 413, 422, 503),
 )
-def submit_key_share(body: KeyShareIn, state: StateDep, session: SessionDep, poll_id: int = PollId) -> dict:
+def submit_key_share(body: KeyShareIn, state: StateDep, session: SessionDep, poll_id: int = PollId) -> KeyShareOut:
     """Relay a trustee's released share (signed EIP-712 KeyShare) with submitKeyShareFor."""
     poll = session.get(Poll, poll_id)
     if poll is None:
@@ -58,7 +72,9 @@ def submit_key_share(body: KeyShareIn, state: StateDep, session: SessionDep, pol
     receipt = state.admin.transact(
         state.chain.poll_book.functions.submitKeyShareFor(poll_id, body.index, share, unhex(body.signature))
     )
-    return {"pollId": poll_id, "index": body.index, "transactionHash": "0x" + bytes(receipt["transactionHash"]).hex()}
+    return KeyShareOut(
+        poll_id=poll_id, index=body.index, transaction_hash="0x" + bytes(receipt["transactionHash"]).hex()
+    )
 
 
 @router.get("/{poll_id}/results", response_model=TallyOut, responses=error_responses(404, 422))
@@ -86,7 +102,7 @@ def read_dataset_csv(session: SessionDep, poll_id: int = PollId) -> Response:
     return Response(poll.dataset_csv.encode(), media_type="text/csv")
 
 
-@router.get("/{poll_id}/dataset.json", responses=error_responses(404, 422))
+@router.get("/{poll_id}/dataset.json", response_model=DatasetOut, responses=error_responses(404, 422))
 def read_dataset_json(session: SessionDep, poll_id: int = PollId) -> Response:
     poll = _published(session, poll_id)
     return Response(dataset.to_json(poll_id, dataset.parse(poll.dataset_csv)), media_type="application/json")

@@ -24,7 +24,7 @@ from veche_core.typed_data import issuance_request_digest, recover_signer
 from ..deps import StateDep
 from ..eligibility import stratum_of
 from ..errors import ApiError, error_responses
-from ..models import Issuance, Resident
+from ..models import Issuance, Resident, table_of
 from ..schemas import IssuanceOut, IssuanceRequestIn, unhex
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
@@ -33,7 +33,7 @@ _ALREADY_ISSUED = ("issuance.already_issued", 409, "this resident already has a 
 
 # The resident's district and birth year, and the issuance they already hold for the poll (if
 # any): one indexed read instead of two ORM sessions.
-_RESIDENT, _ISSUANCE = Resident.__table__, Issuance.__table__
+_RESIDENT, _ISSUANCE = table_of(Resident), table_of(Issuance)
 _ISSUED = (_ISSUANCE.c.id, _ISSUANCE.c.stratum, _ISSUANCE.c.blinded_message_hash, _ISSUANCE.c.blind_signature)
 _ELIGIBILITY = (
     select(_RESIDENT.c.district, _RESIDENT.c.birth_year, *_ISSUED)

@@ -97,7 +97,7 @@ def favicon() -> Response:
 
 
 @router.get("/receipt-codes/{code}", response_model=ReceiptCodeOut, responses=error_responses(404, 422))
-def receipt_code(session: SessionDep, code: str = PathParam(pattern=r"^[0-9a-fA-F]{12}$")) -> dict:
+def receipt_code(session: SessionDep, code: str = PathParam(pattern=r"^[0-9a-fA-F]{12}$")) -> ReceiptCodeOut:
     """The ballot hashes that start with a receipt's short code (usually exactly one)."""
     prefix = "0x" + code.lower()
     # A range on the unique ballot_hash index: every hash starting with prefix (hashes are lower-case hex).
@@ -108,4 +108,4 @@ def receipt_code(session: SessionDep, code: str = PathParam(pattern=r"^[0-9a-fA-
     ).all()
     if not rows:
         raise ApiError("receipt_code.unknown", 404, "no ballot with this receipt code was accepted here")
-    return {"code": "-".join(code.lower()[i : i + 4] for i in range(0, 12, 4)), "ballotHashes": list(rows)}
+    return ReceiptCodeOut(code="-".join(code.lower()[i : i + 4] for i in range(0, 12, 4)), ballot_hashes=list(rows))

@@ -8,6 +8,7 @@ eth-utils takes a quarter of a second, which every `veche-verify` run would pay.
 from __future__ import annotations
 
 import re
+from typing import TypeGuard
 
 from .abi import checksum_address
 from .errors import EncodingError
@@ -15,7 +16,7 @@ from .errors import EncodingError
 _HEX_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 
-def is_hex_address(value: object) -> bool:
+def is_hex_address(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and _HEX_ADDRESS.fullmatch(value) is not None
 
 

@@ -10,7 +10,11 @@ try:
     from sha3 import keccak_256 as _keccak_256
 
     def keccak(data: bytes) -> bytes:
-        return _keccak_256(data).digest()
+        digest: bytes = _keccak_256(data).digest()  # safe-pysha3 ships no type information
+        return digest
 
 except ImportError:  # pragma: no cover - only without safe-pysha3
-    from eth_hash.auto import keccak  # noqa: F401
+    from eth_hash.auto import keccak as _eth_hash_keccak
+
+    def keccak(data: bytes) -> bytes:
+        return _eth_hash_keccak(data)

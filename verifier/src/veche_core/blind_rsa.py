@@ -110,7 +110,7 @@ class PublicKey:
         object.__setattr__(self, "_openssl", rsa.RSAPublicNumbers(self.e, self.n).public_key())
         object.__setattr__(self, "_pss", padding.PSS(padding.MGF1(hashes.SHA384()), self.variant.salt_length))
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[PublicKey], tuple[int, int, Variant]]:
         """Pickled as (n, e, variant): the OpenSSL key object is rebuilt, not copied (worker
         processes receive issuer keys)."""
         return (PublicKey, (self.n, self.e, self.variant))
@@ -160,7 +160,8 @@ class PrivateKey:
     p: int
     q: int
     variant: Variant = DEFAULT_VARIANT
-    _crt: tuple = field(init=False, compare=False)
+    # (p, q, d mod p-1, d mod q-1, q^-1 mod p, the public key): what blind_sign needs
+    _crt: tuple[gmpy2.mpz, gmpy2.mpz, gmpy2.mpz, gmpy2.mpz, gmpy2.mpz, PublicKey] = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         public = PublicKey(self.n, self.e, self.variant)  # validates n, e, variant

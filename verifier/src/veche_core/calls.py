@@ -32,10 +32,11 @@ def abi_signature(entry: dict[str, Any]) -> str:
     spelled out as tuples), as the selector and topic0 hash it."""
 
     def kind(parameter: dict[str, Any]) -> str:
-        if parameter["type"].startswith("tuple"):
+        type_: str = parameter["type"]
+        if type_.startswith("tuple"):
             inner = ",".join(kind(component) for component in parameter["components"])
-            return f"({inner}){parameter['type'][5:]}"
-        return parameter["type"]
+            return f"({inner}){type_[5:]}"
+        return type_
 
     return f"{entry['name']}({','.join(kind(p) for p in entry.get('inputs', []))})"
 

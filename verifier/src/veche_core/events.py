@@ -10,10 +10,11 @@ own logs (the relay's receipts) use `ballot_cast`, `ballot_rejected` and `poll_c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import cached_property
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from . import abi
 from ._encoding import address_bytes
@@ -257,13 +258,18 @@ def _word(value: str) -> bytes:
     return word
 
 
+_Fields = TypeVar("_Fields")  # what one event's fast and generic readers both return
+
+
 def _position(log: dict[str, Any]) -> tuple[int, int]:
     """(block number, log index), with the transaction hash checked as decode_log checks it."""
     _hex_bytes(log["transactionHash"])
     return int(log["blockNumber"], 16), int(log["logIndex"], 16)
 
 
-def _fast_or_generic(fast, generic, log: dict[str, Any]):
+def _fast_or_generic(
+    fast: Callable[[dict[str, Any]], _Fields], generic: Callable[[DecodedEvent], _Fields], log: dict[str, Any]
+) -> _Fields:
     try:
         return fast(log)
     except (KeyError, TypeError, ValueError, IndexError):  # EncodingError is a ValueError

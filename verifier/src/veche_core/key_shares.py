@@ -83,7 +83,7 @@ def decode_share(data: bytes) -> str:
         raise KeyShareError("key share padding bits are not zero")
     value >>= pad
     indices = [(value >> (_RADIX_BITS * (count - 1 - i))) & 0x3FF for i in range(count)]
-    mnemonic = mnemonic_from_indices(indices)
+    mnemonic: str = mnemonic_from_indices(indices)  # shamir-mnemonic ships no type information
     try:
         Share.from_mnemonic(mnemonic)  # RS1024 checksum, padding, parameters
     except MnemonicError:
@@ -136,7 +136,8 @@ def combine_mnemonics(mnemonics: Sequence[str], passphrase: bytes = PASSPHRASE) 
     if len(groups) < params.group_threshold or any(len(group) < group.member_threshold() for group in groups.values()):
         raise KeyShareError("fewer key shares than the threshold")
     try:
-        return shamir_mnemonic.recover_ems(groups).decrypt(passphrase)
+        secret: bytes = shamir_mnemonic.recover_ems(groups).decrypt(passphrase)  # untyped library
+        return secret
     except MnemonicError:
         raise KeyShareError("key shares do not rebuild a secret (wrong count, duplicate index or bad digest)") from None
     except ValueError:

@@ -82,7 +82,7 @@ class RpcClient:
     def __enter__(self) -> RpcClient:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def _connection(self) -> http.client.HTTPConnection:

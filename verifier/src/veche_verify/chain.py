@@ -110,8 +110,8 @@ def read_snapshot(
             for resident, amount in poll.credits:
                 credited[resident] += amount
         balances = {checksum_address(resident): amount for resident, amount in credited.items()}
-        for resident, amount in spent.items():
-            balances[resident] = balances.get(resident, 0) - amount
+        for account, amount in spent.items():
+            balances[account] = balances.get(account, 0) - amount
     for poll in polls.values():
         poll.undecodable.extend(undecodable)
         poll.ballots.sort(key=lambda b: (b.block_number, b.log_index))
@@ -126,7 +126,7 @@ def read_snapshot(
     )
 
 
-def _decode_noting(log: dict, undecodable: list[str]) -> events.DecodedEvent | None:
+def _decode_noting(log: dict[str, Any], undecodable: list[str]) -> events.DecodedEvent | None:
     """The decoded event, or None with the reason noted (check 1 then fails: fail closed)."""
     try:
         return events.decode_log(log)

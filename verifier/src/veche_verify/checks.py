@@ -188,10 +188,10 @@ def count_poll(snapshot: ChainSnapshot, poll_id: int) -> PollVerdict:
     poll = snapshot.polls.get(poll_id) or PollRecord(poll_id)
     check1 = check_parameters(poll)
     verdict = PollVerdict(poll_id, [check1])
-    if not check1.passed and poll.created is None:
+    created = poll.created
+    if created is None:  # check 1 failed: nothing else can run
         verdict.checks += [_cannot_run(n, "the poll's parameters are missing") for n in COUNTING_CHECKS[1:]]
         return verdict
-    created = poll.created
     verdict.option_count = created.option_count
     deployment = snapshot.deployment
 
@@ -202,7 +202,9 @@ def count_poll(snapshot: ChainSnapshot, poll_id: int) -> PollVerdict:
     # judge sequences), and a (token, sequence) cast twice fails: the relay sends each
     # acknowledged ballot exactly once.
     found = poll.ballots
-    token_failures, signature_failures, window_failures = [], [], []
+    token_failures: list[str] = []
+    signature_failures: list[str] = []
+    window_failures: list[str] = []
     if snapshot.chain_id != deployment.chain_id:
         signature_failures.insert(
             0, f"the node's chain id {snapshot.chain_id} is not the deployment's {deployment.chain_id}"
@@ -309,7 +311,7 @@ def count_poll(snapshot: ChainSnapshot, poll_id: int) -> PollVerdict:
         rows = []
         for b in counted:
             choice = b.choice
-            if isinstance(choice, str):
+            if not isinstance(choice, tuple):  # invalid (listed by check 8); never None here
                 continue
             stratum_tally = by_stratum[b.stratum]
             for option in choice:

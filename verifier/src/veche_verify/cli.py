@@ -9,9 +9,11 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any, Literal, NoReturn, ParamSpec, TypeVar
 
 import click
 from rich.console import Console
@@ -45,11 +47,11 @@ class Context:
         self.snapshot: ChainSnapshot | None = None  # the chain state read, once it was
 
     @contextmanager
-    def client(self):
+    def client(self) -> Iterator[RpcClient]:
         with RpcClient(self.rpc) as client:
             yield client
 
-    def status(self, message: str):
+    def status(self, message: str) -> AbstractContextManager[object]:
         return self.err.status(message) if not self.as_json and self.err.is_terminal else _Nothing()
 
     def read(self, client: RpcClient, poll_id: int | None = None, *, ballot_hashes: bool = False) -> ChainSnapshot:
@@ -72,14 +74,17 @@ class Context:
                 )
         return self.snapshot
 
-    def verify(self, snapshot: ChainSnapshot, poll_id: int, dataset=None) -> checks.PollVerdict:
+    def verify(
+        self, snapshot: ChainSnapshot, poll_id: int, dataset: list[dataset_format.DatasetRow] | None = None
+    ) -> checks.PollVerdict:
         with self.status(f"poll {poll_id}: counting…"):
             return checks.verify_poll(snapshot, poll_id, dataset=dataset)
 
-    def source(self) -> dict:
+    def source(self) -> dict[str, Any]:
         """What was read, so that anyone can repeat the verification and compare: the chain, the
         contracts, the block the reading stopped at, and this verifier's version."""
         snapshot, deployment = self.snapshot, self.deployment
+        assert snapshot is not None, "every command reads the chain before it reports"
         return {
             "chainId": snapshot.chain_id,
             "pollBook": deployment.poll_book,
@@ -90,7 +95,7 @@ class Context:
             "verifier": VERSION,
         }
 
-    def finish(self, payload: dict, passed: bool) -> None:
+    def finish(self, payload: dict[str, Any], passed: bool) -> NoReturn:
         if self.as_json:
             click.echo(json.dumps({**payload, "source": self.source()}, indent=2))
         else:
@@ -103,14 +108,14 @@ class Context:
 
 
 class _Nothing:
-    def __enter__(self):
+    def __enter__(self) -> _Nothing:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
         return False
 
 
-def _fail_unverified(message: str) -> None:
+def _fail_unverified(message: str) -> NoReturn:
     click.echo(f"veche-verify: could not verify: {message}", err=True)
     sys.exit(EXIT_UNVERIFIED)
 
@@ -141,7 +146,16 @@ def _fail_unverified(message: str) -> None:
     "--workers", type=int, default=None, help="Processes for the per-ballot cryptography (default: every core)."
 )
 @click.pass_context
-def main(ctx, rpc, deployment_file, poll_book, city_points, start_block, as_json, workers):
+def main(
+    ctx: click.Context,
+    rpc: str,
+    deployment_file: str | None,
+    poll_book: str | None,
+    city_points: str | None,
+    start_block: int,
+    as_json: bool,
+    workers: int | None,
+) -> None:
     """Recompute Veche polls from chain state alone, and check every rule by number.
 
     Point it at any node's JSON-RPC (your own) and at the city's deployment file.
@@ -160,11 +174,15 @@ def main(ctx, rpc, deployment_file, poll_book, city_points, start_block, as_json
     ctx.obj = Context(rpc, deployment, as_json, workers or work.default_workers())
 
 
-def _guard(function):
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _guard(function: Callable[_P, _R]) -> Callable[_P, _R]:
     """Turn node and input errors (and crashes) into exit code 2 with a plain sentence."""
 
     @functools.wraps(function)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return function(*args, **kwargs)
         except (OSError, VecheError) as exc:
@@ -196,7 +214,7 @@ def _load_dataset(path: str) -> list[dataset_format.DatasetRow]:
 )
 @click.pass_obj
 @_guard
-def poll_command(obj: Context, poll_id: int, dataset_file: str | None, write_file: str | None):
+def poll_command(obj: Context, poll_id: int, dataset_file: str | None, write_file: str | None) -> None:
     """Every numbered check for one poll, the recomputed and the published tally."""
     rows = _load_dataset(dataset_file) if dataset_file else None
     with obj.client() as client:
@@ -215,7 +233,7 @@ def poll_command(obj: Context, poll_id: int, dataset_file: str | None, write_fil
 @main.command("all")
 @click.pass_obj
 @_guard
-def all_command(obj: Context):
+def all_command(obj: Context) -> None:
     """Every numbered check for every poll of the deployment."""
     with obj.client() as client:
         snapshot = obj.read(client)
@@ -233,7 +251,7 @@ def all_command(obj: Context):
 @click.argument("receipt_file", type=click.Path(exists=True, dir_okay=False))
 @click.pass_obj
 @_guard
-def receipt_command(obj: Context, receipt_file: str):
+def receipt_command(obj: Context, receipt_file: str) -> None:
     """Check a resident's receipt: the relay's signature, and its ballot counted or superseded."""
     receipt = Receipt.from_json(Path(receipt_file).read_text())
     with obj.client() as client:
@@ -251,7 +269,7 @@ def receipt_command(obj: Context, receipt_file: str):
 @click.argument("dataset_file", type=click.Path(exists=True, dir_okay=False))
 @click.pass_obj
 @_guard
-def dataset_command(obj: Context, poll_id: int, dataset_file: str):
+def dataset_command(obj: Context, poll_id: int, dataset_file: str) -> None:
     """Compare the city's anonymised dataset (CSV or JSON) with the chain (check 10)."""
     rows = _load_dataset(dataset_file)
     with obj.client() as client:
@@ -268,7 +286,7 @@ def dataset_command(obj: Context, poll_id: int, dataset_file: str):
 @main.command("points")
 @click.pass_obj
 @_guard
-def points_command(obj: Context):
+def points_command(obj: Context) -> None:
     """Audit points: credits per poll against issued tokens × points; balances against events."""
     with obj.client() as client:
         snapshot = obj.read(client)

@@ -30,6 +30,10 @@ class CastBallot(NamedTuple):
     ballot_hash: bytes | None = None  # keccak256 of the ballot's encoding, when asked for (receipts)
 
 
+#: CastBallot's fields as the plain tuple a worker sends (`CastBallot._make` names them).
+CastFields = tuple[str, int, int, int, int, str | None, str | None, tuple[int, ...] | str | None, bytes | None]
+
+
 @dataclass(frozen=True)
 class PollParameters:
     """A poll's PollCreated event as the chain holds it (check 1 judges it, not this class)."""
@@ -67,7 +71,7 @@ class PollParameters:
 class PollRecord:
     poll_id: int
     created: PollParameters | None = None
-    issued: Counter = field(default_factory=Counter)  # stratum -> tokens issued (TokensIssued entries)
+    issued: Counter[int] = field(default_factory=Counter)  # stratum -> tokens issued (TokensIssued entries)
     ballots: list[CastBallot] = field(default_factory=list)  # every BallotCast, in chain order
     shares: list[dict[str, Any]] = field(default_factory=list)  # index, trustee, share, block
     results: list[dict[str, Any]] = field(default_factory=list)  # counts, datasetHash, block

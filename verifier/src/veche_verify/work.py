@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.context import BaseContext
-from typing import Any
+from typing import Any, TypeVar
 
 from veche_core import events, plaintext, sealing
 from veche_core.ballot import Ballot, ballot_hash
@@ -32,7 +32,7 @@ from veche_core.rpc import RpcClient
 from veche_core.token import TokenVerifier
 from veche_core.typed_data import Domain, ballot_digest, poll_book_domain, recover_signer_bytes
 
-from .records import PollRecord
+from .records import CastFields, PollRecord
 
 RANGES_PER_WORKER = 64  # small ranges: smaller node answers, and a short last one (no core idles long)
 
@@ -69,8 +69,8 @@ class ScanContext:
 class ScanPart:
     """What one block range holds, per poll."""
 
-    issued: dict[int, Counter] = field(default_factory=lambda: defaultdict(Counter))
-    cast: dict[int, list[tuple]] = field(default_factory=lambda: defaultdict(list))  # records.CastBallot's fields
+    issued: dict[int, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
+    cast: dict[int, list[CastFields]] = field(default_factory=lambda: defaultdict(list))
     credits: dict[int, list[tuple[bytes, int]]] = field(default_factory=lambda: defaultdict(list))
     block_timestamps: dict[int, int] = field(default_factory=dict)
     undecodable: list[str] = field(default_factory=list)
@@ -79,6 +79,8 @@ class ScanPart:
 _context: Any = None
 _clients: dict[str, RpcClient] = {}
 _in_process = threading.Lock()  # the jobs run here use the module's context: one caller at a time
+_Job = TypeVar("_Job")
+_Result = TypeVar("_Result")
 
 
 def _set_context(context: Any) -> None:
@@ -208,7 +210,7 @@ def _record(
     signature_error: str | None,
     choice: tuple[int, ...] | str | None = None,
     ballot_hash: bytes | None = None,
-) -> tuple:
+) -> CastFields:
     """records.CastBallot's fields, as a plain tuple (the one place that spells their order here)."""
     return (
         "0x" + c.token.hex(),
@@ -223,7 +225,7 @@ def _record(
     )
 
 
-def _unchecked(casts: list[events.CastLog], why: str) -> list[tuple]:
+def _unchecked(casts: list[events.CastLog], why: str) -> list[CastFields]:
     return [_record(c, why, why) for c in casts]
 
 
@@ -240,16 +242,23 @@ class BallotChecker:
             for stratum, key in enumerate(poll.issuer_keys)
         ]
         decryption = poll.decryption
-        self.opener = None if decryption is None else sealing.Opener(decryption.election_secret)
-        self.options = None if decryption is None else (decryption.option_count, decryption.max_choices)
+        # (the opener, option count, max choices), without the election key None
+        self.opening: tuple[sealing.Opener, int, int] | None = (
+            None
+            if decryption is None
+            else (sealing.Opener(decryption.election_secret), decryption.option_count, decryption.max_choices)
+        )
 
-    def examine(self, casts: list[events.CastLog]) -> list[tuple]:
+    def examine(self, casts: list[events.CastLog]) -> list[CastFields]:
         """records.CastBallot's fields for each ballot. One primitive at a time over all of them:
         each library's tables stay in the cache (about 5% faster than ballot by ballot)."""
         token_errors = [self._token_error(c) for c in casts]
         signature_errors = [self._signature_error(c) for c in casts]
-        choices = [self._choice(c) for c in casts] if self.opener is not None else [None] * len(casts)
-        hashes = [self._hash(c) for c in casts] if self.ballot_hashes else [None] * len(casts)
+        opening = self.opening
+        choices: list[tuple[int, ...] | str | None] = (
+            [self._choice(c, *opening) for c in casts] if opening is not None else [None] * len(casts)
+        )
+        hashes: list[bytes | None] = [self._hash(c) for c in casts] if self.ballot_hashes else [None] * len(casts)
         return [_record(*fields) for fields in zip(casts, token_errors, signature_errors, choices, hashes)]
 
     def _token_error(self, cast: events.CastLog) -> str | None:
@@ -274,9 +283,11 @@ class BallotChecker:
             return str(exc)
         return None
 
-    def _choice(self, cast: events.CastLog) -> tuple[int, ...] | str:
+    def _choice(
+        self, cast: events.CastLog, opener: sealing.Opener, option_count: int, max_choices: int
+    ) -> tuple[int, ...] | str:
         try:
-            return plaintext.decode_choice(self.opener.open(cast.ciphertext), *self.options)
+            return plaintext.decode_choice(opener.open(cast.ciphertext), option_count, max_choices)
         except VecheError as exc:
             return str(exc)
 
@@ -287,15 +298,15 @@ class BallotChecker:
 
 
 def run_jobs(
-    function: Callable[[Any], Any],
+    function: Callable[[_Job], _Result],
     context: Any,
-    jobs: Sequence[Any],
+    jobs: Sequence[_Job],
     workers: int,
     progress: Callable[[int, int], None] | None = None,
     mp_context: BaseContext | None = None,
-) -> list[Any]:
+) -> list[_Result]:
     """`function` over `jobs`, in `workers` processes (in this one for a single job or worker)."""
-    results: list[Any] = []
+    results: list[_Result] = []
     if workers <= 1 or len(jobs) <= 1:
         with _in_process:
             _set_context(context)
