@@ -2,7 +2,8 @@
 
 Tests marked `geth` need go-ethereum v1.13.15 (`make geth`, which `make test` runs); without it
 they fail, as they should: the validator network is part of what the suite proves. Every wait is
-bounded (`eventually` fails after its timeout), and every network fixture stops all of its nodes in a `finally`, whatever the test did.
+bounded (`eventually` fails after its timeout), and every network fixture stops all of its nodes
+in a `finally`, whatever the test did.
 """
 
 from __future__ import annotations
