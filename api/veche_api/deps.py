@@ -25,6 +25,7 @@ from .metrics import Metrics
 from .models import IssuerKey, Poll
 from .ratelimit import RateLimiter
 from .relay import Relay
+from .strata import PollStrata, Stratum
 from .writer import GroupWriter
 
 
@@ -38,7 +39,7 @@ class PollInfo:
     option_count: int
     max_choices: int
     points: int
-    strata: tuple[str, ...]
+    strata: tuple[Stratum, ...]
     issuer_keys: tuple[blind_rsa.PublicKey, ...]
     audience: dict
     ciphertext_length: int
@@ -85,7 +86,7 @@ class AppState:
             option_count=len(options),
             max_choices=poll.max_choices,
             points=poll.points,
-            strata=tuple(json.loads(poll.strata_json)),
+            strata=PollStrata.loads(poll.strata_json).strata,
             issuer_keys=tuple(blind_rsa.PublicKey.decode(k.public_key) for k in keys),
             audience=json.loads(poll.audience_json),
             ciphertext_length=sealing.sealed_length(plaintext.plaintext_length(len(options))),

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
 from .errors import ApiError
 from .models import Resident
+from .strata import Stratum, stratum_of
 
 
 def utc_year(at_unix: int) -> int:
@@ -23,10 +29,9 @@ def age_in(resident: Resident, at_unix: int) -> int:
     return utc_year(at_unix) - resident.birth_year
 
 
-def is_eligible(audience: dict, strata: tuple[str, ...] | list[str], resident: Resident, opens_at: int) -> bool:
-    if resident.district not in strata:
-        return False
-    age = age_in(resident, opens_at)
+def admits_age(audience: dict, birth_year: int, opens_at: int) -> bool:
+    """The audience's age rule, in whole years reached in the calendar year of the opening."""
+    age = utc_year(opens_at) - birth_year
     if audience.get("minAge") is not None and age < audience["minAge"]:
         return False
     if audience.get("maxAge") is not None and age > audience["maxAge"]:
@@ -34,8 +39,32 @@ def is_eligible(audience: dict, strata: tuple[str, ...] | list[str], resident: R
     return True
 
 
-def stratum_of(audience: dict, strata, resident: Resident, opens_at: int) -> int:
+def eligible_stratum(audience: dict, strata: Sequence[Stratum], resident: Resident, opens_at: int) -> int | None:
+    """The resident's stratum in the poll, or None if the poll's audience does not hold them.
+    (The audience's districts are the strata's: the poll was made from them.)"""
+    if not admits_age(audience, resident.birth_year, opens_at):
+        return None
+    return stratum_of(strata, resident.district)
+
+
+def require_stratum(audience: dict, strata: Sequence[Stratum], resident: Resident, opens_at: int) -> int:
     """The resident's stratum, or `resident.ineligible` (403)."""
-    if not is_eligible(audience, strata, resident, opens_at):
+    stratum = eligible_stratum(audience, strata, resident, opens_at)
+    if stratum is None:
         raise ApiError("resident.ineligible", 403, "the resident is not in this poll's audience")
-    return list(strata).index(resident.district)
+    return stratum
+
+
+def count_eligible(session: Session, audience: dict, districts: Sequence[str], opens_at: int) -> dict[str, int]:
+    """Enrolled residents per district whom the audience admits at `opens_at`, by the same
+    rule as issuance (`eligible_stratum`): one grouped query, then the age rule per birth year."""
+    rows = session.exec(
+        select(Resident.district, Resident.birth_year, func.count())
+        .where(col(Resident.district).in_(list(districts)))
+        .group_by(col(Resident.district), col(Resident.birth_year))
+    ).all()
+    counts = dict.fromkeys(districts, 0)
+    for district, birth_year, count in rows:
+        if admits_age(audience, birth_year, opens_at):
+            counts[district] += count
+    return counts

@@ -54,7 +54,7 @@ class Poll(SQLModel, table=True):
     options_json: str
     max_choices: int
     audience_json: str
-    strata_json: str  # district names, index = stratum
+    strata_json: str  # strata.PollStrata: the districts of each stratum (index = stratum), register sizes
     opens_at: int = _big(nullable=False)
     closes_at: int = _big(nullable=False)
     points: int

@@ -310,13 +310,23 @@ class PollCreate(Model):
     threshold: int = Field(ge=1, le=16)
 
 
+class StratumPublic(Out):
+    """A stratum of a poll (its index is the stratum on chain): the districts it holds, merged
+    at creation so that each holds at least the poll's `minStratum` eligible residents."""
+
+    name: str = Field(description="its districts, joined by ' + '")
+    districts: list[str]
+    register_size: int | None = Field(description="eligible residents when the poll was created (null: not counted)")
+
+
 class PollPublic(Out):
     id: int
     question: str
     options: list[str]
     max_choices: int
     audience: dict[str, Any]
-    strata: list[str]
+    strata: list[StratumPublic]
+    min_stratum: int = Field(description="the least eligible residents of a stratum when the poll was created")
     opens_at: int
     closes_at: int
     points: int
@@ -535,22 +545,16 @@ def schema_models() -> list[type[BaseModel]]:
     ]
 
 
-class DistrictCounts(Out):
-    """A district's counted ballots and their counts per option."""
+class StratumCounts(Out):
+    """A stratum's counted ballots and their counts per option. Every stratum is shown: each was
+    made at creation to hold at least the poll's `minStratum` eligible residents."""
 
     stratum: int
-    district: str
-    suppressed: Literal[False]
+    name: str
+    districts: list[str]
+    register_size: int | None
     ballots: int
     counts: list[int]
-
-
-class DistrictSuppressed(Out):
-    """A district with fewer counted ballots than `suppress_below`: its counts are withheld."""
-
-    stratum: int
-    district: str
-    suppressed: Literal[True]
 
 
 class TallyOut(Out):
@@ -558,7 +562,7 @@ class TallyOut(Out):
     counts: list[int]
     dataset_hash: str
     ballots_counted: int
-    per_district: list[DistrictCounts | DistrictSuppressed]
+    per_stratum: list[StratumCounts]
     transaction_hash: str | None = None
 
 

@@ -4,8 +4,10 @@ The tally, the per-district counts and the anonymised dataset are what `veche_ve
 (read_snapshot, then count_poll: checks 1–8 of docs/protocol.md §6) from the chain's events
 alone — not from the API's database, and not by a second implementation of the rules — so
 what the city publishes is what every observer recomputes, by construction. What the city adds
-is its own business: a district's counts are withheld below `suppress_below` ballots, the result
-is stored in the database, and the publishResult transaction is sent.
+is its own business: the strata's names and register sizes beside their counts, the result
+stored in the database, and the publishResult transaction sent. No stratum is withheld: the
+dataset lists every ballot's stratum anyway, and small districts were merged at creation
+(strata.py), so hiding a stratum's counts would hide nothing the dataset does not show.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import multiprocessing
 import multiprocessing.forkserver
 from collections import Counter
+from collections.abc import Sequence
 from multiprocessing.context import BaseContext
 
 from veche_core import dataset
@@ -23,7 +26,8 @@ from veche_verify.checks import CheckResult, PollVerdict, count_poll
 
 from .errors import ApiError
 from .models import Poll
-from .schemas import DistrictCounts, DistrictSuppressed, TallyOut
+from .schemas import StratumCounts, TallyOut
+from .strata import PollStrata, Stratum
 
 
 def count(state, poll_id: int) -> PollVerdict:
@@ -80,21 +84,20 @@ def _refuse(failed: list[CheckResult]) -> ApiError:
     )
 
 
-def per_district(
-    strata: list[str], verdict: PollVerdict, suppress_below: int
-) -> list[DistrictCounts | DistrictSuppressed]:
-    """Each district's ballots and counts, as the verifier counts them per stratum; withheld
-    (only `suppressed`) for a district with fewer than `suppress_below` ballots."""
+def per_stratum(strata: Sequence[Stratum], verdict: PollVerdict) -> list[StratumCounts]:
+    """Each stratum's ballots and counts, as the verifier counts them per stratum."""
     ballots = Counter(row.stratum for row in verdict.counted_rows)
-    out: list[DistrictCounts | DistrictSuppressed] = []
-    for stratum, name in enumerate(strata):
-        total = ballots.get(stratum, 0)
-        if total < suppress_below:
-            out.append(DistrictSuppressed(stratum=stratum, district=name, suppressed=True))
-        else:
-            counts = verdict.by_stratum.get(stratum, [0] * verdict.option_count)
-            out.append(DistrictCounts(stratum=stratum, district=name, suppressed=False, ballots=total, counts=counts))
-    return out
+    return [
+        StratumCounts(
+            stratum=index,
+            name=stratum.name,
+            districts=list(stratum.districts),
+            register_size=stratum.register_size,
+            ballots=ballots.get(index, 0),
+            counts=verdict.by_stratum.get(index, [0] * verdict.option_count),
+        )
+        for index, stratum in enumerate(strata)
+    ]
 
 
 def publish(state, poll_id: int) -> TallyOut:
@@ -114,12 +117,12 @@ def publish(state, poll_id: int) -> TallyOut:
     assert counts is not None  # (checks 1-7 passed: the ballots were opened and counted)
     dataset_hash = dataset.dataset_hash(rows)
     receipt = state.admin.transact(state.chain.poll_book.functions.publishResult(poll_id, counts, dataset_hash))
-    districts = per_district(json.loads(poll.strata_json), verdict, state.settings.suppress_below)
+    strata = per_stratum(PollStrata.loads(poll.strata_json).strata, verdict)
     with state.db.write_session() as session:
         fresh = session.get(Poll, poll_id)
         fresh.published = True
         fresh.counts_json = json.dumps(counts)
-        fresh.per_stratum_json = json.dumps([d.model_dump(by_alias=True) for d in districts])
+        fresh.per_stratum_json = json.dumps([s.model_dump(by_alias=True) for s in strata])
         fresh.dataset_hash = "0x" + dataset_hash.hex()
         fresh.dataset_csv = dataset.canonical_csv(rows).decode()
         fresh.publish_tx = "0x" + bytes(receipt["transactionHash"]).hex()
@@ -130,6 +133,6 @@ def publish(state, poll_id: int) -> TallyOut:
         counts=counts,
         dataset_hash="0x" + dataset_hash.hex(),
         ballots_counted=len(rows),
-        per_district=districts,
+        per_stratum=strata,
         transaction_hash=fresh.publish_tx,
     )

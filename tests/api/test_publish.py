@@ -1,13 +1,12 @@
 """What the city publishes is what `veche-verify` recomputes: one counting rule.
 
-The API's publish counts with the verifier's own code, so the published tally, each district's
+The API's publish counts with the verifier's own code, so the published tally, each stratum's
 counts and ballots, the dataset and its hash must equal the verifier's, computed by the
 `veche-verify` command as an observer runs it, on a poll built to find where two counts could
 part: revotes (one token revotes twice; a ballot and its revote may share a relay batch, which
 the relay shuffles), spoiled ballots (a spoiled revote of a valid ballot, a valid revote of a
-spoiled one, a spoiled ballot alone), several strata, a multiple-choice question, districts on
-both sides of `suppress_below`. When the count cannot run, or a check fails, nothing is
-published.
+spoiled one, a spoiled ballot alone), several strata, a multiple-choice question. When the
+count cannot run, or a check fails, nothing is published.
 """
 
 from __future__ import annotations
@@ -154,30 +153,24 @@ def test_the_published_result_is_the_verifiers_count(api, tmp_path):
     assert tally["ballotsCounted"] == len(rows) == len(residents) - 2
     assert not spoiled & {Web3.to_checksum_address(r.token) for r in rows}
 
-    # Districts: the verifier's counts per stratum, and the rows per stratum as ballots; Northern
-    # has 10 valid ballots of 11 residents (shown), Eastern 2 (withheld).
+    # Strata: every one shown (none is withheld: the dataset lists them all), with the verifier's
+    # counts per stratum and the dataset's rows per stratum as ballots; Northern has 10 valid
+    # ballots of 11 residents, Eastern 2 of 3.
     by_stratum = report["tally"]["byStratum"]
     ballots = Counter(r.stratum for r in rows)
-    assert [(d["district"], d["suppressed"]) for d in tally["perDistrict"]] == [
-        ("Central", False),
-        ("Northern", False),
-        ("Eastern", True),
+    assert [(s["name"], s["registerSize"], s["ballots"]) for s in tally["perStratum"]] == [
+        ("Central", 12, ballots[0]),
+        ("Northern", 11, 10),
+        ("Eastern", 3, 2),
     ]
-    for district in tally["perDistrict"]:
-        stratum = district["stratum"]
-        if district["suppressed"]:
-            assert set(district) == {"stratum", "district", "suppressed"}
-            assert ballots[stratum] < 10
-        else:
-            assert district["counts"] == by_stratum[str(stratum)]
-            assert district["ballots"] == ballots[stratum] >= 10
-    assert ballots[1] == 10
+    for stratum in tally["perStratum"]:
+        assert stratum["counts"] == by_stratum.get(str(stratum["stratum"]), [0] * len(OPTIONS))
 
     # What the API serves afterwards is what it published.
     results = api.http.get(f"/polls/{poll['id']}/results").json()
-    assert (results["counts"], results["perDistrict"], results["datasetHash"]) == (
+    assert (results["counts"], results["perStratum"], results["datasetHash"]) == (
         tally["counts"],
-        tally["perDistrict"],
+        tally["perStratum"],
         tally["datasetHash"],
     )
 

@@ -49,7 +49,7 @@ def test_a_poll_through_the_api_on_the_clique_network(network, tmp_path):
         districts=["Central", "Northern"],
         batch_interval=0.2,
         chain_time_ttl=0,
-        suppress_below=1,
+        min_stratum=0,
     )
     server = ThreadServer(settings).start()
     admin = {"X-Admin-Key": ADMIN_KEY}

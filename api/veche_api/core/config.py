@@ -103,7 +103,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = 16_384
     issuance_rate_per_minute: int = 10  # per resident
     ballot_rate_per_minute: int = 30  # per token (ballots are anonymous: the token is who casts)
-    suppress_below: int = 10  # per-district statistics hide districts with fewer ballots
+
+    # Strata (strata.py): at poll creation a district with fewer eligible residents than this is
+    # merged with a neighbour, and a poll whose whole audience is smaller is refused (409). A
+    # ballot's stratum narrows its voter to the stratum's registered residents, of whom the points
+    # ledger names the participants: at 100, a participation of 10% still leaves about 10 (the
+    # page's former bar, in ballots), and Moscow's okrugs (hundreds of thousands each) never merge.
+    # 0 turns merging off (one stratum per district, even an empty one): for tests only.
+    min_stratum: int = Field(100, ge=0)
 
     # Publishing counts with the verifier's code (tally.py): 1 reads and checks the ballots in the
     # request's thread; more in as many worker processes, started from a fork server.

@@ -17,12 +17,13 @@ from veche_core import blind_rsa, key_shares
 from veche_core.errors import KeyShareError
 
 from ..deps import AdminDep, SessionDep, StateDep
-from ..eligibility import is_eligible
+from ..eligibility import count_eligible, eligible_stratum
 from ..errors import ApiError, error_responses
 from ..models import DRAFT_POLL_BASE, ChainTx, IssuerKey, Poll, PollCreation, Resident, TxVersion
 from ..relay import Outbox, finish_poll_tx
 from ..relay.health import TRANSIENT, TransientError, describe
-from ..schemas import ADDRESS_PATTERN, MAX_INT, PollCreate, PollCreated, PollPublic, unhex
+from ..schemas import ADDRESS_PATTERN, MAX_INT, PollCreate, PollCreated, PollPublic, StratumPublic, unhex
+from ..strata import PollStrata, group_strata
 
 router = APIRouter(tags=["polls"])
 log = logging.getLogger("veche_api")
@@ -50,13 +51,18 @@ def poll_status(poll: Poll, now: int) -> str:
 
 
 def to_public(state, poll: Poll, keys: Sequence[IssuerKey], now: int, stratum: int | None = None) -> PollPublic:
+    poll_strata = PollStrata.loads(poll.strata_json)
     return PollPublic(
         id=poll.id,
         question=poll.question,
         options=json.loads(poll.options_json),
         max_choices=poll.max_choices,
         audience=json.loads(poll.audience_json),
-        strata=json.loads(poll.strata_json),
+        strata=[
+            StratumPublic(name=s.name, districts=list(s.districts), register_size=s.register_size)
+            for s in poll_strata.strata
+        ],
+        min_stratum=poll_strata.min_stratum,
         opens_at=poll.opens_at,
         closes_at=poll.closes_at,
         points=poll.points,
@@ -101,11 +107,12 @@ def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
         unknown = [d for d in audience.districts if d not in state.settings.districts]
         if unknown:
             raise ApiError("poll.unknown_district", 422, f"unknown districts: {', '.join(unknown)[:200]}")
-    strata = list(audience.districts or state.settings.districts)
     if body.closes_at <= state.chain.now():
         raise ApiError("poll.invalid_window", 422, "closesAt must be in the future (chain time)")
 
     audience_json = audience.model_dump(by_alias=True)
+    poll_strata = make_strata(state, audience_json, body.opens_at)
+    strata = poll_strata.strata
     metadata_hash = keccak(canonical_json(metadata_of(body.question, body.options, audience_json)))
     private_keys = [blind_rsa.generate_private_key(bits=state.settings.rsa_bits) for _ in strata]
     public_keys = [k.public_key.encode() for k in private_keys]
@@ -132,7 +139,7 @@ def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
         "options_json": json.dumps(body.options),
         "max_choices": body.max_choices,
         "audience_json": json.dumps(audience_json),
-        "strata_json": json.dumps(strata),
+        "strata_json": poll_strata.dumps(),
         "opens_at": body.opens_at,
         "closes_at": body.closes_at,
         "points": body.points,
@@ -187,6 +194,27 @@ def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
             creation.reason or "chain.Reverted", 409, "the createPoll transaction failed; nothing was created"
         )
     return _creation_body(state, creation)
+
+
+def make_strata(state, audience: dict, opens_at: int) -> PollStrata:
+    """The poll's strata: its districts in the configured order, each with the residents the
+    audience admits at the opening, merged (strata.group_strata) to at least `min_stratum` each;
+    409 `poll.audience_too_small` if the whole audience is smaller. Counted before the issuer
+    keys are made, one per stratum."""
+    threshold = state.settings.min_stratum
+    listed = audience["districts"]
+    districts = [d for d in state.settings.districts if listed is None or d in listed]
+    with state.db.session() as session:
+        counts = count_eligible(session, audience, districts, opens_at)
+    total = sum(counts.values())
+    if total < threshold:
+        raise ApiError(
+            "poll.audience_too_small",
+            409,
+            f"the audience holds {total} eligible residents, fewer than the {threshold} a stratum needs "
+            "(VECHE_MIN_STRATUM) to keep its ballots anonymous; nothing was created",
+        )
+    return PollStrata(threshold, tuple(group_strata([(d, counts[d]) for d in districts], threshold)))
 
 
 def _await_creation(state, tx_id: int) -> PollCreation:
@@ -287,10 +315,10 @@ def read_polls(
             continue
         stratum = None
         if resident_row is not None:
-            strata = json.loads(poll.strata_json)
-            if not is_eligible(json.loads(poll.audience_json), strata, resident_row, poll.opens_at):
+            strata = PollStrata.loads(poll.strata_json).strata
+            stratum = eligible_stratum(json.loads(poll.audience_json), strata, resident_row, poll.opens_at)
+            if stratum is None:
                 continue
-            stratum = strata.index(resident_row.district)
         keys = session.exec(select(IssuerKey).where(IssuerKey.poll_id == poll.id)).all()
         out.append(to_public(state, poll, keys, now, stratum))
     return out

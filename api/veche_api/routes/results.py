@@ -1,4 +1,4 @@
-"""After close: trustees' key shares (relayed), the published tally, per-district statistics
+"""After close: trustees' key shares (relayed), the published tally, per-stratum statistics
 and the anonymised dataset (CSV and JSON)."""
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def read_results(session: SessionDep, poll_id: int = PollId) -> TallyOut:
         counts=counts,
         dataset_hash=poll.dataset_hash,
         ballots_counted=len(rows),
-        per_district=json.loads(poll.per_stratum_json),
+        per_stratum=json.loads(poll.per_stratum_json),
         transaction_hash=poll.publish_tx,
     )
 

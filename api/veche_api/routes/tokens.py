@@ -22,7 +22,7 @@ from veche_core.errors import EncodingError, SignatureError
 from veche_core.typed_data import issuance_request_digest, recover_signer
 
 from ..deps import StateDep
-from ..eligibility import stratum_of
+from ..eligibility import require_stratum
 from ..errors import ApiError, error_responses
 from ..models import Issuance, Resident, table_of
 from ..schemas import IssuanceOut, IssuanceRequestIn, unhex
@@ -93,9 +93,9 @@ async def issue_token(state, body: IssuanceRequestIn) -> dict:
         now = await run_in_threadpool(chain.now)
     if now >= info.closes_at:
         raise ApiError("poll.closed", 409, "the poll has closed")
-    stratum = stratum_of(info.audience, info.strata, resident, info.opens_at)
+    stratum = require_stratum(info.audience, info.strata, resident, info.opens_at)
     if body.stratum != stratum:
-        raise ApiError("issuance.wrong_stratum", 422, "the stratum is not the resident's district")
+        raise ApiError("issuance.wrong_stratum", 422, "the stratum is not the one that holds the resident's district")
     refused = await asyncio.wrap_future(state.writer.submit(partial(state.issuance_limit.check, key=resident_address)))
     if refused is not None:  # after the replay above: a resent request is cheap and never limited
         raise refused
