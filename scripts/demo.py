@@ -42,7 +42,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="veche-demo-") as tmp:
         workdir = Path(tmp)
         chain = start_chain(workdir, f"sqlite:///{workdir / 'city.db'}")
-        server = ProcessServer({**chain.env, "VECHE_DISTRICTS": ",".join(DISTRICTS)}, log_path=workdir / "api.log")
+        # The production threshold (the dev chain's settings turn merging off for small tests): the
+        # age-limited poll's districts, about 56 residents each, are merged into strata of at least 100.
+        env = {**chain.env, "VECHE_DISTRICTS": ",".join(DISTRICTS), "VECHE_MIN_STRATUM": "100"}
+        server = ProcessServer(env, log_path=workdir / "api.log")
         try:
             server.start()
             console.print(
@@ -110,9 +113,8 @@ def run_city(http: httpx.Client, chain, rng: random.Random, workdir: Path) -> in
             },
         ).json()
         created.append(reply)
-        console.print(
-            f"[bold]Poll {reply['poll']['id']}[/]: {question} ({len(reply['poll']['strata'])} strata, trustees 2 of 3)"
-        )
+        strata = "; ".join(f"{s['name']} ({s['registerSize']})" for s in reply["poll"]["strata"])
+        console.print(f"[bold]Poll {reply['poll']['id']}[/]: {question} (strata: {strata}; trustees 2 of 3)")
 
     # --- voting --------------------------------------------------------------------------------
     def vote(resident: ResidentClient) -> tuple[int, int]:
@@ -242,9 +244,8 @@ def print_result(poll: dict, result: dict) -> None:
     for option, count in zip(poll["options"], result["counts"]):
         table.add_row(option, str(count), "█" * round(30 * count / top))
     console.print(table)
-    districts = [d for d in result["perDistrict"] if not d.get("suppressed")]
-    if len(districts) > 1:
-        console.print("  per district: " + "; ".join(f"{d['district']} {d['counts']}" for d in districts))
+    if len(result["perStratum"]) > 1:
+        console.print("  per stratum: " + "; ".join(f"{s['name']} {s['counts']}" for s in result["perStratum"]))
 
 
 def print_verdict(verify: subprocess.CompletedProcess) -> None:

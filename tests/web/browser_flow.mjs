@@ -106,6 +106,7 @@ try {
   const poll = byId(`poll-${pollId}`);
   await poll.waitFor();
   const question = await poll.locator('h3').textContent();
+  const stratumNote = await byId(`stratum-${pollId}`).textContent();
   // The answer to the first token request is lost after the API has handled it (the connection
   // is reset): the page must send the same request again and get the same answer.
   const tokenRequests = []; // [body, status the API answered, whether the page got it]
@@ -168,6 +169,7 @@ try {
 
   send({
     event: 'voted',
+    stratumNote,
     address,
     question,
     codes: [firstCode, secondCode],
@@ -206,13 +208,16 @@ try {
     .locator('[data-count]')
     .evaluateAll((rows) => rows.map((row) => Number(row.dataset.count)));
   const ballotsCounted = Number(await card.getByTestId('ballots-counted').textContent());
-  const districts = {};
-  for (const bars of await card.getByTestId('district-bars').locator('[data-testid^="district-"]').all()) {
-    const stratum = (await bars.getAttribute('data-testid')).replace('district-', '');
-    districts[stratum] = await bars
+  const strata = {};
+  for (const bars of await card.getByTestId('stratum-bars').locator('[data-testid^="counts-"]').all()) {
+    const stratum = (await bars.getAttribute('data-testid')).replace('counts-', '');
+    strata[stratum] = await bars
       .locator('[data-count]')
       .evaluateAll((rows) => rows.map((row) => Number(row.dataset.count)));
   }
+  const strataNames = await card.getByTestId('stratum-name').allTextContents();
+  const strataNote = await card.getByTestId('strata-note').textContent();
+  const cardText = await card.textContent();
   const verifyCommand = await card.getByTestId('verify-command').textContent();
   const datasetHref = await card.getByTestId('dataset-csv').getAttribute('href');
 
@@ -239,7 +244,10 @@ try {
     status,
     counts,
     ballotsCounted,
-    districts,
+    strata,
+    strataNames,
+    strataNote,
+    cardText,
     verifyCommand,
     datasetHref,
     byCode,

@@ -106,8 +106,8 @@ def city(tmp_path_factory):
     chain = start_chain(workdir, f"sqlite:///{workdir / 'veche.db'}")
     server = None
     try:
-        # suppress_below=1: two ballots are enough to show the per-district bars here.
-        server = ThreadServer(chain.settings(suppress_below=1)).start()
+        # A stratum needs 3 eligible residents here: Eastern (1) merges with Northern (2).
+        server = ThreadServer(chain.settings(min_stratum=3)).start()
         with httpx.Client(base_url=server.url, timeout=60) as http:
             yield chain, server, http
     finally:
@@ -139,6 +139,13 @@ def test_pages_are_served(city):
 def test_a_resident_votes_in_the_browser_and_the_results_page_matches_the_verifier(city, tmp_path):
     chain, server, http = city
     trustees = [(Account.create(), sealing.generate_keypair()) for _ in range(3)]
+    # The register when the poll is made: Central 3, Northern 2 (one votes with the Python
+    # client), Eastern 1: Eastern, below 3, is merged with its only neighbour in the configured order.
+    python_resident = ResidentClient(http)
+    for district, resident in [("Central", None)] * 3 + [("Northern", python_resident), ("Northern", None), ("Eastern", None)]:
+        address = (resident or ResidentClient(http)).address
+        enrolled = http.post("/admin/residents", headers=ADMIN, json={"address": address, "district": district, "birthYear": 1970})
+        assert enrolled.status_code == 201, enrolled.text
     now = chain.now()
     created = http.post("/admin/polls", headers=ADMIN, json={
         "question": "Where should the new library go?", "options": ["Park", "Station", "School"],
@@ -147,13 +154,13 @@ def test_a_resident_votes_in_the_browser_and_the_results_page_matches_the_verifi
     })
     assert created.status_code == 201, created.text
     poll, sealed_shares = created.json()["poll"], created.json()["sealedShares"]
+    assert [(s["name"], s["registerSize"]) for s in poll["strata"]] == [("Central", 3), ("Northern + Eastern", 3)]
     assert http.post("/admin/rewards", headers=ADMIN, json={"name": "Museum ticket", "price": 10, "stock": 5}).status_code == 201
     assert http.post("/admin/charities", headers=ADMIN, json={"name": "City shelter", "account": trustees[0][0].address}).status_code == 201
 
-    # A second resident votes with the Python client in the same poll (another district).
-    python_resident = ResidentClient(http)
-    assert http.post("/admin/residents", headers=ADMIN, json={"address": python_resident.address, "district": "Northern", "birthYear": 1970}).status_code == 201
+    # A second resident votes with the Python client in the same poll (another stratum).
     [own_poll] = python_resident.polls()
+    assert own_poll["residentStratum"] == 1
     python_resident.submit(python_resident.make_ballot(python_resident.get_token(own_poll), [0]))
 
     if ARTIFACTS.exists():
@@ -172,6 +179,7 @@ def test_a_resident_votes_in_the_browser_and_the_results_page_matches_the_verifi
 
         voted = browser.expect("voted", timeout=150)
         assert voted["question"] == "Where should the new library go?"
+        assert voted["stratumNote"].startswith("Your ballot is counted in the stratum Central (3 eligible residents).")
         assert voted["receiptWarnings"] == 0 and voted["receiptsListed"] == 2
         # The lost 201: the page sent the same request again, got the answer, and keeps no request.
         (lost, lost_status, lost_delivered), (again, again_status, again_delivered) = voted["tokenRequests"]
@@ -217,7 +225,12 @@ def test_a_resident_votes_in_the_browser_and_the_results_page_matches_the_verifi
     assert shown["status"] == "published"
     assert shown["counts"] == verdict["tally"]["recomputed"]
     assert shown["ballotsCounted"] == 2
-    assert shown["districts"] == verdict["tally"]["byStratum"] == {"0": [0, 0, 1], "1": [1, 0, 0]}
+    assert shown["strata"] == verdict["tally"]["byStratum"] == {"0": [0, 0, 1], "1": [1, 0, 0]}
+    # Every stratum of the dataset, by name, and no claim of a hidden one that the dataset shows.
+    assert shown["strataNames"] == ["Central", "Northern + Eastern"]
+    assert "2 strata of at least 3 eligible residents each, all shown" in shown["strataNote"]
+    assert "points ledger" in shown["strataNote"]
+    assert "not shown" not in shown["cardText"].lower()
     assert f"poll {poll['id']}" in shown["verifyCommand"] and shown["datasetHref"] == f"/polls/{poll['id']}/dataset.csv"
     assert shown["byCode"] == "confirmed" and "on chain in block" in shown["byCodeText"]
     assert shown["byFile"] == "confirmed" and "signed by the relay" in shown["byFileSignature"]

@@ -345,8 +345,21 @@ function pollCard(poll) {
       `Closes ${when(poll.closesAt)} · ${poll.points} points for taking part`,
       voted ? ' · you have voted; you may change your vote until it closes (only your last vote counts)' : '',
     ),
+    stratumNote(poll),
     form,
     recorded ? confirmation(recorded) : null,
+  );
+}
+
+// Which stratum the ballot is counted in, and what that stratum tells others (docs/threat-model.md).
+function stratumNote(poll) {
+  const stratum = poll.strata[poll.residentStratum];
+  if (!stratum) return null;
+  const size = stratum.registerSize === null ? '' : ` (${stratum.registerSize} eligible residents)`;
+  return el(
+    'p',
+    { class: 'muted small', 'data-testid': `stratum-${poll.id}` },
+    `Your ballot is counted in the stratum ${stratum.name}${size}. The published data list each ballot's stratum with its choice, never who cast it; the points ledger shows who took part.`,
   );
 }
 

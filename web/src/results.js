@@ -1,5 +1,5 @@
 // The public results page: every poll with its status; after publication a bar chart per option
-// and per district, the dataset, the verifier's command line; and a receipt checker.
+// and per stratum, the dataset, the verifier's command line; and a receipt checker.
 
 import { api, ballotStatusText, explain } from './api.js';
 import { checkReceipt, normaliseShortCode, shortCode } from './protocol.js';
@@ -46,6 +46,23 @@ function verifierCommand(pollId) {
   ].join('\n');
 }
 
+// What the dataset keeps, said as it is: every stratum is shown (none was too small to show: the
+// city merged small districts with a neighbour when it made the poll), and what a stratum reveals.
+function strataNote(poll, strata) {
+  const least = poll.minStratum > 0 ? ` of at least ${poll.minStratum} eligible residents` : '';
+  const counted =
+    strata > 1
+      ? `The ballots are counted in ${strata} strata${least} each, all shown.`
+      : `The ballots are counted in one stratum${least}.`;
+  const merged = poll.minStratum > 0 ? ' Smaller districts were merged with a neighbour before the poll opened.' : '';
+  return el(
+    'p',
+    { class: 'muted small', 'data-testid': 'strata-note' },
+    counted + merged,
+    " The dataset lists each ballot's stratum beside its choice: a stratum narrows its voter to the stratum's registered residents, and the points ledger shows which of them took part.",
+  );
+}
+
 async function pollCard(poll) {
   const card = el('article', { class: 'card', 'data-testid': `result-${poll.id}`, 'data-status': poll.status });
   const head = [
@@ -79,8 +96,6 @@ async function pollCard(poll) {
   } catch (error) {
     return replace(card, head, el('p', { class: 'notice error' }, `The result could not be loaded: ${explain(error)}`));
   }
-  const shown = result.perDistrict.filter((d) => !d.suppressed);
-  const hidden = result.perDistrict.filter((d) => d.suppressed);
   return replace(
     card,
     head,
@@ -91,37 +106,36 @@ async function pollCard(poll) {
       result.ballotsCounted === 1 ? ' ballot counted' : ' ballots counted',
     ),
     bars(poll.options, result.counts, 'option-bars'),
-    result.perDistrict.length > 1
+    result.perStratum.length > 1
       ? el(
           'details',
           { open: true },
-          el('summary', {}, 'By district'),
+          el('summary', {}, 'By stratum'),
           el(
             'div',
-            { class: 'districts', 'data-testid': 'district-bars' },
-            shown.map((d) =>
+            { class: 'districts', 'data-testid': 'stratum-bars' },
+            result.perStratum.map((s) =>
               el(
                 'div',
                 { class: 'district' },
                 el(
                   'div',
                   { class: 'spread small' },
-                  el('strong', {}, d.district),
-                  el('span', { class: 'muted' }, `${d.ballots} ballot${d.ballots === 1 ? '' : 's'}`),
+                  el('strong', { 'data-testid': 'stratum-name' }, s.name),
+                  el(
+                    'span',
+                    { class: 'muted' },
+                    `${s.ballots} ballot${s.ballots === 1 ? '' : 's'}`,
+                    s.registerSize === null ? '' : ` of ${s.registerSize} registered`,
+                  ),
                 ),
-                bars(poll.options, d.counts, `district-${d.stratum}`),
+                bars(poll.options, s.counts, `counts-${s.stratum}`),
               ),
             ),
           ),
-          hidden.length
-            ? el(
-                'p',
-                { class: 'muted small' },
-                `Not shown, too few ballots to keep them anonymous: ${hidden.map((d) => d.district).join(', ')}.`,
-              )
-            : null,
         )
       : null,
+    strataNote(poll, result.perStratum.length),
     el(
       'div',
       { class: 'links' },
