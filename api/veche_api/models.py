@@ -42,6 +42,11 @@ def table_of(model: type[SQLModel]) -> Table:
 
 
 class Resident(SQLModel, table=True):
+    # A poll's register is counted per (district, birth year) when it is created
+    # (eligibility.count_eligible): this index answers that without reading the table
+    # (1,000,000 residents in SQLite: 0.7 s; 10.5 s without it).
+    __table_args__ = (Index("ix_resident_district_birth_year", "district", "birth_year"),)
+
     address: str = Field(primary_key=True, max_length=42)  # checksummed
     district: str = Field(max_length=100)
     birth_year: int
