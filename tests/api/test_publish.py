@@ -124,8 +124,16 @@ def test_the_published_result_is_the_verifiers_count(api, tmp_path):
     assert reply.status_code == 200, reply.text
     tally = reply.json()
     written = tmp_path / "dataset.csv"
-    verified = veche_verify(api, tmp_path, "poll", str(poll["id"]), "--write-dataset", str(written))
+    verified = veche_verify(
+        api, tmp_path, "poll", str(poll["id"]), "--write-dataset", str(written), "--city", api.server.url
+    )
     report = json.loads(verified.stdout)
+    # The names the city serves are those its metadataHash commits (a citywide poll's strata are
+    # the city's districts, named but not committed).
+    assert report["names"]["status"] == "checked", report["names"]
+    assert [o["text"] for o in report["names"]["options"]] == list(OPTIONS)
+    assert [s["name"] for s in report["names"]["strata"]] == ["Central", "Northern", "Eastern"]
+    assert report["names"]["strataCommitted"] is False
 
     # The verifier's verdict: every check passes; check 8 lists the two spoiled ballots that are
     # the last word of their tokens (the voters', not the city's fault), left out of the count.

@@ -33,10 +33,10 @@ from veche_core.rpc import RpcClient
 from . import checks, names, report, work
 from .chain import balances, check_deployment, has_role, read_snapshot
 from .checks import Verdict
-from .records import ChainSnapshot
+from .records import ChainSnapshot, PollParameters
 
 EXIT_CODES = {Verdict.PASS: 0, Verdict.FAIL: 1, Verdict.CANNOT_VERIFY: 2, Verdict.NOT_YET: 3}
-EXIT_PASS, EXIT_FAIL, EXIT_UNVERIFIED, EXIT_NOT_YET = (EXIT_CODES[v] for v in Verdict)
+EXIT_UNVERIFIED = EXIT_CODES[Verdict.CANNOT_VERIFY]
 try:
     VERSION = version("veche-verifier")
 except PackageNotFoundError:  # run from a source tree that was never installed
@@ -102,7 +102,7 @@ class Context:
             verdict.names = self.names(poll_id, record.created)
         return verdict
 
-    def names(self, poll_id: int, created: Any) -> names.Names:
+    def names(self, poll_id: int, created: PollParameters | None) -> names.Names:
         """The poll's texts from the metadata file, else from the city, checked against the chain."""
         texts: PollTexts | names.Names | None = self.metadata.get(poll_id)
         if texts is None and self.city:
