@@ -53,14 +53,14 @@ def test_poll_command_exit_codes_and_json(anvil, city, new_poll, tmp_path):
     assert not_yet(report) == {7, 8, 9, 10} and all(
         c["passed"] for c in report["checks"] if c["number"] not in {7, 8, 9, 10}
     )
-    assert report["reason"].startswith("not yet: the poll is open until ")
+    assert report["reason"].startswith("the poll is open until ")
 
     # Closed, but the trustees have posted 1 of 2 shares: not yet.
     city.advance_to(poll.closes_at)
     city.release_shares(poll, [0])
     code, report = run_cli(anvil.url, city.deployment, "poll", str(poll.poll_id), tmp_path=tmp_path)
     assert code == 3 and not_yet(report) == {7, 8, 9, 10}
-    assert report["reason"] == "not yet: the trustees have not released the key: 1 of 2 key shares are on chain"
+    assert report["reason"] == "the trustees have not released the key: 1 of 2 key shares are on chain"
 
     # The key is released, the result not yet published: counted, and 9 and 10 are not yet.
     city.release_shares(poll, [1])

@@ -147,7 +147,7 @@ class PollVerdict:
         if self.verdict is Verdict.CANNOT_VERIFY:
             return self.unverifiable or "no check ran"
         if self.verdict is Verdict.NOT_YET:
-            return next(c.detail for c in self.checks if c.not_yet)
+            return next(c.detail.removeprefix("not yet: ") for c in self.checks if c.not_yet)
         return None
 
     def to_dict(self) -> dict[str, Any]:
