@@ -67,7 +67,10 @@ def refusals(verdict: PollVerdict) -> list[CheckResult]:
     check 8 lists them, leaves them out of the count and passes, since a resident can seal anything
     with a valid token.) A check that did not pass means the count could not run yet (shares
     missing), or would not be the chain's (a ballot the relay should never have sent), and
-    publishing it would publish a result that no observer accepts."""
+    publishing it would publish a result that no observer accepts. A poll of which the chain
+    holds nothing yet (its creation not mined) is refused as check 1, whose PollCreated it lacks."""
+    if verdict.unverifiable is not None:
+        return [CheckResult(1, False, f"cannot run: {verdict.unverifiable}")]
     return [c for c in verdict.checks if not c.passed]
 
 

@@ -22,9 +22,11 @@ import pytest
 from eth_hash.auto import keccak
 from web3 import Web3
 
+from veche_api.tally import refusals
 from veche_client.sdk import ResidentClient
 from veche_core import dataset, plaintext, sealing
 from veche_node.contracts import Sender, bind, dev_accounts
+from veche_verify.checks import PollVerdict
 
 from .conftest import DATABASES, assert_error, make_api
 from .test_flow import release_shares
@@ -234,3 +236,14 @@ def test_a_failing_check_publishes_nothing(api):
     assert "check 2" in reply.json()["error"]["message"]
     assert on_chain_result(api, poll["id"])[0] is False
     assert_error(api.http.get(f"/polls/{poll['id']}/results"), 404, "result.not_published")
+
+
+def test_a_poll_the_chain_does_not_hold_is_refused_as_check_1():
+    """count_poll judges nothing of a poll with no event on chain (CANNOT_VERIFY, no checks):
+    the publish must still refuse it by number, not publish an empty count."""
+    [refusal] = refusals(PollVerdict(7, [], unverifiable="no poll 7 on PollBook 0x… of chain 1"))
+    assert (refusal.number, refusal.passed, refusal.detail) == (
+        1,
+        False,
+        "cannot run: no poll 7 on PollBook 0x… of chain 1",
+    )
