@@ -67,13 +67,15 @@ def _worker_context() -> BaseContext:
 
 
 def refusals(verdict: PollVerdict) -> list[CheckResult]:
-    """The failed checks that stop publication: every one of checks 1–8, except check 8 when it
-    ran. Its failures are then counted ballots that do not decode (a resident can seal anything
-    with a valid token): listed, not counted, and the result stands without them. Any other
-    failure means the count could not run (missing shares, unusable parameters) or would not be
-    the chain's (a ballot the relay should never have sent), and publishing it would publish a
-    result that no observer accepts."""
-    return [c for c in verdict.checks if not c.passed and not (c.number == 8 and verdict.recomputed is not None)]
+    """The checks of 1–8 that did not pass: any one stops publication. (Spoiled ballots do not:
+    check 8 lists them, leaves them out of the count and passes, since a resident can seal anything
+    with a valid token.) A check that did not pass means the count could not run yet (shares
+    missing), or would not be the chain's (a ballot the relay should never have sent), and
+    publishing it would publish a result that no observer accepts. A poll of which the chain
+    holds nothing yet (its creation not mined) is refused as check 1, whose PollCreated it lacks."""
+    if verdict.unverifiable is not None:
+        return [CheckResult(1, False, f"cannot run: {verdict.unverifiable}")]
+    return [c for c in verdict.checks if not c.passed]
 
 
 def _refuse(failed: list[CheckResult]) -> ApiError:

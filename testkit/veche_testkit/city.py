@@ -25,7 +25,6 @@ its work by block ranges, so fewer, larger blocks change what a benchmark of it 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -46,6 +45,7 @@ from veche_core.ballot import Ballot
 from veche_core.calls import encode_cast_ballots, encode_credit, encode_record_issuances
 from veche_core.dataset import DatasetRow, dataset_hash
 from veche_core.deployment import Deployment
+from veche_core.metadata import canonical_json, poll_metadata
 from veche_core.rpc import RpcClient
 from veche_core.typed_data import key_share_digest, poll_book_domain, sign_digest
 from veche_node.contracts import Sender, bind, deploy_with_dev_accounts, dev_accounts
@@ -191,9 +191,11 @@ class City:
         issuer_keys = issuer_keys or [blind_rsa.generate_private_key() for _ in range(strata)]
         opens_at = self.now() + opens_in
         closes_at = opens_at + duration
-        metadata = metadata or {"question": "?", "options": [f"option {i}" for i in range(option_count)]}
+        metadata = metadata or poll_metadata(
+            "?", [f"option {i}" for i in range(option_count)], {"districts": None, "minAge": None, "maxAge": None}
+        )
         params = (
-            keccak(json.dumps(metadata, sort_keys=True, separators=(",", ":")).encode()),
+            keccak(canonical_json(metadata)),
             option_count,
             max_choices,
             opens_at,

@@ -91,6 +91,7 @@ def test_selectors_are_the_contracts_functions():
     assert poll_book[calls.HAS_ROLE_SELECTOR] == calls.HAS_ROLE
     assert city_points[calls.CREDIT_SELECTOR] == calls.CREDIT
     assert city_points[calls.BALANCE_OF_SELECTOR] == calls.BALANCE_OF
+    assert poll_book[calls.EIP712_DOMAIN_SELECTOR] == city_points[calls.EIP712_DOMAIN_SELECTOR] == calls.EIP712_DOMAIN
     # the forge takes the same castBallots and recordIssuances calls
     forge = _abi_functions("EventForge")
     assert calls.CAST_BALLOTS_SELECTOR in forge and calls.RECORD_ISSUANCES_SELECTOR in forge

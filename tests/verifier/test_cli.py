@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import time
+from dataclasses import replace
 from importlib.metadata import version
 
 from eth_account import Account
@@ -13,12 +15,14 @@ from eth_account import Account
 from veche_core import dataset as dataset_format
 from veche_core._keccak import keccak
 from veche_core.deployment import Deployment
+from veche_core.metadata import poll_metadata
 from veche_core.receipt import sign_receipt
 from veche_core.rpc import RpcClient
 from veche_testkit.city import City
 from veche_verify.chain import balances, read_snapshot
 
 from .conftest import RESIDENTS, VERIFY, close_and_publish, run_cli, verify
+from .test_checks import spoiled_ballot
 
 
 def _receipt(city, poll, ballot, key=None, address=None):
@@ -40,17 +44,36 @@ def test_poll_command_exit_codes_and_json(anvil, city, new_poll, tmp_path):
     poll = new_poll(voters=3)
     city.cast(poll, [city.ballot(poll, key, [1]) for key in poll.tokens])
 
-    code, report = run_cli(anvil.url, city.deployment, "poll", str(poll.poll_id), tmp_path=tmp_path)
-    assert code == 1, "an open poll cannot be verified yet: fail closed, never exit 0"
-    assert report["verdict"] == "FAIL"
-    assert {c["number"] for c in report["checks"] if not c["passed"]} == {7, 8, 9, 10}
+    def not_yet(report) -> set[int]:
+        return {c["number"] for c in report["checks"] if c["result"] == "NOT_YET"}
 
-    close_and_publish(city, poll)
+    # Open: what can be checked passes, the rest is not yet (exit 3), never a failure.
+    code, report = run_cli(anvil.url, city.deployment, "poll", str(poll.poll_id), tmp_path=tmp_path)
+    assert code == 3 and report["verdict"] == "NOT_YET", report
+    assert not_yet(report) == {7, 8, 9, 10} and all(
+        c["passed"] for c in report["checks"] if c["number"] not in {7, 8, 9, 10}
+    )
+    assert report["reason"].startswith("the poll is open until ")
+
+    # Closed, but the trustees have posted 1 of 2 shares: not yet.
+    city.advance_to(poll.closes_at)
+    city.release_shares(poll, [0])
+    code, report = run_cli(anvil.url, city.deployment, "poll", str(poll.poll_id), tmp_path=tmp_path)
+    assert code == 3 and not_yet(report) == {7, 8, 9, 10}
+    assert report["reason"] == "the trustees have not released the key: 1 of 2 key shares are on chain"
+
+    # The key is released, the result not yet published: counted, and 9 and 10 are not yet.
+    city.release_shares(poll, [1])
+    code, report = run_cli(anvil.url, city.deployment, "poll", str(poll.poll_id), tmp_path=tmp_path)
+    assert code == 3 and not_yet(report) == {9, 10} and report["tally"]["recomputed"] == [0, 3, 0]
+
+    city.publish(poll)
     code, report = run_cli(anvil.url, city.deployment, "poll", str(poll.poll_id), tmp_path=tmp_path)
     assert code == 0, report
-    assert report["verdict"] == "PASS"
+    assert report["verdict"] == "PASS" and report["reason"] is None
     assert report["tally"]["recomputed"] == report["tally"]["published"] == [0, 3, 0]
     assert [c["number"] for c in report["checks"]] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12]
+    assert report["names"]["status"] == "not_checked"
 
     # What was read, for anyone to repeat and compare: the chain, the contracts, the last block
     # read and its hash, and the verifier's version.
@@ -155,7 +178,7 @@ def test_poll_writes_the_dataset_it_recomputed(anvil, city, new_poll, tmp_path):
     code, report = run_cli(
         anvil.url, city.deployment, "poll", str(poll.poll_id), "--write-dataset", str(written), tmp_path=tmp_path
     )
-    assert code == 1 and not written.exists(), "before close nothing is decrypted: no file"
+    assert code == 3 and not written.exists(), "before close nothing is decrypted: no file"
 
     close_and_publish(city, poll)
     code, report = run_cli(
@@ -204,7 +227,7 @@ def test_balances_are_read_at_the_block_the_events_were_read_up_to(anvil, issuer
 
 def test_could_not_verify_exits_2(anvil, city, tmp_path):
     code, output = run_cli("http://127.0.0.1:9", city.deployment, "all", tmp_path=tmp_path)
-    assert code == 2 and "could not verify" in output
+    assert code == 2 and output["verdict"] == "CANNOT_VERIFY" and "127.0.0.1:9" in output["error"]
 
     bad = tmp_path / "broken.json"
     bad.write_text("{not json")
@@ -217,7 +240,143 @@ def test_could_not_verify_exits_2(anvil, city, tmp_path):
     assert proc.returncode == 2  # no deployment given: a usage error
 
 
-def test_a_deployment_with_no_polls_does_not_pass(anvil, city, tmp_path):
+def test_setup_mistakes_could_not_verify_never_fail(anvil, city, new_poll, forge, tmp_path):
+    """A poll that does not exist, a deployment file for another chain, a PollBook address with
+    no code, or with another contract's code: exit 2 and the reason, never a failed check."""
+    new_poll(voters=1)
+    code, report = run_cli(anvil.url, city.deployment, "poll", "99999", tmp_path=tmp_path)
+    assert code == 2 and report["verdict"] == "CANNOT_VERIFY" and report["checks"] == []
+    assert report["reason"].startswith("no poll 99999 on PollBook ")
+
+    d = city.deployment
+    wrong = {
+        "chain": (replace(d, chain_id=d.chain_id + 1), f"the node serves chain {d.chain_id}"),
+        "an account": (replace(d, poll_book=RESIDENTS[0]), f"no contract at the PollBook address {RESIDENTS[0]}"),
+        "CityPoints": (replace(d, poll_book=d.city_points), "its EIP-712 domain is 'Veche CityPoints'"),
+        "another contract": (replace(d, poll_book=forge.address), f"{forge.address} is not a Veche PollBook"),
+    }
+    for what, (deployment, reason) in wrong.items():
+        for command in (["poll", "1"], ["all"]):
+            code, report = run_cli(anvil.url, deployment, *command, tmp_path=tmp_path)
+            assert code == 2 and report["verdict"] == "CANNOT_VERIFY", (what, report)
+            assert reason in report["error"], (what, report["error"])
+
+
+def test_a_deployment_with_no_polls_verifies_nothing(anvil, city, tmp_path):
     empty = Deployment(city.deployment.chain_id, city.deployment.poll_book, city.deployment.city_points, 10**9)
     code, report = run_cli(anvil.url, empty, "all", tmp_path=tmp_path)
-    assert code == 1 and report["polls"] == []
+    assert code == 2 and report["polls"] == [] and report["verdict"] == "CANNOT_VERIFY"
+
+
+def test_all_passes_when_every_finished_poll_passes_and_lists_the_others(anvil, issuer_keys, tmp_path):
+    city = City.deploy_on_dev_chain(anvil.url)  # its own deployment: only this test's polls
+    finished = city.create_poll(issuer_keys=issuer_keys, strata=1)
+    city.issue_tokens(finished, [(RESIDENTS[0], 0)])
+    city.cast(finished, [city.ballot(finished, key, [0]) for key in finished.tokens])
+    open_one = city.create_poll(issuer_keys=issuer_keys, strata=1, duration=7200)
+    code, report = run_cli(anvil.url, city.deployment, "all", tmp_path=tmp_path)
+    assert code == 3 and report["verdict"] == "NOT_YET", "nothing finished yet: nothing passed"
+
+    close_and_publish(city, finished)
+    code, report = run_cli(anvil.url, city.deployment, "all", tmp_path=tmp_path)
+    assert code == 0 and report["verdict"] == "PASS", report
+    assert report["notYet"] == [open_one.poll_id]
+    assert {p["pollId"]: p["verdict"] for p in report["polls"]} == {
+        finished.poll_id: "PASS",
+        open_one.poll_id: "NOT_YET",
+    }
+
+
+def test_spoiled_ballots_do_not_fail_the_poll(anvil, city, new_poll, tmp_path):
+    """Residents cast a blank ciphertext and 50 random bytes with valid tokens: listed as
+    spoiled with their tokens, not counted, and the poll passes (exit 0)."""
+    poll = new_poll(voters=4)
+    blank, noise = poll.tokens[2:]
+    city.cast(
+        poll,
+        [city.ballot(poll, key, [0]) for key in poll.tokens[:2]]
+        + [spoiled_ballot(city, poll, blank, b""), spoiled_ballot(city, poll, noise, os.urandom(50))],
+    )
+    close_and_publish(city, poll)
+
+    code, report = run_cli(anvil.url, city.deployment, "poll", str(poll.poll_id), tmp_path=tmp_path)
+
+    assert code == 0 and report["verdict"] == "PASS", report
+    assert {s["token"] for s in report["spoiled"]} == {blank.address, noise.address} and report["spoiledCount"] == 2
+    assert report["tally"]["recomputed"] == report["tally"]["published"] == [2, 0, 0]
+
+
+def test_options_after_the_command_and_help_without_a_deployment(anvil, city, new_poll, tmp_path):
+    poll = new_poll(voters=1)
+    city.cast(poll, [city.ballot(poll, key, [0]) for key in poll.tokens])
+    close_and_publish(city, poll)
+    path = tmp_path / "deployment.json"
+    city.deployment.save(path)
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if k not in ("VECHE_DEPLOYMENT", "VECHE_RPC_URL")}
+        return subprocess.run([str(VERIFY), *args], capture_output=True, text=True, timeout=120, env=env)
+
+    after = run("poll", str(poll.poll_id), "--json", "--rpc", anvil.url, "--deployment", str(path))
+    assert after.returncode == 0 and json.loads(after.stdout)["verdict"] == "PASS", after.stdout + after.stderr
+    mixed = run("--rpc", "http://127.0.0.1:9", "poll", str(poll.poll_id), "--rpc", anvil.url, "--deployment", str(path))
+    assert mixed.returncode == 0, "the option after the command wins"
+
+    for args in (["poll", "--help"], ["--help"], ["all", "-h"]):
+        shown = run(*args)
+        assert shown.returncode == 0 and "Usage: veche-verify" in shown.stdout and "--json" in shown.stdout, args
+
+    usage = run("poll", "--json", "--no-such-option")
+    assert usage.returncode == 2 and "--no-such-option" in json.loads(usage.stdout)["error"]
+    missing = run("poll", "1", "--json")
+    assert missing.returncode == 2 and json.loads(missing.stdout) == {
+        "verdict": "CANNOT_VERIFY",
+        "error": "give --deployment FILE, or --poll-book and --city-points",
+    }
+
+
+def test_names_from_a_metadata_file_are_checked_against_the_metadata_hash(anvil, city, issuer_keys, tmp_path):
+    audience = {"districts": ["Центральный", "Северный"], "minAge": None, "maxAge": None}
+    texts = {"question": "Где поставить скамейки?", "options": ["У пруда", "Во дворе", "Нигде"], "audience": audience}
+    poll = city.create_poll(issuer_keys=issuer_keys, strata=2, metadata=poll_metadata(**texts))
+    city.issue_tokens(poll, [(r, i % 2) for i, r in enumerate(RESIDENTS[:2])])
+    city.cast(poll, [city.ballot(poll, key, [1]) for key in poll.tokens])
+    close_and_publish(city, poll)
+    d = city.deployment
+    served = {
+        "id": poll.poll_id,
+        **texts,
+        "strata": audience["districts"],
+        "chainId": d.chain_id,
+        "pollBook": d.poll_book,
+    }
+    file = tmp_path / "polls.json"
+
+    def verify_with(metadata) -> tuple[int, dict]:
+        file.write_text(json.dumps(metadata, ensure_ascii=False))
+        return run_cli(anvil.url, d, "poll", str(poll.poll_id), "--metadata", str(file), tmp_path=tmp_path)
+
+    code, report = verify_with([served])
+    assert code == 0 and report["names"]["status"] == "checked", report["names"]
+    assert report["names"]["options"][1] == {"number": 2, "index": 1, "text": "Во дворе"}
+    assert [s["name"] for s in report["names"]["strata"]] == audience["districts"] and report["names"][
+        "strataCommitted"
+    ]
+
+    code, report = verify_with({**served, "options": ["У пруда", "Во дворе", "Везде"]})
+    assert code == 1 and report["verdict"] == "FAIL" and report["names"]["status"] == "mismatch"
+    assert all(c["passed"] for c in report["checks"]), "the mismatch is its own finding, not a check"
+
+    code, report = verify_with({**served, "pollBook": RESIDENTS[0], "options": ["?"]})
+    assert code == 0 and report["names"]["status"] == "not_checked", "another deployment's texts: a setup mistake"
+
+    file.write_text(json.dumps(served, ensure_ascii=False))
+    text = subprocess.run(
+        [str(VERIFY), "--rpc", anvil.url, "--deployment", str(tmp_path / "deployment.json"), "poll", str(poll.poll_id)]
+        + ["--metadata", str(file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    ).stdout
+    assert f"Poll {poll.poll_id}: Где поставить скамейки?" in text and "2. Во дворе" in text and "Северный" in text

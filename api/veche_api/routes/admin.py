@@ -6,11 +6,12 @@ from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 from fastapi import APIRouter, Path
 
+from veche_core.metadata import canonical_json
+
 from ..deps import AdminDep, StateDep
 from ..errors import error_responses
 from ..models import Charity, Reward
 from ..schemas import MAX_INT, CharityCreate, CharityCreated, RewardCreate, RewardCreated, TallyOut
-from .polls import canonical_json
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 

@@ -7,7 +7,6 @@ import logging
 import time
 from collections.abc import Sequence
 
-from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 from fastapi import APIRouter, Query
 from sqlalchemy.exc import IntegrityError
@@ -15,6 +14,7 @@ from sqlmodel import col, select
 
 from veche_core import blind_rsa, key_shares
 from veche_core.errors import KeyShareError
+from veche_core.metadata import metadata_hash as poll_metadata_hash
 
 from ..deps import AdminDep, SessionDep, StateDep
 from ..eligibility import count_eligible, eligible_stratum
@@ -29,15 +29,6 @@ router = APIRouter(tags=["polls"])
 log = logging.getLogger("veche_api")
 
 CREATE_WAIT = 60.0  # seconds the creating request waits for its transaction to be mined
-
-
-def canonical_json(value) -> bytes:
-    """The canonical JSON whose keccak256 is a poll's metadataHash (docs/protocol.md §API)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def metadata_of(question: str, options: list[str], audience: dict) -> dict:
-    return {"question": question, "options": options, "audience": audience}
 
 
 def poll_status(poll: Poll, now: int) -> str:
@@ -113,7 +104,7 @@ def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
     audience_json = audience.model_dump(by_alias=True)
     poll_strata = make_strata(state, audience_json, body.opens_at)
     strata = poll_strata.strata
-    metadata_hash = keccak(canonical_json(metadata_of(body.question, body.options, audience_json)))
+    metadata_hash = poll_metadata_hash(body.question, body.options, audience_json)
     private_keys = [blind_rsa.generate_private_key(bits=state.settings.rsa_bits) for _ in strata]
     public_keys = [k.public_key.encode() for k in private_keys]
     try:

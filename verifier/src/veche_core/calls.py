@@ -19,6 +19,7 @@ from ._encoding import address_bytes
 from ._keccak import keccak
 from .abi import word
 from .ballot import encode_ballot_fields
+from .errors import EncodingError
 
 
 def selector(signature: str) -> bytes:
@@ -46,12 +47,14 @@ RECORD_ISSUANCES = "recordIssuances(uint256,bytes32[],uint32[])"
 CREDIT = "credit(uint256,address[],uint256)"
 HAS_ROLE = "hasRole(bytes32,address)"
 BALANCE_OF = "balanceOf(address)"
+EIP712_DOMAIN = "eip712Domain()"  # EIP-5267, as OpenZeppelin's EIP712 answers it
 
 CAST_BALLOTS_SELECTOR = selector(CAST_BALLOTS)
 RECORD_ISSUANCES_SELECTOR = selector(RECORD_ISSUANCES)
 CREDIT_SELECTOR = selector(CREDIT)
 HAS_ROLE_SELECTOR = selector(HAS_ROLE)
 BALANCE_OF_SELECTOR = selector(BALANCE_OF)
+EIP712_DOMAIN_SELECTOR = selector(EIP712_DOMAIN)
 
 # selector + pollId + offset of the array + array length
 CAST_BALLOTS_OVERHEAD = 4 + 3 * 32
@@ -108,3 +111,16 @@ def encode_has_role(role: str, account: str | bytes) -> bytes:
 def encode_balance_of(account: str | bytes) -> bytes:
     """Calldata of `CityPoints.balanceOf(account)`."""
     return BALANCE_OF_SELECTOR + bytes(12) + address_bytes(account, "account")
+
+
+def decode_eip712_domain(answer: bytes) -> tuple[str, str, int, bytes]:
+    """(name, version, chainId, verifyingContract) from what `eip712Domain()` returns (EIP-5267:
+    bytes1 fields, string name, string version, uint256 chainId, address verifyingContract,
+    bytes32 salt, uint256[] extensions); EncodingError if it is not that."""
+    _, name, version, chain_id, contract, _, _ = abi.decode(
+        ["bytes32", "bytes", "bytes", "uint256", "address", "bytes32", "uint256[]"], answer
+    )
+    try:
+        return name.decode("utf-8"), version.decode("utf-8"), chain_id, contract
+    except UnicodeDecodeError:
+        raise EncodingError("eip712Domain(): name or version is not UTF-8") from None

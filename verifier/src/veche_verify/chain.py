@@ -20,14 +20,52 @@ from typing import Any
 from veche_core import calls, events
 from veche_core.abi import checksum_address
 from veche_core.deployment import Deployment
-from veche_core.errors import EncodingError
-from veche_core.rpc import RpcClient
+from veche_core.errors import EncodingError, VecheError
+from veche_core.rpc import RpcClient, RpcError
 
 from . import election_key, work
 from .records import CastBallot, ChainSnapshot, PollParameters, PollRecord
 
 # The events every resident produces: read in bulk by the worker processes.
 BULK_EVENTS = (events.TOKENS_ISSUED, events.BALLOT_CAST, events.POINTS_CREDITED)
+
+
+class DeploymentMismatchError(VecheError):
+    """The deployment file does not describe the chain the node serves: nothing can be verified."""
+
+
+#: The EIP-712 domain name each contract of a deployment answers with (docs/protocol.md §4).
+CONTRACT_NAMES = {"PollBook": "Veche PollBook", "CityPoints": "Veche CityPoints"}
+
+
+def check_deployment(client: RpcClient, deployment: Deployment) -> None:
+    """DeploymentMismatchError unless the node serves the deployment's chain and, at its two
+    addresses, a PollBook and a CityPoints of it (each contract's EIP-5267 `eip712Domain()`:
+    its name, version 1, this chain id and its own address). A setup mistake, never a verdict."""
+    chain_id = client.chain_id()
+    if chain_id != deployment.chain_id:
+        raise DeploymentMismatchError(
+            f"the node serves chain {chain_id}, the deployment file is for chain {deployment.chain_id}"
+        )
+    for kind, address in (("PollBook", deployment.poll_book), ("CityPoints", deployment.city_points)):
+        if not client.get_code(address):
+            raise DeploymentMismatchError(f"no contract at the {kind} address {address} on chain {chain_id}")
+        try:
+            name, version, domain_chain, contract = calls.decode_eip712_domain(
+                client.eth_call(address, calls.EIP712_DOMAIN_SELECTOR)
+            )
+        except (RpcError, EncodingError):
+            raise DeploymentMismatchError(f"the contract at {address} is not a Veche {kind}") from None
+        if (name, version, domain_chain, "0x" + contract.hex()) != (
+            CONTRACT_NAMES[kind],
+            "1",
+            chain_id,
+            address.lower(),
+        ):
+            raise DeploymentMismatchError(
+                f"the contract at {address} is not the deployment's {kind}: its EIP-712 domain is "
+                f"{name!r} version {version!r} of chain {domain_chain} at {checksum_address(contract)}"
+            )
 
 
 def read_snapshot(
@@ -48,6 +86,7 @@ def read_snapshot(
 
     chain_id = client.chain_id()
     head, head_hash = client.head_block()
+    head_time = client.block_timestamps([head])[head]
     poll_topic = None if poll_id is None else events.uint_topic(poll_id)
     polls: dict[int, PollRecord] = {}
     spent: dict[str, int] = defaultdict(int)
@@ -120,6 +159,7 @@ def read_snapshot(
         chain_id=chain_id,
         head=head,
         head_hash=head_hash,
+        head_time=head_time,
         polls=polls,
         block_timestamps=stamps,
         balances_by_events=balances,

@@ -1,13 +1,19 @@
 """The verifier's numbered checks (docs/protocol.md §6), each returning a result, never raising.
 
 Fail closed: a check passes only when it ran over everything it covers and found nothing wrong.
-A check that cannot run (the poll is not closed, its inputs are unusable) fails and says why.
+A check whose inputs are not on chain *yet* (the poll is open, the trustees have not posted their
+shares, no result is published) is NOT YET: it does not pass, and it does not accuse anyone. Any
+other check that cannot run (its inputs are on chain and unusable) fails and says why. A poll's
+verdict is FAIL if any check fails, else NOT YET if any is not yet, else PASS; a poll of which
+the chain holds nothing at all is CANNOT_VERIFY (a setup mistake, not a broken rule).
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from veche_core import key_shares, plaintext
@@ -18,6 +24,7 @@ from veche_core.errors import VecheError
 from veche_core.receipt import Receipt
 
 from . import election_key
+from .names import Names, NamesStatus
 from .records import CastBallot, ChainSnapshot, PollParameters, PollRecord
 
 STATEMENTS = {
@@ -28,7 +35,10 @@ STATEMENTS = {
     5: "Per token, only the highest sequence counts; superseded ballots are listed, not counted.",
     6: "Per stratum, counted ballots ≤ issued tokens.",
     7: "The key shares rebuild a secret key that matches the published election public key.",
-    8: "Every counted ballot decrypts and decodes to a valid choice (invalid ones are listed, not counted).",
+    8: (
+        "Every counted ballot is opened; one that does not decrypt or decode to a valid choice is spoiled "
+        "(the voter's): listed, not counted."
+    ),
     9: "The recomputed tally equals the published tally.",
     10: "The anonymised dataset equals the set of counted ballots, and its hash equals the one on chain.",
     11: (
@@ -40,6 +50,15 @@ STATEMENTS = {
 MAX_LISTED = 50
 
 
+class Verdict(StrEnum):
+    """A poll's (or a command's) verdict; the JSON spells them so, and the exit code follows."""
+
+    PASS = "PASS"  # every check ran and passed
+    FAIL = "FAIL"  # a rule was broken: the data on chain (or what the city serves) is wrong
+    NOT_YET = "NOT_YET"  # nothing is wrong so far, but the poll is not finished on chain
+    CANNOT_VERIFY = "CANNOT_VERIFY"  # nothing could be judged: no such poll, a setup mistake
+
+
 @dataclass
 class CheckResult:
     number: int
@@ -47,15 +66,21 @@ class CheckResult:
     detail: str
     counts: dict[str, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    not_yet: bool = False  # not passed, but only because its inputs are not on chain yet
 
     @property
     def statement(self) -> str:
         return STATEMENTS[self.number]
 
+    @property
+    def result(self) -> Verdict:
+        return Verdict.PASS if self.passed else Verdict.NOT_YET if self.not_yet else Verdict.FAIL
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "number": self.number,
             "statement": self.statement,
+            "result": self.result.value,
             "passed": self.passed,
             "detail": self.detail,
             "counts": self.counts,
@@ -73,6 +98,15 @@ def _cannot_run(number: int, why: str) -> CheckResult:
     return CheckResult(number, False, f"cannot run: {why}", {}, [f"cannot run: {why}"])
 
 
+def _not_yet(number: int, why: str) -> CheckResult:
+    return CheckResult(number, False, f"not yet: {why}", not_yet=True)
+
+
+def _waiting_for(number: int, cause: CheckResult, why: str) -> CheckResult:
+    """A check that needs what `cause` (another check) lacks: not yet if that is, else it fails."""
+    return _not_yet(number, why) if cause.not_yet else _cannot_run(number, why)
+
+
 def _shown(token: str) -> str:
     """A token as reports show addresses (EIP-55); the checks keep them in lower case."""
     return checksum_address(bytes.fromhex(token[2:]))
@@ -87,19 +121,40 @@ class PollVerdict:
     published: list[int] | None = None
     by_stratum: dict[int, list[int]] = field(default_factory=dict)
     superseded: list[dict[str, Any]] = field(default_factory=list)
-    invalid: list[dict[str, Any]] = field(default_factory=list)
+    spoiled: list[dict[str, Any]] = field(default_factory=list)  # counted ballots with no valid choice (check 8)
     counted_rows: list[DatasetRow] = field(default_factory=list)
     ballots: list[CastBallot] = field(default_factory=list)  # every decoded BallotCast, in chain order
     latest: dict[str, CastBallot] = field(default_factory=dict)  # per token (lower-case hex), the counted ballot
+    unverifiable: str | None = None  # why nothing of the poll could be judged (CANNOT_VERIFY)
+    names: Names | None = None  # the option and stratum names, checked against metadataHash (names.py)
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.unverifiable is not None or not self.checks:
+            return Verdict.CANNOT_VERIFY
+        results = {check.result for check in self.checks}
+        if self.names is not None and self.names.status is NamesStatus.MISMATCH:
+            results.add(Verdict.FAIL)
+        return next(v for v in (Verdict.FAIL, Verdict.NOT_YET, Verdict.PASS) if v in results)
 
     @property
     def passed(self) -> bool:
-        return bool(self.checks) and all(check.passed for check in self.checks)
+        return self.verdict is Verdict.PASS
+
+    @property
+    def reason(self) -> str | None:
+        """Why the verdict is not PASS or FAIL, in a sentence (the first check not yet run)."""
+        if self.verdict is Verdict.CANNOT_VERIFY:
+            return self.unverifiable or "no check ran"
+        if self.verdict is Verdict.NOT_YET:
+            return next(c.detail.removeprefix("not yet: ") for c in self.checks if c.not_yet)
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "pollId": self.poll_id,
-            "verdict": "PASS" if self.passed else "FAIL",
+            "verdict": self.verdict.value,
+            "reason": self.reason,
             "checks": [check.to_dict() for check in self.checks],
             "tally": {
                 "recomputed": self.recomputed,
@@ -108,8 +163,9 @@ class PollVerdict:
             },
             "superseded": self.superseded[:MAX_LISTED],
             "supersededCount": len(self.superseded),
-            "invalid": self.invalid[:MAX_LISTED],
-            "invalidCount": len(self.invalid),
+            "spoiled": self.spoiled[:MAX_LISTED],
+            "spoiledCount": len(self.spoiled),
+            "names": None if self.names is None else self.names.to_dict(),
         }
 
 
@@ -163,16 +219,19 @@ def verify_poll(
     """Checks 1–10 and 12 for one poll (11 is receipt mode): the count, then the published
     result and dataset compared with it."""
     verdict = count_poll(snapshot, poll_id)
-    poll = snapshot.polls.get(poll_id) or PollRecord(poll_id)
+    poll = snapshot.polls.get(poll_id)
+    if poll is None:  # no such poll: nothing to judge
+        return verdict
     if poll.created is None:
         verdict.checks += [_cannot_run(n, "the poll's parameters are missing") for n in (9, 10, 12)]
         return verdict
+    check7 = next(c for c in verdict.checks if c.number == 7)
 
     # Check 9: the tally.
-    verdict.checks.append(_check_tally(poll, verdict))
+    verdict.checks.append(_check_tally(poll, verdict, check7))
 
     # Check 10: the dataset.
-    verdict.checks.append(check_dataset(poll, verdict, dataset))
+    verdict.checks.append(check_dataset(poll, verdict, dataset, check7))
 
     # Check 12: points credited for this poll.
     verdict.checks.append(check_points_for_poll(poll))
@@ -185,7 +244,14 @@ def count_poll(snapshot: ChainSnapshot, poll_id: int) -> PollVerdict:
     The one counting rule: `verify_poll` compares what was published with this, and the city's
     API publishes this (api/veche_api/tally.py), so that what the city publishes is what every
     observer recomputes. Checks 9, 10 and 12 are not run here (nothing is published yet)."""
-    poll = snapshot.polls.get(poll_id) or PollRecord(poll_id)
+    poll = snapshot.polls.get(poll_id)
+    if poll is None:
+        return PollVerdict(
+            poll_id,
+            [],
+            unverifiable=f"no poll {poll_id} on PollBook {snapshot.deployment.poll_book} of chain "
+            f"{snapshot.chain_id} (no event names it up to block {snapshot.head})",
+        )
     check1 = check_parameters(poll)
     verdict = PollVerdict(poll_id, [check1])
     created = poll.created
@@ -200,7 +266,9 @@ def count_poll(snapshot: ChainSnapshot, poll_id: int) -> PollVerdict:
     # of the blocks that include the ballots; check 5: per token the highest sequence among
     # eligible ballots (checks 2-4) counts, wherever it stands on chain (the contract does not
     # judge sequences), and a (token, sequence) cast twice fails: the relay sends each
-    # acknowledged ballot exactly once.
+    # acknowledged ballot exactly once. Of two eligible ballots with a token's highest sequence
+    # the first in chain order (block, log index) counts: `found` is in that order and only a
+    # higher sequence replaces the one kept, so every verifier writes the same dataset row.
     found = poll.ballots
     token_failures: list[str] = []
     signature_failures: list[str] = []
@@ -280,27 +348,29 @@ def count_poll(snapshot: ChainSnapshot, poll_id: int) -> PollVerdict:
     )
 
     # Check 7: the key shares rebuild the election key.
-    secret, check7 = _rebuild_election_key(poll, created)
+    secret, check7 = _rebuild_election_key(snapshot, poll, created)
     verdict.checks.append(check7)
 
-    # Check 8: every counted ballot decrypts and decodes (opened by the workers that read it).
+    # Check 8: every counted ballot is opened (by the workers that read it); a counted ballot
+    # with no valid choice is the voter's spoiled ballot, listed and left out of the tally.
     if secret is None:
-        verdict.checks += [_cannot_run(8, "no election secret key (check 7)")]
+        verdict.checks.append(_waiting_for(8, check7, "no election secret key (check 7)"))
     elif any(b.choice is None for b in counted):  # a snapshot read without the election key
-        verdict.checks += [_cannot_run(8, "the ballots were read without the election key")]
+        verdict.checks.append(_cannot_run(8, "the ballots were read without the election key"))
         secret = None
     else:
-        verdict.invalid = [
+        verdict.spoiled = [
             {"token": _shown(b.token), "sequence": b.sequence, "block": b.block_number, "reason": b.choice}
             for b in counted
             if isinstance(b.choice, str)
         ]
+        spoiled = len(verdict.spoiled)
         verdict.checks.append(
             _result(
                 8,
-                [f"{i['token']} #{i['sequence']}: {i['reason']}" for i in verdict.invalid],
-                f"{len(counted):,} counted ballots decode",
-                {"counted": len(counted), "invalid": len(verdict.invalid)},
+                [],
+                f"{len(counted):,} counted ballots opened: {len(counted) - spoiled:,} valid, {spoiled:,} spoiled",
+                {"counted": len(counted), "spoiled": spoiled},
             )
         )
 
@@ -311,7 +381,7 @@ def count_poll(snapshot: ChainSnapshot, poll_id: int) -> PollVerdict:
         rows = []
         for b in counted:
             choice = b.choice
-            if not isinstance(choice, tuple):  # invalid (listed by check 8); never None here
+            if not isinstance(choice, tuple):  # spoiled (listed by check 8); never None here
                 continue
             stratum_tally = by_stratum[b.stratum]
             for option in choice:
@@ -322,17 +392,31 @@ def count_poll(snapshot: ChainSnapshot, poll_id: int) -> PollVerdict:
     return verdict
 
 
-def _rebuild_election_key(poll: PollRecord, created: PollParameters) -> tuple[bytes | None, CheckResult]:
+def _rebuild_election_key(
+    snapshot: ChainSnapshot, poll: PollRecord, created: PollParameters
+) -> tuple[bytes | None, CheckResult]:
     rebuilt = poll.election_key or election_key.rebuild(poll)  # read_snapshot rebuilt it already
     if rebuilt.missing:
-        return None, _cannot_run(7, rebuilt.missing)
+        if poll.results:  # a result is on chain that no one can recompute: a broken rule
+            return None, _cannot_run(7, f"a result is published, but {rebuilt.missing}")
+        if snapshot.head_time < created.closes_at:
+            return None, _not_yet(
+                7, f"the poll is open until {_utc(created.closes_at)}; the trustees post their shares after it closes"
+            )
+        return None, _not_yet(7, f"the trustees have not released the key: {rebuilt.missing}")
     counts = {"shares": len(poll.shares), "threshold": created.threshold}
     return rebuilt.secret, _result(7, rebuilt.failures, f"{len(poll.shares)} shares rebuild the election key", counts)
 
 
-def _check_tally(poll: PollRecord, verdict: PollVerdict) -> CheckResult:
+def _utc(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _check_tally(poll: PollRecord, verdict: PollVerdict, check7: CheckResult) -> CheckResult:
     if verdict.recomputed is None:
-        return _cannot_run(9, "the ballots could not be decrypted (check 7)")
+        return _waiting_for(9, check7, "the ballots could not be decrypted (check 7)")
+    if not poll.results:
+        return _not_yet(9, "no result is published on chain yet")
     if len(poll.results) != 1:
         return _cannot_run(9, f"{len(poll.results)} ResultPublished events (expected one)")
     published = list(poll.results[0]["counts"])
@@ -342,16 +426,20 @@ def _check_tally(poll: PollRecord, verdict: PollVerdict) -> CheckResult:
         failures.append(f"published {len(published)} counts for {len(verdict.recomputed)} options")
     else:
         failures = [
-            f"option {i}: recomputed {r}, published {p}"
+            f"option {i + 1}: recomputed {r}, published {p}"
             for i, (r, p) in enumerate(zip(verdict.recomputed, published))
             if r != p
         ]
     return _result(9, failures, "recomputed tally equals the published one", {"ballots": sum(verdict.recomputed)})
 
 
-def check_dataset(poll: PollRecord, verdict: PollVerdict, dataset: list[DatasetRow] | None) -> CheckResult:
+def check_dataset(
+    poll: PollRecord, verdict: PollVerdict, dataset: list[DatasetRow] | None, check7: CheckResult
+) -> CheckResult:
     if verdict.recomputed is None:
-        return _cannot_run(10, "the ballots could not be decrypted (check 7)")
+        return _waiting_for(10, check7, "the ballots could not be decrypted (check 7)")
+    if not poll.results:
+        return _not_yet(10, "no result (and so no dataset hash) is published on chain yet")
     if len(poll.results) != 1:
         return _cannot_run(10, "no single published result holds a dataset hash")
     expected = verdict.counted_rows

@@ -2,6 +2,10 @@
 
 It runs before the bulk of the ballots is read, so that the worker processes open every ballot
 in the same pass that checks its signatures; check 7 reports the findings made here.
+
+A posted share that is wrong never stops the rebuild (docs/protocol.md §3.6): it is set aside
+and named (check 7 fails), and the key is rebuilt from the consistent shares that remain, so one
+bad trustee can neither block the count nor hide it; the verdict is FAIL all the same.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ def rebuild(poll: PollRecord) -> Rebuilt:
         return Rebuilt(None, missing=f"{len(shares)} of {created.threshold} key shares are on chain")
     failures = []
     trustees = created.trustees
-    usable = []
-    for share in shares:
+    usable: list[tuple[int, bytes]] = []
+    for share in shares:  # in chain order
         index = share["index"]
         if index >= len(trustees) or share["trustee"] != trustees[index]:
             failures.append(f"share {index} was not posted by trustee {index}")
@@ -34,8 +38,15 @@ def rebuild(poll: PollRecord) -> Rebuilt:
             continue
         if info.index != index:
             failures.append(f"share {index} carries SLIP-39 member index {info.index}")
-            continue
-        usable.append((index, share["share"]))
+        elif info.group_count != 1 or info.threshold != created.threshold:
+            failures.append(f"share {index} is not a single-group share with the poll's threshold {created.threshold}")
+        elif any(index == kept for kept, _ in usable):
+            failures.append(f"share {index} was posted again (the first one posted is used)")
+        else:
+            usable.append((index, share["share"]))
+    if len(usable) < created.threshold:
+        failures.append(f"{len(usable)} of the {len(shares)} shares on chain are usable, {created.threshold} needed")
+        return Rebuilt(None, failures)
     secret = None
     try:
         secret = key_shares.combine_shares([s for _, s in usable], created.election_key, created.threshold)

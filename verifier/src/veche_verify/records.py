@@ -88,6 +88,7 @@ class ChainSnapshot:
     chain_id: int
     head: int
     head_hash: str  # so that two observers can tell they read the same chain
+    head_time: int  # the head block's timestamp: the chain's "now" (is a poll still open?)
     polls: dict[int, PollRecord]
     block_timestamps: dict[int, int]
     balances_by_events: dict[str, int] = field(default_factory=dict)  # when every poll was read

@@ -1,15 +1,30 @@
-"""Readable reports for people (rich tables); the JSON for machines is `to_dict` on the verdicts."""
+"""Readable reports for people (rich tables); the JSON for machines is `to_dict` on the verdicts.
+
+Options and strata are numbered from 1, as the city's page and the `veche` CLI number them, and
+named when the city's texts hash to the poll's metadataHash (names.py); the JSON and the dataset
+keep the chain's 0-based indices.
+"""
 
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from .checks import CheckResult, PollVerdict
+from .checks import CheckResult, PollVerdict, Verdict
+from .names import NOT_GIVEN, NamesStatus
+
+MARKS = {
+    Verdict.PASS: "[bold green]PASS[/]",
+    Verdict.FAIL: "[bold red]FAIL[/]",
+    Verdict.NOT_YET: "[bold yellow]NOT YET[/]",
+    Verdict.CANNOT_VERIFY: "[bold yellow]COULD NOT VERIFY[/]",
+}
+NUMBERING = "Options and strata are numbered from 1, as on the city's page (the JSON and the dataset count from 0)."
 
 
-def _mark(passed: bool) -> str:
-    return "[bold green]PASS[/]" if passed else "[bold red]FAIL[/]"
+def mark(verdict: Verdict) -> str:
+    return MARKS[verdict]
 
 
 def checks_table(title: str, checks: list[CheckResult]) -> Table:
@@ -19,18 +34,19 @@ def checks_table(title: str, checks: list[CheckResult]) -> Table:
     table.add_column("result")
     table.add_column("detail")
     for check in checks:
-        table.add_row(str(check.number), check.statement, _mark(check.passed), check.detail)
+        table.add_row(str(check.number), check.statement, mark(check.result), escape(check.detail))
     return table
 
 
 def tally_table(verdict: PollVerdict) -> Table:
     """Options across (a poll has a few), the recomputed and published tallies and then each
     stratum down (a city may have a dozen districts): readable on an 80-column terminal."""
+    names = verdict.names or NOT_GIVEN
     recomputed = verdict.recomputed or []
     table = Table(title=f"Poll {verdict.poll_id}: tally")
     table.add_column("")
     for option in range(len(recomputed)):
-        table.add_column(f"option {option}", justify="right")
+        table.add_column(escape(names.option(option)), justify="right")
     table.add_row("[bold]recomputed[/]", *(f"[bold]{count:,}[/]" for count in recomputed))
     published = (
         [
@@ -42,24 +58,44 @@ def tally_table(verdict: PollVerdict) -> Table:
     )
     table.add_row("published", *published, *["—"] * (len(recomputed) - len(published)), end_section=True)
     for stratum in sorted(verdict.by_stratum):
-        table.add_row(f"stratum {stratum}", *(f"{count:,}" for count in verdict.by_stratum[stratum]))
+        table.add_row(escape(names.stratum(stratum)), *(f"{count:,}" for count in verdict.by_stratum[stratum]))
     return table
 
 
+def _names_line(verdict: PollVerdict) -> str:
+    names = verdict.names or NOT_GIVEN
+    if names.status is NamesStatus.MISMATCH:
+        return f"[bold red]Names: MISMATCH[/] — {escape(names.detail)}"
+    return f"Names: {escape(names.detail)}"
+
+
 def print_poll(console: Console, verdict: PollVerdict) -> None:
+    names = verdict.names or NOT_GIVEN
+    if verdict.verdict is Verdict.CANNOT_VERIFY:
+        console.print(f"Poll {verdict.poll_id}: {mark(verdict.verdict)} — {escape(verdict.reason or '')}")
+        return
+    if names.question:
+        console.print(f"[bold]Poll {verdict.poll_id}:[/] {escape(names.question)}")
     console.print(checks_table(f"Poll {verdict.poll_id}", verdict.checks))
+    console.print(_names_line(verdict))
     if verdict.recomputed is not None:
         console.print(tally_table(verdict))
-    for title, items in (("superseded (not counted)", verdict.superseded), ("invalid (not counted)", verdict.invalid)):
+        console.print(NUMBERING)
+    listed = (
+        ("superseded by a later ballot of the same token (not counted)", verdict.superseded),
+        ("spoiled by the voter: no valid choice (not counted)", verdict.spoiled),
+    )
+    for title, items in listed:
         if items:
             console.print(f"{len(items)} {title}:")
             for item in items[:20]:
-                console.print("  " + ", ".join(f"{k}={v}" for k, v in item.items()))
+                console.print("  " + escape(", ".join(f"{k}={v}" for k, v in item.items())))
             if len(items) > 20:
                 console.print(f"  … and {len(items) - 20} more (use --json for all)")
     for check in verdict.checks:
         if not check.passed and len(check.failures) > 1:
             console.print(f"check {check.number} failures:")
             for failure in check.failures[:20]:
-                console.print(f"  - {failure}")
-    console.print(f"Poll {verdict.poll_id}: {_mark(verdict.passed)}")
+                console.print(f"  - {escape(failure)}")
+    reason = f" — {escape(verdict.reason)}" if verdict.reason else ""
+    console.print(f"Poll {verdict.poll_id}: {mark(verdict.verdict)}{reason}")
