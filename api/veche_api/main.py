@@ -27,7 +27,7 @@ from . import errors, tally
 from .chain import AdminSender, Chain
 from .core.config import Settings
 from .core.db import Database
-from .core.logs import install_secret_filter
+from .core.logs import configure_logging, publish_addresses
 from .core.security import Keys
 from .deps import AppState
 from .metrics import Metrics
@@ -226,6 +226,11 @@ def build_state(settings: Settings) -> AppState:
     db.create_all()
     keys = Keys.load(settings)
     deployment = Deployment.load(settings.deployment_file)
+    publish_addresses(
+        *(k.address for k in (keys.relayer, keys.issuer, keys.admin, keys.points_admin)),
+        deployment.poll_book,
+        deployment.city_points,
+    )
     chain = Chain(settings.rpc_url, deployment, time_ttl=settings.chain_time_ttl)
     if not chain.check():
         log.warning(
@@ -251,7 +256,7 @@ def build_state(settings: Settings) -> AppState:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    install_secret_filter(settings.secrets())
+    configure_logging(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
