@@ -109,6 +109,31 @@ def _replaying(body: bytes, receive):
     return replay
 
 
+class EndConnection:
+    """Answers to a token request or a ballot close their connection (`connection: close`), so
+    the client's next request goes on a new one: a browser, which pools connections and cannot
+    be asked for a fresh one, never sends its ballot, or a request naming the resident, on the
+    connection of a token request, nor anything after a ballot on the ballot's connection
+    (docs/threat-model.md, What the operator's logs can link). Pure ASGI."""
+
+    PATHS = ("/tokens", "/ballots")
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.PATHS:
+            return await self.app(scope, receive, send)
+
+        async def closing(message):
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
+        return await self.app(scope, receive, closing)
+
+
 class FastPost:
     """`POST /ballots` and `POST /tokens` without FastAPI's per-request machinery (routing,
     dependency solving, a thread-pool hop, response models): at hundreds of requests a second
@@ -299,6 +324,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, residents, polls, tokens, ballots, points, results, admin, web):
         app.include_router(module.router)
     app.add_middleware(FastPost)
+    app.add_middleware(EndConnection)
     app.add_middleware(
         BodyLimit, limit=settings.max_body_bytes, timeout=settings.body_timeout
     )  # outermost: bounds the body first

@@ -6,7 +6,8 @@ their polls, get tokens, vote and revote through the SDK and through the `veche`
 line the API and its relay wrote is searched for any form of any resident's identity address
 and for a client's port (which joins the requests of one connection). The residents' traffic
 goes through a TCP proxy that records which connection carried each request, to show that the
-SDK and the CLI never send a token request and a ballot on the same connection.
+SDK and the CLI never send a token request and a ballot on the same connection, and that the API
+closes a ballot's connection for a client that pools them (as a browser does).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from eth_account import Account
 
 from veche_api.core.config import Settings
 from veche_api.core.logs import AccessFilter, publish_addresses, scrub
-from veche_client.sdk import ResidentClient
+from veche_client.sdk import ResidentClient, ballot_body
 from veche_core import sealing
 from veche_node.ports import free_ports
 from veche_testkit.devchain import ADMIN_KEY, start_chain
@@ -105,6 +106,13 @@ def test_no_log_line_names_a_resident_or_a_client_port(chain, tmp_path):
                     client.submit(ResidentClient.make_ballot(token, [1]))  # a revote
                     client.ballot_status(first["ballotHash"])
                     client.points()
+                # A pooled client, as a browser is: the API closes a ballot's connection, so the
+                # request that follows (one naming the resident) goes on a new one.
+                pooled = through_proxy.post("/ballots", json=ballot_body(ResidentClient.make_ballot(tokens[0], [2])))
+                assert pooled.status_code == 202, pooled.text
+                sdk[0].polls()
+                ballot_connection = proxy.connections("POST", "/ballots")[-1]
+                assert proxy.connections("POST", "/polls/eligible")[-1] != ballot_connection
 
                 home = tmp_path / "wallet"
                 veche(proxy.url, home, "key", "import", cli_identity.key.hex())
@@ -136,7 +144,7 @@ def test_no_log_line_names_a_resident_or_a_client_port(chain, tmp_path):
     # Separate connections: no token request shares its connection with a ballot.
     token_connections = proxy.connections("POST", "/tokens")
     ballot_connections = proxy.connections("POST", "/ballots")
-    assert len(token_connections) == 4 and len(ballot_connections) == 8
+    assert len(token_connections) == 4 and len(ballot_connections) == 9
     assert not set(token_connections) & set(ballot_connections), (token_connections, ballot_connections)
 
 

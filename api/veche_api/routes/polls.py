@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Request
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
@@ -267,18 +267,14 @@ def read_poll_creation(poll_id: int, state: StateDep, session: SessionDep, _: Ad
 
 @router.get("/polls", response_model=list[PollPublic], responses=error_responses(400, 422, 503))
 def read_polls(
-    state: StateDep,
-    session: SessionDep,
-    include_closed: bool = False,
-    resident: str | None = Query(
-        default=None,
-        deprecated=True,
-        description="Refused with 400 `poll.resident_in_url`: a URL is kept by every access log and "
-        "proxy on its way, so an identity address never goes in one. Use `POST /polls/eligible`.",
-    ),
+    request: Request, state: StateDep, session: SessionDep, include_closed: bool = False
 ) -> list[PollPublic]:
-    """Every poll (open and scheduled ones; closed ones too with `include_closed`), for anyone."""
-    if resident is not None:
+    """Every poll (open and scheduled ones; closed ones too with `include_closed`), for anyone.
+
+    The polls a resident may vote in are `POST /polls/eligible`. The old `?resident=0x…` is
+    refused with 400 `poll.resident_in_url`: a URL is kept by every access log and proxy on its
+    way, beside the token request and the ballot that follow, so an identity never goes in one."""
+    if "resident" in request.query_params:
         raise ApiError(
             "poll.resident_in_url",
             400,
