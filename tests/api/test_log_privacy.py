@@ -25,7 +25,7 @@ import pytest
 from eth_account import Account
 
 from veche_api.core.config import Settings
-from veche_api.core.logs import AccessFilter, publish_addresses, scrub
+from veche_api.core.logs import AccessFilter, configure_logging, publish_addresses, scrub
 from veche_client.sdk import ResidentClient, ballot_body
 from veche_core import sealing
 from veche_node.ports import free_ports
@@ -212,3 +212,28 @@ def veche(api_url: str, home: Path, *args: str) -> str:
     proc = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
+
+
+def test_levels_by_default_and_at_debug():
+    """By default the relay's `repriced` (WARNING) and the API's INFO lines reach the handler;
+    at DEBUG the API's own DEBUG lines do, and no library's below WARNING (web3's quote RPC
+    answers); the access log has no handler unless it is turned on."""
+    try:
+        configure_logging(Settings())
+        relay, access = logging.getLogger("veche_api.relay"), logging.getLogger("uvicorn.access")
+        assert relay.isEnabledFor(logging.INFO) and not relay.isEnabledFor(logging.DEBUG)
+        assert [h.get_name() for h in logging.getLogger().handlers].count("veche") == 1
+        assert not access.hasHandlers()
+        configure_logging(Settings(log_level="DEBUG", access_log=True))
+        assert relay.isEnabledFor(logging.DEBUG) and access.hasHandlers()
+        [ours] = [h for h in logging.getLogger().handlers if h.get_name() == "veche"]
+        line = "Making request HTTP. URI: http://127.0.0.1:8545, Method: eth_getLogs"
+        for name, level, shown in [
+            ("web3.providers.HTTPProvider", logging.DEBUG, False),  # web3 sets that logger to INFO
+            ("web3.providers.HTTPProvider", logging.INFO, False),
+            ("web3.providers.HTTPProvider", logging.WARNING, True),
+            ("veche_api.relay", logging.DEBUG, True),
+        ]:
+            assert bool(ours.filter(logging.LogRecord(name, level, __file__, 1, line, None, None))) is shown
+    finally:
+        configure_logging(Settings())

@@ -4,8 +4,9 @@
 lines too) and in `create_app` (so `uvicorn --factory veche_api.main:create_app` gets the same,
 replacing uvicorn's own handlers and formats). One handler on the root logger, to stderr:
 - `veche_api.*` and `uvicorn.*` at `VECHE_LOG_LEVEL` (default INFO: the relay's `repriced` and
-  `quarantined` lines are meant for operators); every other library at WARNING, whatever the
-  level: their DEBUG lines quote RPC answers and SQL, chain data that names residents' addresses.
+  `quarantined` lines are meant for operators); every other library from WARNING only, whatever
+  the level (and whatever level it sets itself): their DEBUG and INFO lines quote RPC answers and
+  SQL, chain data that names residents' addresses.
 - uvicorn's access log off unless `VECHE_ACCESS_LOG=true`; then each line is
   `"POST /ballots HTTP/1.1" 202` and no more: no client address or port (a port joins the
   requests of one connection: a token request to the ballot that follows), no query string,
@@ -85,6 +86,12 @@ class AccessFilter(logging.Filter):
         return True
 
 
+def ours_or_warning(record: logging.LogRecord) -> bool:
+    """The handler's gate: our loggers at their level, any other (a library that sets its own
+    level, as web3's providers do) only from WARNING."""
+    return record.levelno >= logging.WARNING or record.name.partition(".")[0] in ("veche_api", "uvicorn")
+
+
 _FILTER = SecretFilter()
 _ACCESS_FILTER = AccessFilter()
 
@@ -125,6 +132,7 @@ def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.set_name(HANDLER_NAME)
     handler.setFormatter(logging.Formatter(FORMAT))
+    handler.addFilter(ours_or_warning)
     handler.addFilter(_FILTER)
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
