@@ -284,7 +284,7 @@ def read_polls(
     return _listing(state, session, include_closed, None)
 
 
-@router.post("/polls/eligible", response_model=list[PollPublic], responses=error_responses(404, 422, 503))
+@router.post("/polls/eligible", response_model=list[PollPublic], responses=error_responses(400, 404, 413, 422, 503))
 def read_eligible_polls(body: EligiblePollsQuery, state: StateDep, session: SessionDep) -> list[PollPublic]:
     """The polls this resident may vote in, each with their stratum (`residentStratum`). A POST
     so that the identity address is in the body: URLs are kept in access and proxy logs, beside
@@ -313,7 +313,9 @@ def _listing(state, session, include_closed: bool, resident: Resident | None) ->
     return out
 
 
-@router.get("/polls/{poll_id}", response_model=PollPublic, responses=error_responses(404, 422, 503))
+@router.get(
+    "/polls/{poll_id:int}", response_model=PollPublic, responses=error_responses(404, 422, 503)
+)  # :int, so that GET /polls/eligible is 405 (it is POST), not a poll id that fails to parse
 def read_poll(poll_id: int, state: StateDep, session: SessionDep) -> PollPublic:
     if not 1 <= poll_id <= MAX_INT:
         raise ApiError("poll.unknown", 404, f"no poll {poll_id}")
