@@ -27,7 +27,7 @@ from . import errors, tally
 from .chain import AdminSender, Chain
 from .core.config import Settings
 from .core.db import Database
-from .core.logs import install_secret_filter
+from .core.logs import configure_logging, publish_addresses
 from .core.security import Keys
 from .deps import AppState
 from .metrics import Metrics
@@ -107,6 +107,31 @@ def _replaying(body: bytes, receive):
         return await receive()
 
     return replay
+
+
+class EndConnection:
+    """Answers to a token request or a ballot close their connection (`connection: close`), so
+    the client's next request goes on a new one: a browser, which pools connections and cannot
+    be asked for a fresh one, never sends its ballot, or a request naming the resident, on the
+    connection of a token request, nor anything after a ballot on the ballot's connection
+    (docs/threat-model.md, What the operator's logs can link). Pure ASGI."""
+
+    PATHS = ("/tokens", "/ballots")
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.PATHS:
+            return await self.app(scope, receive, send)
+
+        async def closing(message):
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
+        return await self.app(scope, receive, closing)
 
 
 class FastPost:
@@ -226,6 +251,11 @@ def build_state(settings: Settings) -> AppState:
     db.create_all()
     keys = Keys.load(settings)
     deployment = Deployment.load(settings.deployment_file)
+    publish_addresses(
+        *(k.address for k in (keys.relayer, keys.issuer, keys.admin, keys.points_admin)),
+        deployment.poll_book,
+        deployment.city_points,
+    )
     chain = Chain(settings.rpc_url, deployment, time_ttl=settings.chain_time_ttl)
     if not chain.check():
         log.warning(
@@ -251,7 +281,7 @@ def build_state(settings: Settings) -> AppState:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    install_secret_filter(settings.secrets())
+    configure_logging(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -294,6 +324,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, residents, polls, tokens, ballots, points, results, admin, web):
         app.include_router(module.router)
     app.add_middleware(FastPost)
+    app.add_middleware(EndConnection)
     app.add_middleware(
         BodyLimit, limit=settings.max_body_bytes, timeout=settings.body_timeout
     )  # outermost: bounds the body first

@@ -347,6 +347,13 @@ class PollCreated(Out):
     transaction_hash: str
 
 
+class EligiblePollsQuery(Model):
+    """`POST /polls/eligible`: the resident's address travels in the body, never in a URL."""
+
+    resident: Address
+    include_closed: bool = False
+
+
 # --- tokens --------------------------------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .core.config import Settings
+from .core.logs import configure_logging
 
 DEFAULT_HEADER_TIMEOUT = 10.0
 
@@ -90,6 +91,9 @@ def uvicorn_config(settings: Settings, app: Any = "veche_api.main:create_app", *
         "lifespan": "on",
         "proxy_headers": False,
         "server_header": False,
+        # The project's logging (core/logs.py), not uvicorn's formats: they print the client's
+        # address and port and the query string.
+        "log_config": None,
         "log_level": settings.log_level.lower(),
         "access_log": settings.access_log,
     }
@@ -104,6 +108,7 @@ def uvicorn_config(settings: Settings, app: Any = "veche_api.main:create_app", *
 def serve(settings: Settings, **overrides: Any) -> None:
     """Run the API until it is stopped (SIGTERM or SIGINT: a graceful shutdown)."""
     raise_open_file_limit()
+    configure_logging(settings)  # the supervisor's own lines too; each app configures it again
     config = uvicorn_config(settings, **overrides)
     if config.workers > 1:  # as uvicorn.run does it
         from uvicorn.supervisors import Multiprocess

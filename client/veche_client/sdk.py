@@ -4,6 +4,11 @@
 It uses only the protocol core for the bytes, like any other client would; the `veche` CLI, the
 tests and the benchmarks all go through it.
 
+Each token request and each ballot goes on a connection of its own, opened for it and closed
+after: the city's API (and any proxy before it) must not be able to join a token request, which
+names the resident, to the ballot that follows by the connection they came on. The resident's
+address never goes in a URL (`POST /polls/eligible` carries it in the body).
+
 Token requests and ballots are sent with `RetryPolicy`: when the answer does not come (a network
 error, a timeout, a 5xx) the SAME bytes are sent again, and the API answers a copy with what it
 stored for the first (docs/protocol.md, API: retries), so a lost answer is recovered.
@@ -162,9 +167,19 @@ class ResidentClient:
         }
         return body, pending, token_account
 
+    def fresh_connection(self) -> httpx.Client:
+        """A client of the same API with no connection open yet (and no cookies): for the one
+        request, its retries included, that must not share a connection with another."""
+        return httpx.Client(base_url=self.http.base_url, timeout=self.http.timeout)
+
+    def _post_alone(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        with self.fresh_connection() as http:
+            return post_retrying(http, path, body, self.retry)
+
     def send_token_request(self, body: dict[str, Any]) -> dict[str, Any]:
-        """POST /tokens with retries (the same request gets the same blind signature)."""
-        return checked(post_retrying(self.http, "/tokens", body, self.retry))
+        """POST /tokens with retries (the same request gets the same blind signature), on a
+        connection of its own."""
+        return checked(self._post_alone("/tokens", body))
 
     @staticmethod
     def finish_token(poll: dict, stratum: int, pending, token_account, answer: dict[str, Any]) -> Token:
@@ -210,8 +225,9 @@ class ResidentClient:
         ).sign(token.account.key, domain)
 
     def cast(self, token: Token, choice, **kw) -> httpx.Response:
-        """Make and POST a ballot (with retries); the API's reply as it is."""
-        return post_retrying(self.http, "/ballots", ballot_body(self.make_ballot(token, choice, **kw)), self.retry)
+        """Make and POST a ballot (with retries, on a connection of its own); the API's reply as
+        it is."""
+        return self._post_alone("/ballots", ballot_body(self.make_ballot(token, choice, **kw)))
 
     def submit(self, ballot: Ballot) -> dict[str, Any]:
         """POST a ballot, with retries (the same ballot gets its stored receipt); the API's answer
@@ -220,17 +236,21 @@ class ResidentClient:
 
     def send_ballot(self, body: dict[str, Any]) -> dict[str, Any]:
         """`submit` for a ballot already in its request form (one kept from an earlier run)."""
-        return checked(post_retrying(self.http, "/ballots", body, self.retry))
+        return checked(self._post_alone("/ballots", body))
 
     def ballot_status(self, ballot_hash: str) -> dict[str, Any]:
-        return checked(self.http.get(f"/ballots/{ballot_hash}"))
+        """A ballot's relay status, asked on a connection of its own (not one that carried the
+        identity)."""
+        with self.fresh_connection() as http:
+            return checked(http.get(f"/ballots/{ballot_hash}"))
 
     # --- reading ------------------------------------------------------------------------------
 
     def polls(self, include_closed: bool = False) -> list[dict[str, Any]]:
-        """The polls this resident may vote in (with its stratum in each)."""
-        params = {"resident": self.address, "include_closed": str(include_closed).lower()}
-        return checked(self.http.get("/polls", params=params))
+        """The polls this resident may vote in (with its stratum in each); the address goes in
+        the body, never in a URL."""
+        body = {"resident": self.address, "includeClosed": include_closed}
+        return checked(self.http.post("/polls/eligible", json=body))
 
     def deployment(self) -> dict[str, Any]:
         """The city's deployment file: chain id and contract addresses."""

@@ -82,7 +82,7 @@ class Api:
         return created["poll"]
 
     def poll_for(self, poll_id: int, resident: ResidentClient) -> dict:
-        for poll in self.http.get("/polls", params={"resident": resident.address}).json():
+        for poll in resident.polls():
             if poll["id"] == poll_id:
                 return poll
         raise AssertionError(f"poll {poll_id} not listed for {resident.address}")

@@ -74,9 +74,7 @@ def test_sigkill_during_load_loses_and_duplicates_nothing(tmp_path, kind):
                 == 201
             )
             residents.append(resident)
-        poll = next(
-            p for p in http.get("/polls", params={"resident": residents[0].address}).json() if p["id"] == poll_id
-        )
+        poll = next(p for p in residents[0].polls() if p["id"] == poll_id)
         chain.anvil.increase_time(6)
         http.close()
 

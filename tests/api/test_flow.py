@@ -53,7 +53,7 @@ def test_whole_flow(api):
 
     # Eastern residents do not see the district poll.
     eastern = residents[-1]
-    assert [p["id"] for p in api.http.get("/polls", params={"resident": eastern.address}).json()] == [citywide["id"]]
+    assert [p["id"] for p in eastern.polls()] == [citywide["id"]]
 
     api.advance(31)
     expected_city: Counter = Counter()

@@ -508,7 +508,7 @@ def test_poll_creation_survives_a_crash_after_broadcast(tmp_path):
             ).status_code
             == 201
         )
-        listed = next(p for p in http.get("/polls", params={"resident": resident.address}).json() if p["id"] == poll_id)
+        listed = next(p for p in resident.polls() if p["id"] == poll_id)
         token = resident.get_token(listed)
         chain.anvil.increase_time(6)
         ballot_hash = resident.submit(ResidentClient.make_ballot(token, [1]))["ballotHash"]

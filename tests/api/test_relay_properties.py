@@ -232,11 +232,11 @@ def test_no_value_in_a_csv_breaks_the_import(city, cells):
 def test_the_relay_keeps_relaying_afterwards(city):
     """After everything above: listing, issuance and votes work, and the relay is healthy."""
     api, poll, resident, token, _ = city
-    listed = api.http.get("/polls", params={"resident": resident.address})
+    listed = api.http.post("/polls/eligible", json={"resident": resident.address})
     assert listed.status_code == 200, listed.text
     voter = api.resident(TEST_DISTRICTS[2])
     listed_for = api.poll_for(poll["id"], voter)
-    assert api.http.get("/polls", params={"resident": voter.address}).status_code == 200
+    assert api.http.post("/polls/eligible", json={"resident": voter.address}).status_code == 200
     hashes = [
         voter.submit(ResidentClient.make_ballot(voter.get_token(listed_for), [1]))["ballotHash"],
         resident.submit(ResidentClient.make_ballot(token, [2], sequence=10**6 + 1))["ballotHash"],

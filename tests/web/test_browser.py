@@ -237,7 +237,7 @@ def test_a_resident_votes_in_the_browser_and_the_results_page_matches_the_verifi
     assert shown["consoleErrors"] == []
     assert shown["imported"] == address and shown["receiptsAfterImport"] == 2
     # The only refusals the pages met: the polls of a not-yet-enrolled address, an unknown code.
-    assert {tuple(e) for e in shown["httpErrors"]} == {(404, f"/polls?resident={address}"), (404, "/receipt-codes/000000000000")}
+    assert {tuple(e) for e in shown["httpErrors"]} == {(404, "/polls/eligible"), (404, "/receipt-codes/000000000000")}
     # Both receipts downloaded in the browser check out with the verifier (one counted, one superseded).
     for path in voted["receipts"]:
         checked = verify(chain, tmp_path, "receipt", path)

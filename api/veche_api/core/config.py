@@ -13,6 +13,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ..schemas import clean_text
+from .logs import LEVELS
 
 # Moscow's twelve administrative okrugs: the default strata of a citywide poll.
 MOSCOW_DISTRICTS = [
@@ -91,9 +92,11 @@ class Settings(BaseSettings):
     body_timeout: float = Field(30.0, gt=0)  # seconds for a request's body to arrive whole
     idle_timeout: float = Field(5.0, gt=0)  # seconds a kept-alive connection may sit idle
     max_connections: int = Field(4096, ge=1)  # beyond this, uvicorn answers 503 at once
+    # Logging (core/logs.py): the level of the API's and uvicorn's loggers (other libraries stay
+    # at WARNING): debug, info, warning, error or critical.
     log_level: str = "info"
-    # Off by default: an access log line (client address, time, `GET /ballots/<hash>`) links a
-    # network address to a ballot.
+    # Off by default. When on, a line is method, path (no query; long hex runs as `{hex}`),
+    # HTTP version and status: never the client's address or port.
     access_log: bool = False
 
     # Threads for the synchronous routes (token issuance, admin, reads); see main.lifespan.
@@ -115,6 +118,14 @@ class Settings(BaseSettings):
     # Publishing counts with the verifier's code (tally.py): 1 reads and checks the ballots in the
     # request's thread; more in as many worker processes, started from a fork server.
     count_workers: int = Field(1, ge=1, le=64)
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        """uvicorn's `trace` is refused: its lines carry each client's address and port."""
+        if value.lower() not in LEVELS:
+            raise ValueError(f"log_level must be one of {', '.join(LEVELS)}")
+        return value.lower()
 
     @field_validator("districts", mode="before")
     @classmethod

@@ -85,6 +85,7 @@ class Database:
                 connect_args={"check_same_thread": False, "timeout": 30},
                 pool_size=32,
                 max_overflow=32,
+                hide_parameters=True,  # errors (which get logged) would quote residents' rows
             )
             synchronous = sqlite_synchronous.upper()
             if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
@@ -99,7 +100,9 @@ class Database:
                 cursor.execute("PRAGMA foreign_keys=ON")
                 cursor.close()
         else:
-            self.engine = create_engine(self.url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+            self.engine = create_engine(
+                self.url, pool_size=20, max_overflow=20, pool_pre_ping=True, hide_parameters=True
+            )
         self._write_lock = _WriteLock(self.engine.url.database) if self.is_sqlite else None
 
     def create_all(self) -> None:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 
 from eth_utils import to_checksum_address
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Request
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
@@ -22,7 +22,7 @@ from ..errors import ApiError, error_responses
 from ..models import DRAFT_POLL_BASE, ChainTx, IssuerKey, Poll, PollCreation, Resident, TxVersion
 from ..relay import Outbox, finish_poll_tx
 from ..relay.health import TRANSIENT, TransientError, describe
-from ..schemas import ADDRESS_PATTERN, MAX_INT, PollCreate, PollCreated, PollPublic, StratumPublic, unhex
+from ..schemas import MAX_INT, EligiblePollsQuery, PollCreate, PollCreated, PollPublic, StratumPublic, unhex
 from ..strata import PollStrata, group_strata
 
 router = APIRouter(tags=["polls"])
@@ -284,30 +284,47 @@ def read_poll_creation(poll_id: int, state: StateDep, session: SessionDep, _: Ad
     return _creation_body(state, creation)
 
 
-@router.get("/polls", response_model=list[PollPublic], responses=error_responses(404, 422, 503))
+@router.get("/polls", response_model=list[PollPublic], responses=error_responses(400, 422, 503))
 def read_polls(
-    state: StateDep,
-    session: SessionDep,
-    resident: str | None = Query(
-        default=None, pattern=ADDRESS_PATTERN, description="only polls this resident may vote in"
-    ),
-    include_closed: bool = False,
+    request: Request, state: StateDep, session: SessionDep, include_closed: bool = False
 ) -> list[PollPublic]:
+    """Every poll (open and scheduled ones; closed ones too with `include_closed`), for anyone.
+
+    The polls a resident may vote in are `POST /polls/eligible`. The old `?resident=0x…` is
+    refused with 400 `poll.resident_in_url`: a URL is kept by every access log and proxy on its
+    way, beside the token request and the ballot that follow, so an identity never goes in one."""
+    if "resident" in request.query_params:
+        raise ApiError(
+            "poll.resident_in_url",
+            400,
+            "the resident's address does not go in a URL: POST /polls/eligible with "
+            '{"resident": "0x...", "includeClosed": false}',
+        )
+    return _listing(state, session, include_closed, None)
+
+
+@router.post("/polls/eligible", response_model=list[PollPublic], responses=error_responses(400, 404, 413, 422, 503))
+def read_eligible_polls(body: EligiblePollsQuery, state: StateDep, session: SessionDep) -> list[PollPublic]:
+    """The polls this resident may vote in, each with their stratum (`residentStratum`). A POST
+    so that the identity address is in the body: URLs are kept in access and proxy logs, beside
+    the token request and the ballot that follow from the same client."""
+    resident = session.get(Resident, to_checksum_address(body.resident))
+    if resident is None:
+        raise ApiError("resident.unknown", 404, "no such resident")
+    return _listing(state, session, body.include_closed, resident)
+
+
+def _listing(state, session, include_closed: bool, resident: Resident | None) -> list[PollPublic]:
     now = state.chain.now()
-    resident_row = None
-    if resident is not None:
-        resident_row = session.get(Resident, to_checksum_address(resident))
-        if resident_row is None:
-            raise ApiError("resident.unknown", 404, "no such resident")
     polls = session.exec(select(Poll).order_by(col(Poll.id))).all()
     out = []
     for poll in polls:
         if not include_closed and now >= poll.closes_at:
             continue
         stratum = None
-        if resident_row is not None:
+        if resident is not None:
             strata = PollStrata.loads(poll.strata_json).strata
-            stratum = eligible_stratum(json.loads(poll.audience_json), strata, resident_row, poll.opens_at)
+            stratum = eligible_stratum(json.loads(poll.audience_json), strata, resident, poll.opens_at)
             if stratum is None:
                 continue
         keys = session.exec(select(IssuerKey).where(IssuerKey.poll_id == poll.id)).all()
@@ -315,7 +332,9 @@ def read_polls(
     return out
 
 
-@router.get("/polls/{poll_id}", response_model=PollPublic, responses=error_responses(404, 422, 503))
+@router.get(
+    "/polls/{poll_id:int}", response_model=PollPublic, responses=error_responses(404, 422, 503)
+)  # :int, so that GET /polls/eligible is 405 (it is POST), not a poll id that fails to parse
 def read_poll(poll_id: int, state: StateDep, session: SessionDep) -> PollPublic:
     if not 1 <= poll_id <= MAX_INT:
         raise ApiError("poll.unknown", 404, f"no poll {poll_id}")
