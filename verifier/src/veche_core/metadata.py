@@ -67,6 +67,8 @@ class PollTexts:
             chain_id, poll_book = raw.get("chainId"), raw.get("pollBook")
         except (TypeError, KeyError) as exc:
             raise EncodingError(f"poll metadata: missing field {exc}") from None
+        if isinstance(strata, list):  # names, or (since strata are merged) objects with a name
+            strata = [s.get("name") if isinstance(s, dict) else s for s in strata]
         texts = [question, *options, *strata]
         if not isinstance(options, list) or not isinstance(strata, list) or not all(isinstance(t, str) for t in texts):
             raise EncodingError("poll metadata: question, options and strata must be text")
