@@ -15,6 +15,9 @@ import {IPollBook} from "../interfaces/IPollBook.sol";
  * an event's layout reaches the forge, and its ABI lists exactly PollBook's events.
  */
 contract EventForge {
+    /// @notice The sum of the credits forged for each address, as CityPoints' balanceOf reads.
+    mapping(address resident => uint256) public balanceOf;
+
     /**
      * @notice Emit PollCreated exactly as given.
      * @param pollId The poll id to emit, whether or not it follows the last one.
@@ -65,6 +68,7 @@ contract EventForge {
      */
     function creditPoints(uint256 pollId, address[] calldata residents, uint256 amount) external {
         for (uint256 i = 0; i < residents.length; ++i) {
+            balanceOf[residents[i]] += amount;
             emit ICityPoints.PointsCredited(residents[i], pollId, amount);
         }
     }

@@ -46,10 +46,31 @@ def tally_table(verdict: PollVerdict) -> Table:
     return table
 
 
+def strata_table(verdict: PollVerdict) -> Table:
+    """Per stratum, what the issuer could still have done unseen: the register (compare it with
+    the district's population) and the requested tokens no counted ballot used (the most ballots
+    the issuer could have cast with abstainers' tokens)."""
+    table = Table(title=f"Poll {verdict.poll_id}: register and issuer slack")
+    for column in ("stratum", "register", "requests", "counted", "requested, not counted"):
+        table.add_column(column, justify="left" if column == "stratum" else "right")
+    for figures in verdict.strata:
+        size = "—" if figures.register_size is None else f"{figures.register_size:,}"
+        table.add_row(
+            f"stratum {figures.stratum}",
+            size,
+            f"{figures.requests:,}",
+            f"{figures.counted:,}",
+            f"{figures.requested_not_counted:,}",
+        )
+    return table
+
+
 def print_poll(console: Console, verdict: PollVerdict) -> None:
     console.print(checks_table(f"Poll {verdict.poll_id}", verdict.checks))
     if verdict.recomputed is not None:
         console.print(tally_table(verdict))
+    if verdict.strata:
+        console.print(strata_table(verdict))
     for title, items in (("superseded (not counted)", verdict.superseded), ("invalid (not counted)", verdict.invalid)):
         if items:
             console.print(f"{len(items)} {title}:")
