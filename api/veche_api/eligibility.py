@@ -34,6 +34,17 @@ def is_eligible(audience: dict, strata: tuple[str, ...] | list[str], resident: R
     return True
 
 
+def eligible_register(audience: dict, strata: tuple[str, ...] | list[str], residents, opens_at: int) -> list[list[str]]:
+    """The eligible residents of each stratum, as the poll's register commits them: per stratum
+    the addresses in ascending order (the leaf order, docs/protocol.md §3.10). The one place
+    that decides who is in a poll's register."""
+    register: list[list[str]] = [[] for _ in strata]
+    for resident in residents:
+        if is_eligible(audience, strata, resident, opens_at):
+            register[list(strata).index(resident.district)].append(resident.address)
+    return [sorted(addresses, key=str.lower) for addresses in register]
+
+
 def stratum_of(audience: dict, strata, resident: Resident, opens_at: int) -> int:
     """The resident's stratum, or `resident.ineligible` (403)."""
     if not is_eligible(audience, strata, resident, opens_at):

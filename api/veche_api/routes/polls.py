@@ -15,9 +15,10 @@ from sqlmodel import col, select
 
 from veche_core import blind_rsa, key_shares
 from veche_core.errors import KeyShareError
+from veche_core.register import RegisterTree
 
 from ..deps import AdminDep, SessionDep, StateDep
-from ..eligibility import is_eligible
+from ..eligibility import eligible_register, is_eligible
 from ..errors import ApiError, error_responses
 from ..models import DRAFT_POLL_BASE, ChainTx, IssuerKey, Poll, PollCreation, Resident, TxVersion
 from ..relay import Outbox, finish_poll_tx
@@ -126,7 +127,11 @@ def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
         addresses,
         body.threshold,
     )
-    function = state.chain.poll_book.functions.createPoll(params)
+    # The register, committed before the poll opens: the residents enrolled now who are eligible.
+    with state.db.session() as session:
+        register = eligible_register(audience_json, strata, session.exec(select(Resident)).all(), body.opens_at)
+    trees = [RegisterTree.build(addresses) for addresses in register]
+    function = state.chain.poll_book.functions.createPoll(params, [t.root for t in trees], [t.size for t in trees])
     columns = {
         "question": body.question,
         "options_json": json.dumps(body.options),
@@ -149,6 +154,7 @@ def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
             poll_json=json.dumps(columns),
             issuer_keys_json="[]",
             sealed_shares_json=json.dumps(["0x" + s.hex() for s in dealing.sealed_shares]),
+            register_json=json.dumps(register),
         )
         session.add(creation)
         session.flush()  # its id is the sealing context until the chain gives the poll id
