@@ -10,7 +10,8 @@ import {ICityPoints} from "./interfaces/ICityPoints.sol";
 
 /**
  * @title CityPoints
- * @notice Veche's loyalty points. The issuer credits residents once per poll; residents redeem
+ * @notice Veche's loyalty points. The PollBook credits a resident once per poll, in the call
+ * that records the resident's signed token request (the only way points come in); residents redeem
  * rewards and donate to charities through EIP-712 requests relayed by anyone. There is no
  * transfer between residents at all: points only come in as credits and go out to the catalog or
  * to a charity, and every change is an event, so an auditor can check that the credits of a poll
@@ -20,8 +21,8 @@ import {ICityPoints} from "./interfaces/ICityPoints.sol";
  * request can be used once, and only in order.
  */
 contract CityPoints is ICityPoints, AccessControl, EIP712, Nonces {
-    /// @notice Role of the issuer key: credits residents' points.
-    bytes32 public constant ISSUER_ROLE = keccak256("ISSUER_ROLE");
+    /// @notice Role of the PollBook contract: credits the residents whose issuances it records.
+    bytes32 public constant POLL_BOOK_ROLE = keccak256("POLL_BOOK_ROLE");
     /// @notice Role that manages the reward catalog and the charities.
     bytes32 public constant POINTS_ADMIN_ROLE = keccak256("POINTS_ADMIN_ROLE");
 
@@ -33,7 +34,6 @@ contract CityPoints is ICityPoints, AccessControl, EIP712, Nonces {
         keccak256("Donation(address resident,uint256 charityId,uint256 amount,uint256 nonce,uint256 deadline)");
 
     mapping(address resident => uint256) private _balances;
-    mapping(uint256 pollId => mapping(address resident => bool)) private _credited;
     uint256 private _rewardCount;
     mapping(uint256 rewardId => Reward) private _rewards;
     uint256 private _charityCount;
@@ -53,15 +53,16 @@ contract CityPoints is ICityPoints, AccessControl, EIP712, Nonces {
     // ---------------------------------------------------------------------------------------
 
     /// @inheritdoc ICityPoints
-    function credit(uint256 pollId, address[] calldata residents, uint256 amount) external onlyRole(ISSUER_ROLE) {
+    function creditIssuances(
+        uint256 pollId,
+        address[] calldata residents,
+        uint256 amount
+    ) external onlyRole(POLL_BOOK_ROLE) {
         if (amount == 0) revert CityPointsZeroAmount();
-        mapping(address => bool) storage creditedFor = _credited[pollId];
+        // One credit per (poll, resident) is the PollBook's rule (one issuance each), not
+        // stored again here: a second flag per resident cost ~22,000 gas an issuance.
         for (uint256 i = 0; i < residents.length; ++i) {
             address resident = residents[i];
-            if (resident == address(0)) revert CityPointsZeroAddress();
-            if (creditedFor[resident]) revert CityPointsAlreadyCredited(pollId, resident);
-
-            creditedFor[resident] = true;
             _balances[resident] += amount;
             emit PointsCredited(resident, pollId, amount);
         }
@@ -166,11 +167,6 @@ contract CityPoints is ICityPoints, AccessControl, EIP712, Nonces {
     /// @inheritdoc ICityPoints
     function balanceOf(address resident) external view returns (uint256) {
         return _balances[resident];
-    }
-
-    /// @inheritdoc ICityPoints
-    function credited(uint256 pollId, address resident) external view returns (bool) {
-        return _credited[pollId][resident];
     }
 
     /// @inheritdoc ICityPoints

@@ -5,18 +5,22 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 
+import {ICityPoints} from "./interfaces/ICityPoints.sol";
 import {IPollBook} from "./interfaces/IPollBook.sol";
 
 /**
  * @title PollBook
- * @notice Veche's ledger of city polls. Poll administrators create polls and publish results,
- * the issuer records pseudonymous ballot-token issuances, the relayer posts batches of
+ * @notice Veche's ledger of city polls. Poll administrators create polls (each with a committed
+ * register of eligible residents per stratum) and publish results, the issuer records
+ * ballot-token issuances (each with the resident's signed request and register proof, crediting
+ * the resident's points in the same call), the relayer posts batches of
  * encrypted ballots signed by one-time token keys, and trustees release their key shares after
  * the poll closes.
  *
  * What is checked here and what is not:
- * - Checked: poll parameters, the ballot window, each ballot's stratum and EIP-712 token-key
- *   signature, one issuance per pseudonym, key shares only after close and only from (or signed
+ * - Checked: poll parameters, the register's shape, the ballot window, each ballot's stratum and
+ *   EIP-712 token-key signature, each issuance's request signature and register proof, one
+ *   issuance (and one credit) per resident and poll, key shares only after close and only from (or signed
  *   by) their trustee, one result after `threshold` shares.
  * - Not checked (by design; the API checks them before relaying and every verifier after): the
  *   RSA token signature on a ballot, counted ballots <= issued tokens per stratum, and the revote
@@ -56,13 +60,20 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
     bytes32 public constant KEY_SHARE_TYPEHASH = keccak256("KeyShare(uint256 pollId,uint8 index,bytes32 shareHash)");
 
     uint256 private constant _MAX_TRUSTEES = type(uint8).max;
+    bytes1 private constant _LEAF_PREFIX = 0x00;
+    bytes1 private constant _LEAF_VERSION = 0x01;
+    bytes1 private constant _NODE_PREFIX = 0x01;
+
+    ICityPoints private immutable _CITY_POINTS;
 
     uint256 private _pollCount;
     mapping(uint256 pollId => Poll) private _polls;
     mapping(uint256 pollId => bytes[]) private _issuerKeys;
     mapping(uint256 pollId => address[]) private _trustees;
     mapping(uint256 pollId => mapping(uint32 stratum => uint256)) private _issuedCounts;
-    mapping(uint256 pollId => mapping(bytes32 pseudonym => bool)) private _issued;
+    mapping(uint256 pollId => mapping(address resident => bool)) private _issued;
+    mapping(uint256 pollId => bytes32[]) private _registerRoots;
+    mapping(uint256 pollId => uint32[]) private _registerSizes;
     mapping(uint256 pollId => mapping(uint8 index => bytes)) private _keyShares;
     mapping(uint256 pollId => uint256[]) private _resultCounts;
     mapping(uint256 pollId => bytes32) private _datasetHashes;
@@ -76,9 +87,12 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
     /**
      * @notice Deploys an empty poll book in the EIP-712 domain `Veche PollBook`, version 1.
      * @param admin The account that holds DEFAULT_ADMIN_ROLE and grants the other roles.
+     * @param points The CityPoints contract credited at issuance (it must grant this contract
+     * its POLL_BOOK_ROLE).
      */
-    constructor(address admin) EIP712("Veche PollBook", "1") {
+    constructor(address admin, ICityPoints points) EIP712("Veche PollBook", "1") {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _CITY_POINTS = points;
     }
 
     // ---------------------------------------------------------------------------------------
@@ -86,8 +100,16 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
     // ---------------------------------------------------------------------------------------
 
     /// @inheritdoc IPollBook
-    function createPoll(PollParams calldata params) external onlyRole(POLL_ADMIN_ROLE) returns (uint256 pollId) {
+    function createPoll(
+        PollParams calldata params,
+        bytes32[] calldata registerRoots,
+        uint32[] calldata registerSizes
+    ) external onlyRole(POLL_ADMIN_ROLE) returns (uint256 pollId) {
         _validatePollParams(params);
+        uint256 strata = params.issuerKeys.length;
+        if (registerRoots.length != strata || registerSizes.length != strata) {
+            revert PollBookInvalidRegister(strata, registerRoots.length, registerSizes.length);
+        }
 
         pollId = ++_pollCount;
         _polls[pollId] = Poll({
@@ -109,8 +131,11 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
             keys.push(params.issuerKeys[i]);
         }
         _trustees[pollId] = params.trustees;
+        _registerRoots[pollId] = registerRoots;
+        _registerSizes[pollId] = registerSizes;
 
         _emitPollCreated(pollId, params);
+        emit RegisterCommitted(pollId, registerRoots, registerSizes);
     }
 
     /// @inheritdoc IPollBook
@@ -138,27 +163,30 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
     /// @inheritdoc IPollBook
     function recordIssuances(
         uint256 pollId,
-        bytes32[] calldata pseudonyms,
-        uint32[] calldata strata
+        IssuanceRecord[] calldata issuances
     ) external onlyRole(ISSUER_ROLE) pollExists(pollId) {
         Poll storage p = _polls[pollId];
         uint64 closesAt = p.closesAt;
         if (block.timestamp >= closesAt) revert PollBookIssuanceClosed(pollId, closesAt);
-        if (pseudonyms.length != strata.length) revert PollBookLengthMismatch(pseudonyms.length, strata.length);
 
         uint32 issuerKeyCount = p.issuerKeyCount;
-        mapping(bytes32 => bool) storage issued = _issued[pollId];
+        mapping(address => bool) storage issued = _issued[pollId];
         mapping(uint32 => uint256) storage counts = _issuedCounts[pollId];
-        for (uint256 i = 0; i < pseudonyms.length; ++i) {
-            bytes32 pseudonym = pseudonyms[i];
-            uint32 stratum = strata[i];
-            if (stratum >= issuerKeyCount) revert PollBookUnknownStratum(pollId, stratum);
-            if (issued[pseudonym]) revert PollBookAlreadyIssued(pollId, pseudonym);
+        address[] memory residents = new address[](issuances.length);
+        for (uint256 i = 0; i < issuances.length; ++i) {
+            IssuanceRecord calldata item = issuances[i];
+            address resident = item.resident;
+            _checkRequest(pollId, issuerKeyCount, item);
+            if (issued[resident]) revert PollBookAlreadyIssued(pollId, resident);
 
-            issued[pseudonym] = true;
-            ++counts[stratum];
+            issued[resident] = true;
+            ++counts[item.stratum];
+            residents[i] = resident;
         }
-        if (pseudonyms.length != 0) emit TokensIssued(pollId, pseudonyms, strata);
+        if (issuances.length == 0) return;
+        emit IssuancesRecorded(pollId, issuances);
+        // The points go to the residents who signed, in the same call: no key credits anyone else.
+        if (p.points != 0) _CITY_POINTS.creditIssuances(pollId, residents, p.points);
     }
 
     /// @inheritdoc IPollBook
@@ -260,8 +288,20 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
     }
 
     /// @inheritdoc IPollBook
-    function isIssued(uint256 pollId, bytes32 pseudonym) external view returns (bool) {
-        return _issued[pollId][pseudonym];
+    function isIssued(uint256 pollId, address resident) external view returns (bool) {
+        return _issued[pollId][resident];
+    }
+
+    /// @inheritdoc IPollBook
+    function register(
+        uint256 pollId
+    ) external view pollExists(pollId) returns (bytes32[] memory roots, uint32[] memory sizes) {
+        return (_registerRoots[pollId], _registerSizes[pollId]);
+    }
+
+    /// @inheritdoc IPollBook
+    function cityPoints() external view returns (address) {
+        return address(_CITY_POINTS);
     }
 
     /// @inheritdoc IPollBook
@@ -287,7 +327,7 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
         uint32 stratum,
         bytes32 blindedMessageHash,
         uint64 deadline
-    ) external view returns (bytes32) {
+    ) public view returns (bytes32) {
         return
             _hashTypedDataV4(
                 keccak256(abi.encode(ISSUANCE_REQUEST_TYPEHASH, pollId, stratum, blindedMessageHash, deadline))
@@ -419,6 +459,51 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
         }
         (address recovered, ECDSA.RecoverError error, ) = ECDSA.tryRecover(digest, v, r, s);
         return error == ECDSA.RecoverError.NoError && recovered == signer;
+    }
+
+    /**
+     * @dev Reverts unless `item` is a request of its resident, in a known stratum, proven in
+     * that stratum's register (a frame of its own: the loop's locals fill the stack).
+     */
+    function _checkRequest(uint256 pollId, uint32 issuerKeyCount, IssuanceRecord calldata item) private view {
+        uint32 stratum = item.stratum;
+        if (stratum >= issuerKeyCount) revert PollBookUnknownStratum(pollId, stratum);
+        bytes32 digest = issuanceRequestDigest(pollId, stratum, item.blindedMessageHash, item.deadline);
+        if (!_isSignedBy(digest, item.signature, item.resident)) {
+            revert PollBookInvalidRequestSignature(pollId, item.resident);
+        }
+        if (!_inRegister(pollId, stratum, item.leafIndex, item.resident, item.proof)) {
+            revert PollBookNotInRegister(pollId, stratum, item.resident);
+        }
+    }
+
+    /**
+     * @dev Whether `proof` shows `resident` at `leafIndex` of the register of (`pollId`,
+     * `stratum`) (docs/protocol.md §3.11): the index below the size, exactly depth(size) steps,
+     * leaf keccak256(0x00 ‖ 0x01 ‖ uint32 leafIndex ‖ resident), node keccak256(0x01 ‖ left ‖
+     * right), bit i of the index set when the path's node at level i is a right child.
+     */
+    function _inRegister(
+        uint256 pollId,
+        uint32 stratum,
+        uint32 leafIndex,
+        address resident,
+        bytes32[] calldata proof
+    ) private view returns (bool) {
+        uint32 size = _registerSizes[pollId][stratum];
+        if (leafIndex >= size) return false;
+        uint256 depth = 0;
+        while ((uint256(1) << depth) < size) ++depth;
+        if (proof.length != depth) return false;
+        bytes32 node = keccak256(abi.encodePacked(_LEAF_PREFIX, _LEAF_VERSION, leafIndex, resident));
+        uint256 position = leafIndex;
+        for (uint256 i = 0; i < depth; ++i) {
+            node = position & 1 == 0
+                ? keccak256(abi.encodePacked(_NODE_PREFIX, node, proof[i]))
+                : keccak256(abi.encodePacked(_NODE_PREFIX, proof[i], node));
+            position >>= 1;
+        }
+        return node == _registerRoots[pollId][stratum];
     }
 
     /// @dev keccak256 of calldata bytes, hashed in scratch memory without allocating.

@@ -27,13 +27,11 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from eth_utils import to_checksum_address
-
 from veche_core import blind_rsa, plaintext, sealing, token
 from veche_core.ballot import Ballot
 from veche_core.typed_data import DigestSigner, poll_book_domain
 from veche_node.anvil import Anvil
-from veche_testkit.city import City, call_arguments, new_token_key
+from veche_testkit.city import City, call_arguments, key_address, new_token_key, resident_key
 
 sys.path.insert(0, str(Path(__file__).parent))
 import bench_core  # noqa: E402  (a sibling script: the same primitive measurements)
@@ -141,8 +139,17 @@ def main() -> int:
         phases = Phases()
         city = City.deploy_on_dev_chain(chain.url)
         city.transactions_per_block = args.transactions_per_block
+        # The register: one synthetic resident per ballot, resident i in stratum i % STRATA.
+        resident_keys = [resident_key(i) for i in range(args.ballots)]
+        residents = [key_address(k) for k in resident_keys]
+        city.resident_keys.update(zip(residents, resident_keys))
         poll = city.create_poll(
-            option_count=OPTIONS, strata=STRATA, issuer_keys=issuer_keys, duration=10**7, threshold=2
+            option_count=OPTIONS,
+            strata=STRATA,
+            issuer_keys=issuer_keys,
+            duration=10**7,
+            threshold=2,
+            register=[residents[s::STRATA] for s in range(STRATA)],
         )
         phases.done("deploy and create poll")
         keys = tuple(k.encode() for k in issuer_keys)
@@ -153,11 +160,9 @@ def main() -> int:
         ]
         preparation = Preparation(pool, jobs)
 
-        residents = [to_checksum_address(f"0x{0xBE00 + i:040x}") for i in range(args.ballots)]
-        city.record_issuances(poll, [(i.to_bytes(32, "big"), i % STRATA) for i in range(args.ballots)])
-        phases.done("record issuances")
-        city.credit(poll, residents, poll.points)
-        phases.done("credit points")
+        records = [city.request_record(poll, r, i % STRATA, i.to_bytes(32, "big")) for i, r in enumerate(residents)]
+        city.record_issuances(poll, records)
+        phases.done("record issuances (each credits its resident)")
         city.cast_arguments(poll, preparation.ballots(), gas_per_ballot=80_000)
         phases.done(f"cast ballots (of which {preparation.waited:.1f} s waiting for their preparation)")
         print(

@@ -1,6 +1,7 @@
 """Gas report for Veche's contracts on a local anvil.
 
-Deploys PollBook and CityPoints, creates a poll, and measures the gas of every operation the
+Deploys PollBook and CityPoints, creates a poll (with a committed register of 100,000
+residents per stratum), and measures the gas of every operation the
 city runs, above all `castBallots` per ballot in batches of 1, 100 and 500 realistic ballots
 (fresh token keys; a 288-byte token signature and a 51-byte ciphertext each) and a revote batch.
 Prints a Markdown table; `--output PATH` (or VECHE_GAS_REPORT=PATH) also writes it to a file.
@@ -24,6 +25,7 @@ from eth_account import Account
 
 from veche_core import typed_data
 from veche_core.calls import role_id
+from veche_core.register import RegisterTree
 
 TOKEN_SIGNATURE_SIZE = 288  # 32-byte prefix + RSA-2048 signature
 CIPHERTEXT_SIZE = 51  # 48-byte sealed-box overhead + 3-byte plaintext
@@ -31,6 +33,7 @@ ISSUER_KEY_SIZE = 294  # DER SubjectPublicKeyInfo of an RSA-2048 key
 SHARE_SIZE = 250  # a sealed SLIP-39 share
 TARGET_GAS_PER_BALLOT = 60_000
 BATCH_SIZES = (1, 100, 500)
+REGISTER_SIZE = 100_000  # residents in each stratum's register: 17-step proofs
 
 
 class Row(NamedTuple):
@@ -76,19 +79,27 @@ def measure() -> list[Row]:
     trustees = others[:5]
     rows: list[Row] = []
 
-    poll_book = admin.deploy(project.PollBook, admin)
     city_points = admin.deploy(project.CityPoints, admin)
+    poll_book = admin.deploy(project.PollBook, admin, city_points)
     poll_book.grantRole(role_id("POLL_ADMIN_ROLE"), poll_admin, sender=admin)
     poll_book.grantRole(role_id("ISSUER_ROLE"), issuer, sender=admin)
     poll_book.grantRole(role_id("RELAYER_ROLE"), relayer, sender=admin)
-    city_points.grantRole(role_id("ISSUER_ROLE"), issuer, sender=admin)
+    city_points.grantRole(role_id("POLL_BOOK_ROLE"), poll_book, sender=admin)
     city_points.grantRole(role_id("POINTS_ADMIN_ROLE"), points_admin, sender=admin)
+
+    # One register tree for every stratum: the 101 residents who take tokens, then made-up
+    # addresses up to REGISTER_SIZE (their proofs have the length of a 100,000-resident district).
+    residents = [Account.create() for _ in range(101)]
+    tree = RegisterTree.build([r.address for r in residents] + [os.urandom(20) for _ in range(REGISTER_SIZE - 101)])
 
     now = chain.pending_timestamp
     trustee_addresses = [t.address for t in trustees]
     for strata in (1, 12):
         receipt = poll_book.createPoll(
-            _poll_params(strata, trustee_addresses, now - 60, now + 86_400), sender=poll_admin
+            _poll_params(strata, trustee_addresses, now - 60, now + 86_400),
+            [tree.root] * strata,
+            [tree.size] * strata,
+            sender=poll_admin,
         )
         label = "stratum" if strata == 1 else "strata"
         operation = f"createPoll ({strata} {label}, {ISSUER_KEY_SIZE}-byte keys, 5 trustees)"
@@ -96,12 +107,20 @@ def measure() -> list[Row]:
     poll_id = poll_book.pollCount()
     closes_at = poll_book.poll(poll_id).closesAt
 
-    for count in (1, 100):
-        pseudonyms = [os.urandom(32) for _ in range(count)]
-        receipt = poll_book.recordIssuances(poll_id, pseudonyms, [i % 12 for i in range(count)], sender=issuer)
-        rows.append(Row(f"recordIssuances ({count})", receipt.gas_used, count))
-
     domain = typed_data.poll_book_domain(chain.chain_id, poll_book.address)
+    taken = iter(enumerate(residents))
+    for count in (1, 100):
+        items = []
+        for _ in range(count):
+            index, resident = next(taken)
+            stratum, blinded_hash, deadline = index % 12, os.urandom(32), now + 3_600
+            digest = typed_data.issuance_request_hash_digest(domain, poll_id, stratum, blinded_hash, deadline)
+            signature = typed_data.sign_digest(bytes(resident.key), digest)
+            items.append((resident.address, stratum, blinded_hash, deadline, signature, index, tree.proof(index)))
+        receipt = poll_book.recordIssuances(poll_id, items, sender=issuer)
+        operation = f"recordIssuances with the points credited ({count}; {len(tree.proof(0))}-step proofs)"
+        rows.append(Row(operation, receipt.gas_used, count))
+
     revoters: list = []
     for size in BATCH_SIZES:
         keys = [Account.create() for _ in range(size)]
@@ -123,12 +142,7 @@ def measure() -> list[Row]:
     receipt = poll_book.publishResult(poll_id, [300, 200, 75, 25], os.urandom(32), sender=poll_admin)
     rows.append(Row("publishResult (4 options)", receipt.gas_used))
 
-    residents = [Account.create() for _ in range(100)]
-    receipt = city_points.credit(1, [r.address for r in residents], 20, sender=issuer)
-    rows.append(Row("credit (100 residents)", receipt.gas_used, 100))
-    city_points.credit(2, [r.address for r in residents], 20, sender=issuer)
-
-    receipt = city_points.addReward(os.urandom(32), 30, 1_000, sender=points_admin)
+    receipt = city_points.addReward(os.urandom(32), 10, 1_000, sender=points_admin)
     reward_id = city_points.RewardAdded.from_receipt(receipt)[0].rewardId
     receipt = city_points.registerCharity(points_admin, os.urandom(32), sender=points_admin)
     charity_id = city_points.CharityRegistered.from_receipt(receipt)[0].charityId

@@ -24,6 +24,7 @@ from .errors import ApiError
 from .metrics import Metrics
 from .models import IssuerKey, Poll
 from .ratelimit import RateLimiter
+from .register import Registers
 from .relay import Relay
 from .strata import PollStrata, Stratum
 from .writer import GroupWriter
@@ -64,6 +65,10 @@ class AppState:
     _private: dict[tuple[int, int], blind_rsa.PrivateKey] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _key_lock: threading.Lock = field(default_factory=threading.Lock)
+    registers: Registers = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.registers = Registers(self.db)
 
     def poll_info(self, poll_id: int) -> PollInfo:
         found = self._polls.get(poll_id)

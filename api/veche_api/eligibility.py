@@ -47,6 +47,18 @@ def eligible_stratum(audience: dict, strata: Sequence[Stratum], resident: Reside
     return stratum_of(strata, resident.district)
 
 
+def eligible_register(audience: dict, strata: Sequence[Stratum], residents, opens_at: int) -> list[list[str]]:
+    """The eligible residents of each stratum, as the poll's register commits them: per stratum
+    the addresses in ascending order (the leaf order, docs/protocol.md §3.11). The one place
+    that decides who is in a poll's register, by the rule issuance applies (`eligible_stratum`)."""
+    register: list[list[str]] = [[] for _ in strata]
+    for resident in residents:
+        stratum = eligible_stratum(audience, strata, resident, opens_at)
+        if stratum is not None:
+            register[stratum].append(resident.address)
+    return [sorted(addresses, key=str.lower) for addresses in register]
+
+
 def require_stratum(audience: dict, strata: Sequence[Stratum], resident: Resident, opens_at: int) -> int:
     """The resident's stratum, or `resident.ineligible` (403)."""
     stratum = eligible_stratum(audience, strata, resident, opens_at)

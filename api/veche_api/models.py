@@ -85,6 +85,18 @@ class IssuerKey(SQLModel, table=True):
     sealed_private_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
+class RegisterEntry(SQLModel, table=True):
+    """A poll's committed register (docs/protocol.md §3.11): resident `address` is leaf `index`
+    of stratum `stratum`'s tree, whose root and size went to createPoll. Fixed at creation."""
+
+    __table_args__ = (UniqueConstraint("poll_id", "address"),)
+
+    poll_id: int = Field(primary_key=True, foreign_key="poll.id")
+    stratum: int = Field(primary_key=True)
+    index: int = Field(primary_key=True)
+    address: str = Field(max_length=42)
+
+
 class ChainTx(SQLModel, table=True):
     """One signed transaction of the API's own accounts, written before it is broadcast."""
 
@@ -95,7 +107,7 @@ class ChainTx(SQLModel, table=True):
 
         BALLOTS = "ballots"  # castBallots: a poll's batch of Ballot rows
         ISSUANCES = "issuances"  # recordIssuances: Issuance rows' records
-        CREDITS = "credits"  # credit: Issuance rows' points
+        CREDITS = "credits"  # retired (v1's CityPoints.credit): recordIssuances credits since v2
         REDEEM = "redeem"  # one PointsRequest
         DONATE = "donate"  # one PointsRequest
         POLL = "poll"  # createPoll: one PollCreation
@@ -160,6 +172,7 @@ class PollCreation(SQLModel, table=True):
     poll_json: str  # the Poll columns but id and create_tx
     issuer_keys_json: str  # [[public key hex, draft-sealed private key hex], ...] by stratum
     sealed_shares_json: str
+    register_json: str = "[]"  # per stratum, the register's addresses in leaf order
     created_at: float = Field(default_factory=time.time)
 
 
@@ -189,8 +202,12 @@ class Issuance(SQLModel, table=True):
     poll_id: int = Field(foreign_key="poll.id")
     resident: str = Field(max_length=42)
     stratum: int
-    pseudonym: str = Field(max_length=66)
+    pseudonym: str | None = Field(default=None, max_length=66)  # v1 records only
     blinded_message_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # The signed request and the resident's leaf: what recordIssuances puts on chain (§3.12).
+    deadline: int = _big(nullable=False)
+    request_signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    leaf_index: int = _big(nullable=False)
     blind_signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     issued_at: int = Field(default_factory=_now)
     status: str = Status.PENDING  # pending → sent → recorded | failed

@@ -370,6 +370,11 @@ class IssuanceOut(Out):
     poll_id: int
     stratum: int
     blind_signature: str
+    leaf_index: int = Field(description="the resident's position in the stratum's committed register")
+    proof: list[str] = Field(
+        description="the register proof the relay records with the request (docs/protocol.md §3.11), for the "
+        "resident to check against the poll's RegisterCommitted"
+    )
 
 
 # --- ballots -------------------------------------------------------------------------------

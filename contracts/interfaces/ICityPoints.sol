@@ -3,8 +3,9 @@ pragma solidity 0.8.30;
 
 /**
  * @title ICityPoints
- * @notice Residents' loyalty points: credited by the issuer when a resident takes a ballot token,
- * spent on rewards from an on-chain catalog or donated to registered charities. Points cannot be
+ * @notice Residents' loyalty points: credited by the PollBook in the same call that records a
+ * resident's ballot-token issuance (to the resident who signed its request, and only then), spent
+ * on rewards from an on-chain catalog or donated to registered charities. Points cannot be
  * moved between residents (that would open a market for votes). Residents act through EIP-712
  * signatures that anyone (the city's API) relays.
  */
@@ -53,9 +54,6 @@ interface ICityPoints {
 
     /// @dev The resident (or charity account) is the zero address.
     error CityPointsZeroAddress();
-
-    /// @dev The resident was already credited for this poll.
-    error CityPointsAlreadyCredited(uint256 pollId, address resident);
 
     /// @dev The signed request expired at `deadline`.
     error CityPointsExpiredSignature(uint256 deadline);
@@ -149,15 +147,16 @@ interface ICityPoints {
     // ---------------------------------------------------------------------------------------
 
     /**
-     * @notice Credits `amount` points to each resident for poll `pollId`.
-     * @dev Requires ISSUER_ROLE, amount > 0, no zero address and no resident credited before for
-     * this poll (the whole batch reverts with {CityPointsAlreadyCredited}). Emits
-     * {PointsCredited} per resident.
+     * @notice Credits `amount` points to each resident whose issuance the PollBook just recorded
+     * for poll `pollId`. There is no other way in: no key can credit an address of its choice.
+     * @dev Requires POLL_BOOK_ROLE (held by the PollBook contract alone, which calls this from
+     * {IPollBook-recordIssuances} with the residents who signed the requests, each once per poll)
+     * and amount > 0. Emits {PointsCredited} per resident.
      * @param pollId The poll the points are earned for.
-     * @param residents The residents who took a ballot token in the poll.
+     * @param residents The residents whose issuances were recorded, in the batch's order.
      * @param amount Points each resident earns (the poll's `points`).
      */
-    function credit(uint256 pollId, address[] calldata residents, uint256 amount) external;
+    function creditIssuances(uint256 pollId, address[] calldata residents, uint256 amount) external;
 
     /**
      * @notice Adds an active reward to the catalog and returns its id (ids start at 1).
@@ -225,13 +224,6 @@ interface ICityPoints {
      * @param resident The resident's address.
      */
     function balanceOf(address resident) external view returns (uint256);
-
-    /**
-     * @notice Whether `resident` was credited for poll `pollId`.
-     * @param pollId The poll's id.
-     * @param resident The resident's address.
-     */
-    function credited(uint256 pollId, address resident) external view returns (bool);
 
     /**
      * @notice A reward of the catalog; reverts if unknown.

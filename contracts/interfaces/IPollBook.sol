@@ -3,11 +3,13 @@ pragma solidity 0.8.30;
 
 /**
  * @title IPollBook
- * @notice The ledger of one city's polls: parameters, issued ballot tokens (pseudonymous, counted
- * per stratum), encrypted ballots, trustees' decryption-key shares and the published result.
+ * @notice The ledger of one city's polls: parameters, each stratum's committed register of eligible
+ * residents, issued ballot tokens (each backed by a resident's signed request and a proof that the
+ * resident is in the register), encrypted ballots, trustees' decryption-key shares and the
+ * published result.
  *
  * Everything a verifier needs to recount a poll is in the events below; the storage only keeps
- * what the contract must check (time windows, issued pseudonyms, shares, one result). Ballots
+ * what the contract must check (time windows, registers, issued residents, shares, one result). Ballots
  * leave no state: the revote rule (per token, the highest sequence counts) is the verifier's.
  */
 interface IPollBook {
@@ -90,6 +92,30 @@ interface IPollBook {
         bytes signature;
     }
 
+    /**
+     * @notice One recorded issuance (protocol v2): the resident's EIP-712 `IssuanceRequest` and
+     * the proof that the resident is in the stratum's committed register.
+     * @param resident The resident's identity address, which signed the request.
+     * @param stratum The stratum the token was requested (and blindly signed) in.
+     * @param blindedMessageHash keccak256 of the blinded token message the issuer signed.
+     * @param deadline The request's deadline (checked by the API when it signs, not here: the
+     * record may be mined later).
+     * @param signature The resident's 65-byte signature over {issuanceRequestDigest}.
+     * @param leafIndex The resident's position in the stratum's register tree.
+     * @param proof The sibling hashes from the leaf up to the root (depth(size) of them).
+     */
+    // Never stored (calldata and logs only), so packing does not apply; the field order is the ABI's.
+    // solhint-disable-next-line gas-struct-packing
+    struct IssuanceRecord {
+        address resident;
+        uint32 stratum;
+        bytes32 blindedMessageHash;
+        uint64 deadline;
+        bytes signature;
+        uint32 leafIndex;
+        bytes32[] proof;
+    }
+
     // ---------------------------------------------------------------------------------------
     // Errors
     // ---------------------------------------------------------------------------------------
@@ -124,14 +150,20 @@ interface IPollBook {
     /// @dev Tokens can no longer be issued: the poll closed at `closesAt`.
     error PollBookIssuanceClosed(uint256 pollId, uint64 closesAt);
 
-    /// @dev The pseudonym and stratum arrays differ in length.
-    error PollBookLengthMismatch(uint256 pseudonyms, uint256 strata);
+    /// @dev The register needs one root and one size per stratum (issuer key).
+    error PollBookInvalidRegister(uint256 strata, uint256 roots, uint256 sizes);
+
+    /// @dev The issuance request is not signed by `resident`.
+    error PollBookInvalidRequestSignature(uint256 pollId, address resident);
+
+    /// @dev `resident` is not proven to be in the committed register of `stratum`.
+    error PollBookNotInRegister(uint256 pollId, uint32 stratum, address resident);
 
     /// @dev The poll has no issuer key with index `stratum`.
     error PollBookUnknownStratum(uint256 pollId, uint32 stratum);
 
-    /// @dev A token was already issued to `pseudonym` in this poll.
-    error PollBookAlreadyIssued(uint256 pollId, bytes32 pseudonym);
+    /// @dev A token was already issued to `resident` in this poll.
+    error PollBookAlreadyIssued(uint256 pollId, address resident);
 
     /// @dev Ballots are accepted only in [opensAt, closesAt).
     error PollBookNotOpen(uint256 pollId, uint64 opensAt, uint64 closesAt);
@@ -196,8 +228,29 @@ interface IPollBook {
     );
 
     /**
-     * @notice Ballot tokens were issued: `pseudonyms[i]` in `strata[i]`, one event per
-     * {recordIssuances} call (one log per batch, not per resident: a verifier reads them all).
+     * @notice The poll's register, committed by {createPoll} right after {PollCreated}: per
+     * stratum, the root of the positional Merkle tree of its eligible residents' identity
+     * addresses and their number. No more than `sizes[s]` residents can ever be proven in
+     * stratum `s`.
+     * @param pollId The poll.
+     * @param roots The register root of each stratum (index = stratum).
+     * @param sizes The number of eligible residents of each stratum.
+     */
+    event RegisterCommitted(uint256 indexed pollId, bytes32[] roots, uint32[] sizes);
+
+    /**
+     * @notice Ballot tokens were issued (protocol v2), one event per {recordIssuances} call:
+     * each item carries the resident's signed request and register proof, so that any verifier
+     * re-checks it from this log alone.
+     * @param pollId The poll the tokens are for.
+     * @param issuances The batch's issuances, in order.
+     */
+    event IssuancesRecorded(uint256 indexed pollId, IssuanceRecord[] issuances);
+
+    /**
+     * @notice Protocol v1's issuance record: `pseudonyms[i]` in `strata[i]`. This PollBook never
+     * emits it; it stays declared so that the ABI describes the logs of v1 deployments, which
+     * verifiers still read.
      * @param pollId The poll the tokens are for.
      * @param pseudonyms The residents' per-poll pseudonyms, one per issued token.
      * @param strata The stratum of each pseudonym's token, in the same order.
@@ -261,27 +314,37 @@ interface IPollBook {
     // ---------------------------------------------------------------------------------------
 
     /**
-     * @notice Creates a poll and returns its id (ids start at 1).
+     * @notice Creates a poll with its committed register and returns its id (ids start at 1).
      * @dev Requires POLL_ADMIN_ROLE; optionCount >= 2; 1 <= maxChoices <= optionCount;
      * opensAt < closesAt; closesAt in the future; at least one issuer key and none empty; a
-     * non-zero election key; 1..255 trustees, none zero or repeated; 1 <= threshold <= trustees.
-     * Emits {PollCreated}.
+     * non-zero election key; 1..255 trustees, none zero or repeated; 1 <= threshold <= trustees;
+     * one register root and size per issuer key. Emits {PollCreated}, then {RegisterCommitted}.
      * @param params The poll's parameters, stored and emitted as given.
+     * @param registerRoots Per stratum, the root of its register tree (docs/protocol.md §3.11).
+     * @param registerSizes Per stratum, the number of residents in its register.
      * @return pollId The new poll's id.
      */
-    function createPoll(PollParams calldata params) external returns (uint256 pollId);
+    function createPoll(
+        PollParams calldata params,
+        bytes32[] calldata registerRoots,
+        uint32[] calldata registerSizes
+    ) external returns (uint256 pollId);
 
     /**
-     * @notice Records a batch of ballot-token issuances: one pseudonym per resident and poll,
-     * counted per stratum.
-     * @dev Requires ISSUER_ROLE, a known poll that has not closed, arrays of equal length, known
-     * strata and pseudonyms not issued before in this poll (the whole batch reverts with
-     * {PollBookAlreadyIssued} naming the first repeated one). Emits one {TokensIssued}.
+     * @notice Records a batch of ballot-token issuances, each backed by its resident's signed
+     * request and register proof, and credits each resident the poll's points in the same call.
+     * @dev Requires ISSUER_ROLE and a known poll that has not closed; for every item a known
+     * stratum, a request signature by `resident` ({issuanceRequestDigest}; malformed and high-s
+     * signatures are invalid), `leafIndex` below the stratum's register size, a proof of
+     * exactly depth(size) steps leading from (leafIndex, resident) to the stratum's root, and no
+     * earlier issuance to `resident` in this poll. Any failure reverts the whole batch (with
+     * {PollBookUnknownStratum}, {PollBookInvalidRequestSignature}, {PollBookNotInRegister} or
+     * {PollBookAlreadyIssued}). Emits one {IssuancesRecorded}, then CityPoints'
+     * {ICityPoints-PointsCredited} per item (if the poll's points are not zero).
      * @param pollId The poll the tokens are for.
-     * @param pseudonyms The residents' per-poll pseudonyms, one per token issued.
-     * @param strata The stratum each pseudonym's token was signed in, in the same order.
+     * @param issuances The issuances, in the order they are emitted and credited.
      */
-    function recordIssuances(uint256 pollId, bytes32[] calldata pseudonyms, uint32[] calldata strata) external;
+    function recordIssuances(uint256 pollId, IssuanceRecord[] calldata issuances) external;
 
     /**
      * @notice Posts a batch of ballots and returns how many were accepted.
@@ -367,11 +430,22 @@ interface IPollBook {
     function issuedCount(uint256 pollId, uint32 stratum) external view returns (uint256);
 
     /**
-     * @notice Whether a token was issued to `pseudonym` in this poll.
+     * @notice Whether a token was issued to `resident` in this poll.
      * @param pollId The poll's id.
-     * @param pseudonym The resident's pseudonym for this poll.
+     * @param resident The resident's identity address.
      */
-    function isIssued(uint256 pollId, bytes32 pseudonym) external view returns (bool);
+    function isIssued(uint256 pollId, address resident) external view returns (bool);
+
+    /**
+     * @notice The poll's committed register; reverts if the poll is unknown.
+     * @param pollId The poll's id.
+     * @return roots The register root of each stratum.
+     * @return sizes The number of residents in each stratum's register.
+     */
+    function register(uint256 pollId) external view returns (bytes32[] memory roots, uint32[] memory sizes);
+
+    /// @notice The CityPoints contract this PollBook credits at issuance.
+    function cityPoints() external view returns (address);
 
     /**
      * @notice Number of key shares posted for this poll.
@@ -415,8 +489,8 @@ interface IPollBook {
     ) external view returns (bytes32);
 
     /**
-     * @notice The EIP-712 digest a resident's identity key signs to request a ballot token. The
-     * API checks it off chain; this contract is the one definition of the domain.
+     * @notice The EIP-712 digest a resident's identity key signs to request a ballot token; the
+     * API checks it before signing, {recordIssuances} and every verifier after.
      * @param pollId The poll the token is requested for.
      * @param stratum The stratum (issuer key) the token is requested in.
      * @param blindedMessageHash keccak256 of the blinded token message.

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.30;
 
+import {ICityPoints} from "../interfaces/ICityPoints.sol";
 import {IPollBook} from "../interfaces/IPollBook.sol";
 
 /**
  * @title EventForge
- * @notice TEST ONLY — never deployed by Veche's tooling. Emits PollBook's events with any
+ * @notice TEST ONLY — never deployed by Veche's tooling. Emits PollBook's (and CityPoints'
+ * PointsCredited) events with any
  * content and no checks, standing in for a broken or malicious PollBook, so that the verifier's
  * tests can build chain state the real contract refuses to produce (a ballot outside the window,
  * a signature by another key, a sequence that goes backwards) and see the verifier fail it.
@@ -13,6 +15,9 @@ import {IPollBook} from "../interfaces/IPollBook.sol";
  * an event's layout reaches the forge, and its ABI lists exactly PollBook's events.
  */
 contract EventForge {
+    /// @notice The sum of the credits forged for each address, as CityPoints' balanceOf reads.
+    mapping(address resident => uint256) public balanceOf;
+
     /**
      * @notice Emit PollCreated exactly as given.
      * @param pollId The poll id to emit, whether or not it follows the last one.
@@ -26,13 +31,46 @@ contract EventForge {
     }
 
     /**
-     * @notice Emit TokensIssued, unchecked (the arrays may even differ in length).
+     * @notice Emit RegisterCommitted, unchecked (the arrays may differ in length).
+     * @param pollId The poll id to emit.
+     * @param roots The register roots to emit.
+     * @param sizes The register sizes to emit.
+     */
+    function commitRegister(uint256 pollId, bytes32[] calldata roots, uint32[] calldata sizes) external {
+        emit IPollBook.RegisterCommitted(pollId, roots, sizes);
+    }
+
+    /**
+     * @notice Emit IssuancesRecorded, unchecked (any resident, signature or proof).
+     * @param pollId The poll id to emit.
+     * @param issuances The issuances to emit.
+     */
+    function recordIssuances(uint256 pollId, IPollBook.IssuanceRecord[] calldata issuances) external {
+        emit IPollBook.IssuancesRecorded(pollId, issuances);
+    }
+
+    /**
+     * @notice Emit protocol v1's TokensIssued, unchecked (the arrays may even differ in length).
      * @param pollId The poll id to emit.
      * @param pseudonyms The pseudonyms to emit.
      * @param strata The strata to emit.
      */
-    function recordIssuances(uint256 pollId, bytes32[] calldata pseudonyms, uint32[] calldata strata) external {
+    function recordPseudonyms(uint256 pollId, bytes32[] calldata pseudonyms, uint32[] calldata strata) external {
         emit IPollBook.TokensIssued(pollId, pseudonyms, strata);
+    }
+
+    /**
+     * @notice Emit CityPoints' PointsCredited for each resident, as a points contract that
+     * credits whom it likes would.
+     * @param pollId The poll id to emit.
+     * @param residents The addresses to emit.
+     * @param amount The amount to emit for each.
+     */
+    function creditPoints(uint256 pollId, address[] calldata residents, uint256 amount) external {
+        for (uint256 i = 0; i < residents.length; ++i) {
+            balanceOf[residents[i]] += amount;
+            emit ICityPoints.PointsCredited(residents[i], pollId, amount);
+        }
     }
 
     /**

@@ -145,13 +145,14 @@ class Operators:
 def deploy(w3: Web3, deployer: Sender, operators: Operators) -> Deployment:
     """Deploy both contracts, grant each role to its operator, and describe the result."""
     start_block = w3.eth.block_number + 1
-    poll_book = deployer.deploy("PollBook", operators.admin)
     city_points = deployer.deploy("CityPoints", operators.admin)
+    poll_book = deployer.deploy("PollBook", operators.admin, city_points.address)
     grants = [
         (poll_book, "POLL_ADMIN_ROLE", operators.poll_admin),
         (poll_book, "ISSUER_ROLE", operators.issuer),
         (poll_book, "RELAYER_ROLE", operators.relayer),
-        (city_points, "ISSUER_ROLE", operators.issuer),
+        # Points come in only with an issuance the PollBook records: no operator key credits.
+        (city_points, "POLL_BOOK_ROLE", poll_book.address),
         (city_points, "POINTS_ADMIN_ROLE", operators.points_admin),
     ]
     if operators.admin == deployer.address:

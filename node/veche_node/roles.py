@@ -21,7 +21,7 @@ from .rpc import make_web3
 # Which contract roles each operator role holds: (contract, role constant).
 ROLE_GRANTS: dict[str, list[tuple[str, str]]] = {
     "relayer": [("poll_book", "RELAYER_ROLE")],
-    "issuer": [("poll_book", "ISSUER_ROLE"), ("city_points", "ISSUER_ROLE")],
+    "issuer": [("poll_book", "ISSUER_ROLE")],  # CityPoints credits only through the PollBook
     "poll_admin": [("poll_book", "POLL_ADMIN_ROLE")],
     "points_admin": [("city_points", "POINTS_ADMIN_ROLE")],
 }

@@ -37,17 +37,19 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
 from web3 import HTTPProvider, Web3
+from web3.logs import DISCARD
 from web3.types import RPCEndpoint
 
 from veche_core import blind_rsa, events, key_shares, plaintext, sealing, token
 from veche_core.abi import checksum_address
 from veche_core.ballot import Ballot
-from veche_core.calls import encode_cast_ballots, encode_credit, encode_record_issuances
+from veche_core.calls import IssuanceRecord, encode_cast_ballots, encode_record_issuances
 from veche_core.dataset import DatasetRow, dataset_hash
 from veche_core.deployment import Deployment
 from veche_core.metadata import canonical_json, poll_metadata
+from veche_core.register import RegisterTree
 from veche_core.rpc import RpcClient
-from veche_core.typed_data import key_share_digest, poll_book_domain, sign_digest
+from veche_core.typed_data import issuance_request_hash_digest, key_share_digest, poll_book_domain, sign_digest
 from veche_node.contracts import Sender, bind, deploy_with_dev_accounts, dev_accounts
 from veche_node.network import OPERATOR_ROLES, Network
 from veche_node.rpc import make_web3
@@ -60,11 +62,29 @@ BATCH = 500  # items per bulk transaction
 # of calldata, so at most ~160 a batch; anvil takes BATCH.
 GETH_BATCH = 150
 RECEIPT_TIMEOUT = 120.0  # seconds a node that mines on its own may take to mine a transaction
-# Gas limits of the bulk calls per item, with room over what anvil measured (for 500 items a
-# transaction: ~25,500 an issuance, ~47,000 a credit to a new resident, ~24,100 a ballot of
-# 3 options; 47,300 when PollBook still stored sequences), plus CALL_GAS for the call itself.
-# Set, not estimated: an estimate runs the call a second time.
-ISSUANCE_GAS, CREDIT_GAS, BALLOT_GAS, CALL_GAS = 40_000, 70_000, 60_000, 200_000
+# Gas limits of the bulk calls per item, with room over what anvil measured (`ape run
+# gas_report`: ~89,000 an issuance with its credit and a 17-step proof, ~24,100 a ballot of 3
+# options; 47,300 when PollBook still stored sequences), plus CALL_GAS for the call itself. Set,
+# not estimated: an estimate runs the call a second time.
+ISSUANCE_GAS, BALLOT_GAS, CALL_GAS = 130_000, 60_000, 200_000
+REQUEST_DEADLINE = 2**40  # the synthetic residents' requests do not expire (the API's deadline rule)
+
+
+def resident_key(index: int) -> bytes:
+    """The synthetic city's resident `index`: a fixed identity key, so that every test and
+    benchmark names the same residents (keccak of a label: a valid secp256k1 key but for a
+    2^-128 chance)."""
+    return keccak(b"veche-testkit/resident/" + index.to_bytes(4, "big"))
+
+
+def key_address(private_key: bytes) -> str:
+    public = coincurve.PrivateKey(private_key).public_key.format(compressed=False)[1:]
+    return checksum_address(keccak(public)[-20:])
+
+
+#: The residents every City knows the keys of, and (unless a poll names its own) the register of
+#: every stratum of its polls.
+RESIDENTS = [key_address(resident_key(i)) for i in range(40)]
 
 
 @dataclass(frozen=True)
@@ -90,14 +110,15 @@ class SimPoll:
     trustee_keys: list[sealing.X25519KeyPair]
     sealed_shares: tuple[bytes, ...]
     threshold: int
+    registers: list[RegisterTree] = field(default_factory=list)  # per stratum, as committed
     tokens: list[TokenKey] = field(default_factory=list)
     sequences: dict[str, int] = field(default_factory=dict)
+    issued: list[tuple[str, int]] = field(default_factory=list)  # (resident, stratum) recorded
 
 
 def new_token_key() -> tuple[bytes, str]:
     private_key = os.urandom(32)
-    public = coincurve.PrivateKey(private_key).public_key.format(compressed=False)[1:]
-    return private_key, checksum_address(keccak(public)[-20:])
+    return private_key, key_address(private_key)
 
 
 class City:
@@ -117,6 +138,8 @@ class City:
         self.relayer = senders["relayer"]
         self.points_admin = senders["points_admin"]
         self.trustees = trustees
+        # The identity keys of the residents this city can issue to (address -> key).
+        self.resident_keys: dict[str, bytes] = {key_address(k): k for k in map(resident_key, range(len(RESIDENTS)))}
         url = cast(HTTPProvider, w3.provider).endpoint_uri  # make_web3's provider, made with a URL
         assert url is not None
         self.rpc = RpcClient(url, timeout=120)
@@ -184,7 +207,10 @@ class City:
         issuer_keys: list[blind_rsa.PrivateKey] | None = None,
         raw_issuer_keys: list[bytes] | None = None,
         metadata: dict[str, Any] | None = None,
+        register: list[list[str]] | None = None,
     ) -> SimPoll:
+        """A poll with its register committed: `register[s]` the addresses of stratum s (by
+        default every stratum's register is RESIDENTS)."""
         trustee_count = trustee_count or len(self.trustees)
         trustee_keys = [sealing.generate_trustee_keypair() for _ in range(trustee_count)]
         dealing = key_shares.deal(threshold, [k.public_key for k in trustee_keys])
@@ -206,8 +232,12 @@ class City:
             [t.address for t in self.trustees[:trustee_count]],
             threshold,
         )
-        receipt = self.poll_admin.transact(self.poll_book.functions.createPoll(params))
-        poll_id = self.poll_book.events.PollCreated().process_receipt(receipt)[0]["args"]["pollId"]
+        trees = [RegisterTree.build(r) for r in (register or [RESIDENTS] * len(params[7]))]
+        receipt = self.poll_admin.transact(
+            self.poll_book.functions.createPoll(params, [t.root for t in trees], [t.size for t in trees])
+        )
+        # (DISCARD: the receipt's RegisterCommitted log is not a PollCreated, and says nothing wrong)
+        poll_id = self.poll_book.events.PollCreated().process_receipt(receipt, errors=DISCARD)[0]["args"]["pollId"]
         return SimPoll(
             poll_id,
             option_count,
@@ -220,17 +250,56 @@ class City:
             trustee_keys,
             dealing.sealed_shares,
             threshold,
+            trees,
         )
 
     # --- issuance ----------------------------------------------------------------------------
 
     def issue_tokens(self, poll: SimPoll, residents: list[tuple[str, int]]) -> list[TokenKey]:
-        """For each (resident address, stratum): the blind protocol, the record, the points."""
-        issued = [self.mint_token(poll, stratum) for _, stratum in residents]
-        self.record_issuances(poll, [(keccak(f"{poll.poll_id}:{r}".encode()), s) for r, s in residents])
-        self.credit(poll, [r for r, _ in residents], poll.points)
+        """For each (resident address, stratum): the blind protocol, the resident's signed
+        request with its register proof, recorded on chain (which credits the points)."""
+        issued, records = [], []
+        for resident, stratum in residents:
+            key, record = self.request_token(poll, resident, stratum)
+            issued.append(key)
+            records.append(record)
+        self.record_issuances(poll, records)
         poll.tokens.extend(issued)
+        poll.issued.extend(residents)
         return issued
+
+    def request_token(
+        self, poll: SimPoll, resident: str, stratum: int, *, signer: bytes | None = None
+    ) -> tuple[TokenKey, IssuanceRecord]:
+        """A token minted for `resident` in `stratum` and the IssuanceRecord of its request
+        (signed by `signer` instead, to break the rule), proven in the stratum's register (at
+        index 0 for a resident who is not in it)."""
+        issuer = poll.issuer_keys[stratum]
+        private_key, address = new_token_key()
+        request = token.request_token(
+            issuer.public_key, self.deployment.chain_id, self.deployment.poll_book, poll.poll_id, stratum, address
+        )
+        blind_signature = blind_rsa.blind_sign(issuer, request.blinded_msg)
+        key = TokenKey(private_key, address, stratum, token.finish_token(issuer.public_key, request, blind_signature))
+        return key, self.request_record(poll, resident, stratum, keccak(request.blinded_msg), signer=signer)
+
+    def request_record(
+        self, poll: SimPoll, resident: str, stratum: int, blinded_message_hash: bytes, *, signer: bytes | None = None
+    ) -> IssuanceRecord:
+        """The IssuanceRecord of `resident`'s request for a blinded message (by its hash), signed
+        by the resident's identity key (or `signer`), with its proof in the stratum's register
+        (at index 0 for a resident who is not in it)."""
+        digest = issuance_request_hash_digest(
+            self.domain, poll.poll_id, stratum, blinded_message_hash, REQUEST_DEADLINE
+        )
+        tree = poll.registers[stratum]
+        try:
+            index = tree.index_of(resident)
+        except ValueError:
+            index = 0
+        proof = tree.proof(index) if tree.size else []
+        signature = sign_digest(signer or self.resident_keys[resident], digest)
+        return IssuanceRecord(resident, stratum, blinded_message_hash, REQUEST_DEADLINE, signature, index, proof)
 
     def mint_token(self, poll: SimPoll, stratum: int, issuer: blind_rsa.PrivateKey | None = None) -> TokenKey:
         """A fresh token key, blindly signed by the stratum's issuer key (or by `issuer`),
@@ -243,27 +312,13 @@ class City:
         blind_signature = blind_rsa.blind_sign(issuer, request.blinded_msg)
         return TokenKey(private_key, address, stratum, token.finish_token(issuer.public_key, request, blind_signature))
 
-    def record_issuances(self, poll: SimPoll, records: list[tuple[bytes, int]]) -> None:
-        """PollBook.recordIssuances for (pseudonym, stratum) records, 500 a transaction."""
+    def record_issuances(self, poll: SimPoll, records: list[IssuanceRecord]) -> None:
+        """PollBook.recordIssuances, 500 records a transaction (each credits its resident)."""
         calls = (
-            (
-                encode_record_issuances(poll.poll_id, [p for p, _ in part], [s for _, s in part]),
-                ISSUANCE_GAS * len(part) + CALL_GAS,
-            )
+            (encode_record_issuances(poll.poll_id, part), ISSUANCE_GAS * len(part) + CALL_GAS)
             for part in _chunks(records, BATCH)
         )
         self.send_calls(self.issuer, self.deployment.poll_book, calls)
-
-    def credit(self, poll: SimPoll, residents: list[str], amount: int) -> None:
-        """CityPoints.credit of `amount` to each resident, 500 a transaction."""
-        calls = (
-            (
-                encode_credit(poll.poll_id, part, amount),
-                CREDIT_GAS * len(part) + CALL_GAS,
-            )
-            for part in _chunks(residents, BATCH)
-        )
-        self.send_calls(self.issuer, self.deployment.city_points, calls)
 
     # --- raw transactions ------------------------------------------------------------------------
 

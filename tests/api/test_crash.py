@@ -45,6 +45,18 @@ def test_sigkill_during_load_loses_and_duplicates_nothing(tmp_path, kind):
     admin = {"X-Admin-Key": ADMIN_KEY}
     try:
         http = httpx.Client(base_url=server.url, timeout=30)
+        residents = []  # enrolled first: the poll's register is fixed at its creation
+        for _ in range(TOKENS):
+            resident = ResidentClient(http)
+            assert (
+                http.post(
+                    "/admin/residents",
+                    headers=admin,
+                    json={"address": resident.address, "district": "Central", "birthYear": 1990},
+                ).status_code
+                == 201
+            )
+            residents.append(resident)
         now = chain.now()
         trustees = [(Account.create(), sealing.generate_trustee_keypair()) for _ in range(2)]
         reply = http.post(
@@ -62,18 +74,6 @@ def test_sigkill_during_load_loses_and_duplicates_nothing(tmp_path, kind):
         )
         assert reply.status_code == 201, reply.text
         poll_id = reply.json()["poll"]["id"]
-        residents = []
-        for _ in range(TOKENS):
-            resident = ResidentClient(http)
-            assert (
-                http.post(
-                    "/admin/residents",
-                    headers=admin,
-                    json={"address": resident.address, "district": "Central", "birthYear": 1990},
-                ).status_code
-                == 201
-            )
-            residents.append(resident)
         poll = next(p for p in residents[0].polls() if p["id"] == poll_id)
         chain.anvil.increase_time(6)
         http.close()
@@ -142,11 +142,11 @@ def test_sigkill_during_load_loses_and_duplicates_nothing(tmp_path, kind):
         def issuances() -> list[bytes]:
             with RpcClient(chain.anvil.url) as rpc_client:
                 return [
-                    pseudonym
+                    item.resident
                     for log in rpc_client.iter_logs(
-                        chain.deployment.poll_book, [events.TOKENS_ISSUED_TOPIC], 0, rpc_client.block_number()
+                        chain.deployment.poll_book, [events.ISSUANCES_RECORDED_TOPIC], 0, rpc_client.block_number()
                     )
-                    for pseudonym in events.decode_log(log).args["pseudonyms"]
+                    for item in events.issuances_recorded(log)[1]
                 ]
 
         issued = eventually(

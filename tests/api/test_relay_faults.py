@@ -435,6 +435,13 @@ def test_poll_creation_survives_a_crash_after_broadcast(tmp_path):
     admin = {"X-Admin-Key": ADMIN_KEY}
     try:
         server.start()
+        enrolled_identity = Account.create()  # enrolled first: in the poll's register
+        enrolled = httpx.post(
+            server.url + "/admin/residents",
+            headers=admin,
+            json={"address": enrolled_identity.address, "district": "Central", "birthYear": 1990},
+        )
+        assert enrolled.status_code == 201, enrolled.text
         now = chain.now()
         body = {
             "question": "Crash?",
@@ -498,16 +505,9 @@ def test_poll_creation_survives_a_crash_after_broadcast(tmp_path):
         ]
         key_shares.combine_shares(shares, bytes.fromhex(poll["electionKey"][2:]), 2)
 
-        # The issuer key, sealed again under the chain's poll id, signs tokens; a ballot goes through.
-        resident = ResidentClient(http)
-        assert (
-            http.post(
-                "/admin/residents",
-                headers=admin,
-                json={"address": resident.address, "district": "Central", "birthYear": 1990},
-            ).status_code
-            == 201
-        )
+        # The issuer key, sealed again under the chain's poll id, signs tokens (and the register,
+        # saved from the receipt too, proves the resident); a ballot goes through.
+        resident = ResidentClient(http, enrolled_identity)
         listed = next(p for p in resident.polls() if p["id"] == poll_id)
         token = resident.get_token(listed)
         chain.anvil.increase_time(6)

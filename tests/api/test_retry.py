@@ -60,23 +60,24 @@ def chain_logs(api, topic: str) -> list[dict]:
 
 
 def issued_on_chain(api, poll_id: int) -> Counter:
-    """Pseudonym → how many TokensIssued entries name it, for the poll."""
+    """Resident (lower-case hex) → how many IssuancesRecorded items name it, for the poll."""
     seen: Counter = Counter()
-    for log in chain_logs(api, events.TOKENS_ISSUED_TOPIC):
-        args = events.decode_log(log).args
-        if args["pollId"] == poll_id:
-            seen.update("0x" + bytes(p).hex() for p in args["pseudonyms"])
+    for log in chain_logs(api, events.ISSUANCES_RECORDED_TOPIC):
+        found, items = events.issuances_recorded(log)
+        if found == poll_id:
+            seen.update("0x" + item.resident.hex() for item in items)
     return seen
 
 
 def wait_recorded(api, db: Database, residents: list[str]) -> list[str]:
-    """The pseudonyms of these residents' issuances, once the relay has recorded them all."""
+    """These residents (lower-case hex), once the relay has recorded all their issuances."""
     table = models.Issuance.__table__
 
     def recorded():
         with db.engine.connect() as conn:
-            rows = conn.execute(select(table.c.status, table.c.pseudonym).where(table.c.resident.in_(residents))).all()
-        return [p for s, p in rows] if len(rows) == len(residents) and all(s == "recorded" for s, _ in rows) else None
+            rows = conn.execute(select(table.c.status, table.c.resident).where(table.c.resident.in_(residents))).all()
+        done = len(rows) == len(residents) and all(s == "recorded" for s, _ in rows)
+        return [r.lower() for _, r in rows] if done else None
 
     return eventually(recorded, timeout=60)
 
@@ -119,8 +120,8 @@ def test_the_same_issuance_request_gets_the_same_blind_signature(world):
     # The answer unblinds into a working credential.
     token = alice.finish_token(listed, 0, pending, account, first.json())
     assert alice.cast(token, [0]).status_code == 202
-    [pseudonym] = wait_recorded(api, db, [alice.address])
-    assert issued_on_chain(api, poll["id"])[pseudonym] == 1
+    [resident] = wait_recorded(api, db, [alice.address])
+    assert issued_on_chain(api, poll["id"])[resident] == 1
 
 
 def test_identical_issuance_requests_racing_get_one_token_and_one_answer(world):
@@ -144,9 +145,9 @@ def test_identical_issuance_requests_racing_get_one_token_and_one_answer(world):
     addresses = [r.address for r in residents]
     for address in addresses:
         assert count(db, models.Issuance.resident, address) == 1
-    pseudonyms = wait_recorded(api, db, addresses)
+    recorded = wait_recorded(api, db, addresses)
     on_chain = issued_on_chain(api, poll["id"])
-    assert [on_chain[p] for p in pseudonyms] == [1] * len(residents)
+    assert [on_chain[r] for r in recorded] == [1] * len(residents)
 
 
 # --- ballots ---------------------------------------------------------------------------------------

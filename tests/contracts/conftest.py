@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 
 import pytest
-from contract_helpers import CLOSES_IN, OPENS_IN, Key, PollHandle, params_tuple, role
+from contract_helpers import CLOSES_IN, OPENS_IN, Key, PollHandle, create_args, role
 
-from veche_core import typed_data
+from veche_core import register, typed_data
 
 
 @pytest.fixture(scope="session")
@@ -59,20 +59,31 @@ def trustees(trustee_accounts, trustee_key):
 
 
 @pytest.fixture(scope="session")
-def poll_book(project, admin, poll_admin, issuer, relayer):
-    contract = admin.deploy(project.PollBook, admin)
-    contract.grantRole(role("POLL_ADMIN_ROLE"), poll_admin, sender=admin)
-    contract.grantRole(role("ISSUER_ROLE"), issuer, sender=admin)
-    contract.grantRole(role("RELAYER_ROLE"), relayer, sender=admin)
+def city_points(project, admin, points_admin):
+    contract = admin.deploy(project.CityPoints, admin)
+    contract.grantRole(role("POINTS_ADMIN_ROLE"), points_admin, sender=admin)
     return contract
 
 
 @pytest.fixture(scope="session")
-def city_points(project, admin, issuer, points_admin):
-    contract = admin.deploy(project.CityPoints, admin)
+def poll_book(project, admin, poll_admin, issuer, relayer, city_points):
+    contract = admin.deploy(project.PollBook, admin, city_points)
+    contract.grantRole(role("POLL_ADMIN_ROLE"), poll_admin, sender=admin)
     contract.grantRole(role("ISSUER_ROLE"), issuer, sender=admin)
-    contract.grantRole(role("POINTS_ADMIN_ROLE"), points_admin, sender=admin)
+    contract.grantRole(role("RELAYER_ROLE"), relayer, sender=admin)
+    city_points.grantRole(role("POLL_BOOK_ROLE"), contract, sender=admin)
     return contract
+
+
+@pytest.fixture(scope="session")
+def registered():
+    """The enrolled residents of each of the three strata (5, 3 and 1 of them)."""
+    return [[Key.create() for _ in range(count)] for count in (5, 3, 1)]
+
+
+@pytest.fixture(scope="session")
+def register_trees(registered):
+    return [register.RegisterTree.build([k.address for k in keys]) for keys in registered]
 
 
 @pytest.fixture(scope="session")
@@ -97,7 +108,7 @@ def issuer_keys():
 
 
 @pytest.fixture
-def poll_params(chain, issuer_keys, trustees):
+def poll_params(chain, issuer_keys, trustees, register_trees):
     now = chain.pending_timestamp
     return {
         "metadataHash": os.urandom(32),
@@ -110,6 +121,7 @@ def poll_params(chain, issuer_keys, trustees):
         "issuerKeys": issuer_keys,
         "trustees": trustees,
         "threshold": 2,
+        "register": register_trees,
     }
 
 
@@ -119,7 +131,7 @@ def create_poll(poll_book, poll_admin, poll_params):
 
     def create(**overrides) -> PollHandle:
         params = {**poll_params, **overrides}
-        receipt = poll_book.createPoll(params_tuple(params), sender=poll_admin)
+        receipt = poll_book.createPoll(*create_args(params), sender=poll_admin)
         (log,) = poll_book.PollCreated.from_receipt(receipt)
         return PollHandle(log.pollId, params["opensAt"], params["closesAt"], params)
 

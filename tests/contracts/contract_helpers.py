@@ -21,7 +21,7 @@ from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 from web3.exceptions import ContractCustomError as Web3ContractCustomError
 
-from veche_core import typed_data
+from veche_core import register, typed_data
 
 # Realistic ballot sizes: a 32-byte prefix + an RSA-2048 signature, and a sealed box of a
 # 3-byte plaintext (48 bytes of overhead).
@@ -148,6 +148,41 @@ def params_tuple(params: dict) -> tuple:
         params["issuerKeys"],
         params["trustees"],
         params["threshold"],
+    )
+
+
+def create_args(params: dict) -> tuple:
+    """createPoll's three arguments: the parameters, the register roots, the register sizes."""
+    trees = params["register"]
+    return params_tuple(params), [t.root for t in trees], [t.size for t in trees]
+
+
+def issuance(
+    domain: typed_data.Domain,
+    poll_id: int,
+    resident: Key,
+    stratum: int,
+    tree: register.RegisterTree,
+    *,
+    deadline: int = 2**40,
+    signer: Key | None = None,
+    leaf_index: int | None = None,
+    proof: list[bytes] | None = None,
+) -> tuple:
+    """An IssuanceRecord of `resident` (signed by `signer` if given), proven in `tree` at its
+    own index (or at `leaf_index` with `proof`)."""
+    blinded_hash = os.urandom(32)
+    digest = typed_data.issuance_request_hash_digest(domain, poll_id, stratum, blinded_hash, deadline)
+    signature = typed_data.sign_digest((signer or resident).private_key, digest)
+    index = tree.index_of(resident.address) if leaf_index is None else leaf_index
+    return (
+        resident.address,
+        stratum,
+        blinded_hash,
+        deadline,
+        signature,
+        index,
+        tree.proof(index) if proof is None else proof,
     )
 
 

@@ -134,7 +134,7 @@ def test_donation_digest(city_points, points_domain):
 
 def test_digests_depend_on_the_deployment(project, admin, poll_book, domain):
     """Another deployment (another verifying contract) gives another ballot digest."""
-    other = admin.deploy(project.PollBook, admin)
+    other = admin.deploy(project.PollBook, admin, poll_book.cityPoints())
     args = (1, "0x" + "11" * 20, 1, 0, bytes(32), bytes(32))
     assert other.ballotDigest(*args) != poll_book.ballotDigest(*args)
     other_domain = typed_data.poll_book_domain(domain.chain_id, other.address)

@@ -175,7 +175,7 @@ def test_a_ballot_signed_for_another_poll_is_rejected(poll_book, relayer, domain
 
 
 def test_a_ballot_signed_for_another_deployment_is_rejected(project, admin, poll_book, relayer, domain, open_poll):
-    other = admin.deploy(project.PollBook, admin)
+    other = admin.deploy(project.PollBook, admin, poll_book.cityPoints())
     other_domain = typed_data.poll_book_domain(domain.chain_id, other.address)
     token = Key.create()
     ballot = sign_ballot(other_domain, open_poll.id, token, 1)

@@ -3,7 +3,7 @@
 import os
 
 import pytest
-from contract_helpers import call_reverts_with, params_tuple, reverts_with, role
+from contract_helpers import call_reverts_with, create_args, reverts_with, role
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
@@ -17,7 +17,7 @@ def test_roles_are_the_keccak_of_their_names(poll_book, admin):
 
 def test_create_poll_emits_every_parameter_and_stores_them(poll_book, poll_admin, poll_params, issuer_keys, trustees):
     assert poll_book.pollCount() == 0
-    receipt = poll_book.createPoll(params_tuple(poll_params), sender=poll_admin)
+    receipt = poll_book.createPoll(*create_args(poll_params), sender=poll_admin)
 
     (log,) = poll_book.PollCreated.from_receipt(receipt)
     assert log.pollId == 1
@@ -63,7 +63,7 @@ def test_create_poll_needs_poll_admin_role(poll_book, poll_params, outsider, adm
             account=account.address,
             neededRole=role("POLL_ADMIN_ROLE"),
         ):
-            poll_book.createPoll(params_tuple(poll_params), sender=account)
+            poll_book.createPoll(*create_args(poll_params), sender=account)
 
 
 @pytest.mark.parametrize(
@@ -73,7 +73,7 @@ def test_create_poll_needs_poll_admin_role(poll_book, poll_params, outsider, adm
 def test_create_poll_rejects_bad_options(poll_book, poll_admin, poll_params, option_count, max_choices):
     params = {**poll_params, "optionCount": option_count, "maxChoices": max_choices}
     with reverts_with(poll_book.PollBookInvalidOptions, optionCount=option_count, maxChoices=max_choices):
-        poll_book.createPoll(params_tuple(params), sender=poll_admin)
+        poll_book.createPoll(*create_args(params), sender=poll_admin)
 
 
 def test_create_poll_accepts_edge_options(create_poll, poll_book):
@@ -92,7 +92,7 @@ def test_create_poll_rejects_bad_windows(chain, poll_book, poll_admin, poll_para
     ]:
         params = {**poll_params, "opensAt": opens_at, "closesAt": closes_at}
         with reverts_with(poll_book.PollBookInvalidWindow, opensAt=opens_at, closesAt=closes_at):
-            poll_book.createPoll(params_tuple(params), sender=poll_admin)
+            poll_book.createPoll(*create_args(params), sender=poll_admin)
 
 
 def test_create_poll_rejects_closing_at_the_current_block(chain, poll_book, poll_admin, poll_params):
@@ -100,7 +100,7 @@ def test_create_poll_rejects_closing_at_the_current_block(chain, poll_book, poll
     params = {**poll_params, "opensAt": now - 100, "closesAt": now}
     chain.pending_timestamp = now
     with reverts_with(poll_book.PollBookInvalidWindow, opensAt=now - 100, closesAt=now):
-        poll_book.createPoll(params_tuple(params), sender=poll_admin)
+        poll_book.createPoll(*create_args(params), sender=poll_admin)
 
 
 def test_create_poll_may_open_in_the_past(chain, create_poll, poll_book):
@@ -111,37 +111,37 @@ def test_create_poll_may_open_in_the_past(chain, create_poll, poll_book):
 
 def test_create_poll_needs_issuer_keys(poll_book, poll_admin, poll_params):
     with reverts_with(poll_book.PollBookNoIssuerKeys):
-        poll_book.createPoll(params_tuple({**poll_params, "issuerKeys": []}), sender=poll_admin)
+        poll_book.createPoll(*create_args({**poll_params, "issuerKeys": []}), sender=poll_admin)
 
 
 def test_create_poll_rejects_an_empty_issuer_key(poll_book, poll_admin, poll_params):
     keys = [os.urandom(270), b"", os.urandom(270)]
     with reverts_with(poll_book.PollBookEmptyIssuerKey, stratum=1):
-        poll_book.createPoll(params_tuple({**poll_params, "issuerKeys": keys}), sender=poll_admin)
+        poll_book.createPoll(*create_args({**poll_params, "issuerKeys": keys}), sender=poll_admin)
 
 
 def test_create_poll_rejects_a_zero_election_key(poll_book, poll_admin, poll_params):
     with reverts_with(poll_book.PollBookZeroElectionKey):
-        poll_book.createPoll(params_tuple({**poll_params, "electionKey": bytes(32)}), sender=poll_admin)
+        poll_book.createPoll(*create_args({**poll_params, "electionKey": bytes(32)}), sender=poll_admin)
 
 
 def test_create_poll_rejects_bad_trustee_lists(poll_book, poll_admin, poll_params, trustees):
     with reverts_with(poll_book.PollBookInvalidTrusteeCount, count=0):
-        poll_book.createPoll(params_tuple({**poll_params, "trustees": []}), sender=poll_admin)
+        poll_book.createPoll(*create_args({**poll_params, "trustees": []}), sender=poll_admin)
 
     too_many = [f"0x{i:040x}" for i in range(1, 257)]
     with reverts_with(poll_book.PollBookInvalidTrusteeCount, count=256):
-        poll_book.createPoll(params_tuple({**poll_params, "trustees": too_many, "threshold": 1}), sender=poll_admin)
+        poll_book.createPoll(*create_args({**poll_params, "trustees": too_many, "threshold": 1}), sender=poll_admin)
 
     with reverts_with(poll_book.PollBookInvalidTrustee, index=1, trustee=ZERO_ADDRESS):
         poll_book.createPoll(
-            params_tuple({**poll_params, "trustees": [trustees[0], ZERO_ADDRESS]}),
+            *create_args({**poll_params, "trustees": [trustees[0], ZERO_ADDRESS]}),
             sender=poll_admin,
         )
 
     duplicated = [trustees[0], trustees[1], trustees[0]]
     with reverts_with(poll_book.PollBookInvalidTrustee, index=2, trustee=trustees[0]):
-        poll_book.createPoll(params_tuple({**poll_params, "trustees": duplicated}), sender=poll_admin)
+        poll_book.createPoll(*create_args({**poll_params, "trustees": duplicated}), sender=poll_admin)
 
 
 def test_create_poll_accepts_255_trustees(create_poll, poll_book):
@@ -153,7 +153,7 @@ def test_create_poll_accepts_255_trustees(create_poll, poll_book):
 @pytest.mark.parametrize("threshold", [0, 4])
 def test_create_poll_rejects_bad_thresholds(poll_book, poll_admin, poll_params, threshold):
     with reverts_with(poll_book.PollBookInvalidThreshold, threshold=threshold, trusteeCount=3):
-        poll_book.createPoll(params_tuple({**poll_params, "threshold": threshold}), sender=poll_admin)
+        poll_book.createPoll(*create_args({**poll_params, "threshold": threshold}), sender=poll_admin)
 
 
 def test_threshold_may_equal_the_number_of_trustees(create_poll, poll_book):
@@ -178,3 +178,23 @@ def test_issuer_key_rejects_unknown_strata(poll_book, poll):
         stratum=3,
     )
     assert poll_book.issuerKey(poll.id, 2) == poll.params["issuerKeys"][2]
+
+
+def test_create_poll_commits_the_register(poll_book, poll_admin, poll_params, register_trees):
+    receipt = poll_book.createPoll(*create_args(poll_params), sender=poll_admin)
+    (created,) = poll_book.PollCreated.from_receipt(receipt)
+    (committed,) = poll_book.RegisterCommitted.from_receipt(receipt)
+    assert committed.pollId == created.pollId
+    assert [bytes(r) for r in committed.roots] == [t.root for t in register_trees]
+    assert list(committed.sizes) == [5, 3, 1]
+    roots, sizes = poll_book.register(created.pollId)
+    assert [bytes(r) for r in roots] == [t.root for t in register_trees] and list(sizes) == [5, 3, 1]
+
+
+def test_create_poll_needs_one_register_entry_per_stratum(poll_book, poll_admin, poll_params, register_trees):
+    params, roots, sizes = create_args(poll_params)
+    with reverts_with(poll_book.PollBookInvalidRegister, strata=3, roots=2, sizes=3):
+        poll_book.createPoll(params, roots[:2], sizes, sender=poll_admin)
+    with reverts_with(poll_book.PollBookInvalidRegister, strata=3, roots=3, sizes=4):
+        poll_book.createPoll(params, roots, [*sizes, 1], sender=poll_admin)
+    assert poll_book.pollCount() == 0

@@ -86,6 +86,7 @@ _DATA_SAMPLE = {
     "uint256[]": [1, 2],
     "bytes32[]": [b"\x77" * 32, b"\x78" * 32],
     "uint32[]": [1, 2],
+    events.ISSUANCE_RECORD + "[]": [(b"\x55" * 20, 1, b"\x44" * 32, 9, b"s" * 65, 0, (b"\x77" * 32,))],
 }
 
 
@@ -542,3 +543,16 @@ def test_envelope_fields_decode_log_checks_are_checked_too(decoder, key):
             log[key] = "0xzz"
         assert expected(decoder, log) == REJECTED
         assert observed(decoder, log) == REJECTED, f"{EVENT_OF[decoder]} accepted a log with {key} {change}"
+
+
+def test_issuances_recorded_gives_each_item_and_refuses_another_event():
+    item = (b"\x55" * 20, 3, b"\x44" * 32, 2**64 - 1, b"s" * 65, 7, (b"\x77" * 32, b"\x78" * 32))
+    spec = events.ISSUANCES_RECORDED
+    log = _log([spec.topic, _uint_topic(5)], abi.encode(spec.data_types, [[item, item[:6] + ((),)]]))
+    poll_id, items = events.issuances_recorded(log)
+    assert poll_id == 5 and items == [events.IssuanceItem(*item), events.IssuanceItem(*item[:6], ())]
+    with pytest.raises(EncodingError):
+        events.issuances_recorded(tokens_issued_log())
+    # strict: a byte after the last tail is refused, as everywhere
+    with pytest.raises(EncodingError):
+        events.issuances_recorded({**log, "data": log["data"] + "00" * 32})

@@ -84,17 +84,29 @@ def test_cast_ballots_calldata_and_its_size():
     )
 
 
-def test_issuance_and_credit_calldata():
+def test_issuance_calldata():
     rng = random.Random(9)
-    pseudonyms = [rng.randbytes(32) for _ in range(40)]
-    strata = [rng.randrange(2**32) for _ in pseudonyms]
-    assert calls.encode_record_issuances(3, pseudonyms, strata) == calls.RECORD_ISSUANCES_SELECTOR + abi_encode(
-        ["uint256", "bytes32[]", "uint32[]"], [3, pseudonyms, strata]
+    records = [
+        calls.IssuanceRecord(
+            Account.create().address,
+            rng.randrange(2**32),
+            rng.randbytes(32),
+            rng.randrange(2**64),
+            rng.randbytes(65),
+            rng.randrange(2**32),
+            [rng.randbytes(32) for _ in range(rng.randrange(6))],
+        )
+        for _ in range(30)
+    ]
+    expected = calls.RECORD_ISSUANCES_SELECTOR + abi_encode(
+        ["uint256", "(address,uint32,bytes32,uint64,bytes,uint32,bytes32[])[]"], [3, [tuple(r) for r in records]]
     )
-    residents = [Account.create().address for _ in range(25)]
-    expected = calls.CREDIT_SELECTOR + abi_encode(["uint256", "address[]", "uint256"], [3, residents, 20])
-    assert calls.encode_credit(3, residents, 20) == expected
-    assert calls.encode_credit(3, [bytes.fromhex(r[2:]) for r in residents], 20) == expected
+    assert calls.encode_record_issuances(3, records) == expected
+    raw = [r._replace(resident=bytes.fromhex(str(r.resident)[2:])) for r in records]
+    assert calls.encode_record_issuances(3, raw) == expected
+    assert calls.encode_record_issuances(3, []) == calls.RECORD_ISSUANCES_SELECTOR + abi_encode(
+        ["uint256", "(address,uint32,bytes32,uint64,bytes,uint32,bytes32[])[]"], [3, []]
+    )
 
 
 def test_role_and_balance_calls():

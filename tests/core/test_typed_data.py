@@ -176,3 +176,14 @@ def test_signatures_are_always_low_s(key, digest):
     signature = sign_digest(key, digest)
     assert int.from_bytes(signature[32:64], "big") <= N // 2
     assert recover_signer(digest, signature) == Account.from_key(key).address
+
+
+def test_the_issuance_digest_from_the_blinded_message_or_its_hash_is_one():
+    from veche_core._keccak import keccak
+    from veche_core.typed_data import issuance_request_digest, issuance_request_hash_digest, poll_book_domain
+
+    domain = poll_book_domain(31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3")
+    blinded = bytes(range(256))
+    assert issuance_request_digest(domain, 4, 1, blinded, 99) == issuance_request_hash_digest(
+        domain, 4, 1, keccak(blinded), 99
+    )

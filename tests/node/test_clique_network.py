@@ -19,7 +19,6 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from eth_account import Account
 
 from veche_core.dataset import dataset_hash
 from veche_core.deployment import Deployment
@@ -35,7 +34,7 @@ from veche_node.network import (
     stop_node,
 )
 from veche_node.rpc import make_web3, rpc
-from veche_testkit.city import City
+from veche_testkit.city import RESIDENTS, City
 from veche_testkit.waiting import eventually
 
 pytestmark = [pytest.mark.geth, pytest.mark.slow]
@@ -122,7 +121,7 @@ def test_a_poll_runs_end_to_end_and_the_observer_serves_the_same_logs(network, d
     observer = network.node("observer-1").url
 
     poll = driver.create_poll(duration=25, option_count=3, max_choices=1, strata=1)
-    tokens = driver.issue_tokens(poll, [(Account.create().address, 0) for _ in range(6)])
+    tokens = driver.issue_tokens(poll, [(r, 0) for r in RESIDENTS[:6]])
     choices = [0, 1, 1, 2, 1, 0]
     driver.cast(poll, [driver.ballot(poll, t, [c]) for t, c in zip(tokens, choices)])
     # The last resident changes their mind: only the later ballot counts.

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from eth_utils import to_checksum_address
 
 from veche_core import blind_rsa, key_shares
 from veche_core.dataset import dataset_hash
@@ -19,12 +18,12 @@ from veche_core.deployment import Deployment
 from veche_core.rpc import RpcClient
 from veche_node.anvil import Anvil
 from veche_node.contracts import contract_type
-from veche_testkit.city import City, SimPoll, call_arguments
+from veche_testkit.city import RESIDENTS, City, SimPoll, call_arguments
 from veche_verify.chain import read_snapshot
 from veche_verify.checks import PollVerdict, verify_poll
 
 VERIFY = Path(sys.executable).with_name("veche-verify")
-RESIDENTS = [to_checksum_address(f"0x{i:040x}") for i in range(1, 41)]
+__all__ = ["RESIDENTS"]  # the synthetic residents (the test driver holds their identity keys)
 
 
 @pytest.fixture(scope="session")
@@ -44,9 +43,9 @@ def issuer_keys() -> list[blind_rsa.PrivateKey]:
     return [blind_rsa.generate_private_key() for _ in range(2)]
 
 
-@pytest.fixture(scope="session")
-def forge(city):
-    """EventForge: emits PollBook's events with no checks (a broken or malicious contract)."""
+def deploy_forge(city: City):
+    """EventForge: emits PollBook's events (and PointsCredited) with no checks — a broken or
+    malicious PollBook and CityPoints."""
     built = contract_type("EventForge")
     receipt = city.admin.send(
         city.w3.eth.contract(abi=built["abi"], bytecode=built["bytecode"])
@@ -54,6 +53,11 @@ def forge(city):
         .build_transaction({"from": city.admin.address})
     )
     return city.w3.eth.contract(address=receipt["contractAddress"], abi=built["abi"])
+
+
+@pytest.fixture(scope="session")
+def forge(city):
+    return deploy_forge(city)
 
 
 @pytest.fixture
@@ -107,11 +111,13 @@ def run_cli(anvil_url: str, deployment: Deployment, *args: str, tmp_path: Path) 
 class Forged:
     """A poll mirrored onto EventForge, where the test may emit what PollBook would refuse.
 
-    The forge is a deployment of its own: token messages and ballot signatures name its address,
-    so the poll's tokens are minted again for it, and `self.city` signs in its domain.
+    The forge is a deployment of its own, standing for both PollBook and CityPoints: token
+    messages, ballot and request signatures name its address, so the poll's residents ask for
+    their tokens again in its domain (`issue`, which also forges their credits), and
+    `self.city` signs in that domain.
     """
 
-    def __init__(self, city: City, forge, poll: SimPoll) -> None:
+    def __init__(self, city: City, forge, poll: SimPoll, *, issue: bool = True) -> None:
         self.forge, self.poll = forge, poll
         book = city.poll_book
         created = book.events.PollCreated().get_logs(
@@ -133,18 +139,13 @@ class Forged:
             )
         )
         city.admin.transact(forge.functions.createPoll(poll.poll_id, params))
-        issued = book.events.TokensIssued().get_logs(
-            from_block=city.deployment.start_block, argument_filters={"pollId": poll.poll_id}
-        )
         city.admin.transact(
-            forge.functions.recordIssuances(
-                poll.poll_id,
-                [p for e in issued for p in e["args"]["pseudonyms"]],
-                [s for e in issued for s in e["args"]["strata"]],
+            forge.functions.commitRegister(
+                poll.poll_id, [t.root for t in poll.registers], [t.size for t in poll.registers]
             )
         )
         self.deployment = Deployment(
-            city.deployment.chain_id, forge.address, city.deployment.city_points, city.deployment.start_block
+            city.deployment.chain_id, forge.address, forge.address, city.deployment.start_block
         )
         senders = {
             "admin": city.admin,
@@ -154,7 +155,19 @@ class Forged:
             "points_admin": city.points_admin,
         }
         self.city = City(city.w3, self.deployment, senders, city.trustees)
-        poll.tokens[:] = [self.city.mint_token(poll, key.stratum) for key in poll.tokens]
+        residents, poll.tokens[:], poll.issued[:] = list(poll.issued), [], []
+        if issue:
+            self.issue(residents)
+
+    def issue(self, residents: list[tuple[str, int]], points: int | None = None) -> None:
+        """Issue to (resident, stratum) on the forge as PollBook would (the forge takes the same
+        recordIssuances call) and forge their credits (`points` each, the poll's by default)."""
+        self.city.issue_tokens(self.poll, residents)
+        self.credit([r for r, _ in residents], self.poll.points if points is None else points)
+
+    def credit(self, residents: list[str], amount: int) -> None:
+        if residents:
+            self.city.admin.transact(self.forge.functions.creditPoints(self.poll.poll_id, residents, amount))
 
     def cast(self, ballots) -> None:
         self.city.admin.transact(

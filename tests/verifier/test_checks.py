@@ -21,7 +21,7 @@ from veche_verify.checks import Verdict, count_poll, verify_poll
 
 from .conftest import RESIDENTS, Forged, close_and_publish, failed, verify
 
-POLL_CHECKS = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12}
+POLL_CHECKS = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13}
 
 
 def test_clean_poll_passes_every_check(city, new_poll):
@@ -334,16 +334,16 @@ def test_check_10_compares_the_dataset_row_by_row(city, new_poll):
         assert any(expected in f for f in check10.failures), check10.failures
 
 
-def test_check_12_fails_when_credits_do_not_match_tokens(city, issuer_keys):
+def test_check_12_fails_when_credits_do_not_match_tokens(city, forge, issuer_keys):
+    """PollBook credits the poll's points itself; a points contract that credits 15 instead of
+    20 is forged."""
     poll = city.create_poll(issuer_keys=issuer_keys, strata=2, points=20)
-    residents = RESIDENTS[20:23]
-    keys = [city.mint_token(poll, 0) for _ in residents]
-    city.record_issuances(poll, [(os.urandom(32), 0) for _ in residents])
-    city.credit(poll, residents, 15)  # 15 points each instead of 20
-    city.cast(poll, [city.ballot(poll, key, [0]) for key in keys])
-    close_and_publish(city, poll)
+    forged = Forged(city, forge, poll, issue=False)
+    forged.issue([(r, 0) for r in RESIDENTS[20:23]], points=15)
+    forged.cast([forged.city.ballot(poll, key, [0]) for key in poll.tokens])
+    forged.close_and_publish()
 
-    verdict = verify(city, poll.poll_id)
+    verdict = verify(city, poll.poll_id, forged.deployment)
 
     assert failed(verdict) == {12}
     check12 = next(c for c in verdict.checks if c.number == 12)
@@ -369,7 +369,7 @@ def test_ballots_of_a_poll_that_was_never_created_fail_check_1_and_nothing_passe
 def test_an_issuance_batch_whose_arrays_differ_in_length_fails_check_1(city, forge, new_poll):
     poll = new_poll()
     forged = Forged(city, forge, poll)
-    forged.city.admin.transact(forge.functions.recordIssuances(poll.poll_id, [os.urandom(32)], []))
+    forged.city.admin.transact(forge.functions.recordPseudonyms(poll.poll_id, [os.urandom(32)], []))
 
     verdict = verify(city, poll.poll_id, forged.deployment)
     check1 = next(check for check in verdict.checks if check.number == 1)

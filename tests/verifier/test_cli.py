@@ -21,7 +21,7 @@ from veche_core.rpc import RpcClient
 from veche_testkit.city import City
 from veche_verify.chain import balances, read_snapshot
 
-from .conftest import RESIDENTS, VERIFY, close_and_publish, run_cli, verify
+from .conftest import RESIDENTS, VERIFY, Forged, close_and_publish, deploy_forge, run_cli, verify
 from .test_checks import spoiled_ballot
 
 
@@ -72,7 +72,7 @@ def test_poll_command_exit_codes_and_json(anvil, city, new_poll, tmp_path):
     assert code == 0, report
     assert report["verdict"] == "PASS" and report["reason"] is None
     assert report["tally"]["recomputed"] == report["tally"]["published"] == [0, 3, 0]
-    assert [c["number"] for c in report["checks"]] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12]
+    assert [c["number"] for c in report["checks"]] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13]
     assert report["names"]["status"] == "not_checked"
 
     # What was read, for anyone to repeat and compare: the chain, the contracts, the last block
@@ -201,10 +201,15 @@ def test_points_command(anvil, issuer_keys, tmp_path):
     assert code == 0, report
     assert report["checks"][0]["counts"] == {"polls": 1, "residents": 3}
 
-    city.credit(poll, [RESIDENTS[10]], poll.points)  # points for a resident with no token
-    code, report = run_cli(anvil.url, city.deployment, "points", tmp_path=tmp_path)
+    # A points contract that credits a resident with no token (forged: CityPoints cannot).
+    forged = Forged(city, deploy_forge(city), poll)
+    forged.credit([RESIDENTS[10]], poll.points)
+    code, report = run_cli(anvil.url, forged.deployment, "points", tmp_path=tmp_path)
     assert code == 1 and report["checks"][0]["number"] == 12
-    assert report["checks"][0]["failures"] == [f"poll {poll.poll_id}: credited 80 points; 3 tokens × 20 = 60"]
+    assert report["checks"][0]["failures"] == [
+        f"poll {poll.poll_id}: credited 80 points; 3 tokens × 20 = 60",
+        f"poll {poll.poll_id}: {RESIDENTS[10]} credited without an issuance",
+    ]
 
 
 def test_balances_are_read_at_the_block_the_events_were_read_up_to(anvil, issuer_keys):
@@ -215,7 +220,7 @@ def test_balances_are_read_at_the_block_the_events_were_read_up_to(anvil, issuer
     residents = RESIDENTS[:2]
     with RpcClient(anvil.url) as rpc:
         read_at = rpc.block_number()
-        city.credit(poll, [RESIDENTS[1]], poll.points)
+        city.issue_tokens(poll, [(RESIDENTS[1], 0)])  # credits RESIDENTS[1]
         assert balances(rpc, city.deployment.city_points, residents, read_at) == {
             RESIDENTS[0]: poll.points,
             RESIDENTS[1]: 0,

@@ -12,7 +12,8 @@ import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
 
 const config = JSON.parse(process.argv[2]);
-const { apiUrl, artifacts, userDataDir, chromiumPath, password, pollId } = config;
+const { apiUrl, artifacts, userDataDir, chromiumPath, password } = config;
+let pollId; // the test creates the poll once it has enrolled this resident (registers are fixed at creation)
 const PHONE = { width: 390, height: 844 };
 const DESKTOP = { width: 1280, height: 800 };
 const STEP = 60_000;
@@ -98,7 +99,7 @@ try {
   await byId('polls-error').waitFor(); // not enrolled yet: the page says so
   const notEnrolled = await byId('polls-error').textContent();
   send({ event: 'address', address, notEnrolled });
-  await receive(); // the test enrolled it
+  ({ pollId } = await receive()); // the test enrolled it, then created the poll
 
   // --- vote, revote ----------------------------------------------------------------------------
   await byId('refresh').click();

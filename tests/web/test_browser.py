@@ -139,35 +139,22 @@ def test_pages_are_served(city):
 def test_a_resident_votes_in_the_browser_and_the_results_page_matches_the_verifier(city, tmp_path):
     chain, server, http = city
     trustees = [(Account.create(), sealing.generate_keypair()) for _ in range(3)]
-    # The register when the poll is made: Central 3, Northern 2 (one votes with the Python
-    # client), Eastern 1: Eastern, below 3, is merged with its only neighbour in the configured order.
+    # The register when the poll is made: Central 3 (two here, the browser's resident the third),
+    # Northern 2 (one votes with the Python client), Eastern 1: Eastern, below 3, is merged with its
+    # only neighbour in the configured order. All are enrolled before the poll: its register is fixed then.
     python_resident = ResidentClient(http)
-    for district, resident in [("Central", None)] * 3 + [("Northern", python_resident), ("Northern", None), ("Eastern", None)]:
+    for district, resident in [("Central", None)] * 2 + [("Northern", python_resident), ("Northern", None), ("Eastern", None)]:
         address = (resident or ResidentClient(http)).address
         enrolled = http.post("/admin/residents", headers=ADMIN, json={"address": address, "district": district, "birthYear": 1970})
         assert enrolled.status_code == 201, enrolled.text
-    now = chain.now()
-    created = http.post("/admin/polls", headers=ADMIN, json={
-        "question": "Where should the new library go?", "options": ["Park", "Station", "School"],
-        "opensAt": now, "closesAt": now + 3600, "points": 20, "threshold": 2,
-        "trustees": [{"address": a.address, "publicKey": "0x" + k.public_key.hex()} for a, k in trustees],
-    })
-    assert created.status_code == 201, created.text
-    poll, sealed_shares = created.json()["poll"], created.json()["sealedShares"]
-    assert [(s["name"], s["registerSize"]) for s in poll["strata"]] == [("Central", 3), ("Northern + Eastern", 3)]
     assert http.post("/admin/rewards", headers=ADMIN, json={"name": "Museum ticket", "price": 10, "stock": 5}).status_code == 201
     assert http.post("/admin/charities", headers=ADMIN, json={"name": "City shelter", "account": trustees[0][0].address}).status_code == 201
-
-    # A second resident votes with the Python client in the same poll (another stratum).
-    [own_poll] = python_resident.polls()
-    assert own_poll["residentStratum"] == 1
-    python_resident.submit(python_resident.make_ballot(python_resident.get_token(own_poll), [0]))
 
     if ARTIFACTS.exists():
         shutil.rmtree(ARTIFACTS)
     browser = Browser({
         "apiUrl": server.url, "artifacts": str(ARTIFACTS), "userDataDir": str(tmp_path / "profile"),
-        "chromiumPath": str(CHROMIUM), "password": PASSWORD, "pollId": poll["id"],
+        "chromiumPath": str(CHROMIUM), "password": PASSWORD,
     }, tmp_path / "browser.log")
     try:
         created_key = browser.expect("address")
@@ -175,7 +162,20 @@ def test_a_resident_votes_in_the_browser_and_the_results_page_matches_the_verifi
         assert "not enrolled" in created_key["notEnrolled"]
         enrolled = http.post("/admin/residents", headers=ADMIN, json={"address": address, "district": "Central", "birthYear": 1985})
         assert enrolled.status_code == 201, enrolled.text
-        browser.reply(enrolled=True)
+        now = chain.now()
+        created = http.post("/admin/polls", headers=ADMIN, json={
+            "question": "Where should the new library go?", "options": ["Park", "Station", "School"],
+            "opensAt": now, "closesAt": now + 3600, "points": 20, "threshold": 2,
+            "trustees": [{"address": a.address, "publicKey": "0x" + k.public_key.hex()} for a, k in trustees],
+        })
+        assert created.status_code == 201, created.text
+        poll, sealed_shares = created.json()["poll"], created.json()["sealedShares"]
+        assert [(s["name"], s["registerSize"]) for s in poll["strata"]] == [("Central", 3), ("Northern + Eastern", 3)]
+        # A second resident votes with the Python client in the same poll (another stratum).
+        [own_poll] = python_resident.polls()
+        assert own_poll["residentStratum"] == 1
+        python_resident.submit(python_resident.make_ballot(python_resident.get_token(own_poll), [0]))
+        browser.reply(enrolled=True, pollId=poll["id"])
 
         voted = browser.expect("voted", timeout=150)
         assert voted["question"] == "Where should the new library go?"

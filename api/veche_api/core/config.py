@@ -51,8 +51,7 @@ class Settings(BaseSettings):
     admin_keystore: Path = Path("keys/poll-admin.json")
     points_admin_keystore: Path | None = None  # defaults to the poll-admin key
     keystore_password: SecretStr = SecretStr("")
-    # 32 bytes, hex: seals the RSA issuer private keys in the database and keys the
-    # per-(resident, poll) pseudonyms recorded on chain.
+    # 32 bytes, hex: seals the RSA issuer private keys in the database.
     secret_key: SecretStr = SecretStr("")
     admin_api_key: SecretStr = SecretStr("")
 

@@ -8,18 +8,16 @@
   of the database alone does not let anyone issue tokens. The poll id and stratum are bound as
   associated context by deriving a per-key subkey, so a sealed key cannot be moved to another
   poll's row unnoticed.
-- Pseudonyms recorded on chain are HMAC-SHA256(pseudonym key, pollId ‖ address): observers
-  cannot link a resident's address to their TokensIssued entry without the key.
+- (Protocol v1 recorded HMAC pseudonyms on chain; v2 records name the resident, whose signed
+  request they carry, so no pseudonym key is derived any more.)
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_canonical_address
 from nacl.exceptions import CryptoError
 from nacl.secret import SecretBox
 
@@ -44,7 +42,6 @@ class Keys:
     admin: LocalAccount
     points_admin: LocalAccount
     _seal_key: bytes
-    _pseudonym_key: bytes
 
     def __repr__(self) -> str:
         return f"Keys(relayer={self.relayer.address}, issuer={self.issuer.address}, admin={self.admin.address})"
@@ -63,7 +60,6 @@ class Keys:
             admin=admin,
             points_admin=points_admin,
             _seal_key=_derive(master, b"issuer-key-seal"),
-            _pseudonym_key=_derive(master, b"pseudonym"),
         )
 
     def _box(self, poll_id: int, stratum: int) -> SecretBox:
@@ -78,7 +74,3 @@ class Keys:
             return blind_rsa.PrivateKey.decode(self._box(poll_id, stratum).decrypt(bytes(sealed)))
         except CryptoError:
             raise KeyError_(f"issuer key of poll {poll_id} stratum {stratum} does not open") from None
-
-    def pseudonym(self, poll_id: int, resident: str) -> bytes:
-        message = poll_id.to_bytes(32, "big") + to_canonical_address(resident)
-        return hmac.new(self._pseudonym_key, message, hashlib.sha256).digest()

@@ -17,7 +17,7 @@ Write-ahead protocol (crash safety):
    queued again only when their nonce went to a transaction that is not ours. PollBook no
    longer judges sequences (every well-signed ballot is cast), so a ballot posted twice would
    not be a no-op: the verifier fails check 5 on any duplicate. Issuances and credits keep
-   their contracts' guards (one issuance per pseudonym, one credit per resident and poll).
+   their contract's guard (one issuance, with its credit, per resident and poll).
 4. Node down, nonce trouble, reverted transactions: the loop backs off exponentially (up to
    10 s), re-reads its nonce from chain and database, and retries. A reverted batch is requeued
    unless the poll has closed (then its items fail with reason `poll.closed`).

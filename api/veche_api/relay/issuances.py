@@ -1,7 +1,8 @@
-"""Issuances: the relay's handler of `issuances` (PollBook.recordIssuances) and `credits`
-(CityPoints.credit) transactions, the issuer key's two calls for each issued token. An Issuance
-row is `recorded` once both are on chain; each call has its own column pointing at its ChainTx
-and its own flag (`Ledger`).
+"""Issuances: the relay's handler of `issuances` transactions (PollBook.recordIssuances), the
+issuer key's one call for each issued token: the resident's signed request with its register
+proof, which credits the resident's points in the same call (protocol v2). An Issuance row is
+`recorded` (and `credited`) once it is on chain. `credits` transactions (v1's separate
+CityPoints.credit) are retired: a log written by an older API is still finished, never made.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from veche_core import calls
 
 from ..chain import REVERTS, revert_name
 from ..models import ChainTx, Issuance, table_of
+from ..register import Registers
 from .health import QuarantineKind
 from .receipts import mark_finished, tx_outcome
 
-# The contracts' guards (one issuance per pseudonym, one credit per resident and poll): a batch
-# refused with one of these may hold items that are already on chain.
-ALREADY_DONE = ("PollBookAlreadyIssued", "CityPointsAlreadyCredited")
+# The contract's guard (one issuance per resident and poll): a batch refused with it may hold
+# items that are already on chain.
+ALREADY_DONE = ("PollBookAlreadyIssued",)
 
 
 @dataclass(frozen=True)
@@ -39,17 +41,18 @@ class Ledger:
 
 LEDGERS = {
     ChainTx.Kind.ISSUANCES: Ledger(ChainTx.Kind.ISSUANCES, "record_tx_id", "recorded", QuarantineKind.ISSUANCES),
-    ChainTx.Kind.CREDITS: Ledger(ChainTx.Kind.CREDITS, "credit_tx_id", "credited", QuarantineKind.CREDITS),
 }
+RETIRED = ChainTx.Kind.CREDITS  # finished if an older API logged one; never sent
 
 
 class Issuances:
     """What the relay does for issued tokens: batch their records and credits, send, finish."""
 
-    kinds = tuple(LEDGERS)
+    kinds = (*LEDGERS, RETIRED)
 
     def __init__(self, relay) -> None:
         self.relay = relay
+        self.registers = Registers(relay.db)
         self.gas_per_item: dict[ChainTx.Kind, int] = {}  # from the last estimate of each kind
 
     def flush(self, force: bool = False) -> bool:
@@ -93,18 +96,22 @@ class Issuances:
         """(contract, calldata, the same call as a web3 function — built only when estimating)."""
         relay = self.relay
         if kind == ChainTx.Kind.ISSUANCES:
-            pseudonyms, strata = [bytes.fromhex(i.pseudonym[2:]) for i in items], [i.stratum for i in items]
+            records = [
+                calls.IssuanceRecord(
+                    i.resident,
+                    i.stratum,
+                    bytes(i.blinded_message_hash),
+                    i.deadline,
+                    bytes(i.request_signature),
+                    i.leaf_index,
+                    self.registers.tree(poll_id, i.stratum).proof(i.leaf_index),
+                )
+                for i in items
+            ]
             return (
                 relay.deployment.poll_book,
-                calls.encode_record_issuances(poll_id, pseudonyms, strata),
-                lambda: relay.poll_book.functions.recordIssuances(poll_id, pseudonyms, strata),
-            )
-        if kind == ChainTx.Kind.CREDITS:
-            residents = [i.resident for i in items]
-            return (
-                relay.deployment.city_points,
-                calls.encode_credit(poll_id, residents, points),
-                lambda: relay.city_points.functions.credit(poll_id, residents, points),
+                calls.encode_record_issuances(poll_id, records),
+                lambda: relay.poll_book.functions.recordIssuances(poll_id, [tuple(r) for r in records]),
             )
         raise ValueError(f"not an issuance kind: {kind!r}")
 
@@ -130,9 +137,8 @@ class Issuances:
                     for item in items:
                         fresh = session.get(Issuance, item.id)
                         if name in ALREADY_DONE and self.already_done(kind, fresh):
-                            setattr(fresh, ledger.done_flag, True)
-                            if fresh.recorded and fresh.credited:
-                                fresh.status = Issuance.Status.RECORDED
+                            fresh.recorded = fresh.credited = True
+                            fresh.status = Issuance.Status.RECORDED
                         elif closed or name not in ALREADY_DONE:
                             fresh.status, fresh.reason = (
                                 Issuance.Status.FAILED,
@@ -168,9 +174,7 @@ class Issuances:
         """Whether the chain already holds this item's record (issuances) or credit (credits)."""
         relay = self.relay
         if kind == ChainTx.Kind.ISSUANCES:
-            return relay.poll_book.functions.isIssued(issuance.poll_id, bytes.fromhex(issuance.pseudonym[2:])).call()
-        if kind == ChainTx.Kind.CREDITS:
-            return relay.city_points.functions.credited(issuance.poll_id, issuance.resident).call()
+            return relay.poll_book.functions.isIssued(issuance.poll_id, issuance.resident).call()
         raise ValueError(f"not an issuance kind: {kind!r}")
 
     def finish(self, row: ChainTx, receipt: dict[str, Any], tx_hash: str) -> None:
@@ -185,7 +189,8 @@ class Issuances:
             fresh = mark_finished(session, row.id, ok, block, tx_hash)
             if fresh is None:
                 return
-            self._mark(session, fresh, ok, closed)
+            if ChainTx.Kind(fresh.kind) != RETIRED:
+                self._mark(session, fresh, ok, closed)
             session.commit()
 
     def _mark(self, session, row: ChainTx, ok: bool, closed: bool) -> None:
@@ -195,25 +200,28 @@ class Issuances:
         if ok:  # the common case, in two bulk statements
             table = table_of(Issuance)
             mine = table.c[ledger.tx_column] == row.id
-            session.exec(update(table).where(mine).values({ledger.done_flag: True}))
+            session.exec(update(table).where(mine).values(recorded=True, credited=True))  # one call does both
             session.exec(
                 update(table)
-                .where(mine, table.c.recorded, table.c.credited, table.c.status != Issuance.Status.FAILED)
+                .where(mine, table.c.status != Issuance.Status.FAILED)
                 .values(status=Issuance.Status.RECORDED)
             )
             return
         for issuance in session.exec(select(Issuance).where(column == row.id)).all():  # the call reverted
             done = self.already_done(kind, issuance)  # by an earlier copy that was mined
-            setattr(issuance, ledger.done_flag, getattr(issuance, ledger.done_flag) or done)
-            if not done:
+            if done:
+                issuance.recorded = issuance.credited = True
+            else:
                 setattr(issuance, ledger.tx_column, None)
             if not done and closed:
                 issuance.status, issuance.reason = Issuance.Status.FAILED, "poll.closed"
-            elif issuance.recorded and issuance.credited:
+            elif issuance.recorded:
                 issuance.status = Issuance.Status.RECORDED
             session.add(issuance)
 
     def requeue(self, session, row: ChainTx) -> None:
+        if ChainTx.Kind(row.kind) == RETIRED:
+            return
         ledger = LEDGERS[ChainTx.Kind(row.kind)]
         for issuance in session.exec(select(Issuance).where(getattr(Issuance, ledger.tx_column) == row.id)):
             if not getattr(issuance, ledger.done_flag):

@@ -13,7 +13,7 @@ from sqlmodel import select
 from veche_core import events
 
 from ..core.db import Database
-from ..models import DRAFT_POLL_BASE, ChainTx, IssuerKey, Poll, PollCreation
+from ..models import DRAFT_POLL_BASE, ChainTx, IssuerKey, Poll, PollCreation, RegisterEntry
 from .receipts import mark_finished, tx_outcome
 
 log = logging.getLogger("veche_api.relay")
@@ -51,6 +51,11 @@ def finish_poll_tx(db: Database, keys, poll_book: str, tx_id: int, receipt: dict
             session.add(Poll(id=poll_id, create_tx=tx_hash, **json.loads(creation.poll_json)))
             session.flush()
             session.add_all(issuer_keys)
+            session.add_all(
+                RegisterEntry(poll_id=poll_id, stratum=stratum, index=index, address=address)
+                for stratum, addresses in enumerate(json.loads(creation.register_json))
+                for index, address in enumerate(addresses)
+            )
             creation.status, creation.poll_id = PollCreation.Status.CREATED, poll_id
         session.add(creation)
         session.commit()

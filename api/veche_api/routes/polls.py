@@ -15,15 +15,16 @@ from sqlmodel import col, select
 from veche_core import blind_rsa, key_shares
 from veche_core.errors import KeyShareError
 from veche_core.metadata import metadata_hash as poll_metadata_hash
+from veche_core.register import RegisterTree
 
 from ..deps import AdminDep, SessionDep, StateDep
-from ..eligibility import count_eligible, eligible_stratum
+from ..eligibility import count_eligible, eligible_register, eligible_stratum
 from ..errors import ApiError, error_responses
 from ..models import DRAFT_POLL_BASE, ChainTx, IssuerKey, Poll, PollCreation, Resident, TxVersion
 from ..relay import Outbox, finish_poll_tx
 from ..relay.health import TRANSIENT, TransientError, describe
 from ..schemas import MAX_INT, EligiblePollsQuery, PollCreate, PollCreated, PollPublic, StratumPublic, unhex
-from ..strata import PollStrata, group_strata
+from ..strata import PollStrata, Stratum, group_strata
 
 router = APIRouter(tags=["polls"])
 log = logging.getLogger("veche_api")
@@ -124,7 +125,16 @@ def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
         addresses,
         body.threshold,
     )
-    function = state.chain.poll_book.functions.createPoll(params)
+    # The register, committed before the poll opens: the residents enrolled now who are eligible.
+    with state.db.session() as session:
+        register = eligible_register(audience_json, strata, session.exec(select(Resident)).all(), body.opens_at)
+    # The sizes shown with the strata are those committed on chain (an enrolment since the count
+    # above can only add to a stratum, never bring it under the threshold).
+    poll_strata = PollStrata(
+        poll_strata.min_stratum, tuple(Stratum(s.districts, len(r)) for s, r in zip(strata, register, strict=True))
+    )
+    trees = [RegisterTree.build(addresses) for addresses in register]
+    function = state.chain.poll_book.functions.createPoll(params, [t.root for t in trees], [t.size for t in trees])
     columns = {
         "question": body.question,
         "options_json": json.dumps(body.options),
@@ -147,6 +157,7 @@ def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
             poll_json=json.dumps(columns),
             issuer_keys_json="[]",
             sealed_shares_json=json.dumps(["0x" + s.hex() for s in dealing.sealed_shares]),
+            register_json=json.dumps(register),
         )
         session.add(creation)
         session.flush()  # its id is the sealing context until the chain gives the poll id

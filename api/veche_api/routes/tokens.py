@@ -34,7 +34,13 @@ _ALREADY_ISSUED = ("issuance.already_issued", 409, "this resident already has a 
 # The resident's district and birth year, and the issuance they already hold for the poll (if
 # any): one indexed read instead of two ORM sessions.
 _RESIDENT, _ISSUANCE = table_of(Resident), table_of(Issuance)
-_ISSUED = (_ISSUANCE.c.id, _ISSUANCE.c.stratum, _ISSUANCE.c.blinded_message_hash, _ISSUANCE.c.blind_signature)
+_ISSUED = (
+    _ISSUANCE.c.id,
+    _ISSUANCE.c.stratum,
+    _ISSUANCE.c.blinded_message_hash,
+    _ISSUANCE.c.blind_signature,
+    _ISSUANCE.c.leaf_index,
+)
 _ELIGIBILITY = (
     select(_RESIDENT.c.district, _RESIDENT.c.birth_year, *_ISSUED)
     .select_from(
@@ -85,7 +91,7 @@ async def issue_token(state, body: IssuanceRequestIn) -> dict:
         raise ApiError("resident.unknown", 404, "the resident is not enrolled")
     blinded_hash = keccak(blinded)
     if resident.id is not None and _same_request(resident, body.stratum, blinded_hash):
-        return _answer(body.poll_id, resident.stratum, resident.blind_signature)
+        return _answer(state, body.poll_id, resident.stratum, resident.blind_signature, resident.leaf_index)
     if body.deadline < int(time.time()):
         raise ApiError("issuance.expired", 422, "the request's deadline has passed")
     now = chain.cached_now()
@@ -96,6 +102,9 @@ async def issue_token(state, body: IssuanceRequestIn) -> dict:
     stratum = require_stratum(info.audience, info.strata, resident, info.opens_at)
     if body.stratum != stratum:
         raise ApiError("issuance.wrong_stratum", 422, "the stratum is not the one that holds the resident's district")
+    leaf = await run_in_threadpool(state.registers.leaf, body.poll_id, resident_address)
+    if leaf is None or leaf[0] != stratum:  # enrolled (or moved) after the poll committed its register
+        raise ApiError("issuance.not_in_register", 403, "the resident is not in the poll's committed register")
     refused = await asyncio.wrap_future(state.writer.submit(partial(state.issuance_limit.check, key=resident_address)))
     if refused is not None:  # after the replay above: a resent request is cheap and never limited
         raise refused
@@ -114,8 +123,10 @@ async def issue_token(state, body: IssuanceRequestIn) -> dict:
         "poll_id": body.poll_id,
         "resident": resident_address,
         "stratum": stratum,
-        "pseudonym": "0x" + state.keys.pseudonym(body.poll_id, resident_address).hex(),
         "blinded_message_hash": blinded_hash,
+        "deadline": body.deadline,
+        "request_signature": unhex(body.signature),
+        "leaf_index": leaf[1],
         "blind_signature": blind_signature,
         "issued_at": int(time.time()),
         "status": Issuance.Status.PENDING,
@@ -130,9 +141,9 @@ async def issue_token(state, body: IssuanceRequestIn) -> dict:
     if stored is not None:  # an issuance got there first: the same request racing this one, or not
         if not _same_request(stored, stratum, blinded_hash):
             raise ApiError(*_ALREADY_ISSUED)
-        return _answer(body.poll_id, stored.stratum, stored.blind_signature)
+        return _answer(state, body.poll_id, stored.stratum, stored.blind_signature, stored.leaf_index)
     state.metrics.tokens_issued.inc()
-    return _answer(body.poll_id, stratum, blind_signature)
+    return _answer(state, body.poll_id, stratum, blind_signature, leaf[1])
 
 
 def _same_request(issued, stratum: int, blinded_hash: bytes) -> bool:
@@ -141,8 +152,15 @@ def _same_request(issued, stratum: int, blinded_hash: bytes) -> bool:
     return issued.stratum == stratum and bytes(issued.blinded_message_hash) == blinded_hash
 
 
-def _answer(poll_id: int, stratum: int, blind_signature: bytes) -> dict:
-    return {"pollId": poll_id, "stratum": stratum, "blindSignature": "0x" + bytes(blind_signature).hex()}
+def _answer(state, poll_id: int, stratum: int, blind_signature: bytes, leaf_index: int) -> dict:
+    proof = state.registers.tree(poll_id, stratum).proof(leaf_index)
+    return {
+        "pollId": poll_id,
+        "stratum": stratum,
+        "blindSignature": "0x" + bytes(blind_signature).hex(),
+        "leafIndex": leaf_index,
+        "proof": ["0x" + step.hex() for step in proof],
+    }
 
 
 _INSERTS: dict[bool, object] = {}

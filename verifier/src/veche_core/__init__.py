@@ -13,6 +13,7 @@ specification, docs/architecture.md the map):
 - `ballot`      the on-chain ballot, its canonical encoding and hash
 - `receipt`     the relay's signed receipt a resident keeps
 - `dataset`     the anonymised dataset and the hash put on chain
+- `register`    a stratum's committed register: the positional Merkle tree and its proofs
 - `calls`       call data of the contract functions called by raw bytes (selectors, encoders)
 - `events`      the contract events: specs, topics, strict decoders, BallotRejection
 - `abi`         strict ABI decoding of the types the events use; EIP-55 checksums

@@ -1,7 +1,8 @@
 """Strict Solidity ABI decoding for the few types Veche's events use.
 
 eth-abi is general and takes ~0.4 ms per BallotCast event; the verifier decodes every event of a
-poll, so this decoder covers only uintN, bytes32, address, bytes and arrays of them, and is
+poll, so this decoder covers only uintN, bytes32, address, bytes, dynamic tuples of them and arrays of all
+these, and is
 strict in one pass: every offset must be the canonical one (each tail starts where the previous
 ended), every padding byte zero, every value in its type's range, and nothing may follow the
 last tail — so exactly the canonical encoding decodes, and any other byte string is rejected.
@@ -41,8 +42,33 @@ def _pad(data: bytes) -> bytes:
     return data + bytes(-len(data) % _WORD)
 
 
+def tuple_components(kind: str) -> list[str] | None:
+    """The component types of a tuple type `(t1,t2,…)`, split at its top-level commas; None
+    if `kind` is not a tuple."""
+    if not (kind.startswith("(") and kind.endswith(")")):
+        return None
+    parts, depth, start = [], 0, 1
+    for i, char in enumerate(kind[1:-1], 1):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(kind[start:i])
+            start = i + 1
+    parts.append(kind[start:-1])
+    return [part for part in parts if part]
+
+
 def _is_dynamic(kind: str) -> bool:
-    return kind == "bytes" or kind.endswith("[]")
+    if kind == "bytes" or kind.endswith("[]"):
+        return True
+    components = tuple_components(kind)
+    if components is None:
+        return False
+    if not any(_is_dynamic(c) for c in components):  # inline in the heads: no event of Veche has one
+        raise EncodingError(f"unsupported static tuple {kind}")
+    return True
 
 
 def _word(data: bytes, offset: int) -> bytes:
@@ -130,6 +156,10 @@ def decode_bytes_at(data: bytes, at: int) -> tuple[bytes, int]:
 def _decode_dynamic(kind: str, data: bytes, at: int) -> tuple[Any, int]:
     if kind == "bytes":
         return decode_bytes_at(data, at)
+    components = tuple_components(kind)
+    if components is not None:
+        values, end = _decode_tuple(components, data, at)
+        return tuple(values), end
     length = int.from_bytes(_word(data, at), "big")
     start = at + _WORD
     item = kind[:-2]
@@ -146,6 +176,9 @@ def _decode_dynamic(kind: str, data: bytes, at: int) -> tuple[Any, int]:
 def _encode_dynamic(kind: str, value: Any) -> bytes:
     if kind == "bytes":
         return _uint_word(len(value), 256) + _pad(value)
+    components = tuple_components(kind)
+    if components is not None:
+        return encode(components, list(value))
     item = kind[:-2]
     if _is_dynamic(item):
         return _uint_word(len(value), 256) + encode([item] * len(value), list(value))

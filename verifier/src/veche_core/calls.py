@@ -3,8 +3,8 @@ selectors and encodings.
 
 The bulk calls carry hundreds of items a transaction, and web3's contract encoder validated
 every item again on each of estimate_gas and build_transaction (a fifth of a core at 500
-tokens/s). `encode_cast_ballots` is laid out by hand (~4 µs a ballot, web3's ~30); the two
-issuance calls use the core's strict ABI encoder. The tests compare each with eth-abi
+tokens/s). `encode_cast_ballots` is laid out by hand (~4 µs a ballot, web3's ~30); the
+issuance call uses the core's strict ABI encoder. The tests compare each with eth-abi
 (tests/core/test_calls.py) and every selector here with the compiled ABI
 (tests/contracts/test_wire_formats.py).
 """
@@ -12,7 +12,7 @@ issuance calls use the core's strict ABI encoder. The tests compare each with et
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import abi
 from ._encoding import address_bytes
@@ -43,15 +43,14 @@ def abi_signature(entry: dict[str, Any]) -> str:
 
 
 CAST_BALLOTS = "castBallots(uint256,(address,uint64,uint32,bytes,bytes,bytes)[])"
-RECORD_ISSUANCES = "recordIssuances(uint256,bytes32[],uint32[])"
-CREDIT = "credit(uint256,address[],uint256)"
+ISSUANCE_RECORD = "(address,uint32,bytes32,uint64,bytes,uint32,bytes32[])"  # IPollBook.IssuanceRecord
+RECORD_ISSUANCES = f"recordIssuances(uint256,{ISSUANCE_RECORD}[])"
 HAS_ROLE = "hasRole(bytes32,address)"
 BALANCE_OF = "balanceOf(address)"
 EIP712_DOMAIN = "eip712Domain()"  # EIP-5267, as OpenZeppelin's EIP712 answers it
 
 CAST_BALLOTS_SELECTOR = selector(CAST_BALLOTS)
 RECORD_ISSUANCES_SELECTOR = selector(RECORD_ISSUANCES)
-CREDIT_SELECTOR = selector(CREDIT)
 HAS_ROLE_SELECTOR = selector(HAS_ROLE)
 BALANCE_OF_SELECTOR = selector(BALANCE_OF)
 EIP712_DOMAIN_SELECTOR = selector(EIP712_DOMAIN)
@@ -83,19 +82,35 @@ def encode_cast_ballots(poll_id: int, items: Iterable[tuple[bytes, int, int, byt
     return b"".join([CAST_BALLOTS_SELECTOR, word(poll_id), word(64), word(len(tails)), *offsets, *tails])
 
 
-def encode_record_issuances(poll_id: int, pseudonyms: Sequence[bytes], strata: Sequence[int]) -> bytes:
-    """Calldata of `PollBook.recordIssuances(pollId, pseudonyms, strata)`."""
-    return RECORD_ISSUANCES_SELECTOR + abi.encode(
-        ["uint256", "bytes32[]", "uint32[]"], [poll_id, list(pseudonyms), list(strata)]
-    )
+class IssuanceRecord(NamedTuple):
+    """One item of `recordIssuances` (IPollBook.IssuanceRecord, docs/protocol.md §3.12): the
+    resident's signed IssuanceRequest and the proof that the resident is in the register."""
+
+    resident: str | bytes  # hex address or 20 raw bytes
+    stratum: int
+    blinded_message_hash: bytes
+    deadline: int
+    signature: bytes
+    leaf_index: int
+    proof: Sequence[bytes]
 
 
-def encode_credit(poll_id: int, residents: Sequence[str | bytes], amount: int) -> bytes:
-    """Calldata of `CityPoints.credit(pollId, residents, amount)`; residents as hex addresses
-    or 20 raw bytes."""
-    return CREDIT_SELECTOR + abi.encode(
-        ["uint256", "address[]", "uint256"], [poll_id, [address_bytes(r, "resident") for r in residents], amount]
-    )
+def encode_record_issuances(poll_id: int, records: Iterable[IssuanceRecord]) -> bytes:
+    """Calldata of `PollBook.recordIssuances(pollId, issuances)`; PollBook credits each
+    resident's points in the same call."""
+    items = [
+        (
+            address_bytes(r.resident, "resident"),
+            r.stratum,
+            bytes(r.blinded_message_hash),
+            r.deadline,
+            bytes(r.signature),
+            r.leaf_index,
+            [bytes(step) for step in r.proof],
+        )
+        for r in records
+    ]
+    return RECORD_ISSUANCES_SELECTOR + abi.encode(["uint256", f"{ISSUANCE_RECORD}[]"], [poll_id, items])
 
 
 def role_id(name: str) -> bytes:

@@ -63,7 +63,7 @@ class EventSpec:
 
 def _spec(name: str, declaration: str) -> EventSpec:
     fields = []
-    for part in declaration.split(","):
+    for part in abi.tuple_components(f"({declaration})") or []:  # top-level commas (a struct is a tuple)
         words = part.split()
         fields.append((words[0], words[-1], "indexed" in words[1:-1]))
     return EventSpec(name, tuple(fields))
@@ -75,7 +75,14 @@ POLL_CREATED = _spec(
     " uint64 opensAt, uint64 closesAt, uint32 points, bytes32 electionKey, bytes[] issuerKeys,"
     " address[] trustees, uint8 threshold",
 )
+# Protocol v1's issuance record (pseudonyms): PollBook v2 no longer emits it, but the spec and its
+# reader stay, so that polls of a v1 deployment are still read (and their issuances counted).
 TOKENS_ISSUED = _spec("TokensIssued", "uint256 indexed pollId, bytes32[] pseudonyms, uint32[] strata")
+# Protocol v2 (docs/protocol.md §3.11, §3.12): the register each stratum's issuances are proven
+# against, committed by createPoll, and each issuance with the resident's signed request.
+REGISTER_COMMITTED = _spec("RegisterCommitted", "uint256 indexed pollId, bytes32[] roots, uint32[] sizes")
+ISSUANCE_RECORD = "(address,uint32,bytes32,uint64,bytes,uint32,bytes32[])"
+ISSUANCES_RECORDED = _spec("IssuancesRecorded", f"uint256 indexed pollId, {ISSUANCE_RECORD}[] issuances")
 BALLOT_CAST = _spec(
     "BallotCast",
     "uint256 indexed pollId, address indexed token, uint64 sequence, uint32 stratum,"
@@ -134,7 +141,9 @@ def address_topic(address: str | bytes) -> str:
 
 POLL_BOOK_EVENTS = (
     POLL_CREATED,
+    REGISTER_COMMITTED,
     TOKENS_ISSUED,
+    ISSUANCES_RECORDED,
     BALLOT_CAST,
     BALLOT_REJECTED,
     KEY_SHARE_SUBMITTED,
@@ -243,6 +252,7 @@ class CastLog(NamedTuple):
 
 BALLOT_CAST_TOPIC = BALLOT_CAST.topic
 TOKENS_ISSUED_TOPIC = TOKENS_ISSUED.topic
+ISSUANCES_RECORDED_TOPIC = ISSUANCES_RECORDED.topic
 POINTS_CREDITED_TOPIC = POINTS_CREDITED.topic
 _ZERO_PADDING = bytes(12)
 
@@ -346,6 +356,40 @@ def tokens_issued(log: dict[str, Any]) -> tuple[int, tuple[int, ...]]:
     if len(event.args["pseudonyms"]) != len(event.args["strata"]):
         raise EncodingError("TokensIssued: pseudonyms and strata differ in length")
     return event.args["pollId"], event.args["strata"]
+
+
+class IssuanceItem(NamedTuple):
+    """One issuance of an IssuancesRecorded log: the resident's signed IssuanceRequest and its
+    register proof (docs/protocol.md §3.12)."""
+
+    resident: bytes  # 20 raw bytes
+    stratum: int
+    blinded_message_hash: bytes
+    deadline: int
+    signature: bytes
+    leaf_index: int
+    proof: tuple[bytes, ...]
+
+
+def issuances_recorded(log: dict[str, Any]) -> tuple[int, list[IssuanceItem]]:
+    """An IssuancesRecorded log's (poll id, its issuances); EncodingError if it is not a
+    well-formed one. One log per batch: the generic decoder is fast enough."""
+    event = decode_log(log)
+    if event.name != "IssuancesRecorded":
+        raise EncodingError(f"a {event.name} where an IssuancesRecorded was asked for")
+    items = []
+    for resident, stratum, blinded_hash, deadline, signature, index, proof in event.args["issuances"]:
+        items.append(IssuanceItem(resident, stratum, blinded_hash, deadline, signature, index, proof))
+    return event.args["pollId"], items
+
+
+def register_committed(event: DecodedEvent) -> list[tuple[bytes, int]]:
+    """A decoded RegisterCommitted's (root, size) per stratum; EncodingError if its arrays
+    differ in length (PollBook refuses such a poll)."""
+    roots, sizes = event.args["roots"], event.args["sizes"]
+    if len(roots) != len(sizes):
+        raise EncodingError("RegisterCommitted: roots and sizes differ in length")
+    return list(zip(roots, sizes))
 
 
 def _credited_fast(log: dict[str, Any]) -> tuple[int, bytes, int]:

@@ -134,13 +134,21 @@ def ballot_digest(
 
 def issuance_request_digest(domain: Domain, poll_id: int, stratum: int, blinded_message: bytes, deadline: int) -> bytes:
     """The digest a resident's identity key signs to ask for a ballot token."""
+    return issuance_request_hash_digest(domain, poll_id, stratum, keccak(blinded_message), deadline)
+
+
+def issuance_request_hash_digest(
+    domain: Domain, poll_id: int, stratum: int, blinded_message_hash: bytes, deadline: int
+) -> bytes:
+    """The same digest from `keccak256(blinded_message)`, as an issuance record on chain holds
+    it (a verifier never sees the blinded message itself)."""
     return _digest(
         domain,
         keccak(
             ISSUANCE_REQUEST_TYPEHASH
             + _uint(poll_id)
             + _uint(stratum, 32)
-            + keccak(blinded_message)
+            + _bytes32(blinded_message_hash)
             + _uint(deadline, 64)
         ),
     )

@@ -27,7 +27,7 @@ from . import election_key, work
 from .records import CastBallot, ChainSnapshot, PollParameters, PollRecord
 
 # The events every resident produces: read in bulk by the worker processes.
-BULK_EVENTS = (events.TOKENS_ISSUED, events.BALLOT_CAST, events.POINTS_CREDITED)
+BULK_EVENTS = (events.TOKENS_ISSUED, events.ISSUANCES_RECORDED, events.BALLOT_CAST, events.POINTS_CREDITED)
 
 
 class DeploymentMismatchError(VecheError):
@@ -111,6 +111,16 @@ def read_snapshot(
                 poll.created = PollParameters.from_event(args, event.block_number)
             else:
                 poll.undecodable.append("a second PollCreated for the same poll id")
+        elif event.name == "RegisterCommitted":
+            try:
+                committed = events.register_committed(event)
+            except EncodingError as exc:
+                poll.undecodable.append(str(exc))
+                continue
+            if poll.register is None:
+                poll.register = committed
+            else:
+                poll.undecodable.append("a second RegisterCommitted for the same poll id")
         elif event.name == "KeyShareSubmitted":
             poll.shares.append({**args, "block": event.block_number})
         elif event.name == "ResultPublished":
@@ -138,6 +148,10 @@ def read_snapshot(
         undecodable.extend(part.undecodable)
         for pid, stratum_counts in part.issued.items():
             record(pid).issued.update(stratum_counts)
+        for pid, count in part.pseudonymous.items():
+            record(pid).pseudonymous += count
+        for pid, checked in part.issuances.items():
+            record(pid).issuances.extend(checked)
         for pid, cast in part.cast.items():
             record(pid).ballots.extend(map(CastBallot._make, cast))
         for pid, credits in part.credits.items():

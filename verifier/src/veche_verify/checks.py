@@ -45,7 +45,11 @@ STATEMENTS = {
         "The receipt's relayer signature is valid and its ballot is on chain and counted, or superseded by a "
         "later ballot of the same token."
     ),
-    12: "Point credits per poll match issued tokens × points.",
+    12: "Point credits per poll match issued tokens × points, each to a resident who was issued a token.",
+    13: (
+        "Every issuance is backed by a valid request of a member of the committed register for its stratum, and "
+        "no stratum's issuances exceed its register size."
+    ),
 }
 MAX_LISTED = 50
 
@@ -127,6 +131,9 @@ class PollVerdict:
     latest: dict[str, CastBallot] = field(default_factory=dict)  # per token (lower-case hex), the counted ballot
     unverifiable: str | None = None  # why nothing of the poll could be judged (CANNOT_VERIFY)
     names: Names | None = None  # the option and stratum names, checked against metadataHash (names.py)
+    # Per stratum: register size, issuances (requests), counted ballots and "requested but not
+    # counted", the most ballots the issuer could have cast with abstainers' tokens unseen.
+    strata: list[StratumFigures] = field(default_factory=list)
 
     @property
     def verdict(self) -> Verdict:
@@ -166,6 +173,32 @@ class PollVerdict:
             "spoiled": self.spoiled[:MAX_LISTED],
             "spoiledCount": len(self.spoiled),
             "names": None if self.names is None else self.names.to_dict(),
+            "strata": [figures.to_dict() for figures in self.strata],
+        }
+
+
+@dataclass(frozen=True)
+class StratumFigures:
+    """What the issuer could still have done in one stratum, in numbers (docs/threat-model.md):
+    enrol residents who do not exist (compare `register_size` with the district's population)
+    and fill the tokens of residents who asked but did not vote (`requested_not_counted`)."""
+
+    stratum: int
+    register_size: int | None  # None: no register committed (a v1 poll)
+    requests: int  # issuances recorded in the stratum
+    counted: int  # counted ballots of the stratum
+
+    @property
+    def requested_not_counted(self) -> int:
+        return max(self.requests - self.counted, 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stratum": self.stratum,
+            "registerSize": self.register_size,
+            "requests": self.requests,
+            "counted": self.counted,
+            "requestedNotCounted": self.requested_not_counted,
         }
 
 
@@ -216,14 +249,14 @@ def verify_poll(
     *,
     dataset: list[DatasetRow] | None = None,
 ) -> PollVerdict:
-    """Checks 1–10 and 12 for one poll (11 is receipt mode): the count, then the published
-    result and dataset compared with it."""
+    """Checks 1–10, 12 and 13 for one poll (11 is receipt mode): the count, then the published
+    result and dataset compared with it, the points and the issuances."""
     verdict = count_poll(snapshot, poll_id)
     poll = snapshot.polls.get(poll_id)
     if poll is None:  # no such poll: nothing to judge
         return verdict
     if poll.created is None:
-        verdict.checks += [_cannot_run(n, "the poll's parameters are missing") for n in (9, 10, 12)]
+        verdict.checks += [_cannot_run(n, "the poll's parameters are missing") for n in (9, 10, 12, 13)]
         return verdict
     check7 = next(c for c in verdict.checks if c.number == 7)
 
@@ -235,6 +268,9 @@ def verify_poll(
 
     # Check 12: points credited for this poll.
     verdict.checks.append(check_points_for_poll(poll))
+
+    # Check 13: every issuance backed by a register member's request.
+    verdict.checks.append(check_register(poll))
     return verdict
 
 
@@ -346,6 +382,11 @@ def count_poll(snapshot: ChainSnapshot, poll_id: int) -> PollVerdict:
             {"issued": sum(issued.values()), "counted": len(counted)},
         )
     )
+    sizes = [size for _, size in poll.register] if poll.register is not None else []
+    verdict.strata = [
+        StratumFigures(s, sizes[s] if s < len(sizes) else None, issued.get(s, 0), per_stratum.get(s, 0))
+        for s in range(len(created.issuer_keys))
+    ]
 
     # Check 7: the key shares rebuild the election key.
     secret, check7 = _rebuild_election_key(snapshot, poll, created)
@@ -479,7 +520,48 @@ def check_points_for_poll(poll: PollRecord) -> CheckResult:
         failures.append(f"credited {credited:,} points; {tokens:,} tokens × {poll.created.points} = {expected:,}")
     residents = Counter(resident for resident, _ in poll.credits)
     failures += [f"{checksum_address(r)} credited {c} times" for r, c in residents.items() if c > 1]
+    if not poll.pseudonymous:  # v2: issuances name their residents, so credits can be matched
+        issued_to = {issuance.resident for issuance in poll.issuances}
+        failures += [
+            f"{checksum_address(r)} credited without an issuance" for r in sorted(residents) if r not in issued_to
+        ]
     return _result(12, failures, f"{credited:,} points for {tokens:,} tokens", {"credited": credited, "tokens": tokens})
+
+
+# --- check 13 ------------------------------------------------------------------------------
+
+
+def check_register(poll: PollRecord) -> CheckResult:
+    """Check 13, from the events alone: the poll committed one register entry per stratum; each
+    IssuancesRecorded item's request recovers its resident and its proof puts the resident in
+    the stratum's register (the workers judged each, work.issuance_error); a resident is issued
+    once; no stratum has more issuances than its register size. A v1 issuance (a pseudonym,
+    TokensIssued) is backed by nothing and fails it."""
+    created = poll.created
+    if created is None:
+        return _cannot_run(13, "no poll parameters")
+    if poll.register is None:
+        return _cannot_run(13, "the poll committed no register (no RegisterCommitted): its issuances are unbacked")
+    failures = []
+    strata = len(created.issuer_keys)
+    if len(poll.register) != strata:
+        failures.append(f"the register has {len(poll.register)} entries for {strata} strata")
+    if poll.pseudonymous:
+        failures.append(f"{poll.pseudonymous:,} pseudonymous (v1) issuances, backed by no request")
+    failures += [issuance.error for issuance in poll.issuances if issuance.error is not None]
+    repeated = Counter(issuance.resident for issuance in poll.issuances)
+    failures += [f"{checksum_address(r)} was issued {c} tokens" for r, c in repeated.items() if c > 1]
+    for stratum, (_, size) in enumerate(poll.register):
+        issued = poll.issued.get(stratum, 0)
+        if issued > size:
+            failures.append(f"stratum {stratum}: {issued:,} issuances for a register of {size:,}")
+    size_total = sum(size for _, size in poll.register)
+    return _result(
+        13,
+        failures,
+        f"{len(poll.issuances):,} issuances, each a register member's request ({size_total:,} registered)",
+        {"issuances": len(poll.issuances), "registered": size_total},
+    )
 
 
 # --- receipt mode and the points audit ---------------------------------------------------------

@@ -30,6 +30,15 @@ class CastBallot(NamedTuple):
     ballot_hash: bytes | None = None  # keccak256 of the ballot's encoding, when asked for (receipts)
 
 
+class IssuanceCheck(NamedTuple):
+    """One recorded issuance (an IssuancesRecorded item) as a worker judged it for check 13:
+    its resident and stratum, and why its request or register proof is not valid (None: valid)."""
+
+    resident: bytes  # 20 raw bytes
+    stratum: int
+    error: str | None
+
+
 #: CastBallot's fields as the plain tuple a worker sends (`CastBallot._make` names them).
 CastFields = tuple[str, int, int, int, int, str | None, str | None, tuple[int, ...] | str | None, bytes | None]
 
@@ -71,7 +80,12 @@ class PollParameters:
 class PollRecord:
     poll_id: int
     created: PollParameters | None = None
-    issued: Counter[int] = field(default_factory=Counter)  # stratum -> tokens issued (TokensIssued entries)
+    issued: Counter[int] = field(
+        default_factory=Counter
+    )  # stratum -> issuances (TokensIssued + IssuancesRecorded entries)
+    register: list[tuple[bytes, int]] | None = None  # RegisterCommitted: (root, size) per stratum
+    issuances: list[IssuanceCheck] = field(default_factory=list)  # every IssuancesRecorded item, in chain order
+    pseudonymous: int = 0  # protocol v1 TokensIssued entries: no request, no register behind them
     ballots: list[CastBallot] = field(default_factory=list)  # every BallotCast, in chain order
     shares: list[dict[str, Any]] = field(default_factory=list)  # index, trustee, share, block
     results: list[dict[str, Any]] = field(default_factory=list)  # counts, datasetHash, block

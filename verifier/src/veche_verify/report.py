@@ -69,6 +69,26 @@ def _names_line(verdict: PollVerdict) -> str:
     return f"Names: {escape(names.detail)}"
 
 
+def strata_table(verdict: PollVerdict) -> Table:
+    """Per stratum, what the issuer could still have done unseen: the register (compare it with
+    the district's population) and the requested tokens no counted ballot used (the most ballots
+    the issuer could have cast with abstainers' tokens)."""
+    names = verdict.names or NOT_GIVEN
+    table = Table(title=f"Poll {verdict.poll_id}: register and issuer slack")
+    for column in ("stratum", "register", "requests", "counted", "requested, not counted"):
+        table.add_column(column, justify="left" if column == "stratum" else "right")
+    for figures in verdict.strata:
+        size = "—" if figures.register_size is None else f"{figures.register_size:,}"
+        table.add_row(
+            escape(names.stratum(figures.stratum)),
+            size,
+            f"{figures.requests:,}",
+            f"{figures.counted:,}",
+            f"{figures.requested_not_counted:,}",
+        )
+    return table
+
+
 def print_poll(console: Console, verdict: PollVerdict) -> None:
     names = verdict.names or NOT_GIVEN
     if verdict.verdict is Verdict.CANNOT_VERIFY:
@@ -81,6 +101,8 @@ def print_poll(console: Console, verdict: PollVerdict) -> None:
     if verdict.recomputed is not None:
         console.print(tally_table(verdict))
         console.print(NUMBERING)
+    if verdict.strata:
+        console.print(strata_table(verdict))
     listed = (
         ("superseded by a later ballot of the same token (not counted)", verdict.superseded),
         ("spoiled by the voter: no valid choice (not counted)", verdict.spoiled),

@@ -23,16 +23,22 @@ from dataclasses import dataclass, field
 from multiprocessing.context import BaseContext
 from typing import Any, TypeVar
 
-from veche_core import events, plaintext, sealing
+from veche_core import events, plaintext, register, sealing
 from veche_core.ballot import Ballot, ballot_hash
 from veche_core.blind_rsa import PublicKey
 from veche_core.deployment import Deployment
 from veche_core.errors import EncodingError, VecheError
 from veche_core.rpc import RpcClient
 from veche_core.token import TokenVerifier
-from veche_core.typed_data import Domain, ballot_digest, poll_book_domain, recover_signer_bytes
+from veche_core.typed_data import (
+    Domain,
+    ballot_digest,
+    issuance_request_hash_digest,
+    poll_book_domain,
+    recover_signer_bytes,
+)
 
-from .records import CastFields, PollRecord
+from .records import CastFields, IssuanceCheck, PollRecord
 
 RANGES_PER_WORKER = 64  # small ranges: smaller node answers, and a short last one (no core idles long)
 
@@ -51,6 +57,7 @@ class PollContext:
     poll_id: int
     issuer_keys: tuple[PublicKey | None, ...]  # None where a key does not decode (check 1 fails)
     decryption: DecryptionContext | None  # None when the election key could not be rebuilt
+    register: tuple[tuple[bytes, int], ...] | None = None  # (root, size) per stratum, as committed
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,8 @@ class ScanPart:
     """What one block range holds, per poll."""
 
     issued: dict[int, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
+    pseudonymous: dict[int, int] = field(default_factory=lambda: defaultdict(int))  # v1 entries
+    issuances: dict[int, list[IssuanceCheck]] = field(default_factory=lambda: defaultdict(list))
     cast: dict[int, list[CastFields]] = field(default_factory=lambda: defaultdict(list))
     credits: dict[int, list[tuple[bytes, int]]] = field(default_factory=lambda: defaultdict(list))
     block_timestamps: dict[int, int] = field(default_factory=dict)
@@ -127,7 +136,8 @@ def scan(
         decryption = (
             None if secret is None else DecryptionContext(secret, poll.created.option_count, poll.created.max_choices)
         )
-        contexts[pid] = PollContext(pid, decode_issuer_keys(poll.created.issuer_keys), decryption)
+        register_ = None if poll.register is None else tuple(poll.register)
+        contexts[pid] = PollContext(pid, decode_issuer_keys(poll.created.issuer_keys), decryption, register_)
     context = ScanContext(
         rpc_url=rpc_url,
         chain_id=deployment.chain_id,
@@ -145,7 +155,7 @@ def scan(
     return run_jobs(scan_range, context, ranges, workers, progress, mp_context)
 
 
-_BULK_TOPICS = [events.TOKENS_ISSUED_TOPIC, events.BALLOT_CAST_TOPIC]
+_BULK_TOPICS = [events.TOKENS_ISSUED_TOPIC, events.ISSUANCES_RECORDED_TOPIC, events.BALLOT_CAST_TOPIC]
 
 
 def scan_range(bounds: tuple[int, int]) -> ScanPart:
@@ -157,9 +167,19 @@ def scan_range(bounds: tuple[int, int]) -> ScanPart:
     topics: list[Any] = [_BULK_TOPICS] + ([ctx.poll_topic] if ctx.poll_topic else [])
     for log in client.iter_logs(ctx.poll_book, topics, *bounds):
         try:
-            if log["topics"][0] == events.TOKENS_ISSUED_TOPIC:
+            topic = log["topics"][0]
+            if topic == events.TOKENS_ISSUED_TOPIC:
                 poll_id, strata = events.tokens_issued(log)
                 part.issued[poll_id].update(strata)
+                part.pseudonymous[poll_id] += len(strata)
+            elif topic == events.ISSUANCES_RECORDED_TOPIC:
+                poll_id, items = events.issuances_recorded(log)
+                part.issued[poll_id].update(item.stratum for item in items)
+                poll_context = ctx.polls.get(poll_id)
+                part.issuances[poll_id].extend(
+                    IssuanceCheck(item.resident, item.stratum, issuance_error(ctx.domain, poll_id, poll_context, item))
+                    for item in items
+                )
             else:
                 cast = events.ballot_cast(log)
                 casts[cast.poll_id].append(cast)
@@ -182,7 +202,28 @@ def scan_range(bounds: tuple[int, int]) -> ScanPart:
     blocks = sorted({cast.block_number for found in casts.values() for cast in found})
     part.block_timestamps = client.block_timestamps(blocks)
     part.issued, part.cast, part.credits = dict(part.issued), dict(part.cast), dict(part.credits)
+    part.pseudonymous, part.issuances = dict(part.pseudonymous), dict(part.issuances)
     return part
+
+
+def issuance_error(domain: Domain, poll_id: int, poll: PollContext | None, item: events.IssuanceItem) -> str | None:
+    """Check 13 for one recorded issuance, from its log alone (docs/protocol.md §3.12): the
+    stratum is committed, the IssuanceRequest signature recovers the resident, and the proof
+    puts the resident in the stratum's register. None if it holds; else why not."""
+    shown = "0x" + item.resident.hex()
+    if poll is None or poll.register is None:
+        return f"{shown}: the poll has no committed register"
+    if item.stratum >= len(poll.register):
+        return f"{shown}: stratum {item.stratum} has no committed register"
+    try:
+        digest = issuance_request_hash_digest(domain, poll_id, item.stratum, item.blinded_message_hash, item.deadline)
+        if recover_signer_bytes(digest, item.signature) != item.resident:
+            return f"{shown}: the request is signed by another key"
+    except (VecheError, ValueError) as exc:
+        return f"{shown}: the request signature is invalid ({exc})"
+    root, size = poll.register[item.stratum]
+    why = register.proof_error(root, size, item.leaf_index, item.resident, item.proof)
+    return None if why is None else f"{shown}: not in the register of stratum {item.stratum} ({why})"
 
 
 def _note(part: ScanPart, log: Any, exc: Exception) -> None:
