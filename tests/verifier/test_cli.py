@@ -20,6 +20,7 @@ from veche_core.receipt import sign_receipt
 from veche_core.rpc import RpcClient
 from veche_testkit.city import City
 from veche_verify.chain import balances, read_snapshot
+from veche_verify.checks import check_points
 
 from .conftest import RESIDENTS, VERIFY, Forged, close_and_publish, deploy_forge, run_cli, verify
 from .test_checks import spoiled_ballot
@@ -201,12 +202,19 @@ def test_points_command(anvil, issuer_keys, tmp_path):
     assert code == 0, report
     assert report["checks"][0]["counts"] == {"polls": 1, "residents": 3}
 
-    # A points contract that credits a resident with no token (forged: CityPoints cannot).
+    # A points contract that credits a resident with no token (forged: CityPoints cannot). The
+    # CLI refuses a forge as a deployment (not a CityPoints: could not verify), so the points
+    # audit runs here on what the CLI would read.
     forged = Forged(city, deploy_forge(city), poll)
     forged.credit([RESIDENTS[10]], poll.points)
-    code, report = run_cli(anvil.url, forged.deployment, "points", tmp_path=tmp_path)
-    assert code == 1 and report["checks"][0]["number"] == 12
-    assert report["checks"][0]["failures"] == [
+    code, _ = run_cli(anvil.url, forged.deployment, "points", tmp_path=tmp_path)
+    assert code == 2
+    with RpcClient(anvil.url) as rpc:
+        snapshot = read_snapshot(rpc, forged.deployment)
+        on_chain = balances(rpc, forged.deployment.city_points, sorted(snapshot.balances_by_events), snapshot.head)
+    result = check_points(snapshot, on_chain).to_dict()
+    assert not result["passed"] and result["number"] == 12
+    assert result["failures"] == [
         f"poll {poll.poll_id}: credited 80 points; 3 tokens × 20 = 60",
         f"poll {poll.poll_id}: {RESIDENTS[10]} credited without an issuance",
     ]
