@@ -18,7 +18,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-NAME_SEPARATOR = " + "
+from veche_core.metadata import stratum_name
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Stratum:
 
     @property
     def name(self) -> str:
-        return NAME_SEPARATOR.join(self.districts)
+        return stratum_name(self.districts)  # committed with the districts (metadata v2)
 
 
 @dataclass(frozen=True)

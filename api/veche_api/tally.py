@@ -22,7 +22,8 @@ from multiprocessing.context import BaseContext
 from veche_core import dataset
 from veche_core.rpc import RpcError
 from veche_verify.chain import read_snapshot
-from veche_verify.checks import CheckResult, PollVerdict, count_poll
+from veche_verify.checks import CheckResult, PollVerdict, check_register, count_poll
+from veche_verify.records import ChainSnapshot
 
 from .errors import ApiError
 from .models import Poll
@@ -43,7 +44,18 @@ def count(state, poll_id: int) -> PollVerdict:
         )
     except (RpcError, OSError):  # RpcError: the node did not answer, after the client's retries
         raise ApiError("chain.unavailable", 503, "the chain node is not reachable") from None
-    return count_poll(snapshot, poll_id)
+    return publication_count(snapshot, poll_id)
+
+
+def publication_count(snapshot: ChainSnapshot, poll_id: int) -> PollVerdict:
+    """The verifier's count (checks 1–8) and its check 13: a poll whose issuances are not all
+    register members' requests is not published, whatever its ballots say (PollBook refuses
+    such records, so this holds unless the chain does not; every observer's check 13 would fail)."""
+    verdict = count_poll(snapshot, poll_id)
+    poll = snapshot.polls.get(poll_id)
+    if poll is not None and poll.created is not None:
+        verdict.checks.append(check_register(poll))
+    return verdict
 
 
 def start_count_workers(settings) -> None:
@@ -67,7 +79,7 @@ def _worker_context() -> BaseContext:
 
 
 def refusals(verdict: PollVerdict) -> list[CheckResult]:
-    """The checks of 1–8 that did not pass: any one stops publication. (Spoiled ballots do not:
+    """The checks of 1–8 and 13 that did not pass: any one stops publication. (Spoiled ballots do not:
     check 8 lists them, leaves them out of the count and passes, since a resident can seal anything
     with a valid token.) A check that did not pass means the count could not run yet (shares
     missing), or would not be the chain's (a ballot the relay should never have sent), and

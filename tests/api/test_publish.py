@@ -131,12 +131,12 @@ def test_the_published_result_is_the_verifiers_count(api, tmp_path):
         api, tmp_path, "poll", str(poll["id"]), "--write-dataset", str(written), "--city", api.server.url
     )
     report = json.loads(verified.stdout)
-    # The names the city serves are those its metadataHash commits (a citywide poll's strata are
-    # the city's districts, named but not committed).
+    # The names the city serves are those its metadataHash commits, the strata's too: the API
+    # writes metadata v2, which commits each stratum's districts (docs/protocol.md §3.10).
     assert report["names"]["status"] == "checked", report["names"]
     assert [o["text"] for o in report["names"]["options"]] == list(OPTIONS)
     assert [s["name"] for s in report["names"]["strata"]] == ["Central", "Northern", "Eastern"]
-    assert report["names"]["strataCommitted"] is False
+    assert report["names"]["strataCommitted"] is True
 
     # The verifier's verdict: every check passes; check 8 lists the two spoiled ballots that are
     # the last word of their tokens (the voters', not the city's fault), left out of the count.

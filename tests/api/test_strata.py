@@ -155,9 +155,14 @@ def test_merged_strata_issue_vote_and_publish_none_below_the_threshold(api, tmp_
 
     # The observer's dataset: every row's stratum is one of the poll's, each of >= 10 residents.
     written = tmp_path / "dataset.csv"
-    verified = veche_verify(api, tmp_path, "poll", str(poll["id"]), "--write-dataset", str(written))
+    verified = veche_verify(
+        api, tmp_path, "poll", str(poll["id"]), "--write-dataset", str(written), "--city", api.server.url
+    )
     assert verified.returncode == 0, verified.stdout + verified.stderr
     report = json.loads(verified.stdout)
+    # The grouping is the city's commitment, not its word: metadata v2 hashes each stratum's districts.
+    assert report["names"]["status"] == "checked" and report["names"]["strataCommitted"] is True
+    assert [s["name"] for s in report["names"]["strata"]] == ["Arbat + Basmanny + Khamovniki", "Tverskoy"]
     rows = dataset.parse(written.read_text())
     assert written.read_bytes() == api.http.get(f"/polls/{poll['id']}/dataset.csv").content
     assert Counter(r.stratum for r in rows) == {0: 6, 1: 2}

@@ -383,6 +383,25 @@ def test_names_from_a_metadata_file_are_checked_against_the_metadata_hash(anvil,
     code, report = verify_with({**served, "pollBook": RESIDENTS[0], "options": ["?"]})
     assert code == 0 and report["names"]["status"] == "not_checked", "another deployment's texts: a setup mistake"
 
+    # Metadata v2 commits which districts form each stratum (merged small districts): the names
+    # are the committed districts joined (not the name served), and another grouping is a mismatch.
+    citywide = {**texts, "audience": {"districts": None, "minAge": None, "maxAge": None}}
+    grouped = [["Центральный", "Северный"], ["Южный"]]
+    v2 = city.create_poll(issuer_keys=issuer_keys, strata=2, metadata=poll_metadata(**citywide, strata=grouped))
+
+    def served_v2(groups) -> dict:
+        strata = [{"name": "?", "districts": g, "registerSize": 10} for g in groups]
+        return {"id": v2.poll_id, **citywide, "strata": strata, "chainId": d.chain_id, "pollBook": d.poll_book}
+
+    for groups, status in ((grouped, "checked"), ([["Центральный"], ["Северный", "Южный"]], "mismatch")):
+        file.write_text(json.dumps(served_v2(groups), ensure_ascii=False))
+        _, report = run_cli(anvil.url, d, "poll", str(v2.poll_id), "--metadata", str(file), tmp_path=tmp_path)
+        assert report["names"]["status"] == status, report["names"]
+    file.write_text(json.dumps(served_v2(grouped), ensure_ascii=False))
+    _, report = run_cli(anvil.url, d, "poll", str(v2.poll_id), "--metadata", str(file), tmp_path=tmp_path)
+    assert report["names"]["strataCommitted"] is True
+    assert [s["name"] for s in report["names"]["strata"]] == ["Центральный + Северный", "Южный"]
+
     file.write_text(json.dumps(served, ensure_ascii=False))
     text = subprocess.run(
         [str(VERIFY), "--rpc", anvil.url, "--deployment", str(tmp_path / "deployment.json"), "poll", str(poll.poll_id)]

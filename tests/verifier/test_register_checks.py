@@ -12,7 +12,10 @@ import os
 
 from rich.console import Console
 
+from veche_api.tally import publication_count, refusals
+from veche_core.rpc import RpcClient
 from veche_testkit.city import new_token_key
+from veche_verify.chain import read_snapshot
 from veche_verify.report import print_poll
 
 from .conftest import RESIDENTS, Forged, close_and_publish, failed, verify
@@ -96,6 +99,11 @@ def test_the_auditors_stuffing_fails_check_13_only(city, forge, issuer_keys):
     check13 = next(c for c in verdict.checks if c.number == 13)
     assert len(check13.failures) == 5 and all("not in the register of stratum 0" in f for f in check13.failures)
     assert _figures(verdict)[0] == (0, 10, 8, 8, 0)
+
+    # The city's own publication refuses such a poll: it counts with check 13 too.
+    with RpcClient(city.w3.provider.endpoint_uri) as client:
+        snapshot = read_snapshot(client, forged.deployment, poll.poll_id)
+    assert [c.number for c in refusals(publication_count(snapshot, poll.poll_id))] == [13]
 
 
 def test_pseudonymous_issuances_with_credits_to_made_up_addresses_fail_check_13(city, forge, issuer_keys):

@@ -105,7 +105,8 @@ def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
     audience_json = audience.model_dump(by_alias=True)
     poll_strata = make_strata(state, audience_json, body.opens_at)
     strata = poll_strata.strata
-    metadata_hash = poll_metadata_hash(body.question, body.options, audience_json)
+    # v2: the strata (which districts each holds) are committed with the texts.
+    metadata_hash = poll_metadata_hash(body.question, body.options, audience_json, [s.districts for s in strata])
     private_keys = [blind_rsa.generate_private_key(bits=state.settings.rsa_bits) for _ in strata]
     public_keys = [k.public_key.encode() for k in private_keys]
     try:

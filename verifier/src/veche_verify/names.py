@@ -86,10 +86,11 @@ def check_names(poll_id: int, created: PollParameters | None, texts: PollTexts |
         )
     if created is None:
         return _not_checked("the poll has no parameters on chain to check them against")
-    if texts.hash != created.metadata_hash:
+    committed = texts.strata_committed_by(created.metadata_hash)
+    if committed is None:
         return Names(
             NamesStatus.MISMATCH,
-            f"the question and options given hash to 0x{texts.hash.hex()}, not to the poll's metadataHash "
+            f"the texts given hash to 0x{texts.hash.hex()}, not to the poll's metadataHash "
             f"0x{created.metadata_hash.hex()}: they are not the texts the city committed",
         )
     if len(texts.options) != created.option_count:
@@ -98,11 +99,11 @@ def check_names(poll_id: int, created: PollParameters | None, texts: PollTexts |
             f"the committed texts name {len(texts.options)} options; the poll has {created.option_count}",
         )
     one_each = len(texts.strata) == len(created.issuer_keys)
-    committed = one_each and texts.strata_committed
+    committed = one_each and committed
     note = (
-        "stratum names are committed too (the audience lists the districts)"
+        "stratum names are committed too (each stratum's districts)"
         if committed
-        else "stratum names (marked *) are as the city names them: a citywide poll does not commit them"
+        else "stratum names (marked *) are as the city names them: this poll's metadata (v1) does not commit them"
         if one_each
         else "strata are numbered: the city does not name one per stratum"
     )
