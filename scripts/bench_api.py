@@ -116,7 +116,7 @@ class Connection:
         self.writer.write(head + body)
         status_line = await asyncio.wait_for(self.reader.readline(), 60)
         status = int(status_line.split(b" ", 2)[1])
-        length = 0
+        length, close = 0, False
         while True:
             line = await self.reader.readline()
             if line in (b"\r\n", b""):
@@ -124,7 +124,13 @@ class Connection:
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"content-length":
                 length = int(value)
-        return status, await self.reader.readexactly(length)
+            elif name.strip().lower() == b"connection":
+                close = value.strip().lower() == b"close"
+        answer = await self.reader.readexactly(length)
+        if close:  # the API closes the connection of each token request and ballot: open another
+            self.close()
+            self.reader = self.writer = None
+        return status, answer
 
     def close(self) -> None:
         if self.writer is not None:
@@ -341,6 +347,12 @@ def run(args, chain, env, database_url) -> None:
     }
     try:
         http = httpx.Client(base_url=server.url, timeout=120)
+        say(f"enrolling {args.tokens} residents")  # first: a poll's register is fixed at its creation
+        residents = [ResidentClient(http) for _ in range(args.tokens)]
+        csv_text = "address,district,birth_year\n" + "".join(f"{r.address},Central,1980\n" for r in residents)
+        http.post(
+            "/admin/residents/import", content=csv_text, headers={**admin, "content-type": "text/csv"}
+        ).raise_for_status()
         now = chain.now()
         trustees = [(Account.create(), sealing.generate_trustee_keypair()) for _ in range(2)]
         polls = []
@@ -359,12 +371,6 @@ def run(args, chain, env, database_url) -> None:
             )
             reply.raise_for_status()
             polls.append(reply.json()["poll"])
-        say(f"polls created; enrolling {args.tokens} residents")
-        residents = [ResidentClient(http) for _ in range(args.tokens)]
-        csv_text = "address,district,birth_year\n" + "".join(f"{r.address},Central,1980\n" for r in residents)
-        http.post(
-            "/admin/residents/import", content=csv_text, headers={**admin, "content-type": "text/csv"}
-        ).raise_for_status()
         poll = {**http.get(f"/polls/{polls[0]['id']}").json(), "residentStratum": 0}
         # From here on the chain mines one block a second, as a production chain does.
         rpc(chain.anvil.url, "evm_setAutomine", [False])
