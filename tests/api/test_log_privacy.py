@@ -84,13 +84,13 @@ def test_no_log_line_names_a_resident_or_a_client_port(chain, tmp_path):
         with httpx.Client(base_url=server.url, timeout=60) as http:
             trustees = [(Account.create(), sealing.generate_trustee_keypair()) for _ in range(2)]
             api = Api(chain, server, http, {"X-Admin-Key": ADMIN_KEY}, trustees)
-            poll = api.create_poll(opens_in=3, lasts=3600, trustees=2, threshold=2)
             with httpx.Client(base_url=proxy.url, timeout=60) as through_proxy:
                 sdk = [ResidentClient(through_proxy) for _ in range(3)]
                 for client, district in zip(sdk, ("Central", "Central", "Northern")):
                     enrol(http, client.address, district)
                 cli_identity = Account.create()
                 enrol(http, cli_identity.address, "Northern")
+                poll = api.create_poll(opens_in=3, lasts=3600, trustees=2, threshold=2)  # its register: all enrolled
                 residents = [c.address for c in sdk] + [cli_identity.address]
                 refused = through_proxy.get("/polls", params={"resident": residents[0]})
                 assert refused.status_code == 400 and refused.json()["error"]["code"] == "poll.resident_in_url"
