@@ -170,6 +170,11 @@ class Faults:
         mine = next((txs for sender, txs in pending.items() if sender.lower() == address.lower()), {})
         return {int(nonce): tx["hash"] for nonce, tx in mine.items()}
 
+    def receipt(self, tx_hash: str, timeout: float = 10.0) -> dict:
+        """The transaction's receipt, once mined: anvil answers a send (or the switch back to
+        automine) before the block is in, noticeably so under load."""
+        return eventually(lambda: self.node("eth_getTransactionReceipt", tx_hash), timeout, what=f"receipt {tx_hash}")
+
     def wait_sent(self, poll_id: int, address: str = RELAYER.address, timeout: float = 15.0) -> dict[int, str]:
         """Wait until the relay has put every ballot of the poll in a broadcast transaction; the
         sender's pending pool then (automine off)."""
@@ -298,7 +303,7 @@ def test_foreign_transaction_takes_the_relays_nonce(env):
         }
     )
     env.node("eth_sendRawTransaction", "0x" + bytes(foreign.raw_transaction).hex())
-    assert env.node("eth_getTransactionReceipt", "0x" + bytes(foreign.hash).hex())["status"] == "0x1"
+    assert env.receipt("0x" + bytes(foreign.hash).hex())["status"] == "0x1"
 
     later = make_ballots(tokens[1:], 1) + make_ballots(tokens[:1], 2)
     final = env.wait_final(env.post(later))
@@ -350,7 +355,7 @@ def test_batch_reverted_because_the_poll_closed(env):
         env.api.chain.anvil.set_next_timestamp(poll["closesAt"])  # mined at the close: castBallots reverts
     finally:
         env.node("evm_setAutomine", True)
-    assert pool and all(env.node("eth_getTransactionReceipt", h)["status"] == "0x0" for h in pool.values())
+    assert pool and all(env.receipt(h)["status"] == "0x0" for h in pool.values())
     final = env.wait_final(hashes)
     assert {(b["status"], b["reason"]) for b in final.values()} == {("failed", "poll.closed")}
     assert all(b["receipt"]["transactionHash"] is None for b in final.values())
