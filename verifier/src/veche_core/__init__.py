@@ -10,6 +10,9 @@ specification, docs/architecture.md the map):
 - `plaintext`   ballot plaintext v1 (version byte + option bitmap)
 - `sealing`     libsodium sealed boxes to X25519 keys (ballots, trustee shares)
 - `key_shares`  SLIP-39 k-of-n sharing of the election secret
+- `dkg`         the v2 key ceremony: COCKTAIL-DKG over P-256, complaints, release and rebuild
+- `p256`        the P-256 group: encodings, OpenSSL for secret scalars, pycryptodome for public ones
+- `xaes`        XAES-256-GCM, COCKTAIL(P-256)'s share encryption
 - `ballot`      the on-chain ballot, its canonical encoding and hash
 - `receipt`     the relay's signed receipt a resident keeps
 - `dataset`     the anonymised dataset and the hash put on chain

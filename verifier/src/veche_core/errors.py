@@ -20,3 +20,16 @@ class SealingError(VecheError, ValueError):
 
 class KeyShareError(VecheError, ValueError):
     """Key shares that cannot rebuild the election key (too few, corrupted, mismatched)."""
+
+
+class CeremonyError(VecheError, ValueError):
+    """A key-ceremony (DKG) step that cannot complete: bad parameters, or a check that fails."""
+
+
+class CeremonyFaultError(CeremonyError):
+    """Round 2 found members at fault; `faults` lists (member id, reason) pairs, each a complaint
+    to file. The message names members and reasons only, never a share or a key."""
+
+    def __init__(self, faults: tuple[tuple[int, int], ...]) -> None:
+        self.faults = faults
+        super().__init__("; ".join(f"member {member} at fault (reason {reason})" for member, reason in faults))
