@@ -6,8 +6,9 @@ Why two libraries, and no curve formulas of our own (docs/protocol.md §"Key cer
   only k·P for a point P of our choosing is ECDH, which returns x(k·P) alone; the y-parity is
   decided by one more exchange with k+1: of the two points with that x, S = k·P is the one for
   which x(S + P) = x((k+1)·P). (The other candidate, −k·P, gives x((1−k)·P), which differs for
-  every k ∉ {0, −1}; both candidates and the addition are public.) This is how the value is
-  computed, not a protocol rule: any implementation that gets k·P gets the same bytes.
+  every k ∉ {0, −1}; both candidates and the addition are public; OpenSSL decompresses the
+  even one, pycryptodome checks it is on the curve.) This is how the value is computed, not a
+  protocol rule: any implementation that gets k·P gets the same bytes.
 - Public arithmetic (additions, multiplication of a public point by a public scalar, decoding
   and validating SEC1 points) goes through pycryptodome's `EccPoint`.
 
