@@ -145,6 +145,8 @@ def test_ballots_sealed_in_python_open_in_js():
         "unknown ballot ciphertext version 0x01 (v2 is 0x02)",
         "v2 ballot ciphertext is 81 bytes, shorter than its 82-byte overhead",
     ]
+    short = node("hpke_js.mjs", {"op": "open", "secret": h(secret[:31]), "ballots": ballots[:1]})["results"]
+    assert short == [{"error": "the election secret is a 32-byte scalar"}]
 
 
 def test_a_js_ballot_copied_to_another_tokens_info_does_not_open_in_python():

@@ -86,7 +86,9 @@ export async function openBallot(secret, ciphertext, info) {
   if (bytes[0] !== BALLOT_CIPHERTEXT_VERSION) {
     throw new Error(`unknown ballot ciphertext version 0x${bytes[0].toString(16).padStart(2, '0')} (v2 is 0x02)`);
   }
-  const recipientKey = await suite.kem.deserializePrivateKey(getBytes(secret));
+  const secretBytes = getBytes(secret);
+  if (secretBytes.length !== 32) throw new Error('the election secret is a 32-byte scalar');
+  const recipientKey = await suite.kem.deserializePrivateKey(secretBytes);
   const enc = bytes.slice(1, 1 + ENC_LENGTH);
   try {
     return new Uint8Array(await suite.open({ recipientKey, enc, info: infoBytes }, bytes.slice(1 + ENC_LENGTH)));
