@@ -17,9 +17,10 @@ import sys
 import time
 from collections.abc import Callable
 
+from cryptography.hazmat.primitives.asymmetric import ec
 from eth_account import Account
 
-from veche_core import blind_rsa, plaintext, sealing, token
+from veche_core import blind_rsa, hpke, plaintext, sealing, token
 from veche_core.ballot import Ballot
 from veche_core.typed_data import poll_book_domain, recover_signer_bytes
 
@@ -61,6 +62,11 @@ def run(seconds: float) -> dict:
     opener = sealing.Opener(election.secret_key)  # as the verifier opens a poll's ballots
     token_verifier = token.TokenVerifier(public, CHAIN_ID, POLL_BOOK, 1, 0)  # as it checks a stratum's tokens
     token_address = bytes.fromhex(account.address[2:])  # as it reads them from the logs
+    # v2 ballots (HPKE to the trustees' joint P-256 key): the verifier builds one Opener per poll too.
+    secret_v2 = ec.generate_private_key(ec.SECP256R1()).private_numbers().private_value.to_bytes(32, "big")
+    opener_v2 = hpke.Opener(secret_v2)
+    info_v2 = hpke.ballot_info(CHAIN_ID, POLL_BOOK, 1, 0, token_address)
+    ciphertext_v2 = hpke.seal_ballot(opener_v2.joint_key, info_v2, choice)
 
     ops: dict[str, Callable[[], object]] = {
         "blind sign (RSA-2048, CRT + powmod_sec + check)": lambda: blind_rsa.blind_sign(issuer, request.blinded_msg),
@@ -68,6 +74,10 @@ def run(seconds: float) -> dict:
         "token signature verify": lambda: token_verifier.verify(token_address, credential),
         "seal": lambda: sealing.seal(election.public_key, choice),
         "open": lambda: opener.open(ciphertext),
+        "seal v2 (HPKE P-256)": lambda: hpke.seal_ballot(opener_v2.joint_key, info_v2, choice),
+        "open v2 (HPKE P-256, with its info)": lambda: opener_v2.open(
+            ciphertext_v2, hpke.ballot_info(CHAIN_ID, POLL_BOOK, 1, 0, token_address)
+        ),
         "ballot EIP-712 digest": lambda: ballot.digest(domain),
         "signer recovery": lambda: recover_signer_bytes(digest, ballot.signature),
         "plaintext decode": lambda: plaintext.decode_choice(choice, OPTION_COUNT, MAX_CHOICES),

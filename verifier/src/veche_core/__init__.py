@@ -9,6 +9,7 @@ specification, docs/architecture.md the map):
 - `token`       the ballot-token message and the token credential
 - `plaintext`   ballot plaintext v1 (version byte + option bitmap)
 - `sealing`     libsodium sealed boxes to X25519 keys (ballots, trustee shares)
+- `hpke`        ballot ciphertext v2: RFC 9180 HPKE to the trustees' joint P-256 key, its info
 - `key_shares`  SLIP-39 k-of-n sharing of the election secret
 - `dkg`         the v2 key ceremony: COCKTAIL-DKG over P-256, complaints, release and rebuild
 - `p256`        the P-256 group: encodings, OpenSSL for secret scalars, pycryptodome for public ones
