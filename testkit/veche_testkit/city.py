@@ -40,16 +40,24 @@ from web3 import HTTPProvider, Web3
 from web3.logs import DISCARD
 from web3.types import RPCEndpoint
 
-from veche_core import blind_rsa, events, key_shares, plaintext, sealing, token
+from veche_core import blind_rsa, dkg, events, hpke, key_shares, p256, plaintext, sealing, token
 from veche_core.abi import checksum_address
 from veche_core.ballot import Ballot
 from veche_core.calls import IssuanceRecord, encode_cast_ballots, encode_record_issuances
+from veche_core.ceremony import MessageKind
 from veche_core.dataset import DatasetRow, dataset_hash
 from veche_core.deployment import Deployment
 from veche_core.metadata import canonical_json, poll_metadata
 from veche_core.register import RegisterTree
 from veche_core.rpc import RpcClient
-from veche_core.typed_data import issuance_request_hash_digest, key_share_digest, poll_book_domain, sign_digest
+from veche_core.typed_data import (
+    ceremony_message_digest,
+    issuance_request_hash_digest,
+    key_share_digest,
+    poll_book_domain,
+    sign_digest,
+    trustee_key_digest,
+)
 from veche_node.contracts import Sender, bind, deploy_with_dev_accounts, dev_accounts
 from veche_node.network import OPERATOR_ROLES, Network
 from veche_node.rpc import make_web3
@@ -68,6 +76,7 @@ RECEIPT_TIMEOUT = 120.0  # seconds a node that mines on its own may take to mine
 # not estimated: an estimate runs the call a second time.
 ISSUANCE_GAS, BALLOT_GAS, CALL_GAS = 130_000, 60_000, 200_000
 REQUEST_DEADLINE = 2**40  # the synthetic residents' requests do not expire (the API's deadline rule)
+CEREMONY_TIME = 60  # seconds a v2 poll leaves its trustees before it opens (anvil: the clock is moved on)
 
 
 def resident_key(index: int) -> bytes:
@@ -111,6 +120,10 @@ class SimPoll:
     sealed_shares: tuple[bytes, ...]
     threshold: int
     registers: list[RegisterTree] = field(default_factory=list)  # per stratum, as committed
+    version: int = 1  # 2: the trustees' ceremony made the key (election_public_key is then Y)
+    attempt: int = 0  # v2: the ceremony attempt under way, its members and their round-1 payloads
+    members: tuple[int, ...] = ()
+    round1: dict[int, bytes] = field(default_factory=dict)
     tokens: list[TokenKey] = field(default_factory=list)
     sequences: dict[str, int] = field(default_factory=dict)
     issued: list[tuple[str, int]] = field(default_factory=list)  # (resident, stratum) recorded
@@ -138,6 +151,9 @@ class City:
         self.relayer = senders["relayer"]
         self.points_admin = senders["points_admin"]
         self.trustees = trustees
+        # v2: each trustee's static P-256 key, registered on chain before its first v2 poll.
+        self.static_keys = [dkg.StaticKey.generate() for _ in trustees]
+        self.registered_keys: set[int] = set()
         # The identity keys of the residents this city can issue to (address -> key).
         self.resident_keys: dict[str, bytes] = {key_address(k): k for k in map(resident_key, range(len(RESIDENTS)))}
         url = cast(HTTPProvider, w3.provider).endpoint_uri  # make_web3's provider, made with a URL
@@ -208,12 +224,22 @@ class City:
         raw_issuer_keys: list[bytes] | None = None,
         metadata: dict[str, Any] | None = None,
         register: list[list[str]] | None = None,
+        version: int = 1,
+        ceremony: bool = True,
     ) -> SimPoll:
         """A poll with its register committed: `register[s]` the addresses of stratum s (by
-        default every stratum's register is RESIDENTS)."""
+        default every stratum's register is RESIDENTS). Version 2: the trustees make the key in
+        a ceremony on chain (`ceremony=False` leaves it to the caller), and the poll opens
+        CEREMONY_TIME seconds (at least) after creation — on anvil the clock is moved there."""
         trustee_count = trustee_count or len(self.trustees)
-        trustee_keys = [sealing.generate_trustee_keypair() for _ in range(trustee_count)]
-        dealing = key_shares.deal(threshold, [k.public_key for k in trustee_keys])
+        if version == 1:
+            trustee_keys = [sealing.generate_trustee_keypair() for _ in range(trustee_count)]
+            dealing = key_shares.deal(threshold, [k.public_key for k in trustee_keys])
+            election_key, sealed_shares = dealing.election_public_key, dealing.sealed_shares
+        else:
+            self.register_trustee_keys(range(trustee_count))
+            trustee_keys, election_key, sealed_shares = [], bytes(32), ()
+            opens_in = max(opens_in, CEREMONY_TIME)
         issuer_keys = issuer_keys or [blind_rsa.generate_private_key() for _ in range(strata)]
         opens_at = self.now() + opens_in
         closes_at = opens_at + duration
@@ -227,7 +253,7 @@ class City:
             opens_at,
             closes_at,
             points,
-            dealing.election_public_key,
+            election_key,
             raw_issuer_keys or [k.public_key.encode() for k in issuer_keys],
             [t.address for t in self.trustees[:trustee_count]],
             threshold,
@@ -238,7 +264,7 @@ class City:
         )
         # (DISCARD: the receipt's RegisterCommitted log is not a PollCreated, and says nothing wrong)
         poll_id = self.poll_book.events.PollCreated().process_receipt(receipt, errors=DISCARD)[0]["args"]["pollId"]
-        return SimPoll(
+        poll = SimPoll(
             poll_id,
             option_count,
             max_choices,
@@ -246,12 +272,113 @@ class City:
             closes_at,
             points,
             issuer_keys,
-            dealing.election_public_key,
+            election_key,
             trustee_keys,
-            dealing.sealed_shares,
+            sealed_shares,
             threshold,
             trees,
+            version,
         )
+        if version == 2:
+            poll.attempt, poll.members = 1, tuple(range(trustee_count))
+            if ceremony:
+                assert not self.run_ceremony(poll), "an honest ceremony found a fault"
+                if self.dev_chain:
+                    self.advance_to(opens_at)
+        return poll
+
+    # --- protocol v2: the trustees' key ceremony ------------------------------------------------
+
+    def register_trustee_keys(self, indices: Iterable[int]) -> None:
+        """Each trustee signs its static key (TrusteeKey, serial 1) and the poll administrator
+        relays it (registerTrusteeKey), once per city."""
+        for index in indices:
+            if index in self.registered_keys:
+                continue
+            trustee, key = self.trustees[index], self.static_keys[index].public_key
+            signature = sign_digest(bytes(trustee.key), trustee_key_digest(self.domain, trustee.address, key, 1))
+            self.poll_admin.transact(self.poll_book.functions.registerTrusteeKey(trustee.address, key, 1, signature))
+            self.registered_keys.add(index)
+
+    def ceremony_context(self, poll: SimPoll) -> tuple[bytes, list[bytes]]:
+        """The context of the poll's current attempt, and its members' static keys."""
+        keys = [self.static_keys[i].public_key for i in poll.members]
+        book = bytes.fromhex(self.deployment.poll_book[2:])
+        return dkg.ceremony_context(self.deployment.chain_id, book, poll.poll_id, poll.attempt, keys), keys
+
+    def post_ceremony_message(self, poll: SimPoll, index: int, kind: MessageKind, payload: bytes) -> None:
+        """Trustee `index` signs a ceremony message and the poll administrator relays it."""
+        digest = ceremony_message_digest(self.domain, poll.poll_id, poll.attempt, index, int(kind), payload)
+        signature = sign_digest(bytes(self.trustees[index].key), digest)
+        self.poll_admin.transact(
+            self.poll_book.functions.postCeremonyMessage(
+                poll.poll_id, poll.attempt, index, int(kind), payload, signature
+            )
+        )
+
+    def run_ceremony(
+        self,
+        poll: SimPoll,
+        *,
+        tamper: dict[int, Any] | None = None,
+        absent: Iterable[int] = (),
+        certify: bool = True,
+        tamper_certification: dict[int, Any] | None = None,
+    ) -> list[tuple[int, int, int]]:
+        """The current attempt, every member honest unless told: round 1 (`tamper[index]`
+        rewrites that trustee's payload before it is posted; `absent` trustees post nothing),
+        then each member's round 2: a fault found is posted as a complaint, else (with
+        `certify`) the member certifies (`tamper_certification[index]` rewrites its payload).
+        Returns the complaints posted, (complainer, accused, reason); none: the key is certified
+        and `poll.election_public_key` is Y."""
+        context, keys = self.ceremony_context(poll)
+        absent = set(absent)
+        poll.round1 = {}
+        for member, index in enumerate(poll.members, start=1):
+            if index in absent:
+                continue
+            payload = dkg.round1(context, poll.threshold, keys, member, self.static_keys[index]).encode()
+            if tamper and index in tamper:
+                payload = tamper[index](payload)
+            self.post_ceremony_message(poll, index, MessageKind.Round1, payload)
+            poll.round1[index] = payload
+        if absent:
+            return []
+        payloads = [poll.round1[i] for i in poll.members]
+        complaints: list[tuple[int, int, int]] = []
+        shares: dict[int, dkg.KeyShare] = {}
+        for member, index in enumerate(poll.members, start=1):
+            if tamper and index in tamper:
+                continue  # the cheat does not complain about itself
+            try:
+                shares[index] = dkg.round2(context, poll.threshold, keys, member, self.static_keys[index], payloads)
+            except dkg.CeremonyFaultError as fault:
+                for found in fault.faults:
+                    accused = poll.members[found.member - 1]
+                    evidence = dkg.make_complaint(
+                        context, poll.threshold, keys, self.static_keys[index], found, payloads[found.member - 1]
+                    )
+                    complaint = dkg.Complaint(accused, int(found.reason), evidence).encode()
+                    self.post_ceremony_message(poll, index, MessageKind.Complaint, complaint)
+                    complaints.append((index, accused, int(found.reason)))
+        if complaints or not certify:
+            return complaints
+        messages = dkg.decode_round1_payloads(payloads, poll.threshold)
+        transcript = dkg.transcript(context, poll.threshold, keys, messages)
+        for index in poll.members:
+            share = shares[index]
+            payload = dkg.Certification(share.group_key, dkg.certify(self.static_keys[index], transcript)).encode()
+            if tamper_certification and index in tamper_certification:
+                payload = tamper_certification[index](payload)
+            self.post_ceremony_message(poll, index, MessageKind.Certify, payload)
+            poll.election_public_key = payload[: p256.POINT_SIZE]
+        return []
+
+    def restart_ceremony(self, poll: SimPoll, excluded: list[int]) -> None:
+        """The poll administrator starts the next attempt without `excluded`."""
+        self.poll_admin.transact(self.poll_book.functions.restartCeremony(poll.poll_id, excluded))
+        poll.attempt += 1
+        poll.members = tuple(i for i in poll.members if i not in excluded)
 
     # --- issuance ----------------------------------------------------------------------------
 
@@ -387,6 +514,7 @@ class City:
         credential: bytes | None = None,
         stratum: int | None = None,
         signer: bytes | None = None,
+        ciphertext: bytes | None = None,
     ) -> Ballot:
         """A signed ballot; the keyword arguments exist to build ballots that break one rule."""
         if sequence is None:
@@ -394,12 +522,20 @@ class City:
         poll.sequences[key.address] = max(sequence, poll.sequences.get(key.address, 0))
         if plaintext_bytes is None:
             plaintext_bytes = plaintext.encode_choice(choices or [0], poll.option_count, poll.max_choices)
+        stratum = key.stratum if stratum is None else stratum
+        if ciphertext is None and poll.version == 1:
+            ciphertext = sealing.seal_ballot(poll.election_public_key, plaintext_bytes)
+        elif ciphertext is None:
+            info = hpke.ballot_info(
+                self.deployment.chain_id, self.deployment.poll_book, poll.poll_id, stratum, key.address
+            )
+            ciphertext = hpke.seal_ballot(poll.election_public_key, info, plaintext_bytes)
         unsigned = Ballot(
             poll.poll_id,
             bytes.fromhex(key.address[2:]),
             sequence,
-            key.stratum if stratum is None else stratum,
-            sealing.seal_ballot(poll.election_public_key, plaintext_bytes),
+            stratum,
+            ciphertext,
             key.credential if credential is None else credential,
         )
         if signer is None:
@@ -444,7 +580,17 @@ class City:
     # --- close, release, publish -----------------------------------------------------------------
 
     def release_shares(self, poll: SimPoll, indices: list[int] | None = None) -> None:
-        """Trustees `indices` (by default the first `threshold`) open their sealed shares and post them."""
+        """Trustees `indices` (by default the first `threshold` members) post their shares: v1
+        opens its sealed share; v2 recomputes its x_m from the round-1 messages (COCKTAIL's round
+        2 again, with its static key alone)."""
+        if poll.version == 2:
+            context, keys = self.ceremony_context(poll)
+            payloads = [poll.round1[i] for i in poll.members]
+            for index in indices if indices is not None else poll.members[: poll.threshold]:
+                member = poll.members.index(index) + 1
+                share = dkg.round2(context, poll.threshold, keys, member, self.static_keys[index], payloads)
+                self.post_share(poll, index, share.release_payload())
+            return
         for index in indices if indices is not None else range(poll.threshold):
             share = key_shares.open_trustee_share(poll.trustee_keys[index].secret_key, poll.sealed_shares[index])
             self.post_share(poll, index, share)
@@ -467,8 +613,16 @@ class City:
         signature checks); `exclude` names tokens whose ballots an honest count leaves out (e.g.
         a forged token signature).
         """
-        secret = key_shares.combine_shares(shares, poll.election_public_key, poll.threshold)
-        opener = sealing.Opener(secret)
+        if poll.version == 2:  # the members' released shares, each by its member id
+            released = {}
+            for member, index in enumerate(poll.members, start=1):
+                share = self.poll_book.functions.keyShare(poll.poll_id, index).call()
+                if share:
+                    released[member] = dkg.decode_release_share(share)
+            secret = p256.encode_scalar(dkg.combine_shares(released, poll.threshold, poll.election_public_key))
+            joint = hpke.Opener(secret)
+        else:
+            opener = sealing.Opener(key_shares.combine_shares(shares, poll.election_public_key, poll.threshold))
         excluded = {address.lower() for address in exclude}
         latest = self.latest_ballots(poll, poll_book=poll_book)
         counts = [0] * poll.option_count
@@ -477,7 +631,14 @@ class City:
             if token_address in excluded:
                 continue
             try:
-                choice = plaintext.decode_choice(opener.open(ciphertext), poll.option_count, poll.max_choices)
+                if poll.version == 2:
+                    info = hpke.ballot_info(
+                        self.deployment.chain_id, self.deployment.poll_book, poll.poll_id, stratum, token_address
+                    )
+                    opened = joint.open(ciphertext, info)
+                else:
+                    opened = opener.open(ciphertext)
+                choice = plaintext.decode_choice(opened, poll.option_count, poll.max_choices)
             except Exception:  # noqa: BLE001 - an invalid ballot is listed by the verifier, not counted
                 continue
             for option in choice:

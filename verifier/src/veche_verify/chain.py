@@ -23,7 +23,7 @@ from veche_core.deployment import Deployment
 from veche_core.errors import EncodingError, VecheError
 from veche_core.rpc import RpcClient, RpcError
 
-from . import election_key, work
+from . import ceremony, election_key, work
 from .records import CastBallot, ChainSnapshot, PollParameters, PollRecord
 
 # The events every resident produces: read in bulk by the worker processes.
@@ -95,8 +95,10 @@ def read_snapshot(
     def record(pid: int) -> PollRecord:
         return polls.setdefault(pid, PollRecord(pid))
 
-    # BallotRejected is not read: a refused ballot is not cast, so nothing is counted from it.
-    few = [spec for spec in events.POLL_BOOK_EVENTS if spec not in (*BULK_EVENTS, events.BALLOT_REJECTED)]
+    # BallotRejected is not read: a refused ballot is not cast, so nothing is counted from it; nor
+    # TrusteeKeyRegistered: PollBook copies each trustee's key into its poll's CeremonyStarted.
+    unread = (*BULK_EVENTS, events.BALLOT_REJECTED, events.TRUSTEE_KEY_REGISTERED)
+    few = [spec for spec in events.POLL_BOOK_EVENTS if spec not in unread]
     poll_book_topics: list[Any] = [[spec.topic for spec in few]]
     if poll_topic:
         poll_book_topics.append(poll_topic)
@@ -121,6 +123,15 @@ def read_snapshot(
                 poll.register = committed
             else:
                 poll.undecodable.append("a second RegisterCommitted for the same poll id")
+        elif event.name == "CeremonyStarted":
+            try:
+                poll.ceremony.starts.append(events.ceremony_started(event))
+            except EncodingError as exc:
+                poll.undecodable.append(str(exc))
+        elif event.name == "CeremonyMessagePosted":
+            poll.ceremony.messages.append(events.ceremony_message_posted(event))
+        elif event.name == "ElectionKeyCertified":
+            poll.ceremony.certified.append(events.election_key_certified(event))
         elif event.name == "KeyShareSubmitted":
             poll.shares.append({**args, "block": event.block_number})
         elif event.name == "ResultPublished":
@@ -136,6 +147,12 @@ def read_snapshot(
 
     secrets: dict[int, bytes] = {}
     for pid, poll in polls.items():
+        if poll.created is not None and poll.created.version == 2:  # check 14, before the shares are used
+            certified = poll.ceremony.certified
+            if certified:
+                block = certified[0].block_number
+                poll.ceremony.certified_at = client.block_timestamps([block])[block]
+            poll.ceremony_outcome = ceremony.judge(poll.ceremony, poll.created, chain_id, deployment.poll_book, pid)
         poll.election_key = election_key.rebuild(poll)
         if poll.election_key.secret is not None:
             secrets[pid] = poll.election_key.secret

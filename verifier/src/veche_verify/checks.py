@@ -16,14 +16,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from veche_core import key_shares, plaintext
+from veche_core import dkg, key_shares, plaintext
 from veche_core.abi import checksum_address
 from veche_core.blind_rsa import PublicKey
 from veche_core.dataset import DatasetRow, dataset_hash
 from veche_core.errors import VecheError
 from veche_core.receipt import Receipt
 
-from . import election_key
+from . import ceremony, election_key
 from .names import Names, NamesStatus
 from .records import CastBallot, ChainSnapshot, PollParameters, PollRecord
 
@@ -49,6 +49,19 @@ STATEMENTS = {
     13: (
         "Every issuance is backed by a valid request of a member of the committed register for its stratum, and "
         "no stratum's issuances exceed its register size."
+    ),
+    14: (
+        "(v2) The trustees' key ceremony holds: every proof of possession and certification verifies, the election "
+        "key is the sum of the trustees' constant commitments and was certified before the poll opened, and every "
+        "trustee excluded from a later attempt was shown at fault."
+    ),
+    15: (
+        "(v2) Every released key share matches its trustee's commitments (a wrong one is named), and t valid shares "
+        "rebuild the secret of the certified election key."
+    ),
+    16: (
+        "(v2) Every counted ballot is opened under its own token's context; one that does not open or decode to a "
+        "valid choice is spoiled (the voter's, or copied from another ballot): listed, not counted."
     ),
 }
 MAX_LISTED = 50
@@ -216,8 +229,6 @@ def check_parameters(poll: PollRecord) -> CheckResult:
         failures.append(str(exc))
     if not created.opens_at < created.closes_at:
         failures.append("opensAt is not before closesAt")
-    if created.election_key == bytes(32):
-        failures.append("the election key is zero")
     keys = created.issuer_keys
     for stratum, encoded in enumerate(keys):
         try:
@@ -230,7 +241,10 @@ def check_parameters(poll: PollRecord) -> CheckResult:
     if len(set(trustees)) != len(trustees) or any(int(t, 16) == 0 for t in trustees):
         failures.append("trustees repeat or include the zero address")
     try:
-        key_shares.check_trustee_parameters(created.threshold, len(trustees))
+        if created.version == 1:
+            key_shares.check_trustee_parameters(created.threshold, len(trustees))
+        else:
+            dkg.check_parameters(created.threshold, len(trustees))
     except VecheError as exc:
         failures.append(str(exc))
     counts = {"strata": len(keys), "options": created.option_count, "trustees": len(trustees)}
@@ -240,7 +254,17 @@ def check_parameters(poll: PollRecord) -> CheckResult:
 # --- the whole poll ------------------------------------------------------------------------
 
 
-COUNTING_CHECKS = (1, 2, 3, 4, 5, 6, 7, 8)  # what count_poll runs; verify_poll adds 9, 10 and 12
+COUNTING_CHECKS = (
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    8,
+)  # what count_poll runs (v2: 14, 15, 16 for 7, 8); verify_poll adds 9, 10, 12, 13
+KEY_CHECKS = (7, 15)  # the check that gives the election secret, v1 and v2
 
 
 def verify_poll(
@@ -258,7 +282,7 @@ def verify_poll(
     if poll.created is None:
         verdict.checks += [_cannot_run(n, "the poll's parameters are missing") for n in (9, 10, 12, 13)]
         return verdict
-    check7 = next(c for c in verdict.checks if c.number == 7)
+    check7 = next(c for c in verdict.checks if c.number in KEY_CHECKS)
 
     # Check 9: the tally.
     verdict.checks.append(_check_tally(poll, verdict, check7))
@@ -388,16 +412,22 @@ def count_poll(snapshot: ChainSnapshot, poll_id: int) -> PollVerdict:
         for s in range(len(created.issuer_keys))
     ]
 
-    # Check 7: the key shares rebuild the election key.
-    secret, check7 = _rebuild_election_key(snapshot, poll, created)
-    verdict.checks.append(check7)
+    # Check 7 (v2: 14, the ceremony, and 15, the released shares): the election secret.
+    if created.version == 1:
+        secret, check7 = _rebuild_election_key(snapshot, poll, created)
+        verdict.checks.append(check7)
+    else:
+        verdict.checks.append(check_ceremony(snapshot, poll, created))
+        secret, check7 = _rebuild_joint_secret(snapshot, poll, created, verdict.checks[-1])
+        verdict.checks.append(check7)
+    opened = 8 if created.version == 1 else 16
 
-    # Check 8: every counted ballot is opened (by the workers that read it); a counted ballot
-    # with no valid choice is the voter's spoiled ballot, listed and left out of the tally.
+    # Check 8 (v2: 16): every counted ballot is opened (by the workers that read it); a counted
+    # ballot with no valid choice is the voter's spoiled ballot, listed and left out of the tally.
     if secret is None:
-        verdict.checks.append(_waiting_for(8, check7, "no election secret key (check 7)"))
+        verdict.checks.append(_waiting_for(opened, check7, f"no election secret key (check {check7.number})"))
     elif any(b.choice is None for b in counted):  # a snapshot read without the election key
-        verdict.checks.append(_cannot_run(8, "the ballots were read without the election key"))
+        verdict.checks.append(_cannot_run(opened, "the ballots were read without the election key"))
         secret = None
     else:
         verdict.spoiled = [
@@ -408,7 +438,7 @@ def count_poll(snapshot: ChainSnapshot, poll_id: int) -> PollVerdict:
         spoiled = len(verdict.spoiled)
         verdict.checks.append(
             _result(
-                8,
+                opened,
                 [],
                 f"{len(counted):,} counted ballots opened: {len(counted) - spoiled:,} valid, {spoiled:,} spoiled",
                 {"counted": len(counted), "spoiled": spoiled},
@@ -449,13 +479,69 @@ def _rebuild_election_key(
     return rebuilt.secret, _result(7, rebuilt.failures, f"{len(poll.shares)} shares rebuild the election key", counts)
 
 
+def check_ceremony(snapshot: ChainSnapshot, poll: PollRecord, created: PollParameters) -> CheckResult:
+    """Check 14: the ceremony's transcript and every exclusion (ceremony.judge, run by read_snapshot)."""
+    outcome = poll.ceremony_outcome
+    if outcome is None:
+        outcome = poll.ceremony_outcome = ceremony.judge(
+            poll.ceremony, created, snapshot.chain_id, snapshot.deployment.poll_book, poll.poll_id
+        )
+    if outcome.failures:
+        return _result(14, outcome.failures, "")
+    certified = outcome.certified
+    if certified is None:
+        if snapshot.head_time < created.opens_at:
+            return _not_yet(
+                14,
+                f"the trustees' ceremony is under way ({outcome.pending}); the poll opens at {_utc(created.opens_at)}",
+            )
+        return _cannot_run(
+            14, f"{outcome.pending}, and the poll was due to open at {_utc(created.opens_at)}: it never opened"
+        )
+    excluded = f"; excluded before: {'; '.join(outcome.excluded)}" if outcome.excluded else ""
+    return _result(
+        14,
+        [],
+        f"{len(certified.members)} trustees certified the election key in attempt {certified.attempt}{excluded}",
+        {"attempts": outcome.attempts, "members": len(certified.members), "threshold": created.threshold},
+    )
+
+
+def _rebuild_joint_secret(
+    snapshot: ChainSnapshot, poll: PollRecord, created: PollParameters, check14: CheckResult
+) -> tuple[bytes | None, CheckResult]:
+    """Check 15: the released shares, each against its commitments (election_key.rebuild). An
+    exclusion check 14 finds unjustified fails that check, but does not stop the count: the
+    certified attempt's transcript holds, so its key is the poll's (as a wrong share does not)."""
+    outcome = poll.ceremony_outcome
+    if outcome is None or outcome.certified is None:
+        return None, _waiting_for(15, check14, "the ceremony certified no usable election key (check 14)")
+    rebuilt = poll.election_key or election_key.rebuild(poll)
+    counts = {"shares": len(poll.shares), "threshold": created.threshold}
+    if rebuilt.secret is None:
+        if rebuilt.failures:  # a trustee released a wrong share: named, whatever else is missing
+            return None, _result(15, rebuilt.failures, "", counts)
+        if poll.results:
+            return None, _cannot_run(15, f"a result is published, but {rebuilt.missing}")
+        if snapshot.head_time < created.closes_at:
+            return None, _not_yet(
+                15,
+                f"the poll is open until {_utc(created.closes_at)}; the trustees release their shares after it closes",
+            )
+        return None, _not_yet(15, f"the trustees have not released the key: {rebuilt.missing}")
+    valid = len(poll.shares) - len(rebuilt.failures)
+    return rebuilt.secret, _result(
+        15, rebuilt.failures, f"{valid} released shares match their commitments and rebuild the election key", counts
+    )
+
+
 def _utc(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _check_tally(poll: PollRecord, verdict: PollVerdict, check7: CheckResult) -> CheckResult:
     if verdict.recomputed is None:
-        return _waiting_for(9, check7, "the ballots could not be decrypted (check 7)")
+        return _waiting_for(9, check7, f"the ballots could not be decrypted (check {check7.number})")
     if not poll.results:
         return _not_yet(9, "no result is published on chain yet")
     if len(poll.results) != 1:
@@ -478,7 +564,7 @@ def check_dataset(
     poll: PollRecord, verdict: PollVerdict, dataset: list[DatasetRow] | None, check7: CheckResult
 ) -> CheckResult:
     if verdict.recomputed is None:
-        return _waiting_for(10, check7, "the ballots could not be decrypted (check 7)")
+        return _waiting_for(10, check7, f"the ballots could not be decrypted (check {check7.number})")
     if not poll.results:
         return _not_yet(10, "no result (and so no dataset hash) is published on chain yet")
     if len(poll.results) != 1:

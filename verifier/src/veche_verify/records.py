@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from veche_core.deployment import Deployment
+from veche_core.events import CeremonyMessageLog, CeremonyStartLog, CertifiedKeyLog
 
 
 class CastBallot(NamedTuple):
@@ -53,7 +54,7 @@ class PollParameters:
     opens_at: int
     closes_at: int
     points: int
-    election_key: bytes  # X25519 public key
+    election_key: bytes  # v1: the dealt X25519 public key; v2: zero (the trustees' ceremony makes it)
     issuer_keys: tuple[bytes, ...]  # §3.1 encodings, one per stratum (not decoded here)
     trustees: tuple[str, ...]  # EIP-55 addresses
     threshold: int
@@ -75,6 +76,45 @@ class PollParameters:
             block=block,
         )
 
+    @property
+    def version(self) -> int:
+        """2 when the trustees make the key on chain (docs/protocol.md §3.13), else 1 (dealt)."""
+        return 2 if self.election_key == bytes(32) else 1
+
+
+@dataclass
+class CeremonyRecord:
+    """A v2 poll's key ceremony as the chain holds it (ceremony.judge judges it)."""
+
+    starts: list[CeremonyStartLog] = field(default_factory=list)
+    messages: list[CeremonyMessageLog] = field(default_factory=list)
+    certified: list[CertifiedKeyLog] = field(default_factory=list)
+    certified_at: int | None = None  # the timestamp of the block that certified the key
+
+
+@dataclass(frozen=True)
+class CertifiedKey:
+    """The certified attempt, as the release (check 15) and the ballots (check 16) need it."""
+
+    attempt: int
+    members: tuple[int, ...]  # poll trustee indices; members[m - 1] is member id m
+    group_key: bytes  # Y, 33 bytes
+    verification_shares: tuple[bytes, ...]  # Y_m, by member id - 1
+
+    def member_id(self, index: int) -> int | None:
+        return self.members.index(index) + 1 if index in self.members else None
+
+
+@dataclass
+class CeremonyOutcome:
+    """Check 14's findings (ceremony.judge), and the certified key when the ceremony's transcript holds."""
+
+    failures: list[str] = field(default_factory=list)
+    certified: CertifiedKey | None = None
+    attempts: int = 0
+    excluded: list[str] = field(default_factory=list)  # who was excluded, and the cause shown
+    pending: str | None = None  # no key certified yet: why (not a failure while the poll is not open)
+
 
 @dataclass
 class PollRecord:
@@ -92,6 +132,8 @@ class PollRecord:
     credits: list[tuple[bytes, int]] = field(default_factory=list)  # (resident's 20 bytes, amount)
     undecodable: list[str] = field(default_factory=list)  # logs that did not decode
     election_key: Rebuilt | None = None  # rebuilt from the shares before the scan opened the ballots
+    ceremony: CeremonyRecord = field(default_factory=CeremonyRecord)  # v2 polls
+    ceremony_outcome: CeremonyOutcome | None = None  # v2: check 14's judgement, made before the shares are used
 
 
 @dataclass
@@ -110,6 +152,7 @@ class ChainSnapshot:
 
 @dataclass
 class Rebuilt:
-    secret: bytes | None  # None: not enough usable shares, or they do not give the election key
+    secret: bytes | None  # None: not enough usable shares, or they do not give the election key (v1:
+    # the X25519 secret; v2: the joint secret scalar, 32 bytes big-endian)
     failures: list[str] = field(default_factory=list)
     missing: str | None = None  # why it could not even be tried

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from multiprocessing.context import BaseContext
 from typing import Any, TypeVar
 
-from veche_core import events, plaintext, register, sealing
+from veche_core import events, hpke, plaintext, register, sealing
 from veche_core.ballot import Ballot, ballot_hash
 from veche_core.blind_rsa import PublicKey
 from veche_core.deployment import Deployment
@@ -45,9 +45,10 @@ RANGES_PER_WORKER = 64  # small ranges: smaller node answers, and a short last o
 
 @dataclass(frozen=True)
 class DecryptionContext:
-    election_secret: bytes
+    election_secret: bytes  # v1: the X25519 secret; v2: the joint secret scalar
     option_count: int
     max_choices: int
+    version: int = 1  # v2: HPKE, each ballot opened under its own info (token bound)
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,9 @@ def scan(
             continue
         secret = secrets.get(pid)
         decryption = (
-            None if secret is None else DecryptionContext(secret, poll.created.option_count, poll.created.max_choices)
+            None
+            if secret is None
+            else DecryptionContext(secret, poll.created.option_count, poll.created.max_choices, poll.created.version)
         )
         register_ = None if poll.register is None else tuple(poll.register)
         contexts[pid] = PollContext(pid, decode_issuer_keys(poll.created.issuer_keys), decryption, register_)
@@ -272,10 +275,12 @@ def _unchecked(casts: list[events.CastLog], why: str) -> list[CastFields]:
 
 class BallotChecker:
     """Check 2 (the issuer's RSA signature on the token), check 3 (the token key's EIP-712
-    signature) and, with the election key, check 8's decryption, for the ballots of one poll."""
+    signature) and, with the election key, check 8's decryption (v2: check 16's), for the ballots
+    of one poll."""
 
     def __init__(self, ctx: ScanContext, poll: PollContext) -> None:
         self.poll_id = poll.poll_id
+        self.chain_id, self.poll_book = ctx.chain_id, ctx.poll_book
         self.domain = ctx.domain
         self.ballot_hashes = ctx.ballot_hashes
         self.tokens = [
@@ -284,11 +289,11 @@ class BallotChecker:
         ]
         decryption = poll.decryption
         # (the opener, option count, max choices), without the election key None
-        self.opening: tuple[sealing.Opener, int, int] | None = (
-            None
-            if decryption is None
-            else (sealing.Opener(decryption.election_secret), decryption.option_count, decryption.max_choices)
-        )
+        self.opening: tuple[sealing.Opener | hpke.Opener, int, int] | None = None
+        if decryption is not None:
+            secret = decryption.election_secret
+            opener = sealing.Opener(secret) if decryption.version == 1 else hpke.Opener(secret)
+            self.opening = (opener, decryption.option_count, decryption.max_choices)
 
     def examine(self, casts: list[events.CastLog]) -> list[CastFields]:
         """records.CastBallot's fields for each ballot. One primitive at a time over all of them:
@@ -325,10 +330,15 @@ class BallotChecker:
         return None
 
     def _choice(
-        self, cast: events.CastLog, opener: sealing.Opener, option_count: int, max_choices: int
+        self, cast: events.CastLog, opener: sealing.Opener | hpke.Opener, option_count: int, max_choices: int
     ) -> tuple[int, ...] | str:
         try:
-            return plaintext.decode_choice(opener.open(cast.ciphertext), option_count, max_choices)
+            if isinstance(opener, hpke.Opener):
+                info = hpke.ballot_info(self.chain_id, self.poll_book, self.poll_id, cast.stratum, cast.token)
+                opened = opener.open(cast.ciphertext, info)
+            else:
+                opened = opener.open(cast.ciphertext)
+            return plaintext.decode_choice(opened, option_count, max_choices)
         except VecheError as exc:
             return str(exc)
 
