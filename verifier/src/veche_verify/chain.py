@@ -96,7 +96,9 @@ def read_snapshot(
         return polls.setdefault(pid, PollRecord(pid))
 
     # BallotRejected is not read: a refused ballot is not cast, so nothing is counted from it.
-    few = [spec for spec in events.POLL_BOOK_EVENTS if spec not in (*BULK_EVENTS, events.BALLOT_REJECTED)]
+    # Nor, yet, protocol v2's trustee keys and key ceremony (their check is still to come).
+    unread = (*BULK_EVENTS, events.BALLOT_REJECTED, events.TRUSTEE_KEY_REGISTERED, *events.CEREMONY_EVENTS)
+    few = [spec for spec in events.POLL_BOOK_EVENTS if spec not in unread]
     poll_book_topics: list[Any] = [[spec.topic for spec in few]]
     if poll_topic:
         poll_book_topics.append(poll_topic)
