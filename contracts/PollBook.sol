@@ -306,7 +306,6 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
         _storeKeyShare(pollId, index, trustee, share);
     }
 
-
     // ---------------------------------------------------------------------------------------
     // Trustee keys and the key ceremony (protocol v2)
     // ---------------------------------------------------------------------------------------
@@ -460,7 +459,6 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
         return (_polls[pollId].resultPublished, _resultCounts[pollId], _datasetHashes[pollId]);
     }
 
-
     /// @inheritdoc IPollBook
     function ceremony(
         uint256 pollId
@@ -517,7 +515,6 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
     function keyShareDigest(uint256 pollId, uint8 index, bytes32 shareHash) public view returns (bytes32) {
         return _hashTypedDataV4(keccak256(abi.encode(KEY_SHARE_TYPEHASH, pollId, index, shareHash)));
     }
-
 
     /// @inheritdoc IPollBook
     function trusteeKeyDigest(address trustee, bytes32 keyHash, uint64 serial) public view returns (bytes32) {
