@@ -39,6 +39,14 @@ import {IPollBook} from "./interfaces/IPollBook.sol";
  *
  * A bad ballot in a batch does not revert the batch: it is skipped with `BallotRejected`, so one
  * malformed ballot cannot block the others relayed with it.
+ *
+ * Protocol v2's key ceremony (a poll created with a zero election key): the contract is the
+ * DKG's authenticated broadcast channel. It checks each message's sender (an EIP-712 signature
+ * of a member of the current attempt), its length and its place in the rounds, and keeps per
+ * attempt one bit per member for each of "posted round 1", "certified" and, per complainer,
+ * "complained about": trustee indices are uint8, so a uint256 holds every member. It does no
+ * curve arithmetic: whether the messages are well formed, the proofs valid and the exclusions
+ * justified is decided by every verifier from the events.
  */
 contract PollBook is IPollBook, AccessControl, EIP712 {
     /// @notice Role that creates polls and publishes their results.
@@ -58,11 +66,51 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
         keccak256("IssuanceRequest(uint256 pollId,uint32 stratum,bytes32 blindedMessageHash,uint64 deadline)");
     /// @notice EIP-712 type hash of the `KeyShare` a trustee signs to have its share relayed.
     bytes32 public constant KEY_SHARE_TYPEHASH = keccak256("KeyShare(uint256 pollId,uint8 index,bytes32 shareHash)");
+    /// @notice EIP-712 type hash of the `TrusteeKey` a trustee signs to register a static key.
+    bytes32 public constant TRUSTEE_KEY_TYPEHASH = keccak256("TrusteeKey(address trustee,bytes32 keyHash,uint64 serial)");
+    /// @notice EIP-712 type hash of the `CeremonyMessage` a trustee signs for each ceremony message.
+    bytes32 public constant CEREMONY_MESSAGE_TYPEHASH =
+        keccak256("CeremonyMessage(uint256 pollId,uint8 attempt,uint8 index,uint8 kind,bytes32 payloadHash)");
 
     uint256 private constant _MAX_TRUSTEES = type(uint8).max;
     bytes1 private constant _LEAF_PREFIX = 0x00;
     bytes1 private constant _LEAF_VERSION = 0x01;
     bytes1 private constant _NODE_PREFIX = 0x01;
+    uint256 private constant _POINT_LENGTH = 33; // a SEC1-compressed P-256 point
+    // Round 1: 33 per commitment, then PoP (65) and E (33), then per member uint64 length (8) and share (48).
+    uint256 private constant _ROUND1_FIXED = 98;
+    uint256 private constant _ROUND1_PER_MEMBER = 56;
+    uint256 private constant _COMPLAINT_PUBLIC_LENGTH = 2; // accused, reason
+    uint256 private constant _COMPLAINT_EVIDENCE_LENGTH = 132; // accused, reason, S^e (33), S^d (33), c, z
+    uint256 private constant _CERTIFY_LENGTH = 98; // Y (33), signature (65)
+    uint8 private constant _MAX_ATTEMPT = type(uint8).max;
+
+    /// @dev A trustee's registered static key: the SEC1 prefix byte and x, in two slots.
+    struct TrusteeKeyRecord {
+        bytes32 x;
+        uint64 serial;
+        uint8 prefix;
+    }
+
+    /**
+     * @dev A v2 poll's key ceremony, its current attempt. `opensAt` and `threshold` repeat the
+     * poll's (immutable) values, so that a message reads one slot of the poll instead of two.
+     * The bitmaps have bit i set for poll trustee i. `keyPrefix` ‖ `keyX` is the attempt's first
+     * certified key (prefix 0: none yet), and the election key once `certified`.
+     */
+    struct Ceremony {
+        uint64 opensAt;
+        uint8 attempt;
+        uint8 memberCount;
+        uint8 threshold;
+        uint8 keyPrefix;
+        bool frozen;
+        bool certified;
+        uint256 members;
+        uint256 round1;
+        uint256 certifiers;
+        bytes32 keyX;
+    }
 
     ICityPoints private immutable _CITY_POINTS;
 
@@ -77,6 +125,10 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
     mapping(uint256 pollId => mapping(uint8 index => bytes)) private _keyShares;
     mapping(uint256 pollId => uint256[]) private _resultCounts;
     mapping(uint256 pollId => bytes32) private _datasetHashes;
+    mapping(address trustee => TrusteeKeyRecord) private _trusteeKeys;
+    mapping(uint256 pollId => Ceremony) private _ceremonies;
+    mapping(uint256 pollId => mapping(uint8 attempt => mapping(uint8 complainer => uint256 accused)))
+        private _complaints;
 
     /// @dev Reverts with {PollBookUnknownPoll} unless `pollId` names a created poll.
     modifier pollExists(uint256 pollId) {
@@ -136,6 +188,7 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
 
         _emitPollCreated(pollId, params);
         emit RegisterCommitted(pollId, registerRoots, registerSizes);
+        if (params.electionKey == bytes32(0)) _startFirstAttempt(pollId, params);
     }
 
     /// @inheritdoc IPollBook
@@ -200,6 +253,8 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
         if (block.timestamp < opensAt || block.timestamp >= closesAt) {
             revert PollBookNotOpen(pollId, opensAt, closesAt);
         }
+        Ceremony storage c = _ceremonies[pollId];
+        if (c.attempt != 0 && !c.certified) revert PollBookKeyNotCertified(pollId);
 
         uint32 issuerKeyCount = p.issuerKeyCount;
         for (uint256 i = 0; i < ballots.length; ++i) {
@@ -249,6 +304,89 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
             revert PollBookInvalidShareSignature(pollId, index);
         }
         _storeKeyShare(pollId, index, trustee, share);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Trustee keys and the key ceremony (protocol v2)
+    // ---------------------------------------------------------------------------------------
+
+    /// @inheritdoc IPollBook
+    function registerTrusteeKey(
+        address trustee,
+        bytes calldata key,
+        uint64 serial,
+        bytes calldata signature
+    ) external {
+        if (!_isCompressedPoint(key)) revert PollBookInvalidTrusteeKey(trustee, key.length);
+        TrusteeKeyRecord storage record = _trusteeKeys[trustee];
+        uint64 expected = record.serial + 1;
+        if (serial != expected) revert PollBookInvalidTrusteeKeySerial(trustee, serial, expected);
+        if (!_isSignedBy(trusteeKeyDigest(trustee, _calldataKeccak(key), serial), signature, trustee)) {
+            revert PollBookInvalidTrusteeKeySignature(trustee);
+        }
+
+        record.x = bytes32(key[1:]);
+        record.serial = serial;
+        record.prefix = uint8(key[0]);
+        emit TrusteeKeyRegistered(trustee, serial, key);
+    }
+
+    /// @inheritdoc IPollBook
+    function postCeremonyMessage(
+        uint256 pollId,
+        uint8 attempt,
+        uint8 index,
+        uint8 kind,
+        bytes calldata payload,
+        bytes calldata signature
+    ) external pollExists(pollId) {
+        Ceremony storage c = _openCeremony(pollId);
+        if (attempt != c.attempt) revert PollBookWrongAttempt(pollId, attempt, c.attempt);
+        uint256 bit = uint256(1) << index;
+        if (c.members & bit == 0) revert PollBookNotCeremonyMember(pollId, attempt, index);
+        _checkCeremonySignature(pollId, attempt, index, kind, payload, signature);
+
+        bool certifiedNow = false;
+        if (kind == uint8(CeremonyMessageKind.Round1)) {
+            _acceptRound1(pollId, c, index, bit, payload.length);
+        } else if (kind == uint8(CeremonyMessageKind.Complaint)) {
+            _acceptComplaint(pollId, c, index, payload);
+        } else if (kind == uint8(CeremonyMessageKind.Certify)) {
+            certifiedNow = _acceptCertification(pollId, c, index, bit, payload);
+        } else {
+            revert PollBookUnknownMessageKind(pollId, kind);
+        }
+        emit CeremonyMessagePosted(pollId, attempt, index, kind, payload);
+        if (certifiedNow) emit ElectionKeyCertified(pollId, attempt, payload[:_POINT_LENGTH]);
+    }
+
+    /// @inheritdoc IPollBook
+    function restartCeremony(
+        uint256 pollId,
+        uint8[] calldata excluded
+    ) external onlyRole(POLL_ADMIN_ROLE) pollExists(pollId) {
+        Ceremony storage c = _openCeremony(pollId);
+        uint8 attempt = c.attempt;
+        uint256 members = c.members;
+        uint256 count = c.memberCount;
+        for (uint256 i = 0; i < excluded.length; ++i) {
+            uint256 bit = uint256(1) << excluded[i];
+            if (members & bit == 0) revert PollBookNotCeremonyMember(pollId, attempt, excluded[i]);
+            members &= ~bit;
+            --count;
+        }
+        if (count < c.threshold) revert PollBookTooFewMembers(pollId, count, c.threshold);
+        if (attempt == _MAX_ATTEMPT) revert PollBookTooManyAttempts(pollId);
+
+        ++attempt;
+        c.attempt = attempt;
+        c.members = members;
+        c.memberCount = uint8(count);
+        c.round1 = 0;
+        c.certifiers = 0;
+        c.keyPrefix = 0;
+        c.frozen = false;
+        _emitCeremonyStarted(pollId, attempt, members, count);
     }
 
     // ---------------------------------------------------------------------------------------
@@ -322,6 +460,28 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
     }
 
     /// @inheritdoc IPollBook
+    function ceremony(
+        uint256 pollId
+    )
+        external
+        view
+        pollExists(pollId)
+        returns (uint8 attempt, uint8[] memory members, bool certified, bytes memory electionKey)
+    {
+        Ceremony storage c = _ceremonies[pollId];
+        members = _memberList(c.members, c.memberCount);
+        if (c.certified) electionKey = abi.encodePacked(c.keyPrefix, c.keyX);
+        return (c.attempt, members, c.certified, electionKey);
+    }
+
+    /// @inheritdoc IPollBook
+    function trusteeKey(address trustee) external view returns (bytes memory key, uint64 serial) {
+        TrusteeKeyRecord storage record = _trusteeKeys[trustee];
+        serial = record.serial;
+        if (serial != 0) key = abi.encodePacked(record.prefix, record.x);
+    }
+
+    /// @inheritdoc IPollBook
     function issuanceRequestDigest(
         uint256 pollId,
         uint32 stratum,
@@ -354,6 +514,25 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
     /// @inheritdoc IPollBook
     function keyShareDigest(uint256 pollId, uint8 index, bytes32 shareHash) public view returns (bytes32) {
         return _hashTypedDataV4(keccak256(abi.encode(KEY_SHARE_TYPEHASH, pollId, index, shareHash)));
+    }
+
+    /// @inheritdoc IPollBook
+    function trusteeKeyDigest(address trustee, bytes32 keyHash, uint64 serial) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(TRUSTEE_KEY_TYPEHASH, trustee, keyHash, serial)));
+    }
+
+    /// @inheritdoc IPollBook
+    function ceremonyMessageDigest(
+        uint256 pollId,
+        uint8 attempt,
+        uint8 index,
+        uint8 kind,
+        bytes32 payloadHash
+    ) public view returns (bytes32) {
+        return
+            _hashTypedDataV4(
+                keccak256(abi.encode(CEREMONY_MESSAGE_TYPEHASH, pollId, attempt, index, kind, payloadHash))
+            );
     }
 
     // ---------------------------------------------------------------------------------------
@@ -405,7 +584,10 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
         for (uint256 i = 0; i < keyCount; ++i) {
             if (params.issuerKeys[i].length == 0) revert PollBookEmptyIssuerKey(i);
         }
-        if (params.electionKey == bytes32(0)) revert PollBookZeroElectionKey();
+        // A zero election key makes a v2 poll; its ceremony must be able to end before it opens.
+        if (params.electionKey == bytes32(0) && params.opensAt <= block.timestamp) {
+            revert PollBookInvalidWindow(params.opensAt, params.closesAt);
+        }
 
         address[] calldata list = params.trustees;
         if (list.length == 0 || list.length > _MAX_TRUSTEES) revert PollBookInvalidTrusteeCount(list.length);
@@ -438,6 +620,176 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
             list,
             params.threshold
         );
+    }
+
+    /**
+     * @dev The ceremony of `pollId` if messages and restarts are still accepted: a v2 poll,
+     * before opensAt, not certified (else {PollBookNoCeremony}, {PollBookCeremonyClosed},
+     * {PollBookKeyAlreadyCertified}).
+     */
+    function _openCeremony(uint256 pollId) private view returns (Ceremony storage c) {
+        c = _ceremonies[pollId];
+        if (c.attempt == 0) revert PollBookNoCeremony(pollId);
+        if (block.timestamp >= c.opensAt) revert PollBookCeremonyClosed(pollId, c.opensAt);
+        if (c.certified) revert PollBookKeyAlreadyCertified(pollId);
+    }
+
+    /**
+     * @dev Reverts with {PollBookInvalidCeremonySignature} unless trustee `index` signed the
+     * message (a frame of its own: the six arguments fill the caller's stack).
+     */
+    function _checkCeremonySignature(
+        uint256 pollId,
+        uint8 attempt,
+        uint8 index,
+        uint8 kind,
+        bytes calldata payload,
+        bytes calldata signature
+    ) private view {
+        bytes32 digest = ceremonyMessageDigest(pollId, attempt, index, kind, _calldataKeccak(payload));
+        if (!_isSignedBy(digest, signature, _trustees[pollId][index])) {
+            revert PollBookInvalidCeremonySignature(pollId, attempt, index);
+        }
+    }
+
+    /**
+     * @dev Starts attempt 1 of a new v2 poll with every trustee as a member, after checking
+     * that each has a key and no two the same. Emits {CeremonyStarted}.
+     */
+    function _startFirstAttempt(uint256 pollId, PollParams calldata params) private {
+        uint256 n = params.trustees.length;
+        bytes32[] memory xs = new bytes32[](n);
+        uint8[] memory prefixes = new uint8[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            TrusteeKeyRecord storage record = _trusteeKeys[params.trustees[i]];
+            if (record.serial == 0) revert PollBookMissingTrusteeKey(i, params.trustees[i]);
+            bytes32 x = record.x;
+            uint8 prefix = record.prefix;
+            for (uint256 j = 0; j < i; ++j) {
+                if (xs[j] == x && prefixes[j] == prefix) revert PollBookDuplicateTrusteeKey(i, j);
+            }
+            xs[i] = x;
+            prefixes[i] = prefix;
+        }
+        uint256 members = (uint256(1) << n) - 1; // n <= 255
+        Ceremony storage c = _ceremonies[pollId];
+        c.members = members;
+        c.opensAt = params.opensAt;
+        c.attempt = 1;
+        c.memberCount = uint8(n);
+        c.threshold = params.threshold;
+        _emitCeremonyStarted(pollId, 1, members, n);
+    }
+
+    /// @dev Emits {CeremonyStarted} with the members' currently registered keys.
+    function _emitCeremonyStarted(uint256 pollId, uint8 attempt, uint256 members, uint256 count) private {
+        uint8[] memory list = _memberList(members, count);
+        address[] storage pollTrustees = _trustees[pollId];
+        bytes[] memory keys = new bytes[](count);
+        for (uint256 m = 0; m < count; ++m) {
+            TrusteeKeyRecord storage record = _trusteeKeys[pollTrustees[list[m]]];
+            keys[m] = abi.encodePacked(record.prefix, record.x);
+        }
+        emit CeremonyStarted(pollId, attempt, list, keys);
+    }
+
+    /// @dev Records member `index`'s round 1 after checking its length and that it is the first.
+    function _acceptRound1(uint256 pollId, Ceremony storage c, uint8 index, uint256 bit, uint256 length) private {
+        uint256 expected = _POINT_LENGTH * c.threshold + _ROUND1_FIXED + _ROUND1_PER_MEMBER * c.memberCount;
+        if (length != expected) {
+            revert PollBookInvalidPayloadLength(pollId, uint8(CeremonyMessageKind.Round1), length, expected);
+        }
+        if (c.round1 & bit != 0) {
+            revert PollBookMessageAlreadyPosted(pollId, c.attempt, index, uint8(CeremonyMessageKind.Round1));
+        }
+        c.round1 |= bit;
+    }
+
+    /**
+     * @dev Records member `index`'s complaint after checking its reason, its length and its
+     * accused (a member other than `index` with a round 1, not accused by `index` before), and
+     * freezes the attempt.
+     */
+    function _acceptComplaint(uint256 pollId, Ceremony storage c, uint8 index, bytes calldata payload) private {
+        uint8 kind = uint8(CeremonyMessageKind.Complaint);
+        if (payload.length < _COMPLAINT_PUBLIC_LENGTH) {
+            revert PollBookInvalidPayloadLength(pollId, kind, payload.length, _COMPLAINT_PUBLIC_LENGTH);
+        }
+        uint8 accused = uint8(payload[0]);
+        uint8 reason = uint8(payload[1]);
+        if (reason == uint8(ComplaintReason.Reserved) || reason > uint8(ComplaintReason.ShareVerification)) {
+            revert PollBookUnknownComplaintReason(pollId, reason);
+        }
+        uint256 expected = reason == uint8(ComplaintReason.MalformedRound1)
+            ? _COMPLAINT_PUBLIC_LENGTH
+            : _COMPLAINT_EVIDENCE_LENGTH;
+        if (payload.length != expected) revert PollBookInvalidPayloadLength(pollId, kind, payload.length, expected);
+        uint8 attempt = c.attempt;
+        uint256 accusedBit = uint256(1) << accused;
+        if (accused == index || c.members & accusedBit == 0 || c.round1 & accusedBit == 0) {
+            revert PollBookInvalidAccused(pollId, attempt, accused);
+        }
+        mapping(uint8 => uint256) storage complaints = _complaints[pollId][attempt];
+        if (complaints[index] & accusedBit != 0) revert PollBookDuplicateComplaint(pollId, attempt, index, accused);
+
+        complaints[index] |= accusedBit;
+        c.frozen = true;
+    }
+
+    /**
+     * @dev Records member `index`'s certification of the key in `payload` after checking the
+     * rounds are complete and unfrozen, the member's first, the key well formed and equal to
+     * the attempt's first; returns whether it was the last member's (the key is certified).
+     */
+    function _acceptCertification(
+        uint256 pollId,
+        Ceremony storage c,
+        uint8 index,
+        uint256 bit,
+        bytes calldata payload
+    ) private returns (bool) {
+        uint8 kind = uint8(CeremonyMessageKind.Certify);
+        uint8 attempt = c.attempt;
+        if (payload.length != _CERTIFY_LENGTH) {
+            revert PollBookInvalidPayloadLength(pollId, kind, payload.length, _CERTIFY_LENGTH);
+        }
+        uint256 members = c.members;
+        if (c.round1 != members) revert PollBookRound1Incomplete(pollId, attempt);
+        if (c.frozen) revert PollBookCeremonyFrozen(pollId, attempt);
+        uint256 certifiers = c.certifiers;
+        if (certifiers & bit != 0) revert PollBookMessageAlreadyPosted(pollId, attempt, index, kind);
+        if (!_isCompressedPoint(payload[:_POINT_LENGTH])) revert PollBookInvalidElectionKey(pollId, attempt, index);
+        uint8 prefix = uint8(payload[0]);
+        bytes32 x = bytes32(payload[1:_POINT_LENGTH]);
+        if (certifiers == 0) {
+            c.keyPrefix = prefix;
+            c.keyX = x;
+        } else if (prefix != c.keyPrefix || x != c.keyX) {
+            revert PollBookElectionKeyMismatch(pollId, attempt, index);
+        }
+
+        certifiers |= bit;
+        c.certifiers = certifiers;
+        if (certifiers != members) return false;
+        c.certified = true;
+        return true;
+    }
+
+    /// @dev The poll trustee indices set in `members`, ascending (`count` of them).
+    function _memberList(uint256 members, uint256 count) private pure returns (uint8[] memory list) {
+        list = new uint8[](count);
+        uint256 m = 0;
+        for (uint256 i = 0; m < count; ++i) {
+            if (members & (uint256(1) << i) != 0) {
+                list[m] = uint8(i);
+                ++m;
+            }
+        }
+    }
+
+    /// @dev Whether `key` is 33 bytes with the SEC1 prefix of a compressed point (0x02 or 0x03).
+    function _isCompressedPoint(bytes calldata key) private pure returns (bool) {
+        return key.length == _POINT_LENGTH && (key[0] == 0x02 || key[0] == 0x03);
     }
 
     /**

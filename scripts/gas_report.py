@@ -3,7 +3,9 @@
 Deploys PollBook and CityPoints, creates a poll (with a committed register of 100,000
 residents per stratum), and measures the gas of every operation the
 city runs, above all `castBallots` per ballot in batches of 1, 100 and 500 realistic ballots
-(fresh token keys; a 288-byte token signature and a 51-byte ciphertext each) and a revote batch.
+(fresh token keys; a 288-byte token signature and a 51-byte ciphertext each) and a revote batch;
+then protocol v2's key ceremony: trustee key registration, createPoll of a v2 poll, each kind of
+ceremony message and a restart, for 3 and 7 trustees (random payloads of the checked lengths).
 Prints a Markdown table; `--output PATH` (or VECHE_GAS_REPORT=PATH) also writes it to a file.
 
     .venv/bin/ape run gas_report [--output PATH]
@@ -23,7 +25,7 @@ from ape import accounts, chain, project
 from ape.cli import ConnectedProviderCommand
 from eth_account import Account
 
-from veche_core import typed_data
+from veche_core import ceremony, typed_data
 from veche_core.calls import role_id
 from veche_core.register import RegisterTree
 
@@ -165,6 +167,66 @@ def measure() -> list[Row]:
         sender=relayer,
     )
     rows.append(Row("donate", receipt.gas_used))
+    rows += _ceremony_rows(poll_book, poll_admin, relayer, tree, domain)
+    return rows
+
+
+def _ceremony_rows(poll_book, poll_admin, relayer, tree: RegisterTree, domain) -> list[Row]:
+    """Protocol v2: the trustee key registry and the key ceremony of a 3- and a 7-trustee poll."""
+    rows: list[Row] = []
+
+    def post(poll_id: int, attempt: int, index: int, kind: int, payload: bytes, key) -> int:
+        digest = typed_data.ceremony_message_digest(domain, poll_id, attempt, index, kind, payload)
+        signature = typed_data.sign_digest(bytes(key.key), digest)
+        return poll_book.postCeremonyMessage(poll_id, attempt, index, kind, payload, signature, sender=relayer).gas_used
+
+    def point() -> bytes:
+        return bytes([2]) + os.urandom(32)
+
+    for n, t in ((3, 2), (7, 4)):
+        trustees = [Account.create() for _ in range(n)]
+        for serial in (1, 2) if n == 3 else (1,):
+            for trustee in trustees:
+                key = point()
+                signature = typed_data.sign_digest(
+                    bytes(trustee.key), typed_data.trustee_key_digest(domain, trustee.address, key, serial)
+                )
+                receipt = poll_book.registerTrusteeKey(trustee.address, key, serial, signature, sender=relayer)
+            if n == 3:
+                label = "first key" if serial == 1 else "a rotation"
+                rows.append(Row(f"registerTrusteeKey ({label})", receipt.gas_used))
+        now = chain.pending_timestamp
+        params = list(_poll_params(1, [a.address for a in trustees], now + 3_600, now + 86_400))
+        params[6], params[9] = bytes(32), t  # a zero election key: v2
+        receipt = poll_book.createPoll(tuple(params), [tree.root], [tree.size], sender=poll_admin)
+        poll_id = poll_book.pollCount()
+        rows.append(Row(f"createPoll v2 (1 stratum, {n} trustees, t = {t})", receipt.gas_used))
+
+        length = ceremony.round1_length(t, n)
+        gas = [post(poll_id, 1, i, ceremony.MessageKind.Round1, os.urandom(length), trustees[i]) for i in range(n)]
+        rows.append(Row(f"postCeremonyMessage Round1 ({length} bytes; n = {n}, t = {t})", max(gas)))
+        if n == 7:
+            public = bytes([0, ceremony.ComplaintReason.MalformedRound1])
+            rows.append(
+                Row("postCeremonyMessage Complaint (public, 2 bytes)", post(poll_id, 1, 1, 2, public, trustees[1]))
+            )
+            with_evidence = bytes([0, ceremony.ComplaintReason.ShareVerification]) + os.urandom(130)
+            gas_used = post(poll_id, 1, 2, ceremony.MessageKind.Complaint, with_evidence, trustees[2])
+            rows.append(Row("postCeremonyMessage Complaint (with evidence, 132 bytes)", gas_used))
+            receipt = poll_book.restartCeremony(poll_id, [0], sender=poll_admin)
+            rows.append(Row(f"restartCeremony ({n} members, 1 excluded)", receipt.gas_used))
+            members, attempt = list(range(1, n)), 2
+            length = ceremony.round1_length(t, n - 1)
+            for i in members:
+                post(poll_id, attempt, i, ceremony.MessageKind.Round1, os.urandom(length), trustees[i])
+        else:
+            members, attempt = list(range(n)), 1
+        key = point()
+        gas = [
+            post(poll_id, attempt, i, ceremony.MessageKind.Certify, key + os.urandom(65), trustees[i]) for i in members
+        ]
+        rows.append(Row(f"postCeremonyMessage Certify (n = {len(members)}, not the last)", max(gas[:-1])))
+        rows.append(Row(f"postCeremonyMessage Certify (n = {len(members)}, the last: certifies)", gas[-1]))
     return rows
 
 

@@ -11,6 +11,14 @@ pragma solidity 0.8.30;
  * Everything a verifier needs to recount a poll is in the events below; the storage only keeps
  * what the contract must check (time windows, registers, issued residents, shares, one result). Ballots
  * leave no state: the revote rule (per token, the highest sequence counts) is the verifier's.
+ *
+ * Protocol v2 (docs/protocol.md): a poll created with a zero `electionKey` has its election key
+ * made by its trustees in a key ceremony (a DKG) that uses this contract as its broadcast
+ * channel. Each trustee account registers a P-256 static key ({registerTrusteeKey}); the
+ * ceremony runs in attempts ({CeremonyStarted}), each a set of members posting signed messages
+ * ({postCeremonyMessage}), until every member certifies the same joint key
+ * ({ElectionKeyCertified}), before the poll opens. The contract checks lengths, membership,
+ * signatures and the order of the rounds, never the cryptography: every verifier does.
  */
 interface IPollBook {
     /**
@@ -26,6 +34,34 @@ interface IPollBook {
     }
 
     /**
+     * @notice The kind of a key-ceremony message ({postCeremonyMessage}), emitted as a uint8.
+     * @dev Each value is fixed by its member. Reserved (0) is never accepted: the kinds the
+     * protocol names are 1, 2 and 3. A new kind is appended.
+     */
+    enum CeremonyMessageKind {
+        Reserved,
+        Round1,
+        Complaint,
+        Certify
+    }
+
+    /**
+     * @notice Why a member complains about another (a Complaint's second byte).
+     * @dev Each value is fixed by its member; Reserved (0) is never accepted. MalformedRound1:
+     * the accused's round-1 message is malformed or its proof of possession fails (public, no
+     * evidence). The others are about the share the accused encrypted to the complainer, with
+     * the complainer's decryption evidence: it fails AEAD (ShareDecryption), decrypts to a
+     * non-canonical scalar (ShareNotCanonical), or fails the VSS check (ShareVerification).
+     */
+    enum ComplaintReason {
+        Reserved,
+        MalformedRound1,
+        ShareDecryption,
+        ShareNotCanonical,
+        ShareVerification
+    }
+
+    /**
      * @notice What a poll administrator submits to create a poll.
      * @param metadataHash Hash of the off-chain poll description (question, options, audience).
      * @param optionCount Number of options (at least 2).
@@ -33,7 +69,8 @@ interface IPollBook {
      * @param opensAt First second (block timestamp) at which ballots are accepted.
      * @param closesAt First second at which ballots are refused and key shares accepted.
      * @param points Loyalty points a resident earns for this poll.
-     * @param electionKey The X25519 public key ballots are sealed to.
+     * @param electionKey Protocol v1: the X25519 public key ballots are sealed to. Zero for a v2
+     * poll, whose key the trustees make in the key ceremony (read it with {ceremony}).
      * @param issuerKeys One RSA issuer public key per stratum (index = stratum), as encoded by
      * the protocol core.
      * @param trustees The key-share holders; share `i` is posted by `trustees[i]`.
@@ -126,7 +163,8 @@ interface IPollBook {
     /// @dev optionCount < 2, or maxChoices outside [1, optionCount].
     error PollBookInvalidOptions(uint8 optionCount, uint8 maxChoices);
 
-    /// @dev opensAt >= closesAt, or closesAt is not in the future.
+    /// @dev opensAt >= closesAt, or closesAt is not in the future, or (a v2 poll, whose key
+    /// ceremony ends at opensAt) opensAt is not in the future.
     error PollBookInvalidWindow(uint64 opensAt, uint64 closesAt);
 
     /// @dev A poll needs at least one issuer key.
@@ -134,9 +172,6 @@ interface IPollBook {
 
     /// @dev The issuer key of `stratum` is empty.
     error PollBookEmptyIssuerKey(uint256 stratum);
-
-    /// @dev The election key is zero.
-    error PollBookZeroElectionKey();
 
     /// @dev The trustee list is empty or longer than 255 (share indices are uint8).
     error PollBookInvalidTrusteeCount(uint256 count);
@@ -195,6 +230,80 @@ interface IPollBook {
     /// @dev The poll's result is already published.
     error PollBookResultAlreadyPublished(uint256 pollId);
 
+    /// @dev The poll's election key is still to be certified by its key ceremony (protocol v2).
+    error PollBookKeyNotCertified(uint256 pollId);
+
+    // Trustee keys and the key ceremony (protocol v2)
+
+    /// @dev A trustee key is 33 bytes, SEC1-compressed: its first byte 0x02 or 0x03.
+    error PollBookInvalidTrusteeKey(address trustee, uint256 length);
+
+    /// @dev The registration's serial is not the trustee's current serial + 1.
+    error PollBookInvalidTrusteeKeySerial(address trustee, uint64 serial, uint64 expected);
+
+    /// @dev The registration is not signed by `trustee` ({trusteeKeyDigest}).
+    error PollBookInvalidTrusteeKeySignature(address trustee);
+
+    /// @dev A v2 poll's trustee at `index` has registered no key.
+    error PollBookMissingTrusteeKey(uint256 index, address trustee);
+
+    /// @dev The trustees at `index` and `other` (< index) registered the same key.
+    error PollBookDuplicateTrusteeKey(uint256 index, uint256 other);
+
+    /// @dev The poll is a v1 poll (its election key was given at creation): it has no ceremony.
+    error PollBookNoCeremony(uint256 pollId);
+
+    /// @dev The ceremony ends when the poll opens: nothing is posted or restarted from opensAt on.
+    error PollBookCeremonyClosed(uint256 pollId, uint64 opensAt);
+
+    /// @dev The poll's election key is certified: its ceremony is over.
+    error PollBookKeyAlreadyCertified(uint256 pollId);
+
+    /// @dev The message names another attempt than the current one.
+    error PollBookWrongAttempt(uint256 pollId, uint8 attempt, uint8 current);
+
+    /// @dev The trustee with this index is not a member of the current attempt.
+    error PollBookNotCeremonyMember(uint256 pollId, uint8 attempt, uint8 index);
+
+    /// @dev The message's signature is malformed or not by the trustee `index`.
+    error PollBookInvalidCeremonySignature(uint256 pollId, uint8 attempt, uint8 index);
+
+    /// @dev The message kind is not one of {CeremonyMessageKind}'s Round1, Complaint, Certify.
+    error PollBookUnknownMessageKind(uint256 pollId, uint8 kind);
+
+    /// @dev The payload of a message of this kind must be `expected` bytes long.
+    error PollBookInvalidPayloadLength(uint256 pollId, uint8 kind, uint256 length, uint256 expected);
+
+    /// @dev The member `index` already posted its message of this kind in this attempt.
+    error PollBookMessageAlreadyPosted(uint256 pollId, uint8 attempt, uint8 index, uint8 kind);
+
+    /// @dev The complaint's reason is not one of {ComplaintReason}'s non-reserved members.
+    error PollBookUnknownComplaintReason(uint256 pollId, uint8 reason);
+
+    /// @dev The accused is the complainer, or not a member, or has not posted its round 1.
+    error PollBookInvalidAccused(uint256 pollId, uint8 attempt, uint8 accused);
+
+    /// @dev The member `index` already complained about `accused` in this attempt.
+    error PollBookDuplicateComplaint(uint256 pollId, uint8 attempt, uint8 index, uint8 accused);
+
+    /// @dev Certification needs every member's round 1 first.
+    error PollBookRound1Incomplete(uint256 pollId, uint8 attempt);
+
+    /// @dev A complaint froze the attempt: no certification; the administrator restarts.
+    error PollBookCeremonyFrozen(uint256 pollId, uint8 attempt);
+
+    /// @dev The certified key is not 33 bytes starting 0x02 or 0x03.
+    error PollBookInvalidElectionKey(uint256 pollId, uint8 attempt, uint8 index);
+
+    /// @dev The member certifies another key than the attempt's first certifier.
+    error PollBookElectionKeyMismatch(uint256 pollId, uint8 attempt, uint8 index);
+
+    /// @dev After the restart fewer members than the poll's threshold would remain.
+    error PollBookTooFewMembers(uint256 pollId, uint256 members, uint8 threshold);
+
+    /// @dev Attempts are numbered by a uint8: the 255th is the last.
+    error PollBookTooManyAttempts(uint256 pollId);
+
     // ---------------------------------------------------------------------------------------
     // Events
     // ---------------------------------------------------------------------------------------
@@ -208,7 +317,8 @@ interface IPollBook {
      * @param opensAt First second at which ballots are accepted.
      * @param closesAt First second at which ballots are refused and key shares accepted.
      * @param points Loyalty points a resident earns for this poll.
-     * @param electionKey The X25519 public key ballots are sealed to.
+     * @param electionKey The X25519 public key ballots are sealed to (protocol v1); zero for a
+     * v2 poll, whose key comes with {ElectionKeyCertified}.
      * @param issuerKeys One RSA issuer public key per stratum (index = stratum).
      * @param trustees The key-share holders; share `i` is posted by `trustees[i]`.
      * @param threshold Shares needed to rebuild the election secret key.
@@ -309,6 +419,45 @@ interface IPollBook {
      */
     event ResultPublished(uint256 indexed pollId, uint256[] counts, bytes32 datasetHash);
 
+    /**
+     * @notice A trustee account registered (or rotated) its P-256 static key.
+     * @param trustee The trustee account, which signed the registration.
+     * @param serial The registration's serial: 1 for the first, one more for each rotation.
+     * @param key The static public key, 33 bytes SEC1-compressed.
+     */
+    event TrusteeKeyRegistered(address indexed trustee, uint64 serial, bytes key);
+
+    /**
+     * @notice An attempt of a v2 poll's key ceremony started: attempt 1 in {createPoll} (after
+     * {RegisterCommitted}), each later one in {restartCeremony}.
+     * @param pollId The poll.
+     * @param attempt The attempt's number (1, 2, ...).
+     * @param members The attempt's members, as poll trustee indices in ascending order; member
+     * `members[m]` is the DKG's participant m + 1.
+     * @param keys The members' static keys as registered when the attempt started, in the order
+     * of `members`.
+     */
+    event CeremonyStarted(uint256 indexed pollId, uint8 attempt, uint8[] members, bytes[] keys);
+
+    /**
+     * @notice A member's key-ceremony message was accepted.
+     * @param pollId The poll.
+     * @param attempt The attempt it belongs to (the current one).
+     * @param index The sender's poll trustee index (its signature was checked).
+     * @param kind A {CeremonyMessageKind} value.
+     * @param payload The message as posted.
+     */
+    event CeremonyMessagePosted(uint256 indexed pollId, uint8 attempt, uint8 index, uint8 kind, bytes payload);
+
+    /**
+     * @notice Every member of the attempt certified the same joint key: it is the poll's
+     * election key. Emitted right after the last certification's {CeremonyMessagePosted}.
+     * @param pollId The poll.
+     * @param attempt The attempt that made the key.
+     * @param electionKey The joint P-256 public key Y, 33 bytes SEC1-compressed.
+     */
+    event ElectionKeyCertified(uint256 indexed pollId, uint8 attempt, bytes electionKey);
+
     // ---------------------------------------------------------------------------------------
     // Functions
     // ---------------------------------------------------------------------------------------
@@ -316,9 +465,13 @@ interface IPollBook {
     /**
      * @notice Creates a poll with its committed register and returns its id (ids start at 1).
      * @dev Requires POLL_ADMIN_ROLE; optionCount >= 2; 1 <= maxChoices <= optionCount;
-     * opensAt < closesAt; closesAt in the future; at least one issuer key and none empty; a
-     * non-zero election key; 1..255 trustees, none zero or repeated; 1 <= threshold <= trustees;
-     * one register root and size per issuer key. Emits {PollCreated}, then {RegisterCommitted}.
+     * opensAt < closesAt; closesAt in the future; at least one issuer key and none empty;
+     * 1..255 trustees, none zero or repeated; 1 <= threshold <= trustees; one register root and
+     * size per issuer key. Emits {PollCreated}, then {RegisterCommitted}.
+     * A zero `electionKey` makes a v2 poll, which also needs opensAt in the future and a
+     * registered key of every trustee, no two equal ({PollBookMissingTrusteeKey},
+     * {PollBookDuplicateTrusteeKey}); it starts the key ceremony's attempt 1 with every trustee
+     * as a member and their current keys, and emits {CeremonyStarted} last.
      * @param params The poll's parameters, stored and emitted as given.
      * @param registerRoots Per stratum, the root of its register tree (docs/protocol.md §3.11).
      * @param registerSizes Per stratum, the number of residents in its register.
@@ -349,7 +502,8 @@ interface IPollBook {
     /**
      * @notice Posts a batch of ballots and returns how many were accepted.
      * @dev Requires RELAYER_ROLE, a known poll and opensAt <= block.timestamp < closesAt (else
-     * the whole call reverts). Each ballot is then checked on its own and skipped with
+     * the whole call reverts), and for a v2 poll a certified election key (else
+     * {PollBookKeyNotCertified}). Each ballot is then checked on its own and skipped with
      * {BallotRejected} if its stratum is unknown or its EIP-712 `Ballot` signature does not
      * recover `token`. Every other ballot emits {BallotCast}, in batch order, whatever its
      * sequence: the contract keeps no per-token state. The sequence rule (per token the highest
@@ -393,6 +547,69 @@ interface IPollBook {
      * @param datasetHash keccak256 of the canonical anonymised dataset (one row per counted ballot).
      */
     function publishResult(uint256 pollId, uint256[] calldata counts, bytes32 datasetHash) external;
+
+    /**
+     * @notice Registers (or rotates) `trustee`'s P-256 static key, the key shares of a v2 key
+     * ceremony are encrypted to; anyone may relay the trustee's signed registration.
+     * @dev Requires a 33-byte SEC1-compressed key (first byte 0x02 or 0x03; the contract does
+     * no curve arithmetic, so the point itself is checked by the ceremony's participants and
+     * verifiers), `serial` equal to the trustee's current serial + 1 (1 the first time; a
+     * replay or a skipped serial is refused) and the trustee's EIP-712 signature over
+     * `TrusteeKey(trustee, keccak256(key), serial)` ({trusteeKeyDigest}). The new key is used
+     * by the ceremony attempts that start later; attempts already started keep the key they
+     * announced. Emits {TrusteeKeyRegistered}.
+     * @param trustee The trustee account the key is for, which signed.
+     * @param key The static public key, 33 bytes SEC1-compressed.
+     * @param serial The trustee's current serial + 1.
+     * @param signature The trustee's 65-byte EIP-712 signature.
+     */
+    function registerTrusteeKey(address trustee, bytes calldata key, uint64 serial, bytes calldata signature) external;
+
+    /**
+     * @notice Posts a key-ceremony message of member `index` on its behalf (anyone relays).
+     * @dev Requires a known v2 poll ({PollBookNoCeremony}), block.timestamp < opensAt
+     * ({PollBookCeremonyClosed}), an uncertified key ({PollBookKeyAlreadyCertified}), `attempt`
+     * the current attempt, `index` one of its members, and the trustee's EIP-712 signature over
+     * `CeremonyMessage(pollId, attempt, index, kind, keccak256(payload))`
+     * ({ceremonyMessageDigest}). Then, by `kind`:
+     * - Round1: once per member and attempt; length 33t + 98 + 56n (t the poll's threshold, n
+     *   the attempt's member count).
+     * - Complaint: payload = accused (uint8, a poll trustee index) ‖ reason (uint8, a
+     *   {ComplaintReason}) ‖ evidence; 2 bytes for MalformedRound1, 132 for the others (their
+     *   evidence S^e (33) ‖ S^d (33) ‖ c (32) ‖ z (32)); the accused a member other than
+     *   `index` that posted its round 1; once per (member, accused) and attempt. A complaint freezes the attempt: no certification in it any more (round 1
+     *   messages and complaints are still accepted, as evidence for the restart).
+     * - Certify: payload = Y (33, first byte 0x02 or 0x03) ‖ the member's signature (65); every
+     *   member posted its round 1 and none complained; once per member and attempt; Y equal to
+     *   the attempt's first certified key. The last member's certification certifies Y.
+     * Emits {CeremonyMessagePosted}, then {ElectionKeyCertified} if the key was certified.
+     * @param pollId The v2 poll.
+     * @param attempt The current attempt's number.
+     * @param index The sender's poll trustee index.
+     * @param kind A {CeremonyMessageKind} value: 1 Round1, 2 Complaint, 3 Certify.
+     * @param payload The message.
+     * @param signature The trustee's 65-byte EIP-712 signature over the message.
+     */
+    function postCeremonyMessage(
+        uint256 pollId,
+        uint8 attempt,
+        uint8 index,
+        uint8 kind,
+        bytes calldata payload,
+        bytes calldata signature
+    ) external;
+
+    /**
+     * @notice Starts the next attempt of a v2 poll's key ceremony with the current members
+     * minus `excluded` (whose messages, or silence, the verifier holds against them).
+     * @dev Requires POLL_ADMIN_ROLE, a known v2 poll, block.timestamp < opensAt, an uncertified
+     * key, each of `excluded` a current member (once), at least `threshold` members left and
+     * fewer than 255 attempts so far. The new attempt has no messages; its keys are the
+     * members' registered keys now. Emits {CeremonyStarted}.
+     * @param pollId The v2 poll.
+     * @param excluded Poll trustee indices to leave out (may be empty: the same members again).
+     */
+    function restartCeremony(uint256 pollId, uint8[] calldata excluded) external;
 
     /**
      * @notice The stored parameters and progress of a poll; reverts if the poll is unknown.
@@ -471,6 +688,27 @@ interface IPollBook {
     function result(uint256 pollId) external view returns (bool published, uint256[] memory counts, bytes32 datasetHash);
 
     /**
+     * @notice A poll's key ceremony; reverts if the poll is unknown. A v1 poll has none:
+     * attempt 0, no members, not certified, no key.
+     * @param pollId The poll's id.
+     * @return attempt The current attempt's number (1, 2, ...).
+     * @return members The current attempt's members, as poll trustee indices in ascending order.
+     * @return certified Whether the election key is certified.
+     * @return electionKey The certified key Y (33 bytes), empty until certified.
+     */
+    function ceremony(
+        uint256 pollId
+    ) external view returns (uint8 attempt, uint8[] memory members, bool certified, bytes memory electionKey);
+
+    /**
+     * @notice The static key `trustee` registered last, and its serial (empty and 0 if none).
+     * @param trustee The trustee account.
+     * @return key The static public key, 33 bytes SEC1-compressed.
+     * @return serial The registration's serial (the next one must be serial + 1).
+     */
+    function trusteeKey(address trustee) external view returns (bytes memory key, uint64 serial);
+
+    /**
      * @notice The EIP-712 digest a token key signs for a ballot, in this contract's domain.
      * @param pollId The poll the ballot is for.
      * @param token The one-time token address whose key signs.
@@ -510,4 +748,28 @@ interface IPollBook {
      * @param shareHash keccak256 of the share.
      */
     function keyShareDigest(uint256 pollId, uint8 index, bytes32 shareHash) external view returns (bytes32);
+
+    /**
+     * @notice The EIP-712 digest a trustee signs to register a static key.
+     * @param trustee The trustee account.
+     * @param keyHash keccak256 of the key.
+     * @param serial The registration's serial.
+     */
+    function trusteeKeyDigest(address trustee, bytes32 keyHash, uint64 serial) external view returns (bytes32);
+
+    /**
+     * @notice The EIP-712 digest a trustee signs for one key-ceremony message.
+     * @param pollId The poll.
+     * @param attempt The attempt.
+     * @param index The trustee's poll trustee index.
+     * @param kind The {CeremonyMessageKind} value.
+     * @param payloadHash keccak256 of the payload.
+     */
+    function ceremonyMessageDigest(
+        uint256 pollId,
+        uint8 attempt,
+        uint8 index,
+        uint8 kind,
+        bytes32 payloadHash
+    ) external view returns (bytes32);
 }

@@ -97,6 +97,52 @@ contract EventForge {
     }
 
     /**
+     * @notice Emit TrusteeKeyRegistered, unchecked (any key, any serial, no signature).
+     * @param trustee The trustee address to emit.
+     * @param serial The serial to emit.
+     * @param key The key bytes to emit.
+     */
+    function registerTrusteeKey(address trustee, uint64 serial, bytes calldata key) external {
+        emit IPollBook.TrusteeKeyRegistered(trustee, serial, key);
+    }
+
+    /**
+     * @notice Emit CeremonyStarted, unchecked (the arrays may differ in length, the members
+     * repeat or go down, the keys be anyone's).
+     * @param pollId The poll id to emit.
+     * @param attempt The attempt to emit.
+     * @param members The member indices to emit.
+     * @param keys The keys to emit.
+     */
+    function startCeremony(uint256 pollId, uint8 attempt, uint8[] calldata members, bytes[] calldata keys) external {
+        emit IPollBook.CeremonyStarted(pollId, attempt, members, keys);
+    }
+
+    /**
+     * @notice Emit CeremonyMessagePosted, unchecked (any attempt, sender, kind or payload).
+     * @param pollId The poll id to emit.
+     * @param attempt The attempt to emit.
+     * @param index The sender index to emit.
+     * @param kind The kind to emit.
+     * @param payload The payload to emit.
+     */
+    function postCeremonyMessage(uint256 pollId, uint8 attempt, uint8 index, uint8 kind, bytes calldata payload)
+        external
+    {
+        emit IPollBook.CeremonyMessagePosted(pollId, attempt, index, kind, payload);
+    }
+
+    /**
+     * @notice Emit ElectionKeyCertified, unchecked (whatever the members certified).
+     * @param pollId The poll id to emit.
+     * @param attempt The attempt to emit.
+     * @param electionKey The key to emit.
+     */
+    function certifyElectionKey(uint256 pollId, uint8 attempt, bytes calldata electionKey) external {
+        emit IPollBook.ElectionKeyCertified(pollId, attempt, electionKey);
+    }
+
+    /**
      * @notice Emit ResultPublished.
      * @param pollId The poll id to emit.
      * @param counts The counts to emit.

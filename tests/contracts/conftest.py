@@ -6,7 +6,17 @@ from __future__ import annotations
 import os
 
 import pytest
-from contract_helpers import CLOSES_IN, OPENS_IN, Key, PollHandle, create_args, role
+from contract_helpers import (
+    CLOSES_IN,
+    OPENS_IN,
+    CeremonyHandle,
+    Key,
+    PollHandle,
+    create_args,
+    register_key,
+    role,
+    static_key,
+)
 
 from veche_core import register, typed_data
 
@@ -133,7 +143,7 @@ def create_poll(poll_book, poll_admin, poll_params):
         params = {**poll_params, **overrides}
         receipt = poll_book.createPoll(*create_args(params), sender=poll_admin)
         (log,) = poll_book.PollCreated.from_receipt(receipt)
-        return PollHandle(log.pollId, params["opensAt"], params["closesAt"], params)
+        return PollHandle(log.pollId, params["opensAt"], params["closesAt"], params, receipt)
 
     return create
 
@@ -157,3 +167,19 @@ def closed_poll(chain, poll):
     chain.pending_timestamp = poll.closes_at
     chain.mine()
     return poll
+
+
+@pytest.fixture
+def create_v2_poll(poll_book, domain, outsider, create_poll):
+    """Creates a v2 poll (zero election key) of `n` fresh trustees with threshold `t`, each of
+    whose static key is registered first (relayed by the outsider); returns a CeremonyHandle."""
+
+    def create(n: int = 3, t: int = 2, **overrides) -> CeremonyHandle:
+        trustees = [Key.create() for _ in range(n)]
+        keys = [static_key() for _ in range(n)]
+        for trustee, key in zip(trustees, keys):
+            register_key(poll_book, domain, trustee, key, 1, outsider)
+        handle = create_poll(electionKey=bytes(32), trustees=[k.address for k in trustees], threshold=t, **overrides)
+        return CeremonyHandle(handle, trustees, keys)
+
+    return create

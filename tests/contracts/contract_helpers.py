@@ -1,5 +1,7 @@
 """Helpers for the contract tests: token keys, ballots signed with the protocol core
-(`veche_core.typed_data`) as the API signs them, poll parameters, and strict revert checks.
+(`veche_core.typed_data`) as the API signs them, poll parameters, key-ceremony messages (random
+bytes of the lengths `veche_core.ceremony` gives: the contract does not look inside), and strict
+revert checks.
 
 `reverts_with` is stricter than `ape.reverts(Error, **inputs)`: it also fails when the call
 reverts with a different error (or none), and it compares every input of the error.
@@ -21,7 +23,7 @@ from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 from web3.exceptions import ContractCustomError as Web3ContractCustomError
 
-from veche_core import register, typed_data
+from veche_core import ceremony, register, typed_data
 
 # Realistic ballot sizes: a 32-byte prefix + an RSA-2048 signature, and a sealed box of a
 # 3-byte plaintext (48 bytes of overhead).
@@ -192,3 +194,65 @@ class PollHandle:
     opens_at: int
     closes_at: int
     params: dict
+    receipt: object = None  # createPoll's
+
+
+# --- Protocol v2: trustee keys and the key ceremony ---------------------------------------------
+
+
+def static_key(prefix: int | None = None) -> bytes:
+    """A 33-byte SEC1-compressed-looking P-256 key (random x: PollBook checks only the shape)."""
+    first = prefix if prefix is not None else 2 + os.urandom(1)[0] % 2
+    return bytes([first]) + os.urandom(32)
+
+
+def trustee_key_signature(
+    domain: typed_data.Domain, trustee: Key, key: bytes, serial: int, *, signer: Key | None = None
+):
+    digest = typed_data.trustee_key_digest(domain, trustee.address, key, serial)
+    return typed_data.sign_digest((signer or trustee).private_key, digest)
+
+
+def register_key(poll_book, domain, trustee: Key, key: bytes, serial: int, sender):
+    """Registers `key` for `trustee` (signed by it, relayed by `sender`); returns the receipt."""
+    signature = trustee_key_signature(domain, trustee, key, serial)
+    return poll_book.registerTrusteeKey(trustee.address, key, serial, signature, sender=sender)
+
+
+def message_signature(domain, poll_id, attempt, index, kind, payload, signer: Key) -> bytes:
+    digest = typed_data.ceremony_message_digest(domain, poll_id, attempt, index, kind, payload)
+    return typed_data.sign_digest(signer.private_key, digest)
+
+
+def round1_payload(threshold: int, members: int) -> bytes:
+    return os.urandom(ceremony.round1_length(threshold, members))
+
+
+def complaint_payload(accused: int, reason: int = ceremony.ComplaintReason.ShareVerification) -> bytes:
+    return bytes([accused, reason]) + os.urandom(ceremony.complaint_length(reason) - 2)
+
+
+def certify_payload(election_key: bytes) -> bytes:
+    return election_key + os.urandom(ceremony.SIGNATURE_LENGTH)
+
+
+@dataclass
+class CeremonyHandle:
+    """A v2 poll, its trustees (signing keys, relayed by someone else) and their static keys."""
+
+    poll: PollHandle
+    trustees: list[Key]
+    keys: list[bytes]
+
+    @property
+    def id(self) -> int:
+        return self.poll.id
+
+    @property
+    def threshold(self) -> int:
+        return self.poll.params["threshold"]
+
+    def post(self, poll_book, domain, sender, index, kind, payload, *, attempt=1, signer: Key | None = None):
+        """Posts trustee `index`'s message (signed by `signer` if given) through `sender`."""
+        signature = message_signature(domain, self.id, attempt, index, kind, payload, signer or self.trustees[index])
+        return poll_book.postCeremonyMessage(self.id, attempt, index, kind, payload, signature, sender=sender)

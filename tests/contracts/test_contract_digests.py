@@ -47,6 +47,8 @@ def test_typehashes_match(poll_book, city_points):
     assert poll_book.BALLOT_TYPEHASH() == typed_data.BALLOT_TYPEHASH
     assert poll_book.ISSUANCE_REQUEST_TYPEHASH() == typed_data.ISSUANCE_REQUEST_TYPEHASH
     assert poll_book.KEY_SHARE_TYPEHASH() == typed_data.KEY_SHARE_TYPEHASH
+    assert poll_book.TRUSTEE_KEY_TYPEHASH() == typed_data.TRUSTEE_KEY_TYPEHASH
+    assert poll_book.CEREMONY_MESSAGE_TYPEHASH() == typed_data.CEREMONY_MESSAGE_TYPEHASH
     assert city_points.REDEMPTION_TYPEHASH() == typed_data.REDEMPTION_TYPEHASH
     assert city_points.DONATION_TYPEHASH() == typed_data.DONATION_TYPEHASH
 
@@ -99,6 +101,29 @@ def test_key_share_digest(poll_book, domain, poll_id, index):
     on_chain = poll_book.keyShareDigest(poll_id, index, keccak(share))
     core = typed_data.key_share_digest(domain, poll_id, index, share)
     wallet = eth_account_digest(domain, "KeyShare", {"pollId": poll_id, "index": index, "shareHash": keccak(share)})
+    assert on_chain == core == wallet
+
+
+@pytest.mark.parametrize("serial", [1, 2, 2**64 - 1])
+def test_trustee_key_digest(poll_book, domain, serial):
+    trustee = "0x" + os.urandom(20).hex()
+    key = b"\x02" + os.urandom(32)
+    on_chain = poll_book.trusteeKeyDigest(trustee, keccak(key), serial)
+    core = typed_data.trustee_key_digest(domain, trustee, key, serial)
+    wallet = eth_account_digest(domain, "TrusteeKey", {"trustee": trustee, "keyHash": keccak(key), "serial": serial})
+    assert on_chain == core == wallet
+
+
+@pytest.mark.parametrize("poll_id, attempt, index, kind", [(1, 1, 0, 1), (2**256 - 1, 255, 254, 3), (7, 2, 9, 255)])
+def test_ceremony_message_digest(poll_book, domain, poll_id, attempt, index, kind):
+    payload = os.urandom(700)
+    on_chain = poll_book.ceremonyMessageDigest(poll_id, attempt, index, kind, keccak(payload))
+    core = typed_data.ceremony_message_digest(domain, poll_id, attempt, index, kind, payload)
+    wallet = eth_account_digest(
+        domain,
+        "CeremonyMessage",
+        {"pollId": poll_id, "attempt": attempt, "index": index, "kind": kind, "payloadHash": keccak(payload)},
+    )
     assert on_chain == core == wallet
 
 

@@ -120,8 +120,10 @@ def test_create_poll_rejects_an_empty_issuer_key(poll_book, poll_admin, poll_par
         poll_book.createPoll(*create_args({**poll_params, "issuerKeys": keys}), sender=poll_admin)
 
 
-def test_create_poll_rejects_a_zero_election_key(poll_book, poll_admin, poll_params):
-    with reverts_with(poll_book.PollBookZeroElectionKey):
+def test_a_zero_election_key_makes_a_v2_poll(poll_book, poll_admin, poll_params, trustees):
+    """A zero key is no longer refused: it asks for a key ceremony, whose trustees must have
+    registered their static keys (tests/contracts/test_key_ceremony.py)."""
+    with reverts_with(poll_book.PollBookMissingTrusteeKey, index=0, trustee=trustees[0]):
         poll_book.createPoll(*create_args({**poll_params, "electionKey": bytes(32)}), sender=poll_admin)
 
 

@@ -1,7 +1,8 @@
 """The protocol core's wire formats are the compiled contracts' own: every event spec in
 `veche_core.events` (name, field names and types, which are indexed) equals the ABI's, every
 selector in `veche_core.calls` is a function of the contract it calls, and the BallotRejected
-reasons are IPollBook.BallotRejection's members, value for value.
+reasons, the ceremony's message kinds and complaint reasons are IPollBook's enums' members, value
+for value.
 
 The EIP-712 type hashes are compared with the contracts' in test_contract_digests.py."""
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from veche_core import calls, events
+from veche_core import calls, ceremony, events
 from veche_node.contracts import contract_type
 
 INTERFACE = Path(__file__).resolve().parents[2] / "contracts" / "interfaces" / "IPollBook.sol"
@@ -96,6 +97,10 @@ def test_event_forge_emits_poll_books_events():
         "BallotCast",
         "KeyShareSubmitted",
         "ResultPublished",
+        "TrusteeKeyRegistered",
+        "CeremonyStarted",
+        "CeremonyMessagePosted",
+        "ElectionKeyCertified",
         "PointsCredited",
     }
 
@@ -105,6 +110,9 @@ def test_selectors_are_the_contracts_functions():
     assert poll_book[calls.CAST_BALLOTS_SELECTOR] == calls.CAST_BALLOTS
     assert poll_book[calls.RECORD_ISSUANCES_SELECTOR] == calls.RECORD_ISSUANCES
     assert poll_book[calls.HAS_ROLE_SELECTOR] == calls.HAS_ROLE
+    assert poll_book[calls.REGISTER_TRUSTEE_KEY_SELECTOR] == calls.REGISTER_TRUSTEE_KEY
+    assert poll_book[calls.POST_CEREMONY_MESSAGE_SELECTOR] == calls.POST_CEREMONY_MESSAGE
+    assert poll_book[calls.RESTART_CEREMONY_SELECTOR] == calls.RESTART_CEREMONY
     assert all(name.split("(")[0] != "credit" for name in city_points.values())  # PollBook credits
     assert city_points[calls.BALANCE_OF_SELECTOR] == calls.BALANCE_OF
     assert poll_book[calls.EIP712_DOMAIN_SELECTOR] == city_points[calls.EIP712_DOMAIN_SELECTOR] == calls.EIP712_DOMAIN
@@ -113,12 +121,27 @@ def test_selectors_are_the_contracts_functions():
     assert calls.CAST_BALLOTS_SELECTOR in forge and calls.RECORD_ISSUANCES_SELECTOR in forge
 
 
-def test_ballot_rejection_members_are_the_contracts():
+def _enum_members(name: str) -> list[str]:
     source = re.sub(r"//[^\n]*|/\*.*?\*/", "", INTERFACE.read_text(), flags=re.S)
-    body = re.search(r"enum\s+BallotRejection\s*\{([^}]*)\}", source).group(1)
-    members = [name.strip() for name in body.split(",") if name.strip()]
-    assert members == [reason.name for reason in sorted(events.BallotRejection)]
-    assert [reason.value for reason in sorted(events.BallotRejection)] == list(range(len(members)))
+    body = re.search(rf"enum\s+{name}\s*\{{([^}}]*)\}}", source).group(1)
+    return [member.strip() for member in body.split(",") if member.strip()]
+
+
+@pytest.mark.parametrize(
+    "solidity, python",
+    [
+        ("BallotRejection", events.BallotRejection),
+        ("CeremonyMessageKind", ceremony.MessageKind),
+        ("ComplaintReason", ceremony.ComplaintReason),
+    ],
+)
+def test_enums_are_the_contracts_member_for_member(solidity, python):
+    members = _enum_members(solidity)
+    assert members == [member.name for member in sorted(python)]
+    assert [member.value for member in sorted(python)] == list(range(len(members)))
+
+
+def test_rejection_reason_names():
     assert events.rejection_reason(events.BallotRejection.UnknownStratum) == "UnknownStratum"
     assert events.rejection_reason(events.BallotRejection.BadSignature) == "BadSignature"
     assert events.rejection_reason(events.BallotRejection.StaleSequence) == "2"  # retired: never emitted

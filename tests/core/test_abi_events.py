@@ -59,6 +59,40 @@ def test_poll_created_data_matches_eth_abi(values):
     assert abi.decode(types, data) == _normal(eth_abi.decode(types, data))
 
 
+# Protocol v2's key-ceremony events: their data decoded as eth-abi decodes it.
+ceremony_data = {
+    events.TRUSTEE_KEY_REGISTERED: st.tuples(st.integers(0, 2**64 - 1), st.binary(max_size=40)),
+    events.CEREMONY_STARTED: st.integers(0, 6).flatmap(
+        lambda n: st.tuples(
+            st.integers(0, 255),
+            st.lists(st.integers(0, 255), min_size=n, max_size=n),
+            st.lists(st.binary(max_size=40), min_size=n, max_size=n),
+        )
+    ),
+    events.CEREMONY_MESSAGE_POSTED: st.tuples(
+        st.integers(0, 255), st.integers(0, 255), st.integers(0, 255), st.binary(max_size=700)
+    ),
+    events.ELECTION_KEY_CERTIFIED: st.tuples(st.integers(0, 255), st.binary(max_size=40)),
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(sorted(ceremony_data, key=lambda spec: spec.name)), st.data())
+def test_ceremony_event_data_matches_eth_abi(spec, data):
+    values = list(data.draw(ceremony_data[spec]))
+    encoded = eth_abi.encode(spec.data_types, values)
+    assert abi.encode(spec.data_types, values) == encoded
+    assert abi.decode(spec.data_types, encoded) == _normal(eth_abi.decode(spec.data_types, encoded))
+    position = data.draw(st.integers(0, len(encoded) - 1))
+    mutated = bytearray(encoded)
+    mutated[position] ^= 1 << data.draw(st.integers(0, 7))
+    try:
+        ours = abi.decode(spec.data_types, bytes(mutated))
+    except EncodingError:
+        return
+    assert abi.encode(spec.data_types, list(ours)) == bytes(mutated)
+
+
 @settings(max_examples=200, deadline=None)
 @given(ballot_data, st.data())
 def test_a_mutation_is_rejected_or_decodes_as_eth_abi_does(values, data):

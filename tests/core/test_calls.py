@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_keys import keys
@@ -16,6 +17,7 @@ from veche_core import abi, calls
 from veche_core._keccak import keccak
 from veche_core.abi import checksum_address
 from veche_core.ballot import BALLOT_ABI_TYPES, Ballot, ballot_hash, encode_ballot
+from veche_core.errors import EncodingError
 from veche_core.typed_data import DigestSigner, poll_book_domain, receipt_digest, sign_digest
 
 POLL_BOOK = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -107,6 +109,33 @@ def test_issuance_calldata():
     assert calls.encode_record_issuances(3, []) == calls.RECORD_ISSUANCES_SELECTOR + abi_encode(
         ["uint256", "(address,uint32,bytes32,uint64,bytes,uint32,bytes32[])[]"], [3, []]
     )
+
+
+def test_key_ceremony_calls():
+    rng = random.Random(10)
+    trustee = Account.create().address
+    key, signature = b"\x03" + rng.randbytes(32), rng.randbytes(65)
+    assert calls.encode_register_trustee_key(trustee, key, 7, signature) == calls.selector(
+        "registerTrusteeKey(address,bytes,uint64,bytes)"
+    ) + abi_encode(["address", "bytes", "uint64", "bytes"], [trustee, key, 7, signature])
+    assert calls.encode_register_trustee_key(
+        bytes.fromhex(trustee[2:]), key, 7, signature
+    ) == calls.encode_register_trustee_key(trustee, key, 7, signature)
+    for length in (0, 2, 132, 98, 622, 22_793):
+        payload = rng.randbytes(length)
+        assert calls.encode_post_ceremony_message(2**256 - 1, 255, 254, 3, payload, signature) == calls.selector(
+            "postCeremonyMessage(uint256,uint8,uint8,uint8,bytes,bytes)"
+        ) + abi_encode(
+            ["uint256", "uint8", "uint8", "uint8", "bytes", "bytes"], [2**256 - 1, 255, 254, 3, payload, signature]
+        )
+    for excluded in ([], [3], [0, 9, 254]):
+        assert calls.encode_restart_ceremony(5, excluded) == calls.selector(
+            "restartCeremony(uint256,uint8[])"
+        ) + abi_encode(["uint256", "uint8[]"], [5, excluded])
+    with pytest.raises(EncodingError):
+        calls.encode_restart_ceremony(5, [256])
+    with pytest.raises(EncodingError):
+        calls.encode_post_ceremony_message(1, 256, 0, 1, b"", b"")
 
 
 def test_role_and_balance_calls():

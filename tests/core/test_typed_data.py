@@ -80,6 +80,38 @@ def test_key_share_digest():
     assert typed_data.key_share_digest(POLL_BOOK, 7, 2, share) == _eth_account_digest(POLL_BOOK, "KeyShare", message)
 
 
+@settings(max_examples=50, deadline=None)
+@given(st.binary(min_size=20, max_size=20), st.binary(min_size=33, max_size=33), st.integers(0, 2**64 - 1))
+def test_trustee_key_digest(trustee, key, serial):
+    address = "0x" + trustee.hex()
+    message = {"trustee": address, "keyHash": keccak(key), "serial": serial}
+    expected = _eth_account_digest(POLL_BOOK, "TrusteeKey", message)
+    assert typed_data.trustee_key_digest(POLL_BOOK, address, key, serial) == expected
+    assert typed_data.trustee_key_digest(POLL_BOOK, trustee, key, serial) == expected
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.integers(0, 2**256 - 1),
+    st.integers(0, 255),
+    st.integers(0, 255),
+    st.integers(0, 255),
+    st.binary(max_size=800),
+)
+def test_ceremony_message_digest(poll_id, attempt, index, kind, payload):
+    message = {"pollId": poll_id, "attempt": attempt, "index": index, "kind": kind, "payloadHash": keccak(payload)}
+    assert typed_data.ceremony_message_digest(POLL_BOOK, poll_id, attempt, index, kind, payload) == (
+        _eth_account_digest(POLL_BOOK, "CeremonyMessage", message)
+    )
+
+
+def test_ceremony_digests_refuse_out_of_range_fields():
+    with pytest.raises(ValueError):
+        typed_data.ceremony_message_digest(POLL_BOOK, 1, 256, 0, 1, b"")
+    with pytest.raises(ValueError):
+        typed_data.trustee_key_digest(POLL_BOOK, RESIDENT, bytes(33), 2**64)
+
+
 def test_redemption_digest():
     message = {"resident": RESIDENT, "rewardId": 5, "nonce": 1, "deadline": 2**40}
     assert typed_data.redemption_digest(CITY_POINTS, RESIDENT, 5, 1, 2**40) == _eth_account_digest(

@@ -18,6 +18,7 @@ specification, docs/architecture.md the map):
 - `receipt`     the relay's signed receipt a resident keeps
 - `dataset`     the anonymised dataset and the hash put on chain
 - `register`    a stratum's committed register: the positional Merkle tree and its proofs
+- `ceremony`    the v2 key ceremony's message kinds, complaint reasons and payload layouts
 - `calls`       call data of the contract functions called by raw bytes (selectors, encoders)
 - `events`      the contract events: specs, topics, strict decoders, BallotRejection
 - `abi`         strict ABI decoding of the types the events use; EIP-55 checksums

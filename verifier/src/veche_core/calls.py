@@ -4,9 +4,9 @@ selectors and encodings.
 The bulk calls carry hundreds of items a transaction, and web3's contract encoder validated
 every item again on each of estimate_gas and build_transaction (a fifth of a core at 500
 tokens/s). `encode_cast_ballots` is laid out by hand (~4 µs a ballot, web3's ~30); the
-issuance call uses the core's strict ABI encoder. The tests compare each with eth-abi
-(tests/core/test_calls.py) and every selector here with the compiled ABI
-(tests/contracts/test_wire_formats.py).
+issuance call and the key ceremony's calls (protocol v2) use the core's strict ABI encoder. The
+tests compare each with eth-abi (tests/core/test_calls.py) and every selector here with the
+compiled ABI (tests/contracts/test_wire_formats.py).
 """
 
 from __future__ import annotations
@@ -45,12 +45,18 @@ def abi_signature(entry: dict[str, Any]) -> str:
 CAST_BALLOTS = "castBallots(uint256,(address,uint64,uint32,bytes,bytes,bytes)[])"
 ISSUANCE_RECORD = "(address,uint32,bytes32,uint64,bytes,uint32,bytes32[])"  # IPollBook.IssuanceRecord
 RECORD_ISSUANCES = f"recordIssuances(uint256,{ISSUANCE_RECORD}[])"
+REGISTER_TRUSTEE_KEY = "registerTrusteeKey(address,bytes,uint64,bytes)"
+POST_CEREMONY_MESSAGE = "postCeremonyMessage(uint256,uint8,uint8,uint8,bytes,bytes)"
+RESTART_CEREMONY = "restartCeremony(uint256,uint8[])"
 HAS_ROLE = "hasRole(bytes32,address)"
 BALANCE_OF = "balanceOf(address)"
 EIP712_DOMAIN = "eip712Domain()"  # EIP-5267, as OpenZeppelin's EIP712 answers it
 
 CAST_BALLOTS_SELECTOR = selector(CAST_BALLOTS)
 RECORD_ISSUANCES_SELECTOR = selector(RECORD_ISSUANCES)
+REGISTER_TRUSTEE_KEY_SELECTOR = selector(REGISTER_TRUSTEE_KEY)
+POST_CEREMONY_MESSAGE_SELECTOR = selector(POST_CEREMONY_MESSAGE)
+RESTART_CEREMONY_SELECTOR = selector(RESTART_CEREMONY)
 HAS_ROLE_SELECTOR = selector(HAS_ROLE)
 BALANCE_OF_SELECTOR = selector(BALANCE_OF)
 EIP712_DOMAIN_SELECTOR = selector(EIP712_DOMAIN)
@@ -111,6 +117,31 @@ def encode_record_issuances(poll_id: int, records: Iterable[IssuanceRecord]) -> 
         for r in records
     ]
     return RECORD_ISSUANCES_SELECTOR + abi.encode(["uint256", f"{ISSUANCE_RECORD}[]"], [poll_id, items])
+
+
+def encode_register_trustee_key(trustee: str | bytes, key: bytes, serial: int, signature: bytes) -> bytes:
+    """Calldata of `PollBook.registerTrusteeKey(trustee, key, serial, signature)` (protocol v2),
+    the trustee's signature over typed_data.trustee_key_digest; anyone may send it."""
+    return REGISTER_TRUSTEE_KEY_SELECTOR + abi.encode(
+        ["address", "bytes", "uint64", "bytes"],
+        [address_bytes(trustee, "trustee"), bytes(key), serial, bytes(signature)],
+    )
+
+
+def encode_post_ceremony_message(
+    poll_id: int, attempt: int, index: int, kind: int, payload: bytes, signature: bytes
+) -> bytes:
+    """Calldata of `PollBook.postCeremonyMessage(...)` (protocol v2), trustee `index`'s
+    signature over typed_data.ceremony_message_digest; anyone may send it."""
+    return POST_CEREMONY_MESSAGE_SELECTOR + abi.encode(
+        ["uint256", "uint8", "uint8", "uint8", "bytes", "bytes"],
+        [poll_id, attempt, index, kind, bytes(payload), bytes(signature)],
+    )
+
+
+def encode_restart_ceremony(poll_id: int, excluded: Iterable[int]) -> bytes:
+    """Calldata of `PollBook.restartCeremony(pollId, excluded)` (protocol v2; POLL_ADMIN_ROLE)."""
+    return RESTART_CEREMONY_SELECTOR + abi.encode(["uint256", "uint8[]"], [poll_id, list(excluded)])
 
 
 def role_id(name: str) -> bytes:

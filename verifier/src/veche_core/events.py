@@ -96,6 +96,14 @@ KEY_SHARE_SUBMITTED = _spec(
     "KeyShareSubmitted", "uint256 indexed pollId, uint8 indexed index, address trustee, bytes share"
 )
 RESULT_PUBLISHED = _spec("ResultPublished", "uint256 indexed pollId, uint256[] counts, bytes32 datasetHash")
+# Protocol v2's key ceremony (docs/protocol.md, "The key ceremony on chain"; payloads in
+# veche_core.ceremony): the trustees' static keys, each attempt, its messages, the certified key.
+TRUSTEE_KEY_REGISTERED = _spec("TrusteeKeyRegistered", "address indexed trustee, uint64 serial, bytes key")
+CEREMONY_STARTED = _spec("CeremonyStarted", "uint256 indexed pollId, uint8 attempt, uint8[] members, bytes[] keys")
+CEREMONY_MESSAGE_POSTED = _spec(
+    "CeremonyMessagePosted", "uint256 indexed pollId, uint8 attempt, uint8 index, uint8 kind, bytes payload"
+)
+ELECTION_KEY_CERTIFIED = _spec("ElectionKeyCertified", "uint256 indexed pollId, uint8 attempt, bytes electionKey")
 POINTS_CREDITED = _spec("PointsCredited", "address indexed resident, uint256 indexed pollId, uint256 amount")
 REWARD_REDEEMED = _spec(
     "RewardRedeemed",
@@ -148,7 +156,13 @@ POLL_BOOK_EVENTS = (
     BALLOT_REJECTED,
     KEY_SHARE_SUBMITTED,
     RESULT_PUBLISHED,
+    TRUSTEE_KEY_REGISTERED,
+    CEREMONY_STARTED,
+    CEREMONY_MESSAGE_POSTED,
+    ELECTION_KEY_CERTIFIED,
 )
+# The per-poll events of the key ceremony (TrusteeKeyRegistered is per trustee, not per poll).
+CEREMONY_EVENTS = (CEREMONY_STARTED, CEREMONY_MESSAGE_POSTED, ELECTION_KEY_CERTIFIED)
 CITY_POINTS_EVENTS = (POINTS_CREDITED, REWARD_REDEEMED, POINTS_DONATED)
 BY_TOPIC = {spec.topic0: spec for spec in POLL_BOOK_EVENTS + CITY_POINTS_EVENTS}
 
@@ -451,3 +465,80 @@ def poll_created_id(logs: list[dict[str, Any]], poll_book: str) -> int | None:
         except EncodingError:
             continue
     return found[0] if len(found) == 1 else None
+
+
+# --- The key ceremony (protocol v2) ---------------------------------------------------------
+#
+# A handful of logs per poll: read from decode_log's DecodedEvent (as register_committed), so the
+# verifier's loop over the few events hands each over as it has it.
+
+
+class TrusteeKeyLog(NamedTuple):
+    trustee: str  # checksummed
+    serial: int
+    key: bytes  # 33 bytes SEC1-compressed, as PollBook checked its shape
+    block_number: int
+    log_index: int
+
+
+class CeremonyStartLog(NamedTuple):
+    poll_id: int
+    attempt: int
+    members: tuple[int, ...]  # poll trustee indices; members[m] is participant m + 1
+    keys: tuple[bytes, ...]  # the members' static keys, in the same order
+    block_number: int
+    log_index: int
+
+
+class CeremonyMessageLog(NamedTuple):
+    poll_id: int
+    attempt: int
+    trustee_index: int  # the sender: its poll trustee index (the event's `index`)
+    kind: int  # a ceremony.MessageKind value
+    payload: bytes
+    block_number: int
+    log_index: int
+
+
+class CertifiedKeyLog(NamedTuple):
+    poll_id: int
+    attempt: int
+    election_key: bytes  # Y, 33 bytes
+    block_number: int
+    log_index: int
+
+
+def _expect(event: DecodedEvent, name: str) -> dict[str, Any]:
+    if event.name != name:
+        raise EncodingError(f"a {event.name} where a {name} was asked for")
+    return event.args
+
+
+def trustee_key_registered(event: DecodedEvent) -> TrusteeKeyLog:
+    """A decoded TrusteeKeyRegistered's fields."""
+    a = _expect(event, "TrusteeKeyRegistered")
+    return TrusteeKeyLog(a["trustee"], a["serial"], a["key"], event.block_number, event.log_index)
+
+
+def ceremony_started(event: DecodedEvent) -> CeremonyStartLog:
+    """A decoded CeremonyStarted's fields; EncodingError if its members and keys differ in
+    length (PollBook never emits such a log). Whether the members are ascending, a subset of
+    the previous attempt's and their keys the registered ones is the verifier's to judge."""
+    a = _expect(event, "CeremonyStarted")
+    if len(a["members"]) != len(a["keys"]):
+        raise EncodingError("CeremonyStarted: members and keys differ in length")
+    return CeremonyStartLog(a["pollId"], a["attempt"], a["members"], a["keys"], event.block_number, event.log_index)
+
+
+def ceremony_message_posted(event: DecodedEvent) -> CeremonyMessageLog:
+    """A decoded CeremonyMessagePosted's fields (the payload as posted: ceremony.decode_* read it)."""
+    a = _expect(event, "CeremonyMessagePosted")
+    return CeremonyMessageLog(
+        a["pollId"], a["attempt"], a["index"], a["kind"], a["payload"], event.block_number, event.log_index
+    )
+
+
+def election_key_certified(event: DecodedEvent) -> CertifiedKeyLog:
+    """A decoded ElectionKeyCertified's fields."""
+    a = _expect(event, "ElectionKeyCertified")
+    return CertifiedKeyLog(a["pollId"], a["attempt"], a["electionKey"], event.block_number, event.log_index)

@@ -32,6 +32,8 @@ KEY_SHARE_TYPE = "KeyShare(uint256 pollId,uint8 index,bytes32 shareHash)"
 REDEMPTION_TYPE = "Redemption(address resident,uint256 rewardId,uint256 nonce,uint256 deadline)"
 RECEIPT_TYPE = "Receipt(uint256 pollId,address token,uint64 sequence,bytes32 ballotHash,uint64 acceptedAt)"
 DONATION_TYPE = "Donation(address resident,uint256 charityId,uint256 amount,uint256 nonce,uint256 deadline)"
+TRUSTEE_KEY_TYPE = "TrusteeKey(address trustee,bytes32 keyHash,uint64 serial)"
+CEREMONY_MESSAGE_TYPE = "CeremonyMessage(uint256 pollId,uint8 attempt,uint8 index,uint8 kind,bytes32 payloadHash)"
 
 DOMAIN_TYPEHASH = keccak(DOMAIN_TYPE.encode())
 RECEIPT_TYPEHASH = keccak(RECEIPT_TYPE.encode())
@@ -40,6 +42,8 @@ ISSUANCE_REQUEST_TYPEHASH = keccak(ISSUANCE_REQUEST_TYPE.encode())
 KEY_SHARE_TYPEHASH = keccak(KEY_SHARE_TYPE.encode())
 REDEMPTION_TYPEHASH = keccak(REDEMPTION_TYPE.encode())
 DONATION_TYPEHASH = keccak(DONATION_TYPE.encode())
+TRUSTEE_KEY_TYPEHASH = keccak(TRUSTEE_KEY_TYPE.encode())
+CEREMONY_MESSAGE_TYPEHASH = keccak(CEREMONY_MESSAGE_TYPE.encode())
 
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _SECP256K1_HALF_N = _SECP256K1_N // 2
@@ -159,6 +163,26 @@ def key_share_digest(domain: Domain, poll_id: int, index: int, share: bytes) -> 
     return _digest(domain, keccak(KEY_SHARE_TYPEHASH + _uint(poll_id) + _uint(index, 8) + keccak(share)))
 
 
+def trustee_key_digest(domain: Domain, trustee: str | bytes, key: bytes, serial: int) -> bytes:
+    """The digest a trustee account signs to register (or rotate to) a static key (protocol v2)."""
+    return _digest(domain, keccak(TRUSTEE_KEY_TYPEHASH + _address(trustee) + keccak(key) + _uint(serial, 64)))
+
+
+def ceremony_message_digest(domain: Domain, poll_id: int, attempt: int, index: int, kind: int, payload: bytes) -> bytes:
+    """The digest trustee `index` signs for one key-ceremony message (protocol v2)."""
+    return _digest(
+        domain,
+        keccak(
+            CEREMONY_MESSAGE_TYPEHASH
+            + _uint(poll_id)
+            + _uint(attempt, 8)
+            + _uint(index, 8)
+            + _uint(kind, 8)
+            + keccak(payload)
+        ),
+    )
+
+
 def redemption_digest(domain: Domain, resident: str, reward_id: int, nonce: int, deadline: int) -> bytes:
     return _digest(
         domain,
@@ -258,6 +282,8 @@ def eip712_message(domain: Domain, primary_type: str, message: dict[str, Any]) -
         "Redemption": REDEMPTION_TYPE,
         "Donation": DONATION_TYPE,
         "Receipt": RECEIPT_TYPE,
+        "TrusteeKey": TRUSTEE_KEY_TYPE,
+        "CeremonyMessage": CEREMONY_MESSAGE_TYPE,
     }
     return {
         "types": {
