@@ -23,6 +23,13 @@ BENCHMARKS = [
     ("Protocol core: primitives on one core", [PYTHON, "scripts/bench_core.py"], None),
     ("Contracts: gas", [str(BIN / "ape"), "run", "gas_report"], None),
     ("Verifier: a 100,000-ballot poll on anvil", [PYTHON, "scripts/bench_verifier.py", "--ballots", "100000"], None),
+    (
+        "Verifier: a 100,000-ballot v2 poll on anvil (the trustees' key, HPKE ballots)",
+        [PYTHON, "scripts/bench_verifier.py", "--ballots", "100000", "--protocol", "2"],
+        None,
+    ),
+    ("Key ceremony: the trustees' cryptography, n = 7, t = 4", [PYTHON, "scripts/bench_dkg.py"], None),
+    ("Key ceremony: on anvil, and what verifying it adds", [PYTHON, "scripts/bench_ceremony.py"], None),
     ("API: end to end on anvil", [PYTHON, "scripts/bench_api.py"], "scripts/bench_api.py"),
     (
         "Validator network: three geth Clique validators",

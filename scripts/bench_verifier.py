@@ -27,7 +27,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from veche_core import blind_rsa, plaintext, sealing, token
+from veche_core import blind_rsa, hpke, plaintext, sealing, token
 from veche_core.ballot import Ballot
 from veche_core.typed_data import DigestSigner, poll_book_domain
 from veche_node.anvil import Anvil
@@ -64,7 +64,7 @@ def _issuer_keys(encoded: tuple[bytes, ...]) -> list[blind_rsa.PrivateKey]:
 
 def _prepare(args) -> list[tuple]:
     """Mint tokens and make signed ballots (a worker's share): the residents' side, untimed."""
-    encoded_keys, chain_id, poll_book, poll_id, election_key, start, count = args
+    encoded_keys, chain_id, poll_book, poll_id, election_key, version, start, count = args
     issuer_keys = _issuer_keys(encoded_keys)
     domain = poll_book_domain(chain_id, poll_book)
     out = []
@@ -74,7 +74,12 @@ def _prepare(args) -> list[tuple]:
         private_key, address = new_token_key()
         request = token.request_token(issuer.public_key, chain_id, poll_book, poll_id, stratum, address)
         credential = token.finish_token(issuer.public_key, request, blind_rsa.blind_sign(issuer, request.blinded_msg))
-        sealed = sealing.seal_ballot(election_key, plaintext.encode_choice([i % OPTIONS], OPTIONS, 1))
+        choice = plaintext.encode_choice([i % OPTIONS], OPTIONS, 1)
+        if version == 1:
+            sealed = sealing.seal_ballot(election_key, choice)
+        else:
+            info = hpke.ballot_info(chain_id, poll_book, poll_id, stratum, address)
+            sealed = hpke.seal_ballot(election_key, info, choice)
         unsigned = Ballot(poll_id, address, 1, stratum, sealed, credential)
         # Ballot.sign's bytes, without its eth-keys wrapping and recovery self-check (~0.2 ms)
         out.append(replace(unsigned, signature=DigestSigner(private_key).sign(unsigned.digest(domain))))
@@ -108,6 +113,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ballots", type=int, default=100_000)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--protocol", type=int, choices=(1, 2), default=1, help="1: a dealt key; 2: the trustees' ceremony, HPKE"
+    )
     parser.add_argument(
         "--runs", type=int, default=3, help="verifications timed; the figure is their median (default 3)"
     )
@@ -150,12 +158,22 @@ def main() -> int:
             duration=10**7,
             threshold=2,
             register=[residents[s::STRATA] for s in range(STRATA)],
+            version=args.protocol,
         )
         phases.done("deploy and create poll")
         keys = tuple(k.encode() for k in issuer_keys)
         d = city.deployment
         jobs = [
-            (keys, d.chain_id, d.poll_book, poll.poll_id, poll.election_public_key, s, min(JOB, args.ballots - s))
+            (
+                keys,
+                d.chain_id,
+                d.poll_book,
+                poll.poll_id,
+                poll.election_public_key,
+                args.protocol,
+                s,
+                min(JOB, args.ballots - s),
+            )
             for s in range(0, args.ballots, JOB)
         ]
         preparation = Preparation(pool, jobs)
@@ -220,13 +238,16 @@ def main() -> int:
                 pass
 
     core = bench_core.run(seconds=1.0)  # the primitive costs, measured in this same run
-    per_ballot = core["verifier_seconds_per_ballot"]
-    timings = {name: 1.0 / core["ops_per_second"][name] for name in bench_core.VERIFIER_STEPS}
+    v2 = args.protocol == 2
+    per_ballot = core["verifier_seconds_per_ballot_v2" if v2 else "verifier_seconds_per_ballot"]
+    steps = bench_core.VERIFIER_STEPS_V2 if v2 else bench_core.VERIFIER_STEPS
+    timings = {name: 1.0 / core["ops_per_second"][name] for name in steps}
     ceiling = cores / per_ballot
     achieved = args.ballots / elapsed
     result = {
         "machine": f"{platform.processor() or platform.machine()}, {cores} cores, Python {platform.python_version()}",
         "ballots": args.ballots,
+        "protocol": args.protocol,
         "seconds": round(elapsed, 2),
         "runs_seconds": [round(t, 2) for t in times],
         "ballots_per_second": round(achieved),
@@ -238,7 +259,8 @@ def main() -> int:
     print("| --- | ---: | --- | ---: |")
     runs = ", ".join(f"{t:.2f}" for t in times)
     print(
-        f"| verifier, {args.ballots:,} ballots (veche-verify poll, fresh process; median of {runs} s) | "
+        f"| verifier, v{args.protocol} poll of {args.ballots:,} ballots (veche-verify poll, fresh process; "
+        f"median of {runs} s) | "
         f"{achieved:,.0f} ballots/s "
         f"| ceiling {ceiling:,.0f}/s ({cores} cores × 1/{per_ballot * 1e6:.0f} µs) | {ceiling / achieved:.2f}× |"
     )
