@@ -195,17 +195,16 @@ class City:
         self.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
 
     def close(self, poll: SimPoll, timeout: float = 120.0) -> None:
-        """Bring the chain to the poll's close: anvil's clock is moved there; a network's runs on
-        its own, so this waits (at most `timeout` s) for a block at or past the close."""
+        """Bring the chain to the poll's close (see `reach`)."""
+        self.reach(poll.closes_at, timeout, what=f"the close of poll {poll.poll_id}")
+
+    def reach(self, timestamp: int, timeout: float = 120.0, what: str = "a moment") -> None:
+        """Bring the chain to `timestamp`: anvil's clock is moved there; a network's runs on its
+        own, so this waits (at most `timeout` s) for a block at or past it."""
         if self.dev_chain:
-            self.advance_to(poll.closes_at)
+            self.advance_to(timestamp)
         else:
-            eventually(
-                lambda: self.now() >= poll.closes_at,
-                timeout,
-                interval=0.5,
-                what=f"a block at the close of poll {poll.poll_id}",
-            )
+            eventually(lambda: self.now() >= timestamp, timeout, interval=0.5, what=f"a block at {what}")
 
     # --- poll administration ---------------------------------------------------------------
 
@@ -215,7 +214,7 @@ class City:
         option_count: int = 3,
         max_choices: int = 1,
         strata: int = 2,
-        opens_in: int = 0,
+        opens_in: int | None = None,
         duration: int = 3600,
         points: int = 20,
         threshold: int = 2,
@@ -229,8 +228,9 @@ class City:
     ) -> SimPoll:
         """A poll with its register committed: `register[s]` the addresses of stratum s (by
         default every stratum's register is RESIDENTS). Version 2: the trustees make the key in
-        a ceremony on chain (`ceremony=False` leaves it to the caller), and the poll opens
-        CEREMONY_TIME seconds (at least) after creation — on anvil the clock is moved there."""
+        a ceremony on chain (`ceremony=False` leaves it to the caller); the poll opens `opens_in`
+        seconds after creation (v2: by default CEREMONY_TIME, for the ceremony), and after an
+        honest ceremony this waits for that (on anvil the clock is moved there)."""
         trustee_count = trustee_count or len(self.trustees)
         if version == 1:
             trustee_keys = [sealing.generate_trustee_keypair() for _ in range(trustee_count)]
@@ -239,7 +239,8 @@ class City:
         else:
             self.register_trustee_keys(range(trustee_count))
             trustee_keys, election_key, sealed_shares = [], bytes(32), ()
-            opens_in = max(opens_in, CEREMONY_TIME)
+        if opens_in is None:
+            opens_in = CEREMONY_TIME if version == 2 else 0
         issuer_keys = issuer_keys or [blind_rsa.generate_private_key() for _ in range(strata)]
         opens_at = self.now() + opens_in
         closes_at = opens_at + duration
@@ -283,8 +284,7 @@ class City:
             poll.attempt, poll.members = 1, tuple(range(trustee_count))
             if ceremony:
                 assert not self.run_ceremony(poll), "an honest ceremony found a fault"
-                if self.dev_chain:
-                    self.advance_to(opens_at)
+                self.reach(opens_at, what=f"the opening of poll {poll_id}")
         return poll
 
     # --- protocol v2: the trustees' key ceremony ------------------------------------------------

@@ -147,6 +147,21 @@ def test_a_poll_runs_end_to_end_and_the_observer_serves_the_same_logs(network, d
     assert len([log for log in from_observer if log["topics"][0] == ballot_cast]) == 7
 
 
+def test_a_v2_poll_runs_end_to_end_with_the_trustees_key(network, driver):
+    """Protocol v2 on the validator network: the trustees register their keys and run the
+    ceremony through PollBook (every message in a block the validators sealed), ballots are
+    sealed with HPKE to the certified key, and two of three trustees release their shares."""
+    poll = driver.create_poll(version=2, opens_in=30, duration=25, option_count=3, strata=1)
+    attempt, members, certified, key = driver.poll_book.functions.ceremony(poll.poll_id).call()
+    assert certified and bytes(key) == poll.election_public_key and list(members) == [0, 1, 2]
+    tokens = driver.issue_tokens(poll, [(r, 0) for r in RESIDENTS[6:10]])
+    driver.cast(poll, [driver.ballot(poll, t, [c]) for t, c in zip(tokens, [2, 2, 0, 1])])
+    driver.close(poll, timeout=60)
+    driver.release_shares(poll, [0, 2])
+    tally, _ = driver.publish(poll)
+    assert tally == [1, 1, 2]
+
+
 def test_the_verifier_gives_the_same_verdict_on_the_observer_and_a_validator(network, deployment, tmp_path):
     """`veche-verify all --json` against the observer's RPC equals the verdict against a validator's."""
     deployment_file = tmp_path / "deployment.json"
@@ -170,7 +185,7 @@ def test_the_verifier_gives_the_same_verdict_on_the_observer_and_a_validator(net
         wait_synced(network.node(other).url, network.node("validator-1").url)
         assert get_block(network.node(other).url, source["toBlock"])["hash"] == source["toBlockHash"]
     assert from_observer == from_validator
-    # The poll of the end-to-end test was run by the protocol's rules: every check passes.
+    # The polls of the end-to-end tests (v1 and v2) were run by the protocol's rules: every check passes.
     assert from_observer[0] == 0, json.dumps(from_observer[1], indent=1)
     assert block_number(network.node("observer-1").url) >= head
 

@@ -11,9 +11,10 @@ import os
 
 from veche_core import dkg, p256
 from veche_core.ceremony import ComplaintReason, MessageKind
+from veche_testkit.city import City
 from veche_verify.checks import Verdict
 
-from .conftest import close_and_publish, failed, verify
+from .conftest import RESIDENTS, close_and_publish, failed, run_cli, verify
 
 V2_CHECKS = {1, 2, 3, 4, 5, 6, 9, 10, 12, 13, 14, 15, 16}
 
@@ -190,3 +191,22 @@ def test_a_ciphertext_copied_into_another_tokens_ballot_does_not_open(city, new_
     assert verdict.recomputed == [0, 1, 0]
     assert [s["token"] for s in verdict.spoiled] == [poll.tokens[1].address]
     assert check(verdict, 16).counts == {"counted": 2, "spoiled": 1}
+
+
+def test_veche_verify_all_passes_v1_and_v2_polls_alike(anvil, issuer_keys, tmp_path):
+    """The CLI over a deployment holding a v1 poll (a dealt key) and a v2 poll (the trustees'):
+    each verified by its own rules, both PASS, exit 0; the report names the v2 checks."""
+    city = City.deploy_on_dev_chain(anvil.url)  # its own deployment: only this test's polls
+    polls = [city.create_poll(issuer_keys=issuer_keys, strata=1, version=v) for v in (1, 2)]
+    for poll in polls:
+        city.issue_tokens(poll, [(r, 0) for r in RESIDENTS[:3]])
+        city.cast(poll, [city.ballot(poll, key, [i % 2]) for i, key in enumerate(poll.tokens)])
+    for poll in polls:
+        close_and_publish(city, poll)
+
+    code, report = run_cli(anvil.url, city.deployment, "all", tmp_path=tmp_path)
+
+    assert code == 0 and report["verdict"] == "PASS", report
+    checks = {p["pollId"]: {c["number"] for c in p["checks"]} for p in report["polls"]}
+    assert checks[polls[0].poll_id] >= {7, 8} and not checks[polls[0].poll_id] & {14, 15, 16}
+    assert checks[polls[1].poll_id] >= {14, 15, 16} and not checks[polls[1].poll_id] & {7, 8}
