@@ -47,6 +47,7 @@ from veche_core.calls import IssuanceRecord, encode_cast_ballots, encode_record_
 from veche_core.ceremony import MessageKind
 from veche_core.dataset import DatasetRow, dataset_hash
 from veche_core.deployment import Deployment
+from veche_core.errors import CeremonyFaultError
 from veche_core.metadata import canonical_json, poll_metadata
 from veche_core.register import RegisterTree
 from veche_core.rpc import RpcClient
@@ -352,8 +353,8 @@ class City:
                 continue  # the cheat does not complain about itself
             try:
                 shares[index] = dkg.round2(context, poll.threshold, keys, member, self.static_keys[index], payloads)
-            except dkg.CeremonyFaultError as fault:
-                for found in fault.faults:
+            except CeremonyFaultError as fault:
+                for found in map(dkg.Fault._make, fault.faults):
                     accused = poll.members[found.member - 1]
                     evidence = dkg.make_complaint(
                         context, poll.threshold, keys, self.static_keys[index], found, payloads[found.member - 1]
@@ -588,8 +589,8 @@ class City:
             payloads = [poll.round1[i] for i in poll.members]
             for index in indices if indices is not None else poll.members[: poll.threshold]:
                 member = poll.members.index(index) + 1
-                share = dkg.round2(context, poll.threshold, keys, member, self.static_keys[index], payloads)
-                self.post_share(poll, index, share.release_payload())
+                key_share = dkg.round2(context, poll.threshold, keys, member, self.static_keys[index], payloads)
+                self.post_share(poll, index, key_share.release_payload())
             return
         for index in indices if indices is not None else range(poll.threshold):
             share = key_shares.open_trustee_share(poll.trustee_keys[index].secret_key, poll.sealed_shares[index])

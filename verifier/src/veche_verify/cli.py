@@ -336,9 +336,7 @@ def poll_command(poll_id: int, dataset_file: str | None, write_file: str | None)
     if write_file:
         if verdict.recomputed is None:
             key_check = next((c.number for c in verdict.checks if c.number in (7, 15)), 7)
-            obj.err.print(
-                f"no dataset written to {write_file}: the ballots could not be decrypted (check {key_check})"
-            )
+            obj.err.print(f"no dataset written to {write_file}: the ballots could not be decrypted (check {key_check})")
         else:
             Path(write_file).write_bytes(dataset_format.canonical_csv(verdict.counted_rows))
     if not obj.as_json:
