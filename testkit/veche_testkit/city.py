@@ -590,8 +590,8 @@ class City:
             payloads = [poll.round1[i] for i in poll.members]
             for index in indices if indices is not None else poll.members[: poll.threshold]:
                 member = poll.members.index(index) + 1
-                share = dkg.round2(context, poll.threshold, keys, member, self.static_keys[index], payloads)
-                self.post_share(poll, index, share.release_payload())
+                key_share = dkg.round2(context, poll.threshold, keys, member, self.static_keys[index], payloads)
+                self.post_share(poll, index, key_share.release_payload())
             return
         for index in indices if indices is not None else range(poll.threshold):
             share = key_shares.open_trustee_share(poll.trustee_keys[index].secret_key, poll.sealed_shares[index])
