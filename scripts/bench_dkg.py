@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 from veche_core import dkg
+from veche_core.ceremony import ComplaintReason
 
 
 def _median_ms(step: Callable[[], object], runs: int) -> float:
@@ -53,7 +54,8 @@ def main() -> None:
         release = dkg.check_release(check.verification_shares, t, group, released)
         assert release.secret is not None and len(release.valid) == n
 
-    evidence = dkg.make_complaint(context, t, keys, members[1], dkg.Fault(3, dkg.Reason.SHARE_MISMATCH), payloads[2])
+    fault = dkg.Fault(3, ComplaintReason.ShareVerification)
+    evidence = dkg.make_complaint(context, t, keys, members[1], fault, payloads[2])
 
     figures = {
         "trustee round 1 (polynomial, PoP, n encrypted shares)": _median_ms(
@@ -64,9 +66,7 @@ def main() -> None:
         ),
         "trustee certification (transcript, signature)": _median_ms(certify_step, runs),
         "trustee complaint evidence (S^e, S^d, DLEQ proof)": _median_ms(
-            lambda: dkg.make_complaint(
-                context, t, keys, members[1], dkg.Fault(3, dkg.Reason.SHARE_MISMATCH), payloads[2]
-            ),
+            lambda: dkg.make_complaint(context, t, keys, members[1], fault, payloads[2]),
             runs,
         ),
         "verifier: ceremony + release (all PoPs, signatures, Y, Y_m, n shares, rebuild)": _median_ms(

@@ -44,7 +44,7 @@ from veche_core import blind_rsa, dkg, events, hpke, key_shares, p256, plaintext
 from veche_core.abi import checksum_address
 from veche_core.ballot import Ballot
 from veche_core.calls import IssuanceRecord, encode_cast_ballots, encode_record_issuances
-from veche_core.ceremony import MessageKind
+from veche_core.ceremony import ComplaintReason, MessageKind
 from veche_core.dataset import DatasetRow, dataset_hash
 from veche_core.deployment import Deployment
 from veche_core.errors import CeremonyFaultError
@@ -354,12 +354,13 @@ class City:
             try:
                 shares[index] = dkg.round2(context, poll.threshold, keys, member, self.static_keys[index], payloads)
             except CeremonyFaultError as fault:
-                for found in map(dkg.Fault._make, fault.faults):
+                for member_at_fault, reason in fault.faults:
+                    found = dkg.Fault(member_at_fault, ComplaintReason(reason))
                     accused = poll.members[found.member - 1]
                     evidence = dkg.make_complaint(
                         context, poll.threshold, keys, self.static_keys[index], found, payloads[found.member - 1]
                     )
-                    complaint = dkg.Complaint(accused, int(found.reason), evidence).encode()
+                    complaint = dkg.Complaint(accused, found.reason, evidence).encode()
                     self.post_ceremony_message(poll, index, MessageKind.Complaint, complaint)
                     complaints.append((index, accused, int(found.reason)))
         if complaints or not certify:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import random
 import struct
 from dataclasses import replace
@@ -22,11 +23,12 @@ import pytest
 from core_vectors import load_vectors
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from veche_core import dkg, p256, xaes
-from veche_core.dkg import Party, Reason
+from veche_core import ceremony, dkg, p256, xaes
+from veche_core.ceremony import ComplaintReason
+from veche_core.dkg import Party
 from veche_core.errors import CeremonyError, CeremonyFaultError, EncodingError, KeyShareError
 
 COCKTAIL = load_vectors("cocktail-dkg-p256-sha256.json")
@@ -168,7 +170,7 @@ def test_vector_messages_parse_and_pops_verify(vector):
     for message in _vector_messages(vector):
         encoded = message.encode()
         if not has_payloads:
-            assert len(encoded) == dkg.round1_payload_size(t, n)
+            assert len(encoded) == ceremony.round1_length(t, n)
             assert dkg.Round1Message.decode(encoded, t, n) == message
         else:
             # Veche refuses payloads; COCKTAIL's general framing accepts them.
@@ -280,7 +282,7 @@ def test_vector_recovery(vector):
             signatures,
             b"".join(struct.pack(">Q", len(c)) + c for c in swapped),
         )
-    assert fault.value.faults == ((1, Reason.DECRYPTION_FAILED),)
+    assert fault.value.faults == ((1, ComplaintReason.ShareDecryption),)
 
 
 # --- the group (p256) --------------------------------------------------------------------------
@@ -421,20 +423,16 @@ def _key_shares() -> tuple[dkg.KeyShare, ...]:
     return tuple(dkg.round2(context, T, keys, m, _members()[m - 1], payloads) for m in range(1, N + 1))
 
 
-def test_session_id_layout():
-    sid = dkg.session_id(CHAIN_ID, POLL_BOOK, POLL_ID, 3)
-    assert len(sid) == 102
-    assert sid[:17] == b"veche/ceremony/v2"
-    assert int.from_bytes(sid[17:49], "big") == CHAIN_ID
-    assert sid[49:69] == POLL_BOOK
-    assert int.from_bytes(sid[69:101], "big") == POLL_ID
-    assert sid[101] == 3
-    assert _veche_context(1) != _veche_context(2)
-    with pytest.raises(CeremonyError):
-        dkg.session_id(CHAIN_ID, POLL_BOOK, POLL_ID, 0)
-    with pytest.raises(CeremonyError):
-        dkg.session_id(CHAIN_ID, POLL_BOOK[:19], POLL_ID, 1)
+def test_the_context_is_over_the_ceremony_session_id():
+    """The session id is ceremony.session_id (its layout is tested in test_ceremony.py)."""
     keys = _public_keys()
+    sid = ceremony.session_id(CHAIN_ID, POLL_BOOK, POLL_ID, 3)
+    assert dkg.ceremony_context(CHAIN_ID, POLL_BOOK, POLL_ID, 3, keys) == dkg.derive_context(sid, keys)
+    assert _veche_context(1) != _veche_context(2)
+    with pytest.raises(EncodingError):
+        dkg.ceremony_context(CHAIN_ID, POLL_BOOK, POLL_ID, 0, keys)
+    with pytest.raises(EncodingError):
+        dkg.ceremony_context(CHAIN_ID, POLL_BOOK[:19], POLL_ID, 1, keys)
     with pytest.raises(CeremonyError, match="same static key"):
         dkg.derive_context(sid, [keys[0], keys[0]])
     with pytest.raises(CeremonyError, match="not a valid"):
@@ -443,7 +441,7 @@ def test_session_id_layout():
 
 def test_full_ceremony_in_memory():
     context, keys, payloads = _veche_context(), _public_keys(), list(_honest_payloads())
-    assert {len(p) for p in payloads} == {dkg.round1_payload_size(T, N)} == {33 * T + 98 + 56 * N}
+    assert {len(p) for p in payloads} == {ceremony.round1_length(T, N)} == {33 * T + 98 + 56 * N}
     shares = _key_shares()
     group = shares[0].group_key
     assert {s.group_key for s in shares} == {group}
@@ -511,7 +509,7 @@ def test_secrets_stay_out_of_repr_and_errors():
         assert f"{secret:064x}" not in text
     assert "secret hidden" in repr(share) and share.verification_share.hex() in repr(share)
     assert repr(key) == f"StaticKey(public_key={key.public_key.hex()})"
-    error = CeremonyFaultError(((2, Reason.SHARE_MISMATCH),))
+    error = CeremonyFaultError(((2, ComplaintReason.ShareVerification),))
     assert str(error) == "member 2 at fault (reason 4)"
 
 
@@ -557,16 +555,16 @@ def _cheat(sender: int, recipient: int, how: str) -> list[bytes]:
     ciphertexts[recipient - 1] = forged
     payloads = list(_honest_payloads())
     payloads[sender - 1] = replace(message, ciphertexts=tuple(ciphertexts)).encode()
-    assert len(payloads[sender - 1]) == dkg.round1_payload_size(T, N)
+    assert len(payloads[sender - 1]) == ceremony.round1_length(T, N)
     return payloads
 
 
 @pytest.mark.parametrize(
     ("how", "reason"),
     [
-        ("aead", Reason.DECRYPTION_FAILED),
-        ("non-canonical", Reason.NON_CANONICAL_SHARE),
-        ("mismatch", Reason.SHARE_MISMATCH),
+        ("aead", ComplaintReason.ShareDecryption),
+        ("non-canonical", ComplaintReason.ShareNotCanonical),
+        ("mismatch", ComplaintReason.ShareVerification),
     ],
 )
 def test_bad_share_is_judged_against_the_sender(how, reason):
@@ -593,7 +591,11 @@ def test_bad_share_is_judged_against_the_sender(how, reason):
     )
     assert verdict.at_fault is Party.ACCUSED and verdict.finding is reason
     # A complainer who names another of 2–4 still convicts a bad share; the finding says what it was.
-    other = Reason.SHARE_MISMATCH if reason != Reason.SHARE_MISMATCH else Reason.DECRYPTION_FAILED
+    other = (
+        ComplaintReason.ShareVerification
+        if reason != ComplaintReason.ShareVerification
+        else ComplaintReason.ShareDecryption
+    )
     mislabelled = dkg.judge_complaint(context, T, keys, recipient, sender, other, evidence, payloads[sender - 1])
     assert mislabelled.at_fault is Party.ACCUSED and mislabelled.finding is reason
     # The same evidence presented by another member proves nothing.
@@ -612,7 +614,11 @@ def test_bad_share_is_judged_against_the_sender(how, reason):
 def test_false_complaint_puts_the_complainer_at_fault():
     context, keys, payloads = _veche_context(), _public_keys(), list(_honest_payloads())
     complainer, accused = 2, 5
-    for reason in (Reason.DECRYPTION_FAILED, Reason.NON_CANONICAL_SHARE, Reason.SHARE_MISMATCH):
+    for reason in (
+        ComplaintReason.ShareDecryption,
+        ComplaintReason.ShareNotCanonical,
+        ComplaintReason.ShareVerification,
+    ):
         evidence = dkg.make_complaint(
             context, T, keys, _members()[complainer - 1], dkg.Fault(accused, reason), payloads[accused - 1]
         )
@@ -620,10 +626,15 @@ def test_false_complaint_puts_the_complainer_at_fault():
         assert verdict.at_fault is Party.COMPLAINER and verdict.finding is None
         assert "decrypts and matches" in verdict.detail
     verdict = dkg.judge_complaint(
-        context, T, keys, complainer, accused, Reason.MALFORMED_ROUND1, b"", payloads[accused - 1]
+        context, T, keys, complainer, accused, ComplaintReason.MalformedRound1, b"", payloads[accused - 1]
     )
     assert verdict.at_fault is Party.COMPLAINER and "well-formed" in verdict.detail
-    for reason, evidence in ((0, b""), (5, b""), (Reason.SHARE_MISMATCH, b""), (Reason.SHARE_MISMATCH, bytes(130))):
+    for reason, evidence in (
+        (0, b""),
+        (5, b""),
+        (ComplaintReason.ShareVerification, b""),
+        (ComplaintReason.ShareVerification, bytes(130)),
+    ):
         verdict = dkg.judge_complaint(context, T, keys, complainer, accused, reason, evidence, payloads[accused - 1])
         assert verdict.at_fault is Party.COMPLAINER
     assert dkg.judge_complaint(context, T, keys, 2, 2, 4, b"", payloads[1]).at_fault is Party.COMPLAINER
@@ -663,7 +674,7 @@ def test_forged_dleq_proof_fails():
     forged = _forged_evidence(context, complainer, accused, claimed_secret=_members()[complainer - 1].secret + 1)
     assert not dkg.verify_complaint_evidence(*args, forged)
     verdict = dkg.judge_complaint(
-        context, T, keys, complainer, accused, Reason.DECRYPTION_FAILED, forged.encode(), payloads[accused - 1]
+        context, T, keys, complainer, accused, ComplaintReason.ShareDecryption, forged.encode(), payloads[accused - 1]
     )
     assert verdict.at_fault is Party.COMPLAINER and "DLEQ" in verdict.detail
     # Any altered field of honest evidence breaks the proof.
@@ -685,6 +696,158 @@ def test_forged_dleq_proof_fails():
         dkg.ComplaintEvidence.decode(bytes(33) + encoded[33:])
     with pytest.raises(EncodingError):
         dkg.Complaint.decode(b"\x01")
+
+
+# --- the payloads' structures, and what PollBook checks of them ------------------------------
+
+
+def test_the_ceremony_lengths_are_the_groups():
+    """ceremony.py has no cryptography; its lengths are the group's and XAES's."""
+    assert ceremony.POINT_LENGTH == p256.POINT_SIZE and ceremony.SCALAR_LENGTH == p256.SCALAR_SIZE
+    assert ceremony.SHARE_CIPHERTEXT_LENGTH == p256.SCALAR_SIZE + xaes.TAG_SIZE
+    assert len(dkg.schnorr_sign(5, b"m")) == ceremony.SIGNATURE_LENGTH
+    assert len(_honest_payloads()[0]) == ceremony.round1_length(T, N)
+
+
+def _random_point() -> bytes:
+    return p256.mul_base(p256.random_scalar()).encode()
+
+
+def _random_round1(t: int, n: int) -> dkg.Round1Message:
+    """Valid points, and random bytes of the right lengths for the PoP and the ciphertexts."""
+    commitments = tuple(p256.decode_point(_random_point()) for _ in range(t))
+    ephemeral = p256.decode_point(_random_point())
+    return dkg.Round1Message(commitments, os.urandom(65), ephemeral, tuple(os.urandom(48) for _ in range(n)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 12).flatmap(lambda n: st.tuples(st.integers(1, n), st.just(n))))
+def test_round1_round_trips_at_its_length(tn):
+    t, n = tn
+    message = _random_round1(t, n)
+    payload = message.encode()
+    assert len(payload) == ceremony.round1_length(t, n)
+    assert ceremony.payload_length_error(ceremony.MessageKind.Round1, payload, t, n) is None
+    assert dkg.Round1Message.decode(payload, t, n) == message
+    # the layout: C (33t) ‖ PoP (65) ‖ E (33) ‖ (uint64_be(48) ‖ c) per member
+    at = 33 * t + 65 + 33
+    assert payload[: 33 * t] == b"".join(c.encode() for c in message.commitments)
+    assert payload[at : at + 8] == (48).to_bytes(8, "big")
+    assert payload[at + 8 : at + 56] == message.ciphertexts[0]
+
+
+def test_round1_framing_is_checked():
+    payload = bytearray(_random_round1(2, 3).encode())
+    with pytest.raises(EncodingError, match="ends inside member 3's share ciphertext"):
+        dkg.Round1Message.decode(bytes(payload[:-1]), 2, 3)
+    with pytest.raises(EncodingError, match="8 trailing bytes"):
+        dkg.Round1Message.decode(bytes(payload) + bytes(8), 2, 3)
+    with pytest.raises(EncodingError, match="length prefix of member 4's share"):
+        dkg.Round1Message.decode(bytes(payload), 2, 4)
+    at = 33 * 2 + 98 + 56  # the second member's length prefix
+    payload[at + 7] = 47
+    with pytest.raises(EncodingError, match="member 2 is framed as 47 bytes"):
+        dkg.Round1Message.decode(bytes(payload), 2, 3)
+    # The contract accepts that payload (only its length is the contract's): the sender's
+    # message is malformed.
+    assert ceremony.payload_length_error(ceremony.MessageKind.Round1, bytes(payload), 2, 3) is None
+    point = p256.decode_point(_random_point())
+    for bad in (
+        dkg.Round1Message((), os.urandom(65), point, (os.urandom(48),)),  # t = 0
+        dkg.Round1Message((point, point), os.urandom(65), point, (os.urandom(48),)),  # t > n
+        dkg.Round1Message((point,), os.urandom(64), point, (os.urandom(48),)),
+        dkg.Round1Message((point,), os.urandom(65), p256.IDENTITY, (os.urandom(48),)),
+        dkg.Round1Message((p256.IDENTITY,), os.urandom(65), point, (os.urandom(48),)),
+        dkg.Round1Message((point,), os.urandom(65), point, (os.urandom(47),)),
+    ):
+        with pytest.raises(EncodingError):
+            bad.encode()
+
+
+def _random_evidence() -> dkg.ComplaintEvidence:
+    return dkg.ComplaintEvidence(_random_point(), _random_point(), p256.random_scalar(), p256.random_scalar())
+
+
+def test_complaints_round_trip():
+    public = dkg.Complaint(7, ComplaintReason.MalformedRound1)
+    assert public.encode() == bytes([7, 1])
+    assert dkg.Complaint.decode(bytes([7, 1])) == public
+    evidence = _random_evidence()
+    for reason in sorted(set(ComplaintReason) - ceremony.PUBLIC_REASONS - {ComplaintReason.Reserved}):
+        complaint = dkg.Complaint(254, reason, evidence.encode())
+        payload = complaint.encode()
+        assert payload == bytes([254, reason]) + evidence.shared_ephemeral + evidence.shared_static + (
+            p256.encode_scalar(evidence.challenge) + p256.encode_scalar(evidence.response)
+        )
+        assert len(payload) == ceremony.complaint_length(reason) == 132
+        assert ceremony.payload_length_error(ceremony.MessageKind.Complaint, payload, 2, 3) is None
+        decoded = dkg.Complaint.decode(payload)
+        assert decoded == complaint and decoded.reason is reason
+        assert dkg.ComplaintEvidence.decode(decoded.evidence) == evidence
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"", b"\x01", b"\x01\x00", b"\x01\x05", b"\x01\x01\x00", b"\x01\x02" + bytes(129), b"\x01\x04" + bytes(131)],
+)
+def test_complaints_the_contract_refuses_do_not_decode(payload):
+    with pytest.raises(EncodingError):
+        dkg.Complaint.decode(payload)
+    assert ceremony.payload_length_error(ceremony.MessageKind.Complaint, payload, 2, 3) is not None
+
+
+def test_a_complaint_has_evidence_exactly_when_its_reason_needs_it():
+    evidence = _random_evidence()
+    for bad in (
+        dkg.Complaint(1, ComplaintReason.MalformedRound1, evidence.encode()),
+        dkg.Complaint(1, ComplaintReason.ShareVerification),
+        dkg.Complaint(1, ComplaintReason.ShareVerification, evidence.encode()[:-1]),
+        dkg.Complaint(1, ComplaintReason.Reserved),
+        dkg.Complaint(1, 5),  # an unknown reason
+        dkg.Complaint(256, ComplaintReason.MalformedRound1),
+    ):
+        with pytest.raises(EncodingError):
+            bad.encode()
+    for bad_evidence in (
+        replace(evidence, challenge=q),
+        replace(evidence, response=-1),
+        replace(evidence, shared_ephemeral=evidence.shared_ephemeral[:32]),
+        replace(evidence, shared_static=bytes(33)),
+    ):
+        with pytest.raises(EncodingError):
+            bad_evidence.encode()
+    # The contract takes any 130 bytes as evidence; whether they decode is for the judge.
+    assert dkg.Complaint.decode(bytes([1, 4]) + bytes(130)).evidence == bytes(130)
+    with pytest.raises(EncodingError, match="130 bytes, not 129"):
+        dkg.ComplaintEvidence.decode(bytes(129))
+
+
+def test_certifications():
+    key, signature = _random_point(), os.urandom(65)
+    payload = dkg.Certification(key, signature).encode()
+    assert payload == key + signature and len(payload) == ceremony.CERTIFY_LENGTH == 98
+    assert dkg.Certification.decode(payload) == dkg.Certification(key, signature)
+    assert ceremony.payload_length_error(ceremony.MessageKind.Certify, payload, 2, 3) is None
+    for bad in (payload[:-1], payload + b"\x00", b"\x04" + payload[1:], b"\x00" + payload[1:]):
+        with pytest.raises(EncodingError):
+            dkg.Certification.decode(bad)
+        assert ceremony.payload_length_error(ceremony.MessageKind.Certify, bad, 2, 3) is not None
+    # A Y of the right shape that is not on the curve: the contract takes it, the DKG does not.
+    off_curve = next(
+        b"\x02" + x.to_bytes(32, "big")
+        for x in range(1, 100)
+        if not p256.is_valid_public_key(b"\x02" + x.to_bytes(32, "big"))
+    )
+    assert ceremony.payload_length_error(ceremony.MessageKind.Certify, off_curve + signature, 2, 3) is None
+    with pytest.raises(EncodingError):
+        dkg.Certification.decode(off_curve + signature)
+    for bad_certification in (
+        dkg.Certification(b"\x04" + key[1:], signature),
+        dkg.Certification(off_curve, signature),
+        dkg.Certification(key, signature[:64]),
+    ):
+        with pytest.raises(EncodingError):
+            bad_certification.encode()
 
 
 # --- malformed round-1 messages (reason 1) -----------------------------------------------------
@@ -729,13 +892,15 @@ def test_malformed_round1_is_reason_1():
         payloads[accused - 1] = bad
         with pytest.raises(CeremonyFaultError) as raised:
             dkg.round2(context, T, keys, complainer, _members()[complainer - 1], payloads)
-        assert raised.value.faults == ((accused, Reason.MALFORMED_ROUND1),), name
+        assert raised.value.faults == ((accused, ComplaintReason.MalformedRound1),), name
         evidence = dkg.make_complaint(context, T, keys, _members()[0], raised.value.faults[0], bad)
         assert evidence == b""
-        verdict = dkg.judge_complaint(context, T, keys, complainer, accused, Reason.MALFORMED_ROUND1, b"", bad)
-        assert verdict.at_fault is Party.ACCUSED and verdict.finding is Reason.MALFORMED_ROUND1, name
+        verdict = dkg.judge_complaint(context, T, keys, complainer, accused, ComplaintReason.MalformedRound1, b"", bad)
+        assert verdict.at_fault is Party.ACCUSED and verdict.finding is ComplaintReason.MalformedRound1, name
         # Whatever reason was given, a public fault of the accused is the accused's.
-        other = dkg.judge_complaint(context, T, keys, complainer, accused, Reason.SHARE_MISMATCH, bytes(130), bad)
+        other = dkg.judge_complaint(
+            context, T, keys, complainer, accused, ComplaintReason.ShareVerification, bytes(130), bad
+        )
         assert other.at_fault is Party.ACCUSED, name
         check = dkg.check_ceremony(context, T, keys, payloads, [])
         assert not check.ok and check.problems[0].startswith(f"member {accused}: round-1"), name
@@ -747,7 +912,7 @@ def test_round2_names_every_member_at_fault():
     payloads[6] = payloads[6][:-1]
     with pytest.raises(CeremonyFaultError) as raised:
         dkg.round2(context, T, keys, 5, _members()[4], payloads)
-    assert raised.value.faults == ((7, Reason.MALFORMED_ROUND1), (2, Reason.SHARE_MISMATCH))
+    assert raised.value.faults == ((7, ComplaintReason.MalformedRound1), (2, ComplaintReason.ShareVerification))
 
 
 def test_round_inputs_are_checked():

@@ -7,10 +7,15 @@ test-vectored DKG (Feldman VSS, proofs of possession, ECDH-encrypted shares, a c
 round), so a second implementation can follow the same bytes.
 
 Veche's choices inside COCKTAIL (docs/protocol.md §"Key ceremony"):
-- context: COCKTAIL's RECOMMENDED construction over Veche's session id (`session_id`).
+- context: COCKTAIL's RECOMMENDED construction over Veche's session id (`ceremony.session_id`).
 - zero-length payloads; the transcript extension is empty.
 - ciphertext binding by PollBook (every payload EIP-712 signed by its sender, COCKTAIL's option 2),
   and a Chaum–Pedersen proof in complaints (option 3) so that anyone can decide a complaint.
+
+The payloads' structures are defined here, once, and decode and validate (every point on the
+curve, every frame exact): `Round1Message`, `Complaint` with its `ComplaintEvidence`, and
+`Certification`. Their lengths, the message kinds and the complaint reasons are `ceremony`'s
+(what PollBook itself checks), imported, not redefined.
 
 Who calls what. Member ids m = 1..n are COCKTAIL's participant ids (members[m−1] of the attempt).
 - A trustee, with its `StaticKey` and chain data: `round1` → post `encode()`; `round2` over every
@@ -30,48 +35,36 @@ import hmac
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 from typing import NamedTuple
 
 from . import p256, xaes
+from .ceremony import (
+    CERTIFY_LENGTH,
+    COMPLAINT_HEADER_LENGTH,
+    EVIDENCE_LENGTH,
+    PUBLIC_REASONS,
+    SHARE_CIPHERTEXT_LENGTH,
+    SHARE_LENGTH_PREFIX,
+    SIGNATURE_LENGTH,
+    ComplaintReason,
+    complaint_length,
+    session_id,
+)
 from .errors import CeremonyError, CeremonyFaultError, EncodingError, KeyShareError, SealingError
 from .p256 import ORDER, POINT_SIZE, SCALAR_SIZE, Point, RandomBytes
 
 CIPHERSUITE_ID = b"COCKTAIL(P-256, SHA-256)"
-SESSION_PREFIX = b"veche/ceremony/v2"
 _CONTEXT_TAG = b"COCKTAIL-DKG-CONTEXT"
 _H6_PREFIX = b"COCKTAIL-DKG-P256-SHA256-H6"
 _H7_PREFIX = b"COCKTAIL-DKG-P256-SHA256-H7"
 _NONCE_PREFIX = b"COCKTAIL-DKG-P256-SHA256-NONCE"
 _DLEQ_PREFIX = b"VECHE-DKG-P256-SHA256-DLEQ"
 
-SIGNATURE_SIZE = POINT_SIZE + SCALAR_SIZE  # R ‖ z
-TAG_SIZE = xaes.TAG_SIZE
-SHARE_CIPHERTEXT_SIZE = SCALAR_SIZE + TAG_SIZE  # a zero-payload share
 MAX_CIPHERTEXT_SIZE = 65536  # COCKTAIL's SHOULD floor; Veche's own shares are 48 bytes
-FRAME_SIZE = 8  # uint64_be length prefix of each ciphertext
 RELEASE_SHARE_VERSION = 0x02
 RELEASE_SHARE_SIZE = 1 + SCALAR_SIZE
-EVIDENCE_SIZE = 2 * POINT_SIZE + 2 * SCALAR_SIZE  # S^e ‖ S^d ‖ c ‖ z
-CERTIFICATION_SIZE = POINT_SIZE + SIGNATURE_SIZE  # Y ‖ sig
 _MAX_COUNT = 0xFFFFFFFF  # n and t are uint32 in the transcript
-
-
-class MessageKind(IntEnum):
-    """`kind` of postCeremonyMessage."""
-
-    ROUND1 = 1
-    COMPLAINT = 2
-    CERTIFY = 3
-
-
-class Reason(IntEnum):
-    """Why a complaint accuses a member (the `reason` byte)."""
-
-    MALFORMED_ROUND1 = 1  # its round-1 message is malformed or its PoP fails (public)
-    DECRYPTION_FAILED = 2  # its share to me fails AEAD
-    NON_CANONICAL_SHARE = 3  # decrypts to a plaintext that is not a canonical scalar
-    SHARE_MISMATCH = 4  # the scalar fails the VSS check against its commitments
 
 
 class Party(StrEnum):
@@ -85,12 +78,7 @@ class Fault(NamedTuple):
     """A member found at fault in round 2 and the reason to give in the complaint."""
 
     member: int
-    reason: Reason
-
-
-def round1_payload_size(threshold: int, count: int) -> int:
-    """Length of a zero-payload round-1 message: 33t + 98 + 56n (the contract checks it)."""
-    return POINT_SIZE * threshold + SIGNATURE_SIZE + POINT_SIZE + count * (FRAME_SIZE + SHARE_CIPHERTEXT_SIZE)
+    reason: ComplaintReason
 
 
 def _u64be(value: int) -> bytes:
@@ -160,25 +148,7 @@ class StaticKey:
         return f"StaticKey(public_key={self.public_key.hex()})"
 
 
-# --- session and context ---------------------------------------------------------------------
-
-
-def session_id(chain_id: int, poll_book: bytes, poll_id: int, attempt: int) -> bytes:
-    """The session id, 102 bytes: "veche/ceremony/v2" (17) ‖ chainId (32) ‖ PollBook (20) ‖
-    pollId (32) ‖ attempt (1)."""
-    if not 0 <= chain_id < 1 << 256 or not 0 <= poll_id < 1 << 256:
-        raise CeremonyError("chain id and poll id are uint256")
-    if len(poll_book) != 20:
-        raise CeremonyError("the PollBook address is 20 bytes")
-    if not 1 <= attempt <= 255:
-        raise CeremonyError("a ceremony attempt is 1..255")
-    return (
-        SESSION_PREFIX
-        + chain_id.to_bytes(32, "big")
-        + bytes(poll_book)
-        + poll_id.to_bytes(32, "big")
-        + bytes([attempt])
-    )
+# --- context (over ceremony.session_id) ------------------------------------------------------
 
 
 def derive_context(session: bytes, static_keys: Sequence[bytes]) -> bytes:
@@ -248,7 +218,7 @@ def schnorr_sign(secret: int, message: bytes) -> bytes:
 
 def schnorr_verify(public_key: Point, signature: bytes, message: bytes) -> bool:
     """COCKTAIL Verify: z canonical, R a non-identity point, z·B = R + c·pk."""
-    if len(signature) != SIGNATURE_SIZE or public_key.is_identity:
+    if len(signature) != SIGNATURE_LENGTH or public_key.is_identity:
         return False
     try:
         commitment = p256.decode_point(signature[:POINT_SIZE])
@@ -265,7 +235,8 @@ def schnorr_verify(public_key: Point, signature: bytes, message: bytes) -> bool:
 @dataclass(frozen=True)
 class Round1Message:
     """COCKTAIL msg_{1|i}: C_i (t points) ‖ PoP_i (65) ‖ E_i (33) ‖ for each member j in order
-    u64be(len c_{i,j}) ‖ c_{i,j}. `ciphertexts` holds the c_{i,j} without their length prefix."""
+    u64be(len c_{i,j}) ‖ c_{i,j}. `ciphertexts` holds the c_{i,j} without their length prefix.
+    Veche's payload is ceremony.round1_length(t, n) bytes (every c_{i,j} 48 bytes)."""
 
     commitments: tuple[Point, ...]
     pop: bytes
@@ -273,6 +244,20 @@ class Round1Message:
     ciphertexts: tuple[bytes, ...]
 
     def encode(self) -> bytes:
+        """The payload; EncodingError for a message `decode` refuses even with `allow_payloads`
+        (t = 0 or t > n, an identity point, a PoP not 65 bytes, a ciphertext out of range)."""
+        if not 1 <= len(self.commitments) <= len(self.ciphertexts):
+            raise EncodingError("round 1 needs 1 <= t <= n (t commitments, n share ciphertexts)")
+        if self.ephemeral_key.is_identity or any(point.is_identity for point in self.commitments):
+            raise EncodingError("round 1's commitments and ephemeral key are not the identity")
+        if len(self.pop) != SIGNATURE_LENGTH:
+            raise EncodingError(f"a proof of possession is {SIGNATURE_LENGTH} bytes, not {len(self.pop)}")
+        for member, ciphertext in enumerate(self.ciphertexts, start=1):
+            if not SHARE_CIPHERTEXT_LENGTH <= len(ciphertext) <= MAX_CIPHERTEXT_SIZE:
+                raise EncodingError(
+                    f"the share ciphertext for member {member} is {len(ciphertext)} bytes,"
+                    f" outside {SHARE_CIPHERTEXT_LENGTH}..{MAX_CIPHERTEXT_SIZE}"
+                )
         return (
             b"".join(point.encode() for point in self.commitments)
             + self.pop
@@ -284,36 +269,41 @@ class Round1Message:
     def decode(cls, payload: bytes, threshold: int, count: int, *, allow_payloads: bool = False) -> Round1Message:
         """Parse and validate (lengths, points); EncodingError if malformed. The PoP is checked by
         `verify_pop`. Veche's messages carry zero-length payloads: every ciphertext is exactly 48
-        bytes unless `allow_payloads` (COCKTAIL's general framing, capped at MAX_CIPHERTEXT_SIZE)."""
+        bytes unless `allow_payloads` (COCKTAIL's general framing, capped at MAX_CIPHERTEXT_SIZE).
+        PollBook checks the length alone: a well-sized payload with a bad length prefix or an
+        invalid point reaches the chain, and is its sender's malformed message."""
         check_parameters(threshold, count)
         payload = bytes(payload)
-        head = POINT_SIZE * threshold + SIGNATURE_SIZE + POINT_SIZE
+        head = POINT_SIZE * threshold + SIGNATURE_LENGTH + POINT_SIZE
         if len(payload) < head:
-            raise EncodingError("round-1 message is too short")
+            raise EncodingError(f"a round-1 message with t = {threshold} is at least {head} bytes, not {len(payload)}")
         commitments = tuple(p256.decode_point(payload[k * POINT_SIZE : (k + 1) * POINT_SIZE]) for k in range(threshold))
         offset = POINT_SIZE * threshold
-        pop = payload[offset : offset + SIGNATURE_SIZE]
-        offset += SIGNATURE_SIZE
+        pop = payload[offset : offset + SIGNATURE_LENGTH]
+        offset += SIGNATURE_LENGTH
         ephemeral = p256.decode_point(payload[offset : offset + POINT_SIZE])
         offset += POINT_SIZE
         ciphertexts = []
-        for _ in range(count):
-            if len(payload) - offset < FRAME_SIZE:
-                raise EncodingError("round-1 message ends inside a ciphertext length")
-            length = int.from_bytes(payload[offset : offset + FRAME_SIZE], "big")
-            offset += FRAME_SIZE
+        for member in range(1, count + 1):
+            if len(payload) - offset < SHARE_LENGTH_PREFIX:
+                raise EncodingError(f"round-1 message ends inside the length prefix of member {member}'s share")
+            length = int.from_bytes(payload[offset : offset + SHARE_LENGTH_PREFIX], "big")
+            offset += SHARE_LENGTH_PREFIX
+            framed = f"the share ciphertext for member {member} is framed as {length} bytes"
             if length > MAX_CIPHERTEXT_SIZE:
-                raise EncodingError("ciphertext length exceeds the maximum")
-            if length < SHARE_CIPHERTEXT_SIZE:
-                raise EncodingError("ciphertext is shorter than a share and its tag")
-            if not allow_payloads and length != SHARE_CIPHERTEXT_SIZE:
-                raise EncodingError("Veche's share ciphertexts are exactly 48 bytes (no payload)")
+                raise EncodingError(f"{framed}, more than the maximum {MAX_CIPHERTEXT_SIZE}")
+            if length < SHARE_CIPHERTEXT_LENGTH:
+                raise EncodingError(f"{framed}, shorter than a share and its tag ({SHARE_CIPHERTEXT_LENGTH})")
+            if not allow_payloads and length != SHARE_CIPHERTEXT_LENGTH:
+                raise EncodingError(
+                    f"{framed}, not {SHARE_CIPHERTEXT_LENGTH}: Veche's are exactly 48 bytes (no payload)"
+                )
             if len(payload) - offset < length:
-                raise EncodingError("round-1 message ends inside a ciphertext")
+                raise EncodingError(f"round-1 message ends inside member {member}'s share ciphertext")
             ciphertexts.append(payload[offset : offset + length])
             offset += length
         if offset != len(payload):
-            raise EncodingError("trailing bytes after the round-1 message")
+            raise EncodingError(f"{len(payload) - offset} trailing bytes after the round-1 message")
         return cls(commitments, pop, ephemeral, tuple(ciphertexts))
 
     def pop_message(self, context: bytes) -> bytes:
@@ -419,7 +409,7 @@ def _share_point(commitments: Sequence[Point], member: int) -> Point:
 
 @dataclass(frozen=True)
 class _Opened:
-    failure: Reason | None
+    failure: ComplaintReason | None
     share: int = field(default=0, repr=False)
     payload: bytes = field(default=b"", repr=False)
 
@@ -440,16 +430,16 @@ def _open_share(
     try:
         plaintext = xaes.decrypt(key, nonce, ciphertext)
     except SealingError:
-        return _Opened(Reason.DECRYPTION_FAILED)
+        return _Opened(ComplaintReason.ShareDecryption)
     if len(plaintext) < SCALAR_SIZE:
-        return _Opened(Reason.NON_CANONICAL_SHARE)
+        return _Opened(ComplaintReason.ShareNotCanonical)
     try:
         share = p256.decode_scalar(plaintext[:SCALAR_SIZE])
     except EncodingError:
-        return _Opened(Reason.NON_CANONICAL_SHARE)
+        return _Opened(ComplaintReason.ShareNotCanonical)
     expected = _share_point(commitments, recipient_id).encode()
     if not hmac.compare_digest(p256.mul_base(share).encode(), expected):
-        return _Opened(Reason.SHARE_MISMATCH)
+        return _Opened(ComplaintReason.ShareVerification)
     return _Opened(None, share, plaintext[SCALAR_SIZE:])
 
 
@@ -512,7 +502,7 @@ def round2(
         except EncodingError:
             message = None
         if message is None or not message.verify_pop(context):
-            faults.append(Fault(j, Reason.MALFORMED_ROUND1))
+            faults.append(Fault(j, ComplaintReason.MalformedRound1))
             message = None
         messages.append(message)
     shares: list[int] = []
@@ -614,7 +604,7 @@ class Transcript:
         check_parameters(threshold, count)
         static_keys = tuple(reader.take(POINT_SIZE) for _ in range(count))
         commitments = tuple(tuple(reader.take(POINT_SIZE) for _ in range(threshold)) for _ in range(count))
-        pops = tuple(reader.take(SIGNATURE_SIZE) for _ in range(count))
+        pops = tuple(reader.take(SIGNATURE_LENGTH) for _ in range(count))
         ephemeral_keys = tuple(reader.take(POINT_SIZE) for _ in range(count))
         extension = reader.take(reader.u64le())
         reader.end()
@@ -685,19 +675,24 @@ def verify_certification(static_public_key: bytes, signature: bytes, transcript_
 
 @dataclass(frozen=True)
 class Certification:
-    """The CERTIFY payload: Y (33) ‖ sig_i (65)."""
+    """The CERTIFY payload: Y (33) ‖ sig_i (65), ceremony.CERTIFY_LENGTH bytes. Y must be a valid
+    P-256 point (PollBook checks only its shape, ceremony.is_compressed_point)."""
 
     group_key: bytes
     signature: bytes
 
     def encode(self) -> bytes:
-        return self.group_key + self.signature
+        """Y ‖ sig_i; EncodingError for a certification `decode` refuses."""
+        p256.decode_point(self.group_key)
+        if len(self.signature) != SIGNATURE_LENGTH:
+            raise EncodingError(f"a certification signature is {SIGNATURE_LENGTH} bytes, not {len(self.signature)}")
+        return bytes(self.group_key) + bytes(self.signature)
 
     @classmethod
     def decode(cls, payload: bytes) -> Certification:
         payload = bytes(payload)
-        if len(payload) != CERTIFICATION_SIZE:
-            raise EncodingError("a certification is 98 bytes (Y ‖ signature)")
+        if len(payload) != CERTIFY_LENGTH:
+            raise EncodingError(f"a certification is {CERTIFY_LENGTH} bytes (Y ‖ signature), not {len(payload)}")
         p256.decode_point(payload[:POINT_SIZE])
         return cls(payload[:POINT_SIZE], payload[POINT_SIZE:])
 
@@ -729,7 +724,7 @@ def recover(static_key: StaticKey, transcript_bytes: bytes, signatures: Sequence
     ciphertexts = []
     for _ in range(count):
         length = reader.u64be()
-        if length > MAX_CIPHERTEXT_SIZE or length < SHARE_CIPHERTEXT_SIZE:
+        if length > MAX_CIPHERTEXT_SIZE or length < SHARE_CIPHERTEXT_LENGTH:
             raise EncodingError("recovery bundle ciphertext length out of range")
         ciphertexts.append(reader.take(length))
     reader.end()
@@ -765,7 +760,8 @@ def recover(static_key: StaticKey, transcript_bytes: bytes, signatures: Sequence
 @dataclass(frozen=True)
 class ComplaintEvidence:
     """S^e = d_i·E_j (33) ‖ S^d = d_i·P_j (33) ‖ c (32) ‖ z (32): the complainer's two ECDH
-    results with the accused, and a proof that both use the d_i behind its static key P_i."""
+    results with the accused, and a proof that both use the d_i behind its static key P_i
+    (ceremony.EVIDENCE_LENGTH bytes, the tail of a complaint with a share reason)."""
 
     shared_ephemeral: bytes
     shared_static: bytes
@@ -773,22 +769,28 @@ class ComplaintEvidence:
     response: int
 
     def encode(self) -> bytes:
+        """S^e ‖ S^d ‖ c ‖ z; EncodingError for evidence `decode` refuses."""
+        p256.decode_point(self.shared_ephemeral)
+        p256.decode_point(self.shared_static)
         return (
-            self.shared_ephemeral
-            + self.shared_static
+            bytes(self.shared_ephemeral)
+            + bytes(self.shared_static)
             + p256.encode_scalar(self.challenge)
             + p256.encode_scalar(self.response)
         )
 
     @classmethod
     def decode(cls, data: bytes) -> ComplaintEvidence:
+        """Both points valid, both scalars canonical; EncodingError if not."""
         data = bytes(data)
-        if len(data) != EVIDENCE_SIZE:
-            raise EncodingError("complaint evidence is 130 bytes")
-        shared_ephemeral, shared_static = data[:33], data[33:66]
+        if len(data) != EVIDENCE_LENGTH:
+            raise EncodingError(f"complaint evidence is {EVIDENCE_LENGTH} bytes, not {len(data)}")
+        shared_ephemeral, shared_static = data[:POINT_SIZE], data[POINT_SIZE : 2 * POINT_SIZE]
         p256.decode_point(shared_ephemeral)
         p256.decode_point(shared_static)
-        return cls(shared_ephemeral, shared_static, p256.decode_scalar(data[66:98]), p256.decode_scalar(data[98:130]))
+        scalars = 2 * POINT_SIZE
+        challenge = p256.decode_scalar(data[scalars : scalars + SCALAR_SIZE])
+        return cls(shared_ephemeral, shared_static, challenge, p256.decode_scalar(data[scalars + SCALAR_SIZE :]))
 
 
 def _dleq_challenge(context: bytes, bases_and_images: Sequence[Point], commitments: Sequence[Point]) -> int:
@@ -855,24 +857,36 @@ def verify_complaint_evidence(
 @dataclass(frozen=True)
 class Complaint:
     """The COMPLAINT payload: accused (uint8, poll trustee index) ‖ reason (uint8) ‖ evidence
-    (empty for reason 1, else 130 bytes)."""
+    (none for a public reason, else a ComplaintEvidence's 130 bytes): ceremony.complaint_length
+    bytes. `decode` and `encode` refuse what PollBook refuses (a reason that is Reserved or
+    unknown, a length other than the reason's); the evidence stays bytes, for `judge_complaint`
+    to decide what it proves (evidence that does not decode is the complainer's fault)."""
 
     accused: int
-    reason: int
+    reason: ComplaintReason
     evidence: bytes = b""
 
     def encode(self) -> bytes:
-        if not (0 <= self.accused <= 255 and 0 <= self.reason <= 255):
-            raise EncodingError("accused and reason are single bytes")
-        return bytes([self.accused, self.reason]) + self.evidence
+        if not 0 <= self.accused <= 255:
+            raise EncodingError("the accused is a single byte")
+        expected = complaint_length(self.reason) - COMPLAINT_HEADER_LENGTH  # refuses Reserved and unknown
+        if len(self.evidence) != expected:
+            raise EncodingError(
+                f"a {ComplaintReason(self.reason).name} complaint carries {expected} bytes of evidence,"
+                f" not {len(self.evidence)}"
+            )
+        return bytes([self.accused, self.reason]) + bytes(self.evidence)
 
     @classmethod
     def decode(cls, payload: bytes) -> Complaint:
-        """Structure only (2 or 132 bytes); `judge_complaint` decides what the content proves."""
+        """Structure only; `judge_complaint` decides what the content proves."""
         payload = bytes(payload)
-        if len(payload) not in (2, 2 + EVIDENCE_SIZE):
-            raise EncodingError("a complaint is 2 bytes, or 132 with evidence")
-        return cls(payload[0], payload[1], payload[2:])
+        if len(payload) < COMPLAINT_HEADER_LENGTH:
+            raise EncodingError("a complaint is at least 2 bytes")
+        expected = complaint_length(payload[1])
+        if len(payload) != expected:
+            raise EncodingError(f"a complaint with reason {payload[1]} is {expected} bytes, not {len(payload)}")
+        return cls(payload[0], ComplaintReason(payload[1]), payload[COMPLAINT_HEADER_LENGTH:])
 
 
 def make_complaint(
@@ -887,7 +901,7 @@ def make_complaint(
 ) -> bytes:
     """The evidence bytes for one fault from `round2`: empty for reason 1, else S^e ‖ S^d ‖ c ‖ z."""
     _check_member(fault.member, len(static_keys))
-    if fault.reason == Reason.MALFORMED_ROUND1:
+    if fault.reason in PUBLIC_REASONS:
         return b""
     message = Round1Message.decode(accused_round1, threshold, len(static_keys), allow_payloads=True)
     return prove_complaint_evidence(
@@ -905,7 +919,7 @@ class Verdict:
     None: nothing wrong with the accused's message or share)."""
 
     at_fault: Party
-    finding: Reason | None
+    finding: ComplaintReason | None
     detail: str
 
 
@@ -936,12 +950,16 @@ def judge_complaint(
     try:
         message = Round1Message.decode(accused_round1, threshold, count)
     except EncodingError as error:
-        return Verdict(Party.ACCUSED, Reason.MALFORMED_ROUND1, f"round-1 message is malformed: {error}")
+        return Verdict(Party.ACCUSED, ComplaintReason.MalformedRound1, f"round-1 message is malformed: {error}")
     if not message.verify_pop(context):
-        return Verdict(Party.ACCUSED, Reason.MALFORMED_ROUND1, "round-1 proof of possession fails")
-    if reason == Reason.MALFORMED_ROUND1:
+        return Verdict(Party.ACCUSED, ComplaintReason.MalformedRound1, "round-1 proof of possession fails")
+    if reason == ComplaintReason.MalformedRound1:
         return Verdict(Party.COMPLAINER, None, "round-1 message is well-formed and its PoP verifies")
-    if reason not in (Reason.DECRYPTION_FAILED, Reason.NON_CANONICAL_SHARE, Reason.SHARE_MISMATCH):
+    if reason not in (
+        ComplaintReason.ShareDecryption,
+        ComplaintReason.ShareNotCanonical,
+        ComplaintReason.ShareVerification,
+    ):
         return Verdict(Party.COMPLAINER, None, f"unknown complaint reason {reason}")
     try:
         proof = ComplaintEvidence.decode(evidence)
