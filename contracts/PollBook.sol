@@ -67,7 +67,8 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
     /// @notice EIP-712 type hash of the `KeyShare` a trustee signs to have its share relayed.
     bytes32 public constant KEY_SHARE_TYPEHASH = keccak256("KeyShare(uint256 pollId,uint8 index,bytes32 shareHash)");
     /// @notice EIP-712 type hash of the `TrusteeKey` a trustee signs to register a static key.
-    bytes32 public constant TRUSTEE_KEY_TYPEHASH = keccak256("TrusteeKey(address trustee,bytes32 keyHash,uint64 serial)");
+    bytes32 public constant TRUSTEE_KEY_TYPEHASH =
+        keccak256("TrusteeKey(address trustee,bytes32 keyHash,uint64 serial)");
     /// @notice EIP-712 type hash of the `CeremonyMessage` a trustee signs for each ceremony message.
     bytes32 public constant CEREMONY_MESSAGE_TYPEHASH =
         keccak256("CeremonyMessage(uint256 pollId,uint8 attempt,uint8 index,uint8 kind,bytes32 payloadHash)");
@@ -200,6 +201,7 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
         Poll storage p = _polls[pollId];
         if (block.timestamp < p.closesAt) revert PollBookNotClosed(pollId, p.closesAt);
         if (p.resultPublished) revert PollBookResultAlreadyPublished(pollId);
+        _requireElectionKey(pollId);
         if (p.shareCount < p.threshold) revert PollBookNotEnoughShares(pollId, p.shareCount, p.threshold);
         if (counts.length != p.optionCount) revert PollBookInvalidCounts(pollId, counts.length, p.optionCount);
 
@@ -253,8 +255,7 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
         if (block.timestamp < opensAt || block.timestamp >= closesAt) {
             revert PollBookNotOpen(pollId, opensAt, closesAt);
         }
-        Ceremony storage c = _ceremonies[pollId];
-        if (c.attempt != 0 && !c.certified) revert PollBookKeyNotCertified(pollId);
+        _requireElectionKey(pollId);
 
         uint32 issuerKeyCount = p.issuerKeyCount;
         for (uint256 i = 0; i < ballots.length; ++i) {
@@ -620,6 +621,12 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
             list,
             params.threshold
         );
+    }
+
+    /// @dev Reverts with {PollBookKeyNotCertified} if `pollId` is a v2 poll whose key is not certified.
+    function _requireElectionKey(uint256 pollId) private view {
+        Ceremony storage c = _ceremonies[pollId];
+        if (c.attempt != 0 && !c.certified) revert PollBookKeyNotCertified(pollId);
     }
 
     /**

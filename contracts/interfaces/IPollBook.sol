@@ -540,8 +540,9 @@ interface IPollBook {
 
     /**
      * @notice Publishes the poll's tally and the hash of its anonymised dataset.
-     * @dev Requires POLL_ADMIN_ROLE, a closed poll, at least `threshold` key shares, one count
-     * per option and no earlier result. Emits {ResultPublished}.
+     * @dev Requires POLL_ADMIN_ROLE, a closed poll, no earlier result, for a v2 poll a
+     * certified election key ({PollBookKeyNotCertified}: such a poll took no ballot), at least
+     * `threshold` key shares and one count per option. Emits {ResultPublished}.
      * @param pollId The poll counted.
      * @param counts Counted ballots that mark each option, by option index.
      * @param datasetHash keccak256 of the canonical anonymised dataset (one row per counted ballot).
@@ -577,8 +578,9 @@ interface IPollBook {
      * - Complaint: payload = accused (uint8, a poll trustee index) ‖ reason (uint8, a
      *   {ComplaintReason}) ‖ evidence; 2 bytes for MalformedRound1, 132 for the others (their
      *   evidence S^e (33) ‖ S^d (33) ‖ c (32) ‖ z (32)); the accused a member other than
-     *   `index` that posted its round 1; once per (member, accused) and attempt. A complaint freezes the attempt: no certification in it any more (round 1
-     *   messages and complaints are still accepted, as evidence for the restart).
+     *   `index` that posted its round 1; once per (member, accused) and attempt. A complaint
+     *   freezes the attempt: no certification in it any more (round 1 messages and complaints
+     *   are still accepted, as evidence for the restart).
      * - Certify: payload = Y (33, first byte 0x02 or 0x03) ‖ the member's signature (65); every
      *   member posted its round 1 and none complained; once per member and attempt; Y equal to
      *   the attempt's first certified key. The last member's certification certifies Y.

@@ -489,6 +489,32 @@ def test_a_v2_trustee_releases_its_share_as_in_v1(chain, poll_book, domain, rela
     assert (log.index, log.trustee, bytes(log.share)) == (1, c.trustees[1].address, share)
 
 
+def test_no_result_for_a_poll_that_never_had_a_key(chain, poll_book, poll_admin, domain, outsider, create_v2_poll):
+    """Key shares are taken after close as in v1 (the contract does not look at them), but a v2
+    poll whose key was never certified took no ballot: no result is published for it."""
+    c = create_v2_poll(n=2, t=1)
+    chain.pending_timestamp = c.poll.closes_at
+    share = b"\x02" + os.urandom(32)
+    signature = typed_data.sign_digest(c.trustees[0].private_key, typed_data.key_share_digest(domain, c.id, 0, share))
+    poll_book.submitKeyShareFor(c.id, 0, share, signature, sender=outsider)
+    with reverts_with(poll_book.PollBookKeyNotCertified, pollId=c.id):
+        poll_book.publishResult(c.id, [0, 0, 0, 0], bytes(32), sender=poll_admin)
+
+
+def test_a_certified_v2_poll_publishes_its_result(
+    chain, poll_book, poll_admin, domain, relayer, outsider, create_v2_poll
+):
+    c = create_v2_poll(n=2, t=1)
+    _all_round1(poll_book, domain, relayer, c, [0, 1])
+    _certify_all(poll_book, domain, relayer, c, [0, 1], static_key())
+    chain.pending_timestamp = c.poll.closes_at
+    share = b"\x02" + os.urandom(32)
+    signature = typed_data.sign_digest(c.trustees[1].private_key, typed_data.key_share_digest(domain, c.id, 1, share))
+    poll_book.submitKeyShareFor(c.id, 1, share, signature, sender=outsider)
+    receipt = poll_book.publishResult(c.id, [0, 0, 0, 0], bytes(32), sender=poll_admin)
+    assert len(poll_book.ResultPublished.from_receipt(receipt)) == 1
+
+
 # --- Restarts ------------------------------------------------------------------------------------
 
 
