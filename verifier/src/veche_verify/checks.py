@@ -254,16 +254,8 @@ def check_parameters(poll: PollRecord) -> CheckResult:
 # --- the whole poll ------------------------------------------------------------------------
 
 
-COUNTING_CHECKS = (
-    1,
-    2,
-    3,
-    4,
-    5,
-    6,
-    7,
-    8,
-)  # what count_poll runs (v2: 14, 15, 16 for 7, 8); verify_poll adds 9, 10, 12, 13
+# What count_poll runs (a v2 poll: 14, 15 and 16 in the places of 7 and 8); verify_poll adds 9, 10, 12, 13.
+COUNTING_CHECKS = (1, 2, 3, 4, 5, 6, 7, 8)
 KEY_CHECKS = (7, 15)  # the check that gives the election secret, v1 and v2
 
 
