@@ -12,8 +12,9 @@ import os
 import pytest
 from eth_account import Account
 
-from veche_core import dkg, events, p256
+from veche_core import dkg, events, hpke, p256, plaintext, sealing
 from veche_core.ceremony import MessageKind
+from veche_core.errors import SealingError
 from veche_core.rpc import RpcClient
 from veche_core.typed_data import (
     ceremony_message_digest,
@@ -294,7 +295,17 @@ def test_a_whole_ceremony_through_the_api(api, trustees):
         return api.http.post(f"/polls/{poll['id']}/key-shares", json=body)
 
     assert_error(release(0, shares[0]), 409, "poll.not_closed")
-    api.advance(1000 + 3600 + 1)
+    # A resident votes: the SDK seals with HPKE to the joint key; a v1-sized ciphertext is refused.
+    resident = api.resident()
+    api.advance(1000)
+    listed = api.poll_for(poll["id"], resident)
+    token = resident.get_token(listed)
+    wrong = resident.make_ballot(token, [0], ciphertext=bytes(sealing.sealed_length(plaintext.plaintext_length(3))))
+    assert_error(resident.cast(token, [0], ciphertext=wrong.ciphertext), 422, "ballot.bad_ciphertext")
+    ballot = resident.make_ballot(token, [1])
+    assert ballot.ciphertext[0] == 2 and len(ballot.ciphertext) == hpke.sealed_length(plaintext.plaintext_length(3))
+    api.wait_ballot(resident.submit(ballot)["ballotHash"])
+    api.advance(3600 + 1)
     assert_error(release(0, shares[1]), 422, "key_share.mismatch")
     assert_error(release(0, b"\x01" + shares[0][1:]), 422, "key_share.invalid")
     for index in (0, 2):
@@ -377,6 +388,13 @@ def test_after_opening_the_ceremony_is_closed(api, trustees):
     payload = run.round1(0)
     api.advance(701)
     assert_error(run.post(0, MessageKind.Round1, payload), 409, "ceremony.closed")
+    resident = api.resident()
+    listed = api.poll_for(poll["id"], resident)
+    token = resident.get_token(listed)
+    with pytest.raises(SealingError):
+        resident.make_ballot(token, [0])
+    ciphertext = bytes(hpke.sealed_length(plaintext.plaintext_length(3)))
+    assert_error(resident.cast(token, [0], ciphertext=ciphertext), 409, "ballot.key_not_certified")
     closed = "closed: the poll opened without a certified key"
     assert run.next_steps() == {0: closed, 1: closed, 2: closed}
     restart = f"/admin/polls/{poll['id']}/ceremony/restart"
