@@ -19,7 +19,7 @@ nothing twice.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from veche_core import dkg
 from veche_core.ceremony import ComplaintReason, MessageKind
@@ -114,13 +114,13 @@ def round2(seen: View, static_key: dkg.StaticKey) -> dkg.KeyShare:
 def complaint(seen: View, static_key: dkg.StaticKey, fault: tuple[int, int]) -> tuple[int, bytes]:
     """(accused trustee index, COMPLAINT payload) for a fault round 2 found: (member id, reason),
     as CeremonyFaultError lists them (dkg's own Fault pairs)."""
-    member, reason = fault
+    found = dkg.Fault(fault[0], ComplaintReason(fault[1]))
     payloads = seen.round1_payloads()
     evidence = dkg.make_complaint(
-        seen.context(), seen.threshold, seen.keys, static_key, cast(dkg.Fault, fault), payloads[member - 1]
+        seen.context(), seen.threshold, seen.keys, static_key, found, payloads[found.member - 1]
     )
-    accused = seen.members[member - 1]
-    return accused, dkg.Complaint(accused, int(reason), evidence).encode()
+    accused = seen.members[found.member - 1]
+    return accused, dkg.Complaint(accused, found.reason, evidence).encode()
 
 
 def certification(seen: View, static_key: dkg.StaticKey, share: dkg.KeyShare) -> bytes:

@@ -13,7 +13,7 @@ import pytest
 from eth_account import Account
 
 from veche_core import dkg, events, hpke, p256, plaintext, sealing
-from veche_core.ceremony import MessageKind
+from veche_core.ceremony import ComplaintReason, MessageKind
 from veche_core.errors import SealingError
 from veche_core.rpc import RpcClient
 from veche_core.typed_data import (
@@ -264,7 +264,7 @@ def test_a_whole_ceremony_through_the_api(api, trustees):
     state = run.state()
     context, keys = run.context(state)
     evidence = dkg.make_complaint(
-        context, THRESHOLD, keys, trustees[0].static, dkg.Fault(2, dkg.Reason(2)), run.payloads(state)[1]
+        context, THRESHOLD, keys, trustees[0].static, dkg.Fault(2, ComplaintReason(2)), run.payloads(state)[1]
     )
     refuted = run.post(0, MessageKind.Complaint, dkg.Complaint(1, 2, evidence).encode())
     assert_error(refuted, 422, "ceremony.refuted_complaint")
