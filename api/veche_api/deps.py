@@ -44,6 +44,8 @@ class PollInfo:
     issuer_keys: tuple[blind_rsa.PublicKey, ...]
     audience: dict
     ciphertext_length: int
+    version: int = 1
+    key_certified: bool = True  # v2: False until the ceremony certified the key (then cached)
 
 
 @dataclass
@@ -74,7 +76,7 @@ class AppState:
         found = self._polls.get(poll_id)
         if found:
             return found
-        from veche_core import plaintext, sealing
+        from veche_core import hpke, plaintext, sealing
 
         with self.db.session() as session:
             poll = session.get(Poll, poll_id)
@@ -94,11 +96,32 @@ class AppState:
             strata=PollStrata.loads(poll.strata_json).strata,
             issuer_keys=tuple(blind_rsa.PublicKey.decode(k.public_key) for k in keys),
             audience=json.loads(poll.audience_json),
-            ciphertext_length=sealing.sealed_length(plaintext.plaintext_length(len(options))),
+            ciphertext_length=(hpke if poll.version == 2 else sealing).sealed_length(
+                plaintext.plaintext_length(len(options))
+            ),
+            version=poll.version,
+            key_certified=poll.version != 2 or bool(poll.election_key),
         )
-        with self._lock:
-            self._polls[poll_id] = info
+        if info.key_certified:  # an uncertified key is asked for again (ceremony.election_key)
+            with self._lock:
+                self._polls[poll_id] = info
         return info
+
+    def certified_poll_info(self, poll_id: int) -> PollInfo:
+        """`poll_info`, for a v2 poll whose key the cached info does not know to be certified:
+        the chain is asked (and the key stored once certified)."""
+        info = self.poll_info(poll_id)
+        if info.key_certified:
+            return info
+        from .ceremony import election_key
+
+        with self.db.session() as session:
+            poll = session.get(Poll, poll_id)
+        if poll is None or election_key(self, poll) is None:
+            return info
+        with self._lock:
+            self._polls.pop(poll_id, None)
+        return self.poll_info(poll_id)
 
     def issuer_private_key(self, poll_id: int, stratum: int) -> blind_rsa.PrivateKey:
         found = self._private.get((poll_id, stratum))

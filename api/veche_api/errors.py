@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from .schemas import ErrorOut
 
@@ -74,6 +75,23 @@ _HTTP_CODES = {
 }
 
 
+def _allowed(request: Request) -> set[str]:
+    """Every method some route takes at this path: Starlette's 405 names only the first route's
+    (a path with a GET route and a POST route, `/polls/{id}/ceremony`, answered `Allow: GET`)."""
+    methods: set[str] = set()
+    routes = list(request.app.router.routes)
+    while routes:
+        route = routes.pop()
+        included = getattr(route, "original_router", None)  # FastAPI >= 0.165 wraps included routers
+        if included is not None:
+            routes.extend(included.routes)
+            continue
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return methods
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
@@ -89,10 +107,14 @@ def install(app: FastAPI) -> None:
         return _response("request.invalid", 422, "; ".join(parts) or "invalid request")
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, f"http.{exc.status_code}")
         detail = exc.detail if isinstance(exc.detail, str) else "error"
-        return _response(code, exc.status_code, detail, getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            given = {m.strip() for m in (headers or {}).get("Allow", "").split(",") if m.strip()}
+            headers = {**(headers or {}), "Allow": ", ".join(sorted(given | _allowed(request)))}
+        return _response(code, exc.status_code, detail, headers)
 
     @app.exception_handler(Exception)
     async def _internal(_request: Request, exc: Exception) -> JSONResponse:

@@ -63,7 +63,8 @@ class Poll(SQLModel, table=True):
     opens_at: int = _big(nullable=False)
     closes_at: int = _big(nullable=False)
     points: int
-    election_key: str  # hex
+    version: int = 1  # 2: the trustees' key ceremony makes the election key
+    election_key: str | None = None  # hex; v2: the certified joint key, None until certified
     trustees_json: str
     threshold: int
     metadata_hash: str  # hex

@@ -290,8 +290,12 @@ class Audience(Model):
 
 
 class Trustee(Model):
+    """A poll's trustee. v1 polls: its X25519 `publicKey`, which its share is sealed to. v2 polls
+    (`keyCeremony`): the address only; its P-256 static key is the one registered on chain
+    (`POST /trustees/keys`)."""
+
     address: Address
-    public_key: Annotated[str, HexBytes(32, 32)]  # X25519
+    public_key: Annotated[str, HexBytes(32, 32)] | None = None  # X25519, v1 only
 
 
 class PollCreate(Model):
@@ -308,6 +312,11 @@ class PollCreate(Model):
     points: int = Field(default=20, ge=0, le=1_000_000)
     trustees: list[Trustee] = Field(min_length=1, max_length=16)
     threshold: int = Field(ge=1, le=16)
+    key_ceremony: bool = Field(
+        default=False,
+        description="protocol v2: the trustees make the election key in a key ceremony on chain, which "
+        "must end before opensAt (VECHE_CEREMONY_SECONDS); false: the API deals it (v1)",
+    )
 
 
 class StratumPublic(Out):
@@ -330,7 +339,11 @@ class PollPublic(Out):
     opens_at: int
     closes_at: int
     points: int
-    election_key: str
+    version: int = Field(description="1: the election key was dealt at creation; 2: the trustees' ceremony makes it")
+    election_key: str | None = Field(
+        description="what ballots are sealed to: v1 the X25519 key (32 bytes), v2 the certified joint P-256 key "
+        "(33 bytes, SEC1 compressed); null while a v2 poll's ceremony has not certified it"
+    )
     issuer_keys: list[str]
     trustees: list[Address]
     threshold: int
@@ -540,6 +553,100 @@ class KeyShareOut(Out):
     poll_id: int
     index: int
     transaction_hash: Hash32
+
+
+# --- protocol v2: trustee keys and the key ceremony ----------------------------------------
+
+Point = Annotated[str, StringConstraints(pattern=r"^0x0[23][0-9a-fA-F]{64}$")]  # SEC1-compressed P-256
+
+
+class TrusteeKeyIn(Model):
+    """A trustee's signed registration (EIP-712 `TrusteeKey(trustee, keccak256(key), serial)`)."""
+
+    trustee: Address
+    key: Point
+    serial: int = Field(ge=1, le=2**64 - 1, description="the trustee's current serial + 1 (1 the first time)")
+    signature: Signature
+
+
+class TrusteeKeyOut(Out):
+    trustee: Address
+    key: str | None = Field(description="the registered static key (33 bytes), null if none")
+    serial: int = Field(description="the registration's serial (0: none; the next one is serial + 1)")
+    transaction_hash: Hash32 | None = None
+
+
+class CeremonyMessageIn(Model):
+    """A trustee's signed ceremony message (EIP-712 `CeremonyMessage(pollId, attempt, index, kind,
+    keccak256(payload))`)."""
+
+    attempt: int = Field(ge=1, le=255)
+    index: int = Field(ge=0, le=255, description="the sender's poll trustee index")
+    kind: int = Field(ge=0, le=255, description="1 round 1, 2 complaint, 3 certification")
+    payload: Annotated[str, HexBytes(4096, 1)]
+    signature: Signature
+
+
+class CeremonyMessageOut(Out):
+    poll_id: int
+    attempt: int
+    index: int
+    kind: int
+    transaction_hash: Hash32
+    replay: bool = Field(default=False, description="this very message was on chain already (nothing sent)")
+    certified: bool = Field(description="the poll's election key is certified")
+    election_key: str | None
+
+
+class CeremonyRestartIn(Model):
+    excluded: list[Annotated[int, Field(ge=0, le=255)]] = Field(default_factory=list, max_length=255)
+
+
+class CeremonyMessagePublic(Out):
+    index: int = Field(description="the sender's poll trustee index")
+    kind: int
+    payload: str
+    block_number: int
+    transaction_hash: Hash32
+
+
+class CeremonyMember(Out):
+    index: int = Field(description="poll trustee index")
+    member: int = Field(description="the DKG participant id in this attempt (1..n)")
+    address: Address
+    key: str = Field(description="its static key in this attempt (33 bytes)")
+    round1: bool
+    certified: bool
+    complained_about: list[int] = Field(description="the trustee indices this member accused in this attempt")
+    next: str = Field(
+        description='"round1", "wait", "certify" (round 2, then a complaint or the certification), "done", '
+        '"frozen: the administrator must restart" or "closed: the poll opened without a certified key"'
+    )
+
+
+class CeremonyFault(Out):
+    index: int
+    address: Address
+    cause: str
+
+
+class CeremonyState(Out):
+    """A v2 poll's key ceremony as the chain holds it (the current attempt)."""
+
+    poll_id: int
+    attempt: int
+    threshold: int
+    opens_at: int
+    members: list[CeremonyMember]
+    excluded: list[int] = Field(description="poll trustee indices left out of this attempt")
+    frozen: bool = Field(description="a complaint was posted in this attempt: it can no longer certify")
+    certified: bool
+    election_key: str | None
+    at_fault: list[CeremonyFault] = Field(
+        description="members this attempt shows at fault (no or a malformed round 1, a complaint that holds "
+        "against them, or a complaint of theirs the evidence refutes): whom a restart may exclude"
+    )
+    messages: list[CeremonyMessagePublic] = Field(description="the attempt's messages, in chain order")
 
 
 class ReceiptCodeOut(Out):

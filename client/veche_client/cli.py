@@ -1,4 +1,5 @@
-"""`veche`: vote in city polls from a terminal, and (for trustees) release a key share.
+"""`veche`: vote in city polls from a terminal, and (for trustees) make a v2 poll's key in its
+ceremony and release a key share.
 
 Options are numbered from 1, as `veche polls` shows them. Keys stay in your wallet
 (~/.veche, or VECHE_HOME) in standard encrypted keystores; the password is asked for, or read
@@ -24,6 +25,7 @@ from veche_core import key_shares
 from veche_core.errors import VecheError
 from veche_core.receipt import Receipt
 
+from . import trustee as trustee_steps
 from .sdk import ApiError, ResidentClient, Token, ballot_body
 from .wallet import Wallet, WalletError
 
@@ -391,17 +393,105 @@ def donate(session: Session, charity_id: int, amount: int):
 
 @main.group()
 def trustee():
-    """For trustees: your sealing key, and releasing your key share after close."""
+    """For trustees: your keys, v2 polls' key ceremony, and releasing your key share after close."""
 
 
 @trustee.command("key")
 @click.pass_obj
 @_guard
 def trustee_key(session: Session):
-    """Make your X25519 key (shares are sealed to it); prints what to give the city."""
-    public = session.wallet.create_trustee_key(session.password(confirm=True))
-    console.print(f"Trustee address: {session.wallet.address()}")
+    """Make your trustee keys (or show them again): the static key v2 polls' key ceremonies use
+    (register it with `veche trustee register`), and the X25519 key v1 polls seal shares to.
+
+    Your identity key signs what you post as a trustee: without one, it is made too."""
+    wallet = session.wallet
+    if not wallet.has_identity():
+        account = wallet.create_identity(session.password(confirm=True))
+        console.print(f"Made your identity key: {account.address} (it signs your messages; `veche key show`).")
+    elif not _trustee_complete(wallet):
+        wallet.identity(session.password())  # the wallet's one password seals the trustee keys too
+    public, static, made = wallet.trustee_keys(session.password(confirm=True))
+    console.print(f"Trustee address: {wallet.address()}")
+    console.print(f"Trustee static key: 0x{static.hex()}")
     console.print(f"Trustee public key: 0x{public.hex()}")
+    if made:
+        console.print("Next: `veche trustee register` puts your static key on chain (v2 polls need it).")
+    else:
+        console.print(f"Your trustee keys exist already ({wallet.trustee_path}): shown again.")
+
+
+def _trustee_complete(wallet) -> bool:
+    try:
+        wallet.trustee_static_public_key()
+    except WalletError:
+        return False
+    return True
+
+
+@trustee.command("register")
+@click.option("--rotate", is_flag=True, help="Replace another key registered before (new ceremonies use this one).")
+@click.pass_obj
+@_guard
+def trustee_register(session: Session, rotate: bool):
+    """Register your static key on chain (through the city's API), for v2 polls' key ceremonies."""
+    key = session.wallet.trustee_static_public_key()
+    client = session.client()
+    registered = client.trustee_key()
+    if registered["key"] == "0x" + key.hex():
+        console.print(f"Your static key is registered already (serial {registered['serial']}). Nothing to do.")
+        return
+    if registered["serial"] and not rotate:
+        _fail(
+            f"Another static key ({registered['key']}) is registered for {client.address}. "
+            "Run `veche trustee register --rotate` to replace it (polls created since use the new one)."
+        )
+    answer = client.register_trustee_key(key, registered["serial"] + 1)
+    console.print(
+        f"Registered your static key 0x{key.hex()} for {client.address} (serial {answer['serial']}, "
+        f"transaction {answer['transactionHash'][:18]}…). The city can now name you a trustee of v2 polls."
+    )
+
+
+@trustee.command("ceremony")
+@click.argument("poll_id", type=int)
+@click.pass_obj
+@_guard
+def trustee_ceremony(session: Session, poll_id: int):
+    """Do your next step in POLL_ID's key ceremony: round 1, or (once every member's round 1 is on
+    chain) round 2, then a complaint for each fault found or your certification. Run it again
+    until it says you are done: it never posts a step twice."""
+    static_key = session.wallet.trustee_static_key(session.password())
+    try:
+        outcome = trustee_steps.step(session.client(), poll_id, static_key)
+    except trustee_steps.TrusteeError as exc:
+        _fail(str(exc)[:1].upper() + str(exc)[1:] + ".")
+        return
+    for sentence in outcome.done:
+        console.print(sentence)
+    state, next_step = outcome.state, outcome.next
+    if not outcome.done:
+        console.print("Nothing to post now.")
+    if next_step == "done":
+        console.print(
+            f"Done: poll {poll_id}'s election key is {state['electionKey']}. Keep your trustee key until the poll "
+            f"closes, then run `veche trustee release {poll_id}`."
+        )
+    elif next_step == "wait":
+        waiting = ", ".join(map(str, trustee_steps.waiting_for(state)))
+        stage = "round 1" if not all(m["round1"] for m in state["members"]) else "certification"
+        console.print(
+            f"Next: wait for trustee(s) {waiting} ({stage}), then run `veche trustee ceremony {poll_id}` again."
+        )
+    elif next_step.startswith(trustee_steps.FROZEN_PREFIX):
+        faults = "; ".join(f"trustee {f['index']} {f['cause']}" for f in state["atFault"]) or "see the complaints"
+        console.print(
+            f"Attempt {state['attempt']} is frozen by a complaint ({faults}). The city's administrator must restart "
+            f"the ceremony; then run `veche trustee ceremony {poll_id}` again."
+        )
+    elif next_step.startswith(trustee_steps.CLOSED_PREFIX):
+        _fail(f"Poll {poll_id} opened without a certified key: its ceremony is over.")
+    else:
+        console.print(f"Next: {next_step}.")
 
 
 @trustee.command("open")
@@ -409,7 +499,7 @@ def trustee_key(session: Session):
 @click.pass_obj
 @_guard
 def trustee_open(session: Session, sealed_share: str):
-    """Check that SEALED_SHARE (hex, or a file of it) opens with your key."""
+    """v1 polls: check that SEALED_SHARE (hex, or a file of it) opens with your key."""
     share = key_shares.open_trustee_share(session.wallet.trustee_secret(session.password()), _hex_arg(sealed_share))
     info = key_shares.share_info(share)
     console.print(
@@ -420,19 +510,38 @@ def trustee_open(session: Session, sealed_share: str):
 
 @trustee.command("release")
 @click.argument("poll_id", type=int)
-@click.argument("sealed_share")
+@click.argument("sealed_share", required=False)
 @click.pass_obj
 @_guard
-def trustee_release(session: Session, poll_id: int, sealed_share: str):
-    """After POLL_ID closes: open your sealed share and publish it on chain."""
+def trustee_release(session: Session, poll_id: int, sealed_share: str | None):
+    """After POLL_ID closes: publish your key share on chain. v1 polls: open SEALED_SHARE (given
+    at creation); v2 polls: your share is recomputed from the ceremony's messages on chain."""
     client = session.client()
     poll = client.poll(poll_id)
     if client.address not in poll["trustees"]:
         _fail(f"You are not a trustee of poll {poll_id}.")
     if poll["status"] not in ("closed", "published") and time.time() < poll["closesAt"]:
         _fail(f"Poll {poll_id} closes at {_when(poll['closesAt'])}; shares are released only after close.")
-    share = key_shares.open_trustee_share(session.wallet.trustee_secret(session.password()), _hex_arg(sealed_share))
-    answer = client.release_share(poll, poll["trustees"].index(client.address), share)
+    if poll.get("version", 1) == 2:
+        static_key = session.wallet.trustee_static_key(session.password())
+        try:
+            seen = trustee_steps.view(client, poll_id, static_key)
+            share = trustee_steps.release_share(seen, static_key)
+        except trustee_steps.TrusteeError as exc:
+            _fail(str(exc)[:1].upper() + str(exc)[1:] + ".")
+            return
+    elif sealed_share is None:
+        _fail(f"Poll {poll_id} is a v1 poll: give the sealed share the city handed you at its creation.")
+        return
+    else:
+        share = key_shares.open_trustee_share(session.wallet.trustee_secret(session.password()), _hex_arg(sealed_share))
+    try:
+        answer = client.release_share(poll, poll["trustees"].index(client.address), share)
+    except ApiError as exc:
+        if exc.code == "chain.PollBookShareAlreadySubmitted":
+            console.print(f"Your share of poll {poll_id} is on chain already. Nothing to do.")
+            return
+        raise
     console.print(f"Your share of poll {poll_id} is on chain (transaction {answer['transactionHash'][:18]}…).")
 
 

@@ -26,10 +26,12 @@ import httpx
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from veche_core import blind_rsa, plaintext, sealing
+from veche_core import blind_rsa, hpke, plaintext, sealing
 from veche_core import token as token_mod
 from veche_core.ballot import Ballot
+from veche_core.errors import SealingError
 from veche_core.typed_data import (
+    ceremony_message_digest,
     city_points_domain,
     donation_digest,
     issuance_request_digest,
@@ -37,6 +39,7 @@ from veche_core.typed_data import (
     poll_book_domain,
     redemption_digest,
     sign_digest,
+    trustee_key_digest,
 )
 
 
@@ -64,6 +67,18 @@ def ballot_body(ballot: Ballot, **extra) -> dict[str, Any]:
         "signature": hexs(ballot.signature),
         **extra,
     }
+
+
+def seal_choice(poll: dict[str, Any], poll_id: int, stratum: int, token: str, encoded: bytes) -> bytes:
+    """The ballot's ciphertext: v1 a sealed box to the dealt X25519 key; v2 HPKE to the
+    certified joint key, with the chain, PollBook, poll, stratum and token bound in its info."""
+    key = poll.get("electionKey")
+    if not key:
+        raise SealingError(f"poll {poll_id}'s trustees have not certified its election key yet")
+    if poll.get("version", 1) == 2:
+        info = hpke.ballot_info(poll["chainId"], poll["pollBook"], poll_id, stratum, token)
+        return hpke.seal_ballot(bytes.fromhex(key[2:]), info, encoded)
+    return sealing.seal_ballot(bytes.fromhex(key[2:]), encoded)
 
 
 @dataclass(frozen=True)
@@ -211,15 +226,17 @@ class ResidentClient:
         if sequence is None:
             token.sequence += 1
             sequence = token.sequence
+        poll_id = poll_id if poll_id is not None else poll["id"]
+        stratum = token.stratum if stratum is None else stratum
         if ciphertext is None:
             encoded = plaintext.encode_choice(choice, len(poll["options"]), poll["maxChoices"])
-            ciphertext = sealing.seal_ballot(bytes.fromhex(poll["electionKey"][2:]), encoded)
+            ciphertext = seal_choice(poll, poll_id, stratum, token.account.address, encoded)
         domain = domain or poll_book_domain(poll["chainId"], poll["pollBook"])
         return Ballot(
-            poll_id if poll_id is not None else poll["id"],
+            poll_id,
             bytes.fromhex(token.account.address[2:]),
             sequence,
-            token.stratum if stratum is None else stratum,
+            stratum,
             ciphertext,
             token.credential if credential is None else credential,
         ).sign(token.account.key, domain)
@@ -284,6 +301,39 @@ class ResidentClient:
         signature = sign_digest(self.identity.key, key_share_digest(domain, poll["id"], index, share))
         body = {"index": index, "share": hexs(share), "signature": hexs(signature)}
         return checked(self.http.post(f"/polls/{poll['id']}/key-shares", json=body))
+
+    # --- protocol v2: the trustee's key and ceremony ------------------------------------------
+
+    def trustee_key(self, address: str | None = None) -> dict[str, Any]:
+        """The static key registered on chain for `address` (default: this identity) and its serial."""
+        return checked(self.http.get(f"/trustees/{address or self.address}/key"))
+
+    def register_trustee_key(self, key: bytes, serial: int) -> dict[str, Any]:
+        """Sign (TrusteeKey) and have the API relay the registration of static key `key`."""
+        deployment = self.deployment()
+        domain = poll_book_domain(deployment["chainId"], deployment["pollBook"])
+        signature = sign_digest(self.identity.key, trustee_key_digest(domain, self.address, key, serial))
+        body = {"trustee": self.address, "key": hexs(key), "serial": serial, "signature": hexs(signature)}
+        return checked(self.http.post("/trustees/keys", json=body))
+
+    def ceremony(self, poll_id: int) -> dict[str, Any]:
+        """A v2 poll's key ceremony as the API reads it from the chain."""
+        return checked(self.http.get(f"/polls/{poll_id}/ceremony"))
+
+    def post_ceremony_message(
+        self, poll: dict[str, Any], attempt: int, index: int, kind: int, payload: bytes
+    ) -> dict[str, Any]:
+        """As trustee `index` (this identity), sign a ceremony message and have the API relay it."""
+        domain = poll_book_domain(poll["chainId"], poll["pollBook"])
+        digest = ceremony_message_digest(domain, poll["id"], attempt, index, int(kind), payload)
+        body = {
+            "attempt": attempt,
+            "index": index,
+            "kind": int(kind),
+            "payload": hexs(payload),
+            "signature": hexs(sign_digest(self.identity.key, digest)),
+        }
+        return checked(self.http.post(f"/polls/{poll['id']}/ceremony", json=body))
 
     # --- points -------------------------------------------------------------------------------
 

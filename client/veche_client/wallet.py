@@ -11,8 +11,10 @@
   lost 202): sent again, the same bytes, before the next vote. It holds only what the chain
   will show (the choice is sealed to the election key).
 - receipts/<ballot hash>.json — the relay's signed receipts, to check later.
-- trustee.json — a trustee's X25519 secret, sealed with a key derived from the password
-  (libsodium argon2id + secretbox).
+- trustee.json — a trustee's keys, each secret sealed with a key derived from the password
+  (libsodium argon2id + secretbox): the X25519 key v1 polls seal its share to, and the P-256
+  static key of v2 polls' key ceremonies (registered on chain; it is all the trustee keeps of a
+  ceremony). A version-1 file (X25519 only) gets its static key added by `trustee_keys`.
 
 The scrypt cost of the keystores is the standard one unless VECHE_KEYSTORE_SCRYPT_N says
 otherwise (the tests lower it: a standard keystore takes about a second to open).
@@ -31,7 +33,7 @@ from eth_account.signers.local import LocalAccount
 from nacl import pwhash, secret, utils
 from nacl.exceptions import CryptoError
 
-from veche_core import sealing
+from veche_core import dkg, sealing
 from veche_core.token import TokenRequest
 
 
@@ -225,6 +227,52 @@ class Wallet:
             },
         )
         return pair.public_key
+
+    def trustee_keys(self, password: str) -> tuple[bytes, bytes, bool]:
+        """(X25519 public key, P-256 static public key, made now): the trustee's keys, made the
+        first time (both), completed for a file of an older version (the static key added, once
+        the password opens the X25519 secret), and otherwise only read."""
+        if not self.trustee_path.exists():
+            public = self.create_trustee_key(password)
+        else:
+            stored = self._read(self.trustee_path, "")
+            public = bytes.fromhex(stored["publicKey"][2:])
+            if "staticKey" in stored:
+                return public, bytes.fromhex(stored["staticKey"][2:]), False
+            self.trustee_secret(password)  # the same password seals the new key
+        static = dkg.StaticKey.generate()
+        sealed = _seal(password, static.to_bytes())
+        stored = self._read(self.trustee_path, "")
+        self._write(
+            self.trustee_path,
+            {
+                **stored,
+                "version": 2,
+                "staticKey": "0x" + static.public_key.hex(),
+                "staticSalt": sealed["salt"],
+                "sealedStaticSecret": sealed["sealed"],
+            },
+        )
+        return public, static.public_key, True
+
+    def trustee_static_public_key(self) -> bytes:
+        """The P-256 static public key, readable without the password."""
+        stored = self._read(self.trustee_path, "no trustee key: create one with `veche trustee key`")
+        if "staticKey" not in stored:
+            raise WalletError("your trustee key has no static key for v2 polls yet: run `veche trustee key`")
+        return bytes.fromhex(stored["staticKey"][2:])
+
+    def trustee_static_key(self, password: str) -> dkg.StaticKey:
+        stored = self._read(self.trustee_path, "no trustee key: create one with `veche trustee key`")
+        if "staticKey" not in stored:
+            raise WalletError("your trustee key has no static key for v2 polls yet: run `veche trustee key`")
+        secret_bytes = _open(
+            password, {"salt": stored["staticSalt"], "sealed": stored["sealedStaticSecret"]}, "your trustee key"
+        )
+        key = dkg.StaticKey.from_bytes(secret_bytes)
+        if key.public_key != bytes.fromhex(stored["staticKey"][2:]):
+            raise WalletError(f"{self.trustee_path} is damaged: its static secret is not its public key's")
+        return key
 
     def trustee_public_key(self) -> bytes:
         return bytes.fromhex(

@@ -69,7 +69,10 @@ class Api:
         points: int = 20,
         trustees: int = 3,
         threshold: int = 2,
+        ceremony: list[str] | None = None,
     ) -> dict:
+        """A poll, created through the API; `ceremony`: a v2 poll of these trustee addresses
+        (each with a registered key), which make its key in their ceremony before it opens."""
         for (district, birth_year), size in POOL.items():
             spare = self._pool.setdefault((district, birth_year), [])
             while len(spare) < size:
@@ -97,6 +100,9 @@ class Api:
             ],
             "threshold": threshold,
         }
+        if ceremony is not None:
+            body["trustees"] = [{"address": address} for address in ceremony]
+            body["keyCeremony"] = True
         reply = self.http.post("/admin/polls", headers=self.admin, json=body, timeout=120)
         assert reply.status_code == 201, reply.text
         created = reply.json()

@@ -10,13 +10,16 @@ examples an operation, one chain per database (about 30 s each). 413 counts as a
 invalid data (a body over the limit is refused before it is read). One check is excluded, for
 exactly these operations:
 
-- positive_data_acceptance on POST /tokens, /ballots, /points/redemptions, /points/donations
-  and /polls/{poll_id}/key-shares: a schema-valid body still needs an EIP-712 signature by the
-  key it names (and a deadline in the future, an eligible resident, a closed poll), which no
-  generated payload has, so the API's 422 (`*.bad_signature`, `*.expired`) is right;
+- positive_data_acceptance on POST /tokens, /ballots, /points/redemptions, /points/donations,
+  /polls/{poll_id}/key-shares, /trustees/keys and /polls/{poll_id}/ceremony: a schema-valid body
+  still needs an EIP-712 signature by the key it names (and a deadline in the future, an
+  eligible resident, a closed poll), which no generated payload has, so the API's 422
+  (`*.bad_signature`, `*.expired`) is right;
 - positive_data_acceptance on POST /admin/polls: the schema cannot state the rules between
   fields (opensAt before closesAt, closesAt after the chain's now, maxChoices at most the
-  options, threshold at most the trustees), which the route answers with 422 `poll.invalid_*`.
+  options, threshold at most the trustees), which the route answers with 422 `poll.invalid_*`;
+  and on POST /admin/polls/{poll_id}/ceremony/restart: the trustees excluded must be members of
+  the ceremony's current attempt (422 `ceremony.invalid_exclusion`).
 """
 
 from __future__ import annotations
@@ -36,8 +39,10 @@ SIGNED = {
     "POST /points/redemptions",
     "POST /points/donations",
     "POST /polls/{poll_id}/key-shares",
+    "POST /trustees/keys",
+    "POST /polls/{poll_id}/ceremony",
 }
-CROSS_FIELD = {"POST /admin/polls"}
+CROSS_FIELD = {"POST /admin/polls", "POST /admin/polls/{poll_id}/ceremony/restart"}
 
 # A body over the limit is refused before it is read (413, main.BodyLimit): a rejection too.
 CONFIG = SchemathesisConfig.from_str("""

@@ -1,4 +1,5 @@
-// Veche protocol v1, the client's side, written from docs/protocol.md (section numbers below).
+// Veche protocol v1, the client's side, written from docs/protocol.md (section numbers below);
+// v2 polls' ballots are sealed by hpke.js.
 // A second implementation next to the Python core (verifier/src/veche_core): where they disagree,
 // one of them has a bug. No cryptography is written here: RFC 9474 is @cloudflare/blindrsa-ts
 // over WebCrypto, secp256k1 / keccak256 / EIP-712 / ABI / keystores are ethers v6, sealed boxes
@@ -22,6 +23,8 @@ import {
   zeroPadValue,
 } from 'ethers';
 import sodium from 'libsodium-wrappers';
+
+import { ballotInfo, sealBallot } from './hpke.js';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -288,10 +291,24 @@ export async function finishToken(pending, blindSignature) {
   return encodeCredential(inputMsg.slice(0, issuer.prefixLength), signature);
 }
 
+/**
+ * The choice sealed for the poll: v1 a sealed box to the dealt X25519 key; v2 (`poll.version`
+ * 2) RFC 9180 HPKE to the trustees' certified joint key, bound to the chain, PollBook, poll,
+ * stratum and token (hpke.js).
+ */
+export async function sealChoice(poll, stratum, tokenAddress, plaintext) {
+  if (!poll.electionKey) throw new Error("the poll's trustees have not certified its election key yet");
+  if (poll.version === 2) {
+    const info = ballotInfo(poll.chainId, poll.pollBook, poll.id, stratum, tokenAddress);
+    return sealBallot(poll.electionKey, info, plaintext);
+  }
+  return sealTo(poll.electionKey, plaintext);
+}
+
 /** Steps 6–7: seal the choice to the election key and sign the Ballot with the token key. */
 export async function makeBallot(poll, token, choices) {
   const plaintext = encodeChoice(choices, poll.options.length, poll.maxChoices);
-  const ciphertext = await sealTo(poll.electionKey, plaintext);
+  const ciphertext = await sealChoice(poll, token.stratum, token.address, plaintext);
   const ballot = {
     pollId: poll.id,
     token: getAddress(token.address),

@@ -114,6 +114,10 @@ class Settings(BaseSettings):
     # 0 turns merging off (one stratum per district, even an empty one): for tests only.
     min_stratum: int = Field(100, ge=0)
 
+    # Protocol v2: the least time (seconds of chain time) between a poll's creation and its
+    # opening, for its trustees' key ceremony (which ends at opensAt).
+    ceremony_seconds: int = Field(600, ge=0)
+
     # Publishing counts with the verifier's code (tally.py): 1 reads and checks the ballots in the
     # request's thread; more in as many worker processes, started from a fork server.
     count_workers: int = Field(1, ge=1, le=64)

@@ -56,7 +56,7 @@ async def accept_ballot(state, body: BallotIn) -> dict:
     chain = state.chain
     if body.chain_id is not None and body.chain_id != chain.chain_id:
         raise ApiError("ballot.wrong_chain_id", 422, f"this relay serves chain {chain.chain_id}")
-    info = state._polls.get(body.poll_id) or await run_in_threadpool(state.poll_info, body.poll_id)
+    info = state._polls.get(body.poll_id) or await run_in_threadpool(state.certified_poll_info, body.poll_id)
     if body.stratum >= len(info.issuer_keys):
         raise ApiError("ballot.unknown_stratum", 422, "the poll has no such stratum")
     ciphertext = unhex(body.ciphertext)
@@ -96,6 +96,10 @@ async def accept_ballot(state, body: BallotIn) -> dict:
         now = await run_in_threadpool(chain.now)
     if now < info.opens_at:
         raise ApiError("ballot.poll_not_open", 409, "the poll has not opened yet")
+    if not info.key_certified:
+        raise ApiError(
+            "ballot.key_not_certified", 409, "the poll's trustees never certified its election key: it takes no ballots"
+        )
     token = checksum_address(ballot.token)
     if now >= info.closes_at:  # a ballot acknowledged before the close still gets its answer
         stored = _stored(state, hash_hex)

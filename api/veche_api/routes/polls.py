@@ -12,11 +12,12 @@ from fastapi import APIRouter, Request
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from veche_core import blind_rsa, key_shares
-from veche_core.errors import KeyShareError
+from veche_core import blind_rsa, key_shares, p256
+from veche_core.errors import EncodingError, KeyShareError
 from veche_core.metadata import metadata_hash as poll_metadata_hash
 from veche_core.register import RegisterTree
 
+from ..ceremony import election_key
 from ..deps import AdminDep, SessionDep, StateDep
 from ..eligibility import count_eligible, eligible_register, eligible_stratum
 from ..errors import ApiError, error_responses
@@ -58,7 +59,8 @@ def to_public(state, poll: Poll, keys: Sequence[IssuerKey], now: int, stratum: i
         opens_at=poll.opens_at,
         closes_at=poll.closes_at,
         points=poll.points,
-        election_key=poll.election_key,
+        version=poll.version,
+        election_key=election_key(state, poll),
         issuer_keys=["0x" + bytes(k.public_key).hex() for k in sorted(keys, key=lambda k: k.stratum)],
         trustees=json.loads(poll.trustees_json),
         threshold=poll.threshold,
@@ -74,11 +76,12 @@ def to_public(state, poll: Poll, keys: Sequence[IssuerKey], now: int, stratum: i
     "/admin/polls", status_code=201, response_model=PollCreated, responses=error_responses(400, 401, 409, 413, 422, 503)
 )
 def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
-    """Create a poll: issuer keys per stratum, the election key dealt k-of-n to the trustees,
-    the poll on chain. Write-ahead: the poll, its keys (sealed) and the signed createPoll are
-    committed before the broadcast, and the poll is saved under the id of the receipt's
-    PollCreated event — by this request, or after a crash by the relay's reconcile. The sealed
-    shares are kept for `GET /admin/polls/{id}/creation` (only each trustee can open its own)."""
+    """Create a poll: issuer keys per stratum, the election key dealt k-of-n to the trustees
+    (v1) or left to the trustees' key ceremony (v2, `keyCeremony`), the poll on chain.
+    Write-ahead: the poll, its keys (sealed) and the signed createPoll are committed before the
+    broadcast, and the poll is saved under the id of the receipt's PollCreated event — by this
+    request, or after a crash by the relay's reconcile. The sealed shares (v1) are kept for
+    `GET /admin/polls/{id}/creation` (only each trustee can open its own)."""
     if body.max_choices > len(body.options):
         raise ApiError("poll.invalid_options", 422, "maxChoices exceeds the number of options")
     if body.opens_at >= body.closes_at:
@@ -99,8 +102,18 @@ def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
         unknown = [d for d in audience.districts if d not in state.settings.districts]
         if unknown:
             raise ApiError("poll.unknown_district", 422, f"unknown districts: {', '.join(unknown)[:200]}")
-    if body.closes_at <= state.chain.now():
+    now = state.chain.now()
+    if body.closes_at <= now:
         raise ApiError("poll.invalid_window", 422, "closesAt must be in the future (chain time)")
+    if body.key_ceremony:
+        _check_ceremony_trustees(state, body, addresses, now)
+    elif any(t.public_key is None for t in body.trustees):
+        raise ApiError(
+            "poll.invalid_trustee_key",
+            422,
+            "a v1 poll needs each trustee's X25519 publicKey (or set keyCeremony for a v2 poll, whose trustees "
+            "make the key together)",
+        )
 
     audience_json = audience.model_dump(by_alias=True)
     poll_strata = make_strata(state, audience_json, body.opens_at)
@@ -109,10 +122,14 @@ def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
     metadata_hash = poll_metadata_hash(body.question, body.options, audience_json, [s.districts for s in strata])
     private_keys = [blind_rsa.generate_private_key(bits=state.settings.rsa_bits) for _ in strata]
     public_keys = [k.public_key.encode() for k in private_keys]
-    try:
-        dealing = key_shares.deal(body.threshold, [unhex(t.public_key) for t in body.trustees])
-    except Exception:
-        raise ApiError("poll.invalid_trustee_key", 422, "a trustee public key is not an X25519 key") from None
+    if body.key_ceremony:  # v2: no key yet; the trustees' ceremony certifies it on chain
+        election_public_key, sealed_shares = bytes(32), []
+    else:
+        try:
+            dealing = key_shares.deal(body.threshold, [unhex(t.public_key or "") for t in body.trustees])
+        except Exception:
+            raise ApiError("poll.invalid_trustee_key", 422, "a trustee public key is not an X25519 key") from None
+        election_public_key, sealed_shares = dealing.election_public_key, list(dealing.sealed_shares)
 
     params = (
         metadata_hash,
@@ -121,7 +138,7 @@ def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
         body.opens_at,
         body.closes_at,
         body.points,
-        dealing.election_public_key,
+        election_public_key,
         public_keys,
         addresses,
         body.threshold,
@@ -145,7 +162,8 @@ def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
         "opens_at": body.opens_at,
         "closes_at": body.closes_at,
         "points": body.points,
-        "election_key": "0x" + dealing.election_public_key.hex(),
+        "version": 2 if body.key_ceremony else 1,
+        "election_key": None if body.key_ceremony else "0x" + election_public_key.hex(),
         "trustees_json": json.dumps(addresses),
         "threshold": body.threshold,
         "metadata_hash": "0x" + metadata_hash.hex(),
@@ -157,7 +175,7 @@ def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
             tx_id=tx.id,
             poll_json=json.dumps(columns),
             issuer_keys_json="[]",
-            sealed_shares_json=json.dumps(["0x" + s.hex() for s in dealing.sealed_shares]),
+            sealed_shares_json=json.dumps(["0x" + s.hex() for s in sealed_shares]),
             register_json=json.dumps(register),
         )
         session.add(creation)
@@ -197,6 +215,65 @@ def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
             creation.reason or "chain.Reverted", 409, "the createPoll transaction failed; nothing was created"
         )
     return _creation_body(state, creation)
+
+
+def _check_ceremony_trustees(state, body: PollCreate, addresses: Sequence[str], now: int) -> None:
+    """A v2 poll: trustees by address only, each with a registered P-256 static key (no two the
+    same), and time before opensAt for their ceremony."""
+    if any(t.public_key is not None for t in body.trustees):
+        raise ApiError(
+            "poll.invalid_trustee_key",
+            422,
+            "a key-ceremony poll names its trustees by address only: their static keys are the ones "
+            "registered on chain (POST /trustees/keys)",
+        )
+    earliest = now + state.settings.ceremony_seconds
+    if body.opens_at < earliest:
+        raise ApiError(
+            "poll.invalid_window",
+            422,
+            f"opensAt must leave the trustees {state.settings.ceremony_seconds} s for their key ceremony: "
+            f"at {earliest} (chain time) at the earliest",
+        )
+    seen: dict[bytes, int] = {}
+    for index, address in enumerate(addresses):
+        key = registered_key(state, address)
+        if key is None:
+            raise ApiError(
+                "poll.missing_trustee_key",
+                422,
+                f"trustee {index} ({address}) has no registered key: it runs `veche trustee key` and "
+                "`veche trustee register` first",
+            )
+        try:
+            p256.decode_point(key)
+        except EncodingError:
+            raise ApiError(
+                "poll.invalid_trustee_key",
+                422,
+                f"trustee {index} ({address}) registered a key that is not a P-256 point: it registers another",
+            ) from None
+        if key in seen:
+            raise ApiError(
+                "poll.duplicate_trustee_key",
+                422,
+                f"trustees {seen[key]} and {index} ({address}) registered the same key",
+            )
+        seen[key] = index
+
+
+def registered_key(state, address: str) -> bytes | None:
+    """The trustee's registered static key on chain, None if it has none."""
+    key, serial = trustee_key(state, address)
+    return key if serial else None
+
+
+def trustee_key(state, address: str) -> tuple[bytes, int]:
+    try:
+        key, serial = state.chain.poll_book.functions.trusteeKey(address).call()
+    except Exception:
+        raise ApiError("chain.unavailable", 503, "the chain node is not reachable") from None
+    return bytes(key), int(serial)
 
 
 def make_strata(state, audience: dict, opens_at: int) -> PollStrata:

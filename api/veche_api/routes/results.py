@@ -10,10 +10,11 @@ from fastapi import APIRouter, Path
 from fastapi.responses import Response
 from sqlmodel import Session
 
-from veche_core import dataset
-from veche_core.errors import SignatureError
+from veche_core import dataset, dkg
+from veche_core.errors import KeyShareError, SignatureError
 from veche_core.typed_data import key_share_digest, recover_signer
 
+from ..ceremony import read as read_ceremony
 from ..deps import SessionDep, StateDep
 from ..errors import ApiError, error_responses
 from ..models import Poll
@@ -52,7 +53,8 @@ def _published(session: Session, poll_id: int) -> Published:
     responses=error_responses(400, 404, 409, 413, 422, 503),
 )
 def submit_key_share(body: KeyShareIn, state: StateDep, session: SessionDep, poll_id: int = PollId) -> KeyShareOut:
-    """Relay a trustee's released share (signed EIP-712 KeyShare) with submitKeyShareFor."""
+    """Relay a trustee's released share (signed EIP-712 KeyShare) with submitKeyShareFor. A v2
+    share (0x02 ‖ x_m) must match the trustee's verification share from the ceremony."""
     poll = session.get(Poll, poll_id)
     if poll is None:
         raise ApiError("poll.unknown", 404, f"no poll {poll_id}")
@@ -67,6 +69,8 @@ def submit_key_share(body: KeyShareIn, state: StateDep, session: SessionDep, pol
         signer = None
     if signer != trustees[body.index]:
         raise ApiError("key_share.bad_signature", 422, "the share is not signed by this trustee")
+    if poll.version == 2:
+        _check_release_share(state, poll, body.index, share)
     if state.chain.now() < poll.closes_at:
         raise ApiError("poll.not_closed", 409, "key shares are accepted only after close")
     receipt = state.admin.transact(
@@ -75,6 +79,26 @@ def submit_key_share(body: KeyShareIn, state: StateDep, session: SessionDep, pol
     return KeyShareOut(
         poll_id=poll_id, index=body.index, transaction_hash="0x" + bytes(receipt["transactionHash"]).hex()
     )
+
+
+def _check_release_share(state, poll: Poll, index: int, share: bytes) -> None:
+    """A v2 share is 0x02 ‖ x_m of a member of the certified attempt, and x_m·B is that member's
+    verification share Y_m (from the round-1 commitments on chain): a wrong one is refused here
+    rather than set aside by every verifier."""
+    try:
+        secret = dkg.decode_release_share(share)
+    except KeyShareError as exc:
+        raise ApiError("key_share.invalid", 422, f"{exc}") from None
+    ceremony = read_ceremony(state.chain, poll)
+    if ceremony.certified_key is None:
+        raise ApiError("ceremony.not_certified", 409, "the poll's key ceremony never certified a key")
+    if index not in ceremony.members:
+        raise ApiError("key_share.not_member", 422, f"trustee {index} is not a member of the attempt that made the key")
+    messages = dkg.decode_round1_payloads(ceremony.round1_payloads(), poll.threshold)
+    if not dkg.check_released_share(secret, dkg.verification_share(messages, ceremony.member_id(index))):
+        raise ApiError(
+            "key_share.mismatch", 422, "the share does not match the trustee's verification share from the ceremony"
+        )
 
 
 @router.get("/{poll_id}/results", response_model=TallyOut, responses=error_responses(404, 422))
