@@ -337,6 +337,20 @@ def _seal_share(
     return xaes.encrypt(key, nonce, plaintext)
 
 
+def _member_points(
+    threshold: int, static_keys: Sequence[bytes], member: int, static_key: StaticKey
+) -> tuple[tuple[Point, ...], Point]:
+    """The members' static points and `member`'s own, once the parameters are sound and
+    `static_key` is the key registered for `member` (the prologue of `round1` and `round2`)."""
+    points = _static_points(static_keys)
+    check_parameters(threshold, len(points))
+    _check_member(member, len(points))
+    own = points[member - 1]
+    if static_key.public_key != own.encode():
+        raise CeremonyError("this static key is not the member's registered key")
+    return points, own
+
+
 def round1(
     context: bytes,
     threshold: int,
@@ -350,13 +364,8 @@ def round1(
     """COCKTAIL round 1 for `member`: a random polynomial of degree t−1 (coefficients a_0..a_{t−1}
     drawn in that order, then the ephemeral key e), its commitments, the PoP, and each member's
     share encrypted to its static key (the self-share too). Veche sends no payloads."""
-    points = _static_points(static_keys)
+    points, sender = _member_points(threshold, static_keys, member, static_key)
     count = len(points)
-    check_parameters(threshold, count)
-    _check_member(member, count)
-    sender = points[member - 1]
-    if static_key.public_key != sender.encode():
-        raise CeremonyError("this static key is not the member's registered key")
     if payloads is not None and len(payloads) != count:
         raise CeremonyError("one payload per member")
     coefficients = [p256.random_scalar(random_bytes) for _ in range(threshold)]
@@ -483,13 +492,8 @@ def round2(
     First every message's form and PoP (reason 1), then each share to me: AEAD (2), canonical
     scalar (3), VSS (4). Raises CeremonyFaultError listing every member at fault. Deterministic:
     run again after close, it is COCKTAIL's recovery from the chain's round-1 messages."""
-    points = _static_points(static_keys)
+    points, recipient = _member_points(threshold, static_keys, member, static_key)
     count = len(points)
-    check_parameters(threshold, count)
-    _check_member(member, count)
-    recipient = points[member - 1]
-    if static_key.public_key != recipient.encode():
-        raise CeremonyError("this static key is not the member's registered key")
     if len(round1_payloads) != count:
         raise CeremonyError("need one round-1 message per member")
     faults: list[Fault] = []
