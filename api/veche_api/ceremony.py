@@ -2,10 +2,10 @@
 
 The API holds no ceremony secret: it reads the ceremony's events (CeremonyStarted,
 CeremonyMessagePosted, ElectionKeyCertified) and PollBook's `ceremony` view, tells each member
-what it must do next, judges from public data who is at fault (as the verifier's check 14 does,
-so that the administrator restarts only without trustees the verifier holds at fault), and checks
-what a trustee sends before relaying it (routes/ceremony.py). The certified key is copied into
-the poll's row the first time it is seen, for the listings and the ballot path.
+what it must do next, judges from public data who is at fault (with the verifier's own
+`faults`, so that the administrator restarts only without trustees check 14 holds at fault), and
+checks what a trustee sends before relaying it (routes/ceremony.py). The certified key is copied
+into the poll's row the first time it is seen, for the listings and the ballot path.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 from veche_core import dkg, events
 from veche_core.ceremony import MessageKind
-from veche_core.errors import VecheError
 from veche_core.events import CeremonyMessageLog, CeremonyStartLog
+from veche_verify import ceremony as verifier_ceremony
 
 from .errors import ApiError
 from .models import Poll
@@ -124,55 +124,17 @@ def read(chain, poll: Poll) -> Ceremony:
 
 
 def faults(ceremony: Ceremony, context: bytes) -> dict[int, str]:
-    """Poll trustee index → why the current attempt shows it at fault, judged from public data
-    as the verifier's check 14 judges an exclusion: no round-1 message, a malformed one (or its
-    proof of possession fails), a complaint against it that the evidence upholds, or a complaint
-    of its own that the evidence refutes."""
-    members = list(ceremony.members)
-    at_fault: dict[int, str] = {}
-    for index in members:
-        round1 = ceremony.first(index, MessageKind.Round1)
-        if round1 is None:
-            at_fault.setdefault(index, "posted no round-1 message")
-            continue
-        try:
-            message = dkg.Round1Message.decode(round1.log.payload, ceremony.threshold, len(members))
-        except VecheError as exc:
-            at_fault.setdefault(index, f"posted a malformed round-1 message ({exc})")
-            continue
-        if not message.verify_pop(context):
-            at_fault.setdefault(index, "posted a round-1 message whose proof of possession fails")
-    for complaint in ceremony.of_kind(MessageKind.Complaint):
-        complainer = complaint.log.trustee_index
-        try:
-            parsed = dkg.Complaint.decode(complaint.log.payload)
-        except VecheError as exc:
-            at_fault.setdefault(complainer, f"posted a malformed complaint ({exc})")
-            continue
-        accused_round1 = ceremony.first(parsed.accused, MessageKind.Round1)
-        if parsed.accused not in members or accused_round1 is None:
-            at_fault.setdefault(complainer, "accused a trustee that posted no round-1 message")
-            continue
-        verdict = judge(ceremony, context, complainer, parsed, accused_round1.log.payload)
-        if verdict.at_fault is dkg.Party.ACCUSED:
-            at_fault.setdefault(parsed.accused, f"was shown at fault by trustee {complainer}'s complaint")
-        else:
-            at_fault.setdefault(complainer, f"filed a complaint the evidence refutes ({verdict.detail})")
-    return at_fault
+    """Poll trustee index → why the current attempt shows it at fault: the verifier's own
+    judgement (`veche_verify.ceremony.faults`, what check 14 holds an exclusion to)."""
+    return verifier_ceremony.faults(ceremony.start, context, ceremony.threshold, [m.log for m in ceremony.messages])
 
 
 def judge(
     ceremony: Ceremony, context: bytes, complainer: int, complaint: dkg.Complaint, accused_round1: bytes
 ) -> dkg.Verdict:
-    return dkg.judge_complaint(
-        context,
-        ceremony.threshold,
-        ceremony.keys,
-        ceremony.member_id(complainer),
-        ceremony.member_id(complaint.accused),
-        complaint.reason,
-        complaint.evidence,
-        accused_round1,
+    """A complaint by poll trustee `complainer` in the current attempt, decided as the verifier does."""
+    return verifier_ceremony.judge_complaint(
+        ceremony.start, context, ceremony.threshold, complainer, complaint, accused_round1
     )
 
 

@@ -107,6 +107,77 @@ def _first_by_sender(messages: Sequence[CeremonyMessageLog], attempt: int) -> di
     return found
 
 
+def judge_complaint(
+    start: CeremonyStartLog,
+    context: bytes,
+    threshold: int,
+    complainer: int,
+    complaint: dkg.Complaint,
+    accused_round1: bytes,
+) -> dkg.Verdict:
+    """`dkg.judge_complaint` for a complaint that poll trustee `complainer` posted in the attempt
+    `start` began (trustee indices, the chain's, turned into the attempt's member ids)."""
+    members = list(start.members)
+    return dkg.judge_complaint(
+        context,
+        threshold,
+        start.keys,
+        members.index(complainer) + 1,
+        members.index(complaint.accused) + 1,
+        complaint.reason,
+        complaint.evidence,
+        accused_round1,
+    )
+
+
+def faults(
+    start: CeremonyStartLog, context: bytes, threshold: int, messages: Sequence[CeremonyMessageLog]
+) -> dict[int, str]:
+    """Poll trustee index → why the attempt `start` began shows it at fault, from public data
+    (messages of other attempts are passed over): it posted no round-1 message, a malformed one
+    (or its proof of possession fails), a malformed complaint or one against a trustee with no
+    round-1 message, a complaint the evidence refutes, or a complaint against it holds. The
+    first cause found is given. The one judgement of who may be excluded: check 14 holds every
+    exclusion to it, and the API's coordinator answers with it (`atFault`)."""
+    members = list(start.members)
+    first = _first_by_sender(messages, start.attempt)
+    complaints = [
+        m
+        for m in sorted(messages, key=lambda m: (m.block_number, m.log_index))
+        if m.attempt == start.attempt and m.kind == MessageKind.Complaint
+    ]
+    at_fault: dict[int, str] = {}
+    for index in members:
+        round1 = first.get((index, MessageKind.Round1))
+        if round1 is None:
+            at_fault.setdefault(index, "posted no round-1 message")
+            continue
+        try:
+            message = dkg.Round1Message.decode(round1.payload, threshold, len(members))
+        except VecheError as exc:
+            at_fault.setdefault(index, f"posted a malformed round-1 message ({exc})")
+            continue
+        if not message.verify_pop(context):
+            at_fault.setdefault(index, "posted a round-1 message whose proof of possession fails")
+    for complaint in complaints:
+        complainer = complaint.trustee_index
+        try:
+            parsed = dkg.Complaint.decode(complaint.payload)
+        except VecheError as exc:
+            at_fault.setdefault(complainer, f"posted a malformed complaint ({exc})")
+            continue
+        accused_round1 = first.get((parsed.accused, MessageKind.Round1))
+        if parsed.accused not in members or accused_round1 is None:
+            at_fault.setdefault(complainer, "accused a trustee that posted no round-1 message")
+            continue
+        verdict = judge_complaint(start, context, threshold, complainer, parsed, accused_round1.payload)
+        if verdict.at_fault is dkg.Party.ACCUSED:
+            at_fault.setdefault(parsed.accused, f"was shown at fault by trustee {complainer}'s complaint")
+        else:
+            at_fault.setdefault(complainer, f"filed a complaint the evidence refutes ({verdict.detail})")
+    return at_fault
+
+
 def _judge_exclusions(
     outcome: CeremonyOutcome,
     ended: CeremonyStartLog,
@@ -117,51 +188,8 @@ def _judge_exclusions(
 ) -> None:
     """Every member of `ended` missing from `started` must have been shown at fault in `ended`."""
     trustees = created.trustees
-    members = list(ended.members)
-    messages = _first_by_sender(all_messages, ended.attempt)
-    complaints = [
-        m
-        for m in sorted(all_messages, key=lambda m: (m.block_number, m.log_index))
-        if m.attempt == ended.attempt and m.kind == MessageKind.Complaint
-    ]
-    at_fault: dict[int, str] = {}
-    for index in members:
-        round1 = messages.get((index, MessageKind.Round1))
-        if round1 is None:
-            at_fault.setdefault(index, "posted no round-1 message")
-            continue
-        try:
-            message = dkg.Round1Message.decode(round1.payload, created.threshold, len(members))
-        except VecheError as exc:
-            at_fault.setdefault(index, f"posted a malformed round-1 message ({exc})")
-            continue
-        if not message.verify_pop(context):
-            at_fault.setdefault(index, "posted a round-1 message whose proof of possession fails")
-    for complaint in complaints:
-        try:
-            parsed = dkg.Complaint.decode(complaint.payload)
-        except VecheError as exc:
-            at_fault.setdefault(complaint.trustee_index, f"posted a malformed complaint ({exc})")
-            continue
-        accused_round1 = messages.get((parsed.accused, MessageKind.Round1))
-        if parsed.accused not in members or accused_round1 is None:
-            at_fault.setdefault(complaint.trustee_index, "accused a trustee that posted no round-1 message")
-            continue
-        verdict = dkg.judge_complaint(
-            context,
-            created.threshold,
-            ended.keys,
-            members.index(complaint.trustee_index) + 1,
-            members.index(parsed.accused) + 1,
-            parsed.reason,
-            parsed.evidence,
-            accused_round1.payload,
-        )
-        if verdict.at_fault is dkg.Party.ACCUSED:
-            at_fault.setdefault(parsed.accused, f"was shown at fault by trustee {complaint.trustee_index}'s complaint")
-        else:
-            at_fault.setdefault(complaint.trustee_index, f"filed a complaint the evidence refutes ({verdict.detail})")
-    for index in members:
+    at_fault = faults(ended, context, created.threshold, all_messages)
+    for index in ended.members:
         if index in started.members:
             continue
         cause = at_fault.get(index)
