@@ -114,19 +114,15 @@ def round2(seen: View, static_key: dkg.StaticKey) -> dkg.KeyShare:
 def complaint(seen: View, static_key: dkg.StaticKey, fault: tuple[int, int]) -> tuple[int, bytes]:
     """(accused trustee index, COMPLAINT payload) for a fault round 2 found: (member id, reason),
     as CeremonyFaultError lists them (dkg's own Fault pairs)."""
-    found = dkg.Fault(fault[0], ComplaintReason(fault[1]))
-    payloads = seen.round1_payloads()
-    evidence = dkg.make_complaint(
-        seen.context(), seen.threshold, seen.keys, static_key, found, payloads[found.member - 1]
+    return dkg.complaint_payload(
+        seen.context(), seen.threshold, seen.keys, static_key, fault, seen.round1_payloads(), seen.members
     )
-    accused = seen.members[found.member - 1]
-    return accused, dkg.Complaint(accused, found.reason, evidence).encode()
 
 
 def certification(seen: View, static_key: dkg.StaticKey, share: dkg.KeyShare) -> bytes:
-    messages = dkg.decode_round1_payloads(seen.round1_payloads(), seen.threshold)
-    transcript = dkg.transcript(seen.context(), seen.threshold, seen.keys, messages)
-    return dkg.Certification(share.group_key, dkg.certify(static_key, transcript)).encode()
+    return dkg.certification_payload(
+        seen.context(), seen.threshold, seen.keys, static_key, share, seen.round1_payloads()
+    )
 
 
 def release_share(seen: View, static_key: dkg.StaticKey) -> bytes:

@@ -44,7 +44,7 @@ from veche_core import blind_rsa, dkg, events, hpke, key_shares, p256, plaintext
 from veche_core.abi import checksum_address
 from veche_core.ballot import Ballot
 from veche_core.calls import IssuanceRecord, encode_cast_ballots, encode_record_issuances
-from veche_core.ceremony import ComplaintReason, MessageKind
+from veche_core.ceremony import MessageKind
 from veche_core.dataset import DatasetRow, dataset_hash
 from veche_core.deployment import Deployment
 from veche_core.errors import CeremonyFaultError
@@ -354,22 +354,18 @@ class City:
             try:
                 shares[index] = dkg.round2(context, poll.threshold, keys, member, self.static_keys[index], payloads)
             except CeremonyFaultError as fault:
-                for member_at_fault, reason in fault.faults:
-                    found = dkg.Fault(member_at_fault, ComplaintReason(reason))
-                    accused = poll.members[found.member - 1]
-                    evidence = dkg.make_complaint(
-                        context, poll.threshold, keys, self.static_keys[index], found, payloads[found.member - 1]
+                for found in fault.faults:
+                    accused, complaint = dkg.complaint_payload(
+                        context, poll.threshold, keys, self.static_keys[index], found, payloads, poll.members
                     )
-                    complaint = dkg.Complaint(accused, found.reason, evidence).encode()
                     self.post_ceremony_message(poll, index, MessageKind.Complaint, complaint)
-                    complaints.append((index, accused, int(found.reason)))
+                    complaints.append((index, accused, int(found[1])))
         if complaints or not certify:
             return complaints
-        messages = dkg.decode_round1_payloads(payloads, poll.threshold)
-        transcript = dkg.transcript(context, poll.threshold, keys, messages)
         for index in poll.members:
-            share = shares[index]
-            payload = dkg.Certification(share.group_key, dkg.certify(self.static_keys[index], transcript)).encode()
+            payload = dkg.certification_payload(
+                context, poll.threshold, keys, self.static_keys[index], shares[index], payloads
+            )
             if tamper_certification and index in tamper_certification:
                 payload = tamper_certification[index](payload)
             self.post_ceremony_message(poll, index, MessageKind.Certify, payload)

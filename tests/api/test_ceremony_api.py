@@ -100,10 +100,10 @@ class Ceremony:
     def certification(self, index: int) -> bytes:
         state = self.state()
         context, keys = self.context(state)
-        messages = dkg.decode_round1_payloads(self.payloads(state), THRESHOLD)
-        transcript = dkg.transcript(context, THRESHOLD, keys, messages)
         share = self.round2(index)
-        return dkg.Certification(share.group_key, dkg.certify(self.trustees[index].static, transcript)).encode()
+        return dkg.certification_payload(
+            context, THRESHOLD, keys, self.trustees[index].static, share, self.payloads(state)
+        )
 
 
 def register(api, trustee: Trustee, serial: int = 1, *, signer: Trustee | None = None, key: bytes | None = None):

@@ -20,7 +20,8 @@ curve, every frame exact): `Round1Message`, `Complaint` with its `ComplaintEvide
 Who calls what. Member ids m = 1..n are COCKTAIL's participant ids (members[m−1] of the attempt).
 - A trustee, with its `StaticKey` and chain data: `round1` → post `encode()`; `round2` over every
   posted round-1 payload gives its `KeyShare`, or raises CeremonyFaultError naming whom to
-  accuse (`make_complaint`); `certify`; after close `round2` again (it is deterministic) gives the
+  accuse (`make_complaint`, or the whole payload: `complaint_payload`); `certify` (the payload:
+  `certification_payload`); after close `round2` again (it is deterministic) gives the
   share to release (`KeyShare.release_payload`).
 - The verifier, with chain data only: `check_ceremony`, `judge_complaint`, `check_release`.
 
@@ -701,6 +702,21 @@ class Certification:
         return cls(payload[:POINT_SIZE], payload[POINT_SIZE:])
 
 
+def certification_payload(
+    context: bytes,
+    threshold: int,
+    static_keys: Sequence[bytes],
+    static_key: StaticKey,
+    share: KeyShare,
+    round1_payloads: Sequence[bytes],
+) -> bytes:
+    """The CERTIFY payload of the member holding `share`: Y ‖ its signature over the transcript
+    of every member's round-1 payload (in member order)."""
+    messages = decode_round1_payloads(round1_payloads, threshold)
+    signature = certify(static_key, transcript(context, threshold, static_keys, messages))
+    return Certification(share.group_key, signature).encode()
+
+
 # --- COCKTAIL recovery from the success certificate ------------------------------------------
 
 
@@ -915,6 +931,35 @@ def make_complaint(
         message.ephemeral_key.encode(),
         random_bytes=random_bytes,
     ).encode()
+
+
+def complaint_payload(
+    context: bytes,
+    threshold: int,
+    static_keys: Sequence[bytes],
+    static_key: StaticKey,
+    fault: tuple[int, int],
+    round1_payloads: Sequence[bytes],
+    members: Sequence[int],
+    *,
+    random_bytes: RandomBytes = secrets.token_bytes,
+) -> tuple[int, bytes]:
+    """(accused poll trustee index, COMPLAINT payload) for a fault `round2` found, a (member id,
+    reason) pair as CeremonyFaultError lists them; `members` are the attempt's poll trustee
+    indices in member order, `round1_payloads` every member's round-1 payload in that order."""
+    found = Fault(fault[0], ComplaintReason(fault[1]))
+    _check_member(found.member, len(members))
+    accused = members[found.member - 1]
+    evidence = make_complaint(
+        context,
+        threshold,
+        static_keys,
+        static_key,
+        found,
+        round1_payloads[found.member - 1],
+        random_bytes=random_bytes,
+    )
+    return accused, Complaint(accused, found.reason, evidence).encode()
 
 
 @dataclass(frozen=True)
