@@ -52,13 +52,13 @@ def build_pages() -> None:
 
 
 class Browser:
-    """browser_flow.mjs (or another `script` here) as a child process; JSON lines both ways,
-    every wait bounded."""
+    """browser_flow.mjs as a child process (`config` its JSON argument; `"v2": True` for its v2
+    vote); JSON lines both ways, every wait bounded."""
 
-    def __init__(self, config: dict, log_path: Path, script: str = "browser_flow.mjs") -> None:
+    def __init__(self, config: dict, log_path: Path) -> None:
         self.log = open(log_path, "w")
         self.process = subprocess.Popen(
-            ["node", str(Path(__file__).with_name(script)), json.dumps(config)],
+            ["node", str(Path(__file__).with_name("browser_flow.mjs")), json.dumps(config)],
             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, bufsize=1,
             start_new_session=True,
         )

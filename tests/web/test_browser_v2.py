@@ -1,7 +1,7 @@
 """Protocol v2 in a real browser (Debian's chromium, headless, driven by playwright-core from
-tests/web/browser_vote_v2.mjs) against the real API on anvil: three trustees (the Python client's
-trustee steps) register their keys and make a v2 poll's key in its ceremony; a resident votes in
-the resident's page, which seals the ballot with HPKE to the joint key (web/src/hpke.js); after
+tests/web/browser_flow.mjs in its v2 mode) against the real API on anvil: three trustees (the
+Python client's trustee steps) register their keys and make a v2 poll's key in its ceremony; a
+resident votes in the resident's page, which seals the ballot with HPKE to the joint key (web/src/hpke.js); after
 close the trustees release their shares, the city publishes, and `veche-verify` opens the
 browser's ballot under its own token's info (check 16) and agrees with the count."""
 
@@ -56,9 +56,9 @@ def test_a_resident_votes_in_a_v2_poll_in_the_browser(city, tmp_path):
             "userDataDir": str(tmp_path / "profile"),
             "chromiumPath": str(CHROMIUM),
             "password": PASSWORD,
+            "v2": True,
         },
         tmp_path / "browser.log",
-        script="browser_vote_v2.mjs",
     )
     try:
         address = browser.expect("address")["address"]
