@@ -114,7 +114,6 @@ def city(api):
             "closesAt": now + 200_000,
             "points": 10,
             "threshold": 1,
-            "keyCeremony": False,  # protocol v1: the API deals the key
             "trustees": [
                 {"address": api.trustees[0][0].address, "publicKey": "0x" + api.trustees[0][1].public_key.hex()}
             ],
@@ -173,7 +172,6 @@ SHAPES = {
         "closesAt",
         "points",
         "threshold",
-        "keyCeremony",
         "trustees",
         ("trustees", 0, "address"),
         ("trustees", 0, "publicKey"),
