@@ -367,6 +367,7 @@ def run(args, chain, env, database_url) -> None:
                     "closesAt": now + 10**6,
                     "trustees": [{"address": a.address, "publicKey": "0x" + p.public_key.hex()} for a, p in trustees],
                     "threshold": 2,
+                    "keyCeremony": False,  # protocol v1: the API deals the key
                 },
             )
             reply.raise_for_status()

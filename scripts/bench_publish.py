@@ -68,6 +68,7 @@ def build_poll(http: httpx.Client, url: str, anvil_url: str, residents: list[Res
             "closesAt": now + 3600,
             "trustees": [{"address": a.address, "publicKey": "0x" + p.public_key.hex()} for a, p in trustees],
             "threshold": 2,
+            "keyCeremony": False,  # protocol v1: the API deals the key
         },
     )
     reply.raise_for_status()

@@ -1,12 +1,16 @@
 """`make demo`: a city's week of polls, end to end, on one machine.
 
 Starts anvil, deploys the contracts, starts the city's API (uvicorn, SQLite), enrols 1,000
-synthetic residents across districts and ages, and runs three polls: a citywide single-choice
-poll with one stratum per district, a district-only poll, and a multiple-choice poll for an age
-range. Residents vote through the resident SDK (some revote; ineligible and replayed attempts are
-shown being refused), the chain's clock moves past close, trustees release their key shares, the
-city publishes results and datasets, and `veche-verify` recounts everything from the chain. Then
-points: balances, one redemption, one donation. Everything it started is stopped at the end.
+synthetic residents across districts and ages, and runs three protocol-v2 polls: a citywide
+single-choice poll with one stratum per district, a district-only poll, and a multiple-choice poll
+for an age range. Three trustees (any two of them suffice) register their keys and make each
+poll's election key in a key ceremony on chain, through the API, which relays and holds no secret;
+one of them is late, and the ceremony waits for her. Residents vote through the resident SDK
+(ballots sealed with HPKE to the trustees' key; some revote; ineligible and replayed attempts are
+shown being refused), the chain's clock moves past close, the two punctual trustees release their
+shares, the city publishes results and datasets, the late trustee releases hers, and
+`veche-verify` recounts everything from the chain. Then points: balances, one redemption, one
+donation. Everything it started is stopped at the end.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -24,16 +29,37 @@ from eth_account import Account
 from rich.console import Console
 from rich.table import Table
 
+from veche_client import trustee as trustee_steps
 from veche_client.sdk import ApiError, ResidentClient
-from veche_core import key_shares, sealing
+from veche_core import dkg
 from veche_testkit.devchain import ADMIN_KEY, start_chain
 from veche_testkit.servers import ProcessServer, wait_relay_drained
 from veche_testkit.waiting import eventually
 
+TRUSTEES = ("Anna", "Boris", "Vera")  # Vera is the late one
 DISTRICTS = ["Arbat", "Basmanny", "Khamovniki", "Presnensky", "Tverskoy"]
 RESIDENTS = 1_000
 ADMIN = {"X-Admin-Key": ADMIN_KEY}
+CEREMONY_SECONDS = 600  # the API's default time before opensAt for the trustees' key ceremony
 console = Console()
+
+
+@dataclass
+class Trustee:
+    """A trustee: an identity (signs what it posts, through the API) and a P-256 static key."""
+
+    name: str
+    client: ResidentClient
+    static_key: dkg.StaticKey
+
+    def step(self, poll_id: int) -> list[str]:
+        """What `veche trustee ceremony` does: the next steps of the ceremony that are due."""
+        return trustee_steps.step(self.client, poll_id, self.static_key).done
+
+    def release(self, poll_id: int) -> None:
+        """What `veche trustee release` does: the share, recomputed from the chain, posted."""
+        seen = trustee_steps.view(self.client, poll_id, self.static_key)
+        self.client.release_share(seen.poll, seen.index, trustee_steps.release_share(seen, self.static_key))
 
 
 def main() -> int:
@@ -72,9 +98,18 @@ def run_city(http: httpx.Client, chain, rng: random.Random, workdir: Path) -> in
     report = http.post("/admin/residents/import", content=rows, headers={**ADMIN, "content-type": "text/csv"}).json()
     console.print(f"[bold]Enrolled[/] {report['imported']} residents in {len(DISTRICTS)} districts")
 
+    # --- trustees ------------------------------------------------------------------------------
+    trustees = [Trustee(name, ResidentClient(http, Account.create()), dkg.StaticKey.generate()) for name in TRUSTEES]
+    for t in trustees:
+        t.client.register_trustee_key(t.static_key.public_key, 1)
+    console.print(
+        f"[bold]Trustees[/] {', '.join(t.name for t in trustees)} registered their static keys on chain "
+        "(any two of them can open the ballots after close; no one before)"
+    )
+
     # --- polls ---------------------------------------------------------------------------------
-    trustees = [(Account.create(), sealing.generate_trustee_keypair()) for _ in range(3)]
     now = chain.now()
+    opens = now + CEREMONY_SECONDS + 60  # a minute to create the three polls
     polls = [
         (
             "Tverskaya Street should become…",
@@ -105,16 +140,41 @@ def run_city(http: httpx.Client, chain, rng: random.Random, workdir: Path) -> in
                 "options": options,
                 "maxChoices": max_choices,
                 "audience": audience,
-                "opensAt": now,
-                "closesAt": now + 7 * 24 * 3600,
+                "opensAt": opens,
+                "closesAt": opens + 7 * 24 * 3600,
                 "points": 20 if not audience else 10,
-                "trustees": [{"address": a.address, "publicKey": "0x" + p.public_key.hex()} for a, p in trustees],
+                "trustees": [{"address": t.client.address} for t in trustees],
                 "threshold": 2,
             },
-        ).json()
+        )
+        if reply.status_code != 201:
+            raise SystemExit(f"the API refused poll {question!r}: {reply.text}")
+        reply = reply.json()
         created.append(reply)
         strata = "; ".join(f"{s['name']} ({s['registerSize']})" for s in reply["poll"]["strata"])
         console.print(f"[bold]Poll {reply['poll']['id']}[/]: {question} (strata: {strata}; trustees 2 of 3)")
+
+    # --- the key ceremonies: the first two trustees are punctual, the third is late ------------
+    *punctual, late = trustees
+    for reply in created:
+        poll_id = reply["poll"]["id"]
+        for t in punctual:
+            t.step(poll_id)
+        waiting = trustee_steps.waiting_for(late.client.ceremony(poll_id))
+        console.print(
+            f"  poll {poll_id}'s ceremony: {punctual[0].name} and {punctual[1].name} posted round 1; it waits for "
+            f"trustee {', '.join(map(str, waiting))} ({late.name}), and the poll cannot open without its key"
+        )
+        late.step(poll_id)  # her round 1, then (every round 1 being in) her certification
+        for t in punctual:
+            t.step(poll_id)
+        state = late.client.ceremony(poll_id)
+        console.print(
+            f"  poll {poll_id}'s ceremony: {late.name} came; every trustee checked its shares and certified the "
+            f"election key {state['electionKey'][:18]}… on chain (attempt {state['attempt']})"
+        )
+    chain.anvil.increase_time(max(0, opens - chain.now()))
+    console.print("[bold]Opened[/]: the chain's clock reached the polls' opening")
 
     # --- voting --------------------------------------------------------------------------------
     def vote(resident: ResidentClient) -> tuple[int, int]:
@@ -173,15 +233,19 @@ def run_city(http: httpx.Client, chain, rng: random.Random, workdir: Path) -> in
     # --- close, release, publish ---------------------------------------------------------------
     wait_relay_drained(http, timeout=120)
     chain.anvil.increase_time(7 * 24 * 3600 + 1)
-    console.print("[bold]Closed[/]: the chain's clock moved past the polls' close")
+    console.print(
+        f"[bold]Closed[/]: the chain's clock moved past the polls' close; {punctual[0].name} and "
+        f"{punctual[1].name} release their shares (recomputed from the ceremony on chain), enough to count"
+    )
     for reply in created:
         poll = reply["poll"]
-        for index in (0, 2):
-            account, keypair = trustees[index]
-            share = key_shares.open_trustee_share(keypair.secret_key, bytes.fromhex(reply["sealedShares"][index][2:]))
-            ResidentClient(http, account).release_share(poll, index, share)
+        for t in punctual:
+            t.release(poll["id"])
         result = http.post(f"/admin/polls/{poll['id']}/publish", headers=ADMIN).json()
         print_result(poll, result)
+    for reply in created:
+        late.release(reply["poll"]["id"])
+    console.print(f"  {late.name}, late again, releases hers after publication: the verifier checks it too")
 
     # --- the observer's recount ------------------------------------------------------------------
     console.print("\n[bold]veche-verify[/] — an observer recounts every poll from chain state alone:")
@@ -206,7 +270,7 @@ def run_city(http: httpx.Client, chain, rng: random.Random, workdir: Path) -> in
     # --- points ----------------------------------------------------------------------------------
     http.post("/admin/rewards", headers=ADMIN, json={"name": "Tretyakov Gallery ticket", "price": 15, "stock": 100})
     http.post(
-        "/admin/charities", headers=ADMIN, json={"name": "City animal shelter", "account": trustees[0][0].address}
+        "/admin/charities", headers=ADMIN, json={"name": "City animal shelter", "account": Account.create().address}
     )
     spender = max(residents[:50], key=lambda r: r.points()["balance"])
     chain_id, city_points = chain.deployment.chain_id, chain.deployment.city_points
@@ -264,6 +328,9 @@ def print_verdict(verify: subprocess.CompletedProcess) -> None:
             f"  poll {poll['pollId']}: checks {checks} → {mark}; recomputed {poll['tally']['recomputed']} = "
             f"published {poll['tally']['published']}"
         )
+        release = next((c for c in poll["checks"] if c["number"] == 15), None)
+        if release is not None:
+            console.print(f"    election key {poll['electionKey']}; check 15: {release['detail']}")
     verdict = "[bold green]every check passed[/]" if report["verdict"] == "PASS" else "[bold red]FAILED[/]"
     console.print(f"  verdict: {verdict} (exit code {verify.returncode})")
 

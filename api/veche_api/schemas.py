@@ -290,9 +290,9 @@ class Audience(Model):
 
 
 class Trustee(Model):
-    """A poll's trustee. v1 polls: its X25519 `publicKey`, which its share is sealed to. v2 polls
-    (`keyCeremony`): the address only; its P-256 static key is the one registered on chain
-    (`POST /trustees/keys`)."""
+    """A poll's trustee. v2 polls (the default): the address only; its P-256 static key is the one
+    registered on chain (`POST /trustees/keys`). v1 polls (`"keyCeremony": false`): also its X25519
+    `publicKey`, which the dealt share is sealed to."""
 
     address: Address
     public_key: Annotated[str, HexBytes(32, 32)] | None = None  # X25519, v1 only
@@ -313,9 +313,10 @@ class PollCreate(Model):
     trustees: list[Trustee] = Field(min_length=1, max_length=16)
     threshold: int = Field(ge=1, le=16)
     key_ceremony: bool = Field(
-        default=False,
-        description="protocol v2: the trustees make the election key in a key ceremony on chain, which "
-        "must end before opensAt (VECHE_CEREMONY_SECONDS); false: the API deals it (v1)",
+        default=True,
+        description="true (the default, protocol v2): the trustees make the election key in a key ceremony "
+        "on chain, which must end before opensAt (VECHE_CEREMONY_SECONDS); false (protocol v1, kept for "
+        "compatibility): the API deals the key, and so holds the secret at creation — the verifier says so",
     )
 
 

@@ -205,13 +205,18 @@ def test_v2_poll_creation_refusals(api, trustees):
         "keyCeremony": True,
     }
     assert_error(api.http.post("/admin/polls", headers=api.admin, json=body), 422, "poll.invalid_trustee_key")
+    # v2 is the default: X25519 keys without `"keyCeremony": false` are refused, and the answer says how.
+    del body["keyCeremony"]
+    reply = api.http.post("/admin/polls", headers=api.admin, json=body)
+    assert_error(reply, 422, "poll.invalid_trustee_key")
+    assert '"keyCeremony": false' in reply.json()["error"]["message"]
     v1 = {**body, "keyCeremony": False, "trustees": [{"address": a} for a in addresses]}
     assert_error(api.http.post("/admin/polls", headers=api.admin, json=v1), 422, "poll.invalid_trustee_key")
 
 
 def test_a_whole_ceremony_through_the_api(api, trustees):
     addresses = [t.address for t in trustees]
-    poll = api.create_poll(opens_in=1000, lasts=3600, ceremony=addresses, threshold=THRESHOLD)
+    poll = api.create_poll(opens_in=1000, lasts=3600, ceremony=addresses, threshold=THRESHOLD)  # no keyCeremony
     assert poll["version"] == 2 and poll["electionKey"] is None and poll["sealedShares"] == []
     v1 = api.create_poll(opens_in=1000, lasts=3600)
     run = Ceremony(api, poll, trustees)

@@ -70,6 +70,7 @@ def test_sigkill_during_load_loses_and_duplicates_nothing(tmp_path, kind):
                 "closesAt": now + 36000,
                 "trustees": [{"address": a.address, "publicKey": "0x" + p.public_key.hex()} for a, p in trustees],
                 "threshold": 2,
+                "keyCeremony": False,  # protocol v1: the API deals the key
             },
         )
         assert reply.status_code == 201, reply.text

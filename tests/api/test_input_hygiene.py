@@ -94,6 +94,7 @@ def poll_body(api, **overrides) -> dict:
             for account, pair in api.trustees[:2]
         ],
         "threshold": 2,
+        "keyCeremony": False,  # protocol v1: the API deals the key
     }
     body.update(overrides)
     return body

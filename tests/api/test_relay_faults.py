@@ -455,6 +455,7 @@ def test_poll_creation_survives_a_crash_after_broadcast(tmp_path):
             "closesAt": now + 3600,
             "trustees": [{"address": a.address, "publicKey": "0x" + p.public_key.hex()} for a, p in trustees],
             "threshold": 2,
+            "keyCeremony": False,  # protocol v1: the API deals the key
         }
         rpc(chain.anvil.url, "evm_setAutomine", [False])
         answers: list = []

@@ -114,6 +114,7 @@ def city(api):
             "closesAt": now + 200_000,
             "points": 10,
             "threshold": 1,
+            "keyCeremony": False,  # protocol v1: the API deals the key
             "trustees": [
                 {"address": api.trustees[0][0].address, "publicKey": "0x" + api.trustees[0][1].public_key.hex()}
             ],
@@ -172,6 +173,7 @@ SHAPES = {
         "closesAt",
         "points",
         "threshold",
+        "keyCeremony",
         "trustees",
         ("trustees", 0, "address"),
         ("trustees", 0, "publicKey"),

@@ -190,6 +190,7 @@ def test_the_register_counts_the_age_rule_at_opening_as_issuance_applies_it(api)
         "closesAt": now + 3600,
         "trustees": [{"address": a.address, "publicKey": "0x" + p.public_key.hex()} for a, p in api.trustees],
         "threshold": 2,
+        "keyCeremony": False,  # protocol v1: the API deals the key
     }
     assert_error(api.http.post("/admin/polls", headers=api.admin, json=body), 409, "poll.audience_too_small")
     assert api.http.get("/polls").json() == before

@@ -108,6 +108,7 @@ def test_a_resident_and_trustees_through_the_cli(city, tmp_path):
             "points": 20,
             "trustees": trustee_keys,
             "threshold": 2,
+            "keyCeremony": False,  # protocol v1: the API deals the key
         },
     ).json()
     poll_id, sealed = created["poll"]["id"], created["sealedShares"]
@@ -227,6 +228,7 @@ def test_the_cli_recovers_lost_answers_and_a_kill(city, tmp_path):
                 "points": 10,
                 "trustees": trustees,
                 "threshold": 2,
+                "keyCeremony": False,  # protocol v1: the API deals the key
             },
         )
         assert created.status_code == 201, created.text

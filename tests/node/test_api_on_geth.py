@@ -76,6 +76,7 @@ def test_a_poll_through_the_api_on_the_clique_network(network, tmp_path):
                 "points": 20,
                 "trustees": [{"address": a.address, "publicKey": "0x" + p.public_key.hex()} for a, p in trustees],
                 "threshold": 2,
+                "keyCeremony": False,  # protocol v1: the API deals the key
             },
         )
         assert created.status_code == 201, created.text

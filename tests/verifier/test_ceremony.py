@@ -210,3 +210,7 @@ def test_veche_verify_all_passes_v1_and_v2_polls_alike(anvil, issuer_keys, tmp_p
     checks = {p["pollId"]: {c["number"] for c in p["checks"]} for p in report["polls"]}
     assert checks[polls[0].poll_id] >= {7, 8} and not checks[polls[0].poll_id] & {14, 15, 16}
     assert checks[polls[1].poll_id] >= {14, 15, 16} and not checks[polls[1].poll_id] & {7, 8}
+    # The report says who could have held each poll's secret before close.
+    origin = {p["pollId"]: (p["protocol"], p["electionKey"]) for p in report["polls"]}
+    assert origin[polls[0].poll_id][0] == 1 and "dealt by the city's API" in origin[polls[0].poll_id][1]
+    assert origin[polls[1].poll_id][0] == 2 and "key ceremony on chain" in origin[polls[1].poll_id][1]

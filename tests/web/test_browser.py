@@ -166,7 +166,7 @@ def test_a_resident_votes_in_the_browser_and_the_results_page_matches_the_verifi
         now = chain.now()
         created = http.post("/admin/polls", headers=ADMIN, json={
             "question": "Where should the new library go?", "options": ["Park", "Station", "School"],
-            "opensAt": now, "closesAt": now + 3600, "points": 20, "threshold": 2,
+            "opensAt": now, "closesAt": now + 3600, "points": 20, "threshold": 2, "keyCeremony": False,
             "trustees": [{"address": a.address, "publicKey": "0x" + k.public_key.hex()} for a, k in trustees],
         })
         assert created.status_code == 201, created.text

@@ -111,8 +111,8 @@ def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
         raise ApiError(
             "poll.invalid_trustee_key",
             422,
-            "a v1 poll needs each trustee's X25519 publicKey (or set keyCeremony for a v2 poll, whose trustees "
-            "make the key together)",
+            "a v1 poll (keyCeremony false) needs each trustee's X25519 publicKey; leave keyCeremony out for a "
+            "v2 poll, whose trustees make the key together",
         )
 
     audience_json = audience.model_dump(by_alias=True)
@@ -224,8 +224,9 @@ def _check_ceremony_trustees(state, body: PollCreate, addresses: Sequence[str], 
         raise ApiError(
             "poll.invalid_trustee_key",
             422,
-            "a key-ceremony poll names its trustees by address only: their static keys are the ones "
-            "registered on chain (POST /trustees/keys)",
+            "a v2 poll (the default) names its trustees by address only: their static keys are the ones "
+            "registered on chain (POST /trustees/keys); a v1 poll, whose key the API deals, needs "
+            '"keyCeremony": false',
         )
     earliest = now + state.settings.ceremony_seconds
     if body.opens_at < earliest:

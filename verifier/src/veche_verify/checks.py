@@ -147,6 +147,19 @@ class PollVerdict:
     # Per stratum: register size, issuances (requests), counted ballots and "requested but not
     # counted", the most ballots the issuer could have cast with abstainers' tokens unseen.
     strata: list[StratumFigures] = field(default_factory=list)
+    protocol: int | None = None  # 1: the key was dealt by the city's API; 2: made by the trustees on chain
+
+    @property
+    def key_origin(self) -> str | None:
+        """Who could have held the election secret before close, in a sentence for the report."""
+        if self.protocol == 1:
+            return (
+                "dealt by the city's API at creation (protocol 1): whoever ran the API then could have kept "
+                "the secret and read ballots before close"
+            )
+        if self.protocol == 2:
+            return "made by the trustees in a key ceremony on chain (protocol 2): no one held the secret before close"
+        return None
 
     @property
     def verdict(self) -> Verdict:
@@ -174,6 +187,8 @@ class PollVerdict:
         return {
             "pollId": self.poll_id,
             "verdict": self.verdict.value,
+            "protocol": self.protocol,
+            "electionKey": self.key_origin,
             "reason": self.reason,
             "checks": [check.to_dict() for check in self.checks],
             "tally": {
@@ -311,6 +326,7 @@ def count_poll(snapshot: ChainSnapshot, poll_id: int) -> PollVerdict:
         verdict.checks += [_cannot_run(n, "the poll's parameters are missing") for n in COUNTING_CHECKS[1:]]
         return verdict
     verdict.option_count = created.option_count
+    verdict.protocol = created.version
     deployment = snapshot.deployment
 
     # Checks 2-5 in one pass over the ballots, in chain order. Checks 2 and 3 were done by the

@@ -98,6 +98,8 @@ def print_poll(console: Console, verdict: PollVerdict) -> None:
         console.print(f"[bold]Poll {verdict.poll_id}:[/] {escape(names.question)}")
     console.print(checks_table(f"Poll {verdict.poll_id}", verdict.checks))
     console.print(_names_line(verdict))
+    if verdict.key_origin:
+        console.print(f"Election key: {verdict.key_origin}.")
     if verdict.recomputed is not None:
         console.print(tally_table(verdict))
         console.print(NUMBERING)
