@@ -280,6 +280,7 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
             ++accepted;
             emit BallotCast(pollId, b.token, b.sequence, b.stratum, b.ciphertext, b.tokenSignature, b.signature);
         }
+        emit BallotsRelayed(pollId, msg.sender, accepted);
     }
 
     // ---------------------------------------------------------------------------------------

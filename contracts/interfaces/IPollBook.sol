@@ -389,6 +389,16 @@ interface IPollBook {
     );
 
     /**
+     * @notice Which relay carried the ballots just cast: one per castBallots call, after its
+     * {BallotCast} events (the same transaction), so that every verifier can say which relay
+     * carried each ballot and tell a ballot one relay posted twice from one two relays carried.
+     * @param pollId The poll the batch was for.
+     * @param relayer The RELAYER_ROLE account that posted the batch (msg.sender).
+     * @param accepted How many ballots of the batch emitted {BallotCast}.
+     */
+    event BallotsRelayed(uint256 indexed pollId, address indexed relayer, uint256 accepted);
+
+    /**
      * @notice A ballot of a batch was skipped, and why.
      * @param pollId The poll the ballot was for.
      * @param token The token address the ballot named.
@@ -506,11 +516,11 @@ interface IPollBook {
      * {PollBookKeyNotCertified}). Each ballot is then checked on its own and skipped with
      * {BallotRejected} if its stratum is unknown or its EIP-712 `Ballot` signature does not
      * recover `token`. Every other ballot emits {BallotCast}, in batch order, whatever its
-     * sequence: the contract keeps no per-token state. The sequence rule (per token the highest
-     * sequence counts), the RSA token signature and counted <= issued are checked off chain by
-     * every verifier; the API refuses stale sequences before acknowledging, and its relay posts
-     * each ballot once; a duplicate or a reordered revote that reaches the chain anyway is
-     * visible to every verifier.
+     * sequence: the contract keeps no per-token state; one {BallotsRelayed} follows, naming the
+     * caller. The sequence rule (per token the highest sequence counts), the RSA token signature
+     * and counted <= issued are checked off chain by every verifier; a relay refuses stale
+     * sequences before acknowledging and posts each ballot once; the same ballot carried by two
+     * relays counts once, and one relay posting a ballot twice is visible to every verifier.
      * @param pollId The poll the ballots are for.
      * @param ballots The ballots, each signed by its token key, in the order they are emitted.
      * @return accepted How many of `ballots` emitted {BallotCast} (the others {BallotRejected}).

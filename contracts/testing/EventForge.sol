@@ -74,11 +74,22 @@ contract EventForge {
     }
 
     /**
-     * @notice Emit one BallotCast per ballot, unchecked.
+     * @notice Emit one BallotCast per ballot, unchecked, then BallotsRelayed naming the caller.
      * @param pollId The poll id to emit.
      * @param ballots The ballots to emit, in order, whatever their window, stratum or signature.
      */
     function castBallots(uint256 pollId, IPollBook.Ballot[] calldata ballots) external {
+        castBallotsUnattributed(pollId, ballots);
+        emit IPollBook.BallotsRelayed(pollId, msg.sender, ballots.length);
+    }
+
+    /**
+     * @notice Emit one BallotCast per ballot, unchecked, and no BallotsRelayed: as a PollBook from
+     * before that event did.
+     * @param pollId The poll id to emit.
+     * @param ballots The ballots to emit, in order, whatever their window, stratum or signature.
+     */
+    function castBallotsUnattributed(uint256 pollId, IPollBook.Ballot[] calldata ballots) public {
         for (uint256 i = 0; i < ballots.length; ++i) {
             IPollBook.Ballot calldata b = ballots[i];
             emit IPollBook.BallotCast(pollId, b.token, b.sequence, b.stratum, b.ciphertext, b.tokenSignature, b.signature);

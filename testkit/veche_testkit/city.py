@@ -548,13 +548,20 @@ class City:
         size = token.credential_length(poll.issuer_keys[stratum].public_key)
         return [self.ballot(poll, TokenKey(*new_token_key(), stratum, os.urandom(size))) for _ in range(count)]
 
-    def cast(self, poll: SimPoll, ballots: list[Ballot], batch: int | None = None) -> list[dict]:
-        """PollBook.castBallots from the relayer, `batch` ballots a transaction (by default as
-        many as the chain takes); the receipts (JSON-RPC objects)."""
-        return self.cast_arguments(poll, call_arguments(ballots), batch)
+    def cast(
+        self, poll: SimPoll, ballots: list[Ballot], batch: int | None = None, relayer: Sender | None = None
+    ) -> list[dict]:
+        """PollBook.castBallots from the relayer (or another relay's `relayer`), `batch` ballots a
+        transaction (by default as many as the chain takes); the receipts (JSON-RPC objects)."""
+        return self.cast_arguments(poll, call_arguments(ballots), batch, relayer=relayer)
 
     def cast_arguments(
-        self, poll: SimPoll, arguments: Iterable[tuple], batch: int | None = None, gas_per_ballot: int = BALLOT_GAS
+        self,
+        poll: SimPoll,
+        arguments: Iterable[tuple],
+        batch: int | None = None,
+        gas_per_ballot: int = BALLOT_GAS,
+        relayer: Sender | None = None,
     ) -> list[dict]:
         """`cast` for ballots already in castBallots' argument form (`call_arguments`); taken
         from `arguments` a batch at a time, as the transactions go (it may be a stream)."""
@@ -562,7 +569,15 @@ class City:
             (self.cast_data(poll, part), gas_per_ballot * len(part) + CALL_GAS)
             for part in _chunks(arguments, batch or self.ballot_batch)
         )
-        return self.send_calls(self.relayer, self.deployment.poll_book, calls)
+        return self.send_calls(relayer or self.relayer, self.deployment.poll_book, calls)
+
+    def add_relay(self) -> Sender:
+        """Another relay: a fresh key, funded by the admin and granted RELAYER_ROLE."""
+        sender = Sender(self.w3, Account.create())
+        self.admin.send({"to": sender.address, "value": 10**18})
+        role = self.poll_book.functions.RELAYER_ROLE().call()
+        self.admin.transact(self.poll_book.functions.grantRole(role, sender.address))
+        return sender
 
     def cast_data(self, poll: SimPoll, arguments: list[tuple]) -> bytes:
         """castBallots calldata for ballots in its argument form (`call_arguments`)."""

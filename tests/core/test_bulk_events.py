@@ -132,6 +132,7 @@ def expected(decoder, log):
             a["signature"],
             event.block_number,
             event.log_index,
+            event.transaction_hash,
         )
     return (a["pollId"], bytes.fromhex(a["resident"][2:]), a["amount"])
 
@@ -174,7 +175,7 @@ def test_ballot_cast_returns_what_decode_log_decodes(
     log = ballot_cast_log(poll_id, token, sequence, stratum, ciphertext, token_signature, signature, block, index)
     cast = events.ballot_cast(log)
     assert cast == events.CastLog(
-        poll_id, token, sequence, stratum, ciphertext, token_signature, signature, block, index
+        poll_id, token, sequence, stratum, ciphertext, token_signature, signature, block, index, bytes(range(32))
     )
     assert tuple(cast) == expected(events.ballot_cast, log)
     assert type(cast.token) is bytes and len(cast.token) == 20

@@ -17,7 +17,7 @@ from veche_core.dataset import dataset_hash
 from veche_core.deployment import Deployment
 from veche_core.rpc import RpcClient
 from veche_node.anvil import Anvil
-from veche_node.contracts import contract_type
+from veche_node.contracts import Sender, contract_type
 from veche_testkit.city import RESIDENTS, City, SimPoll, call_arguments
 from veche_verify.chain import read_snapshot
 from veche_verify.checks import PollVerdict, verify_poll
@@ -169,10 +169,12 @@ class Forged:
         if residents:
             self.city.admin.transact(self.forge.functions.creditPoints(self.poll.poll_id, residents, amount))
 
-    def cast(self, ballots) -> None:
-        self.city.admin.transact(
-            self.forge.functions.castBallots(self.poll.poll_id, call_arguments(ballots)),
-            gas=80_000 * len(ballots) + 200_000,
+    def cast(self, ballots, *, relay: Sender | None = None, named: bool = True) -> None:
+        """Emit the ballots as `relay` (by default the admin) posting them; `named=False`: with no
+        BallotsRelayed, as a PollBook from before it."""
+        cast = self.forge.functions.castBallots if named else self.forge.functions.castBallotsUnattributed
+        (relay or self.city.admin).transact(
+            cast(self.poll.poll_id, call_arguments(ballots)), gas=80_000 * len(ballots) + 200_000
         )
 
     def close_and_publish(self, exclude: frozenset[str] = frozenset()) -> None:

@@ -3,8 +3,8 @@
 A clean poll passes every check; each test below then builds a poll that breaks one rule and
 asserts that the verifier fails that check by number and passes the others. Checks 3 and 4
 cannot be broken through the real PollBook (it refuses such ballots), and check 5 needs a relay
-that misbehaves; those polls are mirrored onto EventForge, a stand-in for a broken or
-malicious contract.
+that misbehaves (and its rule, ballots carried twice or equivocated); those polls are mirrored
+onto EventForge, a stand-in for a broken or malicious contract.
 """
 
 from __future__ import annotations
@@ -106,38 +106,93 @@ def test_check_4_fails_on_a_ballot_outside_the_window(city, forge, new_poll):
     assert verdict.recomputed == [2, 0, 0]
 
 
-def test_check_5_fails_when_a_ballot_is_cast_twice(city, forge, new_poll):
+def test_check_5_fails_when_one_relay_posts_a_ballot_twice(city, forge, new_poll):
     poll = new_poll(voters=3)
     forged = Forged(city, forge, poll)
     twice = forged.city.ballot(poll, poll.tokens[0], [0])
     forged.cast([twice] + [forged.city.ballot(poll, k, [2]) for k in poll.tokens[1:]])
-    forged.cast([twice])  # a relay that sent an acknowledged ballot again
+    forged.cast([twice])  # the same relay sent an acknowledged ballot again
     forged.close_and_publish()  # the honest count takes the token's ballot once
 
     verdict = verify(city, poll.poll_id, forged.deployment)
 
     assert failed(verdict) == {5}
+    [failure] = next(c for c in verdict.checks if c.number == 5).failures
+    assert failure == f"{poll.tokens[0].address} #1 was posted 2 times by relay {city.admin.address}"
     assert verdict.recomputed == [1, 0, 2]
 
 
-def test_of_two_ballots_with_the_same_token_and_sequence_the_first_on_chain_counts(city, forge, new_poll):
-    """§3.9: the dataset row of a (token, sequence) cast twice is the earliest by (block, log
-    index), its choice and its block, so that two verifiers write byte-identical datasets."""
+def test_check_5_fails_on_a_ballot_posted_twice_where_the_chain_names_no_relay(city, forge, new_poll):
+    """A PollBook from before BallotsRelayed: as under the earlier rule, a ballot twice fails."""
     poll = new_poll(voters=2)
     forged = Forged(city, forge, poll)
-    key = poll.tokens[0]
-    first = forged.city.ballot(poll, key, [0], sequence=1)
-    second = forged.city.ballot(poll, key, [1], sequence=1)  # another choice, the same sequence
-    forged.cast([first, forged.city.ballot(poll, poll.tokens[1], [2])])
-    forged.cast([second])
+    twice = forged.city.ballot(poll, poll.tokens[0], [0])
+    forged.cast([twice, forged.city.ballot(poll, poll.tokens[1], [1])], named=False)
+    forged.cast([twice], relay=city.relayer, named=False)
     forged.close_and_publish()
 
     verdict = verify(city, poll.poll_id, forged.deployment)
 
-    assert failed(verdict) == {5} and verdict.recomputed == [1, 0, 1]
-    counted = verdict.latest[key.address.lower()]
-    [row] = [r for r in verdict.counted_rows if r.token == key.address.lower()]
-    assert row.choice == (0,) and row.block == counted.block_number == min(b.block_number for b in verdict.ballots)
+    assert failed(verdict) == {5} and verdict.recomputed == [1, 1, 0]
+    [failure] = next(c for c in verdict.checks if c.number == 5).failures
+    assert failure.endswith("was posted 2 times by a relay the chain does not name")
+    assert verdict.by_relay == {None: 2} and verdict.carried == []
+
+
+def test_a_ballot_carried_by_two_relays_counts_once_and_the_poll_passes(city, forge, new_poll):
+    """docs/protocol.md §6 check 5: a client that retried on a second relay may have its ballot
+    posted by both; it counts once, its first copy on chain gives its dataset row, and both
+    relays are listed."""
+    poll = new_poll(voters=3)
+    forged = Forged(city, forge, poll)
+    retried = forged.city.ballot(poll, poll.tokens[0], [0])
+    forged.cast([retried] + [forged.city.ballot(poll, k, [2]) for k in poll.tokens[1:]], relay=city.relayer)
+    forged.cast([retried], relay=city.admin)
+    forged.close_and_publish()
+
+    verdict = verify(city, poll.poll_id, forged.deployment)
+
+    assert failed(verdict) == set() and verdict.recomputed == [1, 0, 2]
+    token = poll.tokens[0].address
+    [carried] = verdict.carried
+    assert carried["token"] == token and carried["relays"] == [city.relayer.address, city.admin.address]
+    first, again = carried["blocks"]
+    assert first < again
+    [row] = [r for r in verdict.counted_rows if r.token == token.lower()]
+    assert row.block == first
+    assert dict(verdict.counted_by_relay()) == {city.relayer.address: 3}
+    assert "1 carried by more than one relay" in next(c for c in verdict.checks if c.number == 5).detail
+
+
+def test_two_ballots_with_a_tokens_last_sequence_are_its_equivocation_and_neither_counts(city, forge, new_poll):
+    """docs/protocol.md §6 check 5: only the token's key signs its ballots, so two different ones
+    with the same (last) sequence are its holder's doing; the relays' order must not pick one,
+    so neither counts, the poll passes, and they are listed. A higher sequence settles it."""
+    poll = new_poll(voters=3)
+    forged = Forged(city, forge, poll)
+    torn, settled = poll.tokens[0], poll.tokens[1]
+    forged.cast(
+        [
+            forged.city.ballot(poll, torn, [0], sequence=1),
+            forged.city.ballot(poll, settled, [0], sequence=1),
+            forged.city.ballot(poll, poll.tokens[2], [2]),
+        ]
+    )
+    forged.cast(
+        [forged.city.ballot(poll, torn, [1], sequence=1), forged.city.ballot(poll, settled, [1], sequence=1)],
+        relay=city.relayer,
+    )
+    forged.cast([forged.city.ballot(poll, settled, [1], sequence=2)])  # its holder settles it
+    forged.close_and_publish(exclude=frozenset({torn.address}))  # the honest count leaves it out
+
+    verdict = verify(city, poll.poll_id, forged.deployment)
+
+    assert failed(verdict) == set() and verdict.recomputed == [0, 1, 1]
+    [equivocation] = verdict.equivocations
+    assert equivocation["token"] == torn.address and equivocation["sequence"] == 1 and equivocation["ballots"] == 2
+    assert torn.address.lower() not in {r.token for r in verdict.counted_rows}
+    assert sorted(c["sequence"] for c in verdict.superseded if c["token"] == settled.address) == [1, 1]
+    assert "1 tokens equivocated" in next(c for c in verdict.checks if c.number == 5).detail
 
 
 def test_a_revote_counts_wherever_it_stands_on_chain(city, forge, new_poll):

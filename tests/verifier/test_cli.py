@@ -152,6 +152,32 @@ def test_check_11_receipts(anvil, city, new_poll, tmp_path):
     assert code == 1 and "not by the relayer" in report["checks"][0]["detail"]
 
 
+def test_a_poll_voted_through_two_relays_counts_per_relay_and_each_receipt_passes(anvil, city, new_poll, tmp_path):
+    """Two relays of PollBook's RELAYER_ROLE, one ballot carried by both (a client that retried
+    elsewhere): it counts once, the report counts ballots per relay and lists the one carried
+    twice, and the receipt each relay signed passes check 11, naming the relay on chain."""
+    poll = new_poll(voters=3)
+    second = city.add_relay()
+    retried = city.ballot(poll, poll.tokens[0], [0])
+    city.cast(poll, [retried, city.ballot(poll, poll.tokens[1], [1])])
+    city.cast(poll, [retried, city.ballot(poll, poll.tokens[2], [2])], relayer=second)
+    close_and_publish(city, poll)
+
+    code, report = run_cli(anvil.url, city.deployment, "poll", str(poll.poll_id), tmp_path=tmp_path)
+
+    assert code == 0 and report["verdict"] == "PASS", report
+    assert report["tally"]["recomputed"] == [1, 1, 1]
+    assert report["countedByRelay"] == {city.relayer.address: 2, second.address: 1}
+    [carried] = report["carriedByMoreThanOneRelay"]
+    assert carried["token"] == retried.token_address and carried["relays"] == [city.relayer.address, second.address]
+    path = tmp_path / "receipt.json"
+    for relay in (city.relayer, second):
+        path.write_text(_receipt(city, poll, retried, key=relay.account.key, address=relay.address).to_json())
+        code, report = run_cli(anvil.url, city.deployment, "receipt", str(path), tmp_path=tmp_path)
+        assert code == 0, report
+        assert f"(carried by relay {relay.address}) and counted" in report["checks"][0]["detail"]
+
+
 def test_dataset_command_reads_csv_and_json(anvil, city, new_poll, tmp_path):
     poll = new_poll(voters=4)
     city.cast(poll, [city.ballot(poll, key, [i % 3]) for i, key in enumerate(poll.tokens)])

@@ -88,6 +88,9 @@ BALLOT_CAST = _spec(
     "uint256 indexed pollId, address indexed token, uint64 sequence, uint32 stratum,"
     " bytes ciphertext, bytes tokenSignature, bytes signature",
 )
+# One per castBallots call, after its BallotCast logs (the same transaction): the relay that
+# carried them. A PollBook from before it emits none; its ballots' relay is then unknown.
+BALLOTS_RELAYED = _spec("BallotsRelayed", "uint256 indexed pollId, address indexed relayer, uint256 accepted")
 BALLOT_REJECTED = _spec(
     "BallotRejected",
     "uint256 indexed pollId, address indexed token, uint64 sequence, uint8 reason",
@@ -153,6 +156,7 @@ POLL_BOOK_EVENTS = (
     TOKENS_ISSUED,
     ISSUANCES_RECORDED,
     BALLOT_CAST,
+    BALLOTS_RELAYED,
     BALLOT_REJECTED,
     KEY_SHARE_SUBMITTED,
     RESULT_PUBLISHED,
@@ -262,9 +266,11 @@ class CastLog(NamedTuple):
     signature: bytes
     block_number: int
     log_index: int
+    transaction_hash: bytes  # 32 bytes: the castBallots call, whose BallotsRelayed names the relay
 
 
 BALLOT_CAST_TOPIC = BALLOT_CAST.topic
+BALLOTS_RELAYED_TOPIC = BALLOTS_RELAYED.topic
 TOKENS_ISSUED_TOPIC = TOKENS_ISSUED.topic
 ISSUANCES_RECORDED_TOPIC = ISSUANCES_RECORDED.topic
 POINTS_CREDITED_TOPIC = POINTS_CREDITED.topic
@@ -332,6 +338,7 @@ def _cast_fast(log: dict[str, Any]) -> CastLog:
         token_signature,
         signature,
         *_position(log),
+        _hex_bytes(log["transactionHash"]),
     )
 
 
@@ -352,12 +359,22 @@ def _cast_generic(event: DecodedEvent) -> CastLog:
         a["signature"],
         event.block_number,
         event.log_index,
+        event.transaction_hash,
     )
 
 
 def ballot_cast(log: dict[str, Any]) -> CastLog:
     """A BallotCast log's fields; EncodingError if it is not a well-formed BallotCast."""
     return _fast_or_generic(_cast_fast, _cast_generic, log)
+
+
+def ballots_relayed(log: dict[str, Any]) -> tuple[int, bytes, bytes]:
+    """A BallotsRelayed log's (poll id, relayer as 20 raw bytes, its transaction's hash);
+    EncodingError if it is not a well-formed one. One log per batch: the generic decoder."""
+    event = decode_log(log)
+    if event.name != "BallotsRelayed":
+        raise EncodingError(f"a {event.name} where a BallotsRelayed was asked for")
+    return event.args["pollId"], bytes.fromhex(event.args["relayer"][2:]), event.transaction_hash
 
 
 def tokens_issued(log: dict[str, Any]) -> tuple[int, tuple[int, ...]]:

@@ -32,7 +32,10 @@ STATEMENTS = {
     2: "Every ballot's token signature verifies under the issuer key of its stratum.",
     3: "Every ballot's EIP-712 signature recovers its token address; poll id and chain id match.",
     4: "Every ballot was included within the poll's window.",
-    5: "Per token, only the highest sequence counts; superseded ballots are listed, not counted.",
+    5: (
+        "Per token, only the highest sequence counts; superseded ballots are listed, not counted. A ballot "
+        "carried by several relays counts once; one relay posting a ballot twice fails."
+    ),
     6: "Per stratum, counted ballots ≤ issued tokens.",
     7: "The key shares rebuild a secret key that matches the published election public key.",
     8: (
@@ -141,7 +144,11 @@ class PollVerdict:
     spoiled: list[dict[str, Any]] = field(default_factory=list)  # counted ballots with no valid choice (check 8)
     counted_rows: list[DatasetRow] = field(default_factory=list)
     ballots: list[CastBallot] = field(default_factory=list)  # every decoded BallotCast, in chain order
-    latest: dict[str, CastBallot] = field(default_factory=dict)  # per token (lower-case hex), the counted ballot
+    latest: dict[str, CastBallot] = field(default_factory=dict)  # per token (lower-case hex), its last word
+    equivocal: frozenset[str] = frozenset()  # tokens whose last word is two ballots: not counted (check 5)
+    carried: list[dict[str, Any]] = field(default_factory=list)  # ballots carried by more than one relay
+    equivocations: list[dict[str, Any]] = field(default_factory=list)
+    by_relay: dict[str | None, int] = field(default_factory=dict)  # counted ballots per relay (None: not named)
     unverifiable: str | None = None  # why nothing of the poll could be judged (CANNOT_VERIFY)
     names: Names | None = None  # the option and stratum names, checked against metadataHash (names.py)
     # Per stratum: register size, issuances (requests), counted ballots and "requested but not
@@ -160,6 +167,11 @@ class PollVerdict:
         if self.protocol == 2:
             return "made by the trustees in a key ceremony on chain (protocol 2): no one held the secret before close"
         return None
+
+    def counted_by_relay(self) -> list[tuple[str | None, int]]:
+        """(relay, EIP-55, or None where the chain names none; its counted ballots), named relays first."""
+        named = sorted((_shown(r), n) for r, n in self.by_relay.items() if r is not None)
+        return named + ([(None, self.by_relay[None])] if None in self.by_relay else [])
 
     @property
     def verdict(self) -> Verdict:
@@ -198,6 +210,11 @@ class PollVerdict:
             },
             "superseded": self.superseded[:MAX_LISTED],
             "supersededCount": len(self.superseded),
+            "carriedByMoreThanOneRelay": self.carried[:MAX_LISTED],
+            "carriedByMoreThanOneRelayCount": len(self.carried),
+            "equivocations": self.equivocations[:MAX_LISTED],
+            "equivocationsCount": len(self.equivocations),
+            "countedByRelay": {"unnamed" if r is None else r: n for r, n in self.counted_by_relay()},
             "spoiled": self.spoiled[:MAX_LISTED],
             "spoiledCount": len(self.spoiled),
             "names": None if self.names is None else self.names.to_dict(),
@@ -305,6 +322,84 @@ def verify_poll(
     return verdict
 
 
+@dataclass
+class CountingRule:
+    """Check 5's outcome over a poll's eligible ballots (those passing checks 2-4): see `counting_rule`."""
+
+    latest: dict[str, CastBallot]  # per token (lower-case hex), the first copy of its last word
+    equivocal: frozenset[str]  # tokens whose last word is two different ballots: they count nothing
+    counted: list[CastBallot]  # in chain order
+    superseded: list[dict[str, Any]]
+    carried: list[dict[str, Any]]  # ballots that reached the chain through more than one relay
+    equivocations: list[dict[str, Any]]
+    failures: list[str]  # a relay that posted a ballot twice
+
+
+def counting_rule(eligible: list[CastBallot]) -> CountingRule:
+    """Check 5 (docs/protocol.md §6): which ballot counts for each token, from the chain's order.
+
+    A ballot is what its token signed (its EIP-712 digest). Per token the highest sequence counts,
+    wherever it stands on chain (the contract does not judge sequences). The same ballot may reach
+    the chain more than once: carried by different relays (a client that retried elsewhere) it
+    counts once, its first copy by (block, log index) giving its dataset row; posted twice by one
+    relay, or where the chain names no relay (a PollBook from before BallotsRelayed), check 5
+    fails, since a relay posts each ballot it acknowledged once. Two different ballots with the
+    token's highest sequence are its holder's equivocation: neither counts (the relays' order must
+    not choose between them), and the token has no vote unless a higher sequence follows.
+    `eligible` is in chain order."""
+    latest: dict[str, CastBallot] = {}
+    equivocal: set[str] = set()
+    copies: dict[tuple[str, bytes | None], list[CastBallot]] = defaultdict(list)
+    for b in eligible:
+        copies[(b.token, b.digest)].append(b)
+        best = latest.get(b.token)
+        if best is None or b.sequence > best.sequence:
+            latest[b.token] = b
+            equivocal.discard(b.token)
+        elif b.sequence == best.sequence and b.digest != best.digest:
+            equivocal.add(b.token)
+    counted = [b for b in eligible if latest[b.token] is b and b.token not in equivocal]
+    firsts = [group[0] for group in copies.values()]
+    superseded = [
+        {
+            "token": _shown(b.token),
+            "sequence": b.sequence,
+            "block": b.block_number,
+            "supersededBy": latest[b.token].sequence,
+        }
+        for b in firsts
+        if b.sequence < latest[b.token].sequence
+    ]
+    carried, failures = [], []
+    for group in copies.values():
+        if len(group) == 1:
+            continue
+        b, relays = group[0], Counter(c.relayer for c in group)
+        where = f"{_shown(b.token)} #{b.sequence}"
+        for relayer, times in relays.items():
+            if times > 1:
+                by = "a relay the chain does not name" if relayer is None else f"relay {_shown(relayer)}"
+                failures.append(f"{where} was posted {times} times by {by}")
+        if None not in relays:
+            carried.append(
+                {
+                    "token": _shown(b.token),
+                    "sequence": b.sequence,
+                    "relays": [_shown(r) for r in relays if r is not None],
+                    "blocks": [c.block_number for c in group],
+                }
+            )
+    rivals: dict[str, list[CastBallot]] = defaultdict(list)
+    for b in firsts:
+        if b.token in equivocal and b.sequence == latest[b.token].sequence:
+            rivals[b.token].append(b)
+    equivocations = [
+        {"token": _shown(t), "sequence": latest[t].sequence, "ballots": len(r), "blocks": [b.block_number for b in r]}
+        for t, r in sorted(rivals.items())
+    ]
+    return CountingRule(latest, frozenset(equivocal), counted, superseded, carried, equivocations, failures)
+
+
 def count_poll(snapshot: ChainSnapshot, poll_id: int) -> PollVerdict:
     """Checks 1–8 and what they count: the recomputed tally, per stratum, and the dataset rows.
 
@@ -329,14 +424,10 @@ def count_poll(snapshot: ChainSnapshot, poll_id: int) -> PollVerdict:
     verdict.protocol = created.version
     deployment = snapshot.deployment
 
-    # Checks 2-5 in one pass over the ballots, in chain order. Checks 2 and 3 were done by the
+    # Checks 2-4 in one pass over the ballots, in chain order. Checks 2 and 3 were done by the
     # workers that read each ballot (work.scan_range); check 4 is the window, by the timestamps
-    # of the blocks that include the ballots; check 5: per token the highest sequence among
-    # eligible ballots (checks 2-4) counts, wherever it stands on chain (the contract does not
-    # judge sequences), and a (token, sequence) cast twice fails: the relay sends each
-    # acknowledged ballot exactly once. Of two eligible ballots with a token's highest sequence
-    # the first in chain order (block, log index) counts: `found` is in that order and only a
-    # higher sequence replaces the one kept, so every verifier writes the same dataset row.
+    # of the blocks that include the ballots. Check 5 (the `counting_rule` below) then picks each
+    # token's counted ballot among the eligible ones.
     found = poll.ballots
     token_failures: list[str] = []
     signature_failures: list[str] = []
@@ -347,7 +438,6 @@ def count_poll(snapshot: ChainSnapshot, poll_id: int) -> PollVerdict:
         )
     opens, closes, stamps = created.opens_at, created.closes_at, snapshot.block_timestamps
     eligible: list[CastBallot] = []
-    latest: dict[str, CastBallot] = {}
     for b in found:
         ok = True
         if b.token_error:
@@ -364,37 +454,30 @@ def count_poll(snapshot: ChainSnapshot, poll_id: int) -> PollVerdict:
             ok = False
         if ok:
             eligible.append(b)
-            best = latest.get(b.token)
-            if best is None or b.sequence > best.sequence:
-                latest[b.token] = b
     verdict.ballots = found
     n = {"ballots": len(found)}
     verdict.checks.append(_result(2, token_failures, f"{len(found):,} token signatures verify", n))
     verdict.checks.append(_result(3, signature_failures, f"{len(found):,} ballot signatures recover their tokens", n))
     verdict.checks.append(_result(4, window_failures, f"{len(found):,} ballots inside the window", n))
 
-    counted = [b for b in eligible if latest[b.token] is b]  # in chain order
-    verdict.latest = latest
-    verdict.superseded = [
-        {
-            "token": _shown(b.token),
-            "sequence": b.sequence,
-            "block": b.block_number,
-            "supersededBy": latest[b.token].sequence,
-        }
-        for b in eligible
-        if latest[b.token] is not b
-    ]
-    pairs = Counter((b.token, b.sequence) for b in found)
-    order_failures = [
-        f"{_shown(token)} #{sequence} was cast {count} times" for (token, sequence), count in pairs.items() if count > 1
-    ]
+    rule = counting_rule(eligible)
+    counted = rule.counted
+    verdict.latest, verdict.equivocal = rule.latest, rule.equivocal
+    verdict.superseded, verdict.carried, verdict.equivocations = rule.superseded, rule.carried, rule.equivocations
+    verdict.by_relay = dict(Counter(b.relayer for b in counted))
     verdict.checks.append(
         _result(
             5,
-            order_failures,
-            f"{len(counted):,} counted, {len(verdict.superseded):,} superseded",
-            {"counted": len(counted), "superseded": len(verdict.superseded)},
+            rule.failures,
+            f"{len(counted):,} counted, {len(rule.superseded):,} superseded"
+            + (f", {len(rule.carried):,} carried by more than one relay" if rule.carried else "")
+            + (f", {len(rule.equivocations):,} tokens equivocated" if rule.equivocations else ""),
+            {
+                "counted": len(counted),
+                "superseded": len(rule.superseded),
+                "carried": len(rule.carried),
+                "equivocations": len(rule.equivocations),
+            },
         )
     )
 
@@ -676,12 +759,21 @@ def check_receipt(
     if not relayer_authorised:
         failures.append(f"{receipt.relayer} does not hold the relayer role on the PollBook")
     token = receipt.token.lower()
-    found = next((b for b in verdict.ballots if b.token == token and b.ballot_hash == receipt.ballot_hash), None)
+    copies = [b for b in verdict.ballots if b.token == token and b.ballot_hash == receipt.ballot_hash]
+    # The copy this relay posted, if the chain shows one (another relay may have carried it too).
+    found = next((b for b in copies if b.relayer == receipt.relayer.lower()), copies[0] if copies else None)
     latest = verdict.latest.get(token)
-    if found is not None and latest is found:
-        state = f"on chain in block {found.block_number} and counted"
+    carried = "" if found is None or found.relayer is None else f" (carried by relay {_shown(found.relayer)})"
+    if found is not None and latest is not None and latest.digest == found.digest and token not in verdict.equivocal:
+        state = f"on chain in block {found.block_number}{carried} and counted"
+    elif found is not None and latest is not None and latest.sequence == found.sequence and token in verdict.equivocal:
+        # Not the relay's doing: the token's holder signed another ballot with the same sequence.
+        state = (
+            f"on chain in block {found.block_number}{carried}, not counted: the token signed another ballot "
+            f"with the same sequence {found.sequence} (its holder equivocated)"
+        )
     elif latest is not None and latest.sequence > receipt.sequence:
-        where = f"on chain in block {found.block_number}" if found else "not on chain"
+        where = f"on chain in block {found.block_number}{carried}" if found else "not on chain"
         state = f"{where}, superseded by sequence {latest.sequence} of the same token"
     elif found is not None:
         state = f"on chain in block {found.block_number} but not counted"

@@ -29,6 +29,8 @@ class CastBallot(NamedTuple):
     signature_error: str | None  # check 3
     choice: tuple[int, ...] | str | None = None  # the options, why it is invalid, or not opened
     ballot_hash: bytes | None = None  # keccak256 of the ballot's encoding, when asked for (receipts)
+    digest: bytes | None = None  # its EIP-712 digest: what the token signed (None if it did not decode)
+    relayer: str | None = None  # lower-case 0x-hex: the relay its BallotsRelayed names (None: not named)
 
 
 class IssuanceCheck(NamedTuple):
@@ -41,7 +43,19 @@ class IssuanceCheck(NamedTuple):
 
 
 #: CastBallot's fields as the plain tuple a worker sends (`CastBallot._make` names them).
-CastFields = tuple[str, int, int, int, int, str | None, str | None, tuple[int, ...] | str | None, bytes | None]
+CastFields = tuple[
+    str,
+    int,
+    int,
+    int,
+    int,
+    str | None,
+    str | None,
+    tuple[int, ...] | str | None,
+    bytes | None,
+    bytes | None,
+    str | None,
+]
 
 
 @dataclass(frozen=True)

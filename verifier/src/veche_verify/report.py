@@ -105,9 +105,18 @@ def print_poll(console: Console, verdict: PollVerdict) -> None:
         console.print(NUMBERING)
     if verdict.strata:
         console.print(strata_table(verdict))
+    if verdict.by_relay:
+        relays = verdict.counted_by_relay()
+        carried = ", ".join(f"{'a relay the chain does not name' if r is None else r}: {n:,}" for r, n in relays)
+        console.print(f"Counted ballots by the relay that carried them: {escape(carried)}")
     listed = (
         ("superseded by a later ballot of the same token (not counted)", verdict.superseded),
         ("spoiled by the voter: no valid choice (not counted)", verdict.spoiled),
+        ("carried by more than one relay (counted once)", verdict.carried),
+        (
+            "tokens whose last ballot is two different ballots, its holder's equivocation (not counted)",
+            verdict.equivocations,
+        ),
     )
     for title, items in listed:
         if items:

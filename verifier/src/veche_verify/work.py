@@ -158,7 +158,12 @@ def scan(
     return run_jobs(scan_range, context, ranges, workers, progress, mp_context)
 
 
-_BULK_TOPICS = [events.TOKENS_ISSUED_TOPIC, events.ISSUANCES_RECORDED_TOPIC, events.BALLOT_CAST_TOPIC]
+_BULK_TOPICS = [
+    events.TOKENS_ISSUED_TOPIC,
+    events.ISSUANCES_RECORDED_TOPIC,
+    events.BALLOT_CAST_TOPIC,
+    events.BALLOTS_RELAYED_TOPIC,
+]
 
 
 def scan_range(bounds: tuple[int, int]) -> ScanPart:
@@ -167,6 +172,7 @@ def scan_range(bounds: tuple[int, int]) -> ScanPart:
     client = _clients.get(ctx.rpc_url) or _clients.setdefault(ctx.rpc_url, RpcClient(ctx.rpc_url))
     part = ScanPart()
     casts: dict[int, list[events.CastLog]] = defaultdict(list)
+    relayers: dict[bytes, bytes] = {}  # a castBallots transaction's hash: the relay its BallotsRelayed names
     topics: list[Any] = [_BULK_TOPICS] + ([ctx.poll_topic] if ctx.poll_topic else [])
     for log in client.iter_logs(ctx.poll_book, topics, *bounds):
         try:
@@ -183,6 +189,9 @@ def scan_range(bounds: tuple[int, int]) -> ScanPart:
                     IssuanceCheck(item.resident, item.stratum, issuance_error(ctx.domain, poll_id, poll_context, item))
                     for item in items
                 )
+            elif topic == events.BALLOTS_RELAYED_TOPIC:
+                _, relayer, transaction = events.ballots_relayed(log)
+                relayers[transaction] = relayer
             else:
                 cast = events.ballot_cast(log)
                 casts[cast.poll_id].append(cast)
@@ -192,7 +201,7 @@ def scan_range(bounds: tuple[int, int]) -> ScanPart:
     for poll_id, found in casts.items():
         checker = checkers.get(poll_id)
         part.cast[poll_id] = (
-            _unchecked(found, "the poll has no parameters") if checker is None else checker.examine(found)
+            _unchecked(found, "the poll has no parameters") if checker is None else checker.examine(found, relayers)
         )
     topics = [events.POINTS_CREDITED_TOPIC, None] + ([ctx.poll_topic] if ctx.poll_topic else [])
     for log in client.iter_logs(ctx.city_points, topics, *bounds):
@@ -254,6 +263,8 @@ def _record(
     signature_error: str | None,
     choice: tuple[int, ...] | str | None = None,
     ballot_hash: bytes | None = None,
+    digest: bytes | None = None,
+    relayer: bytes | None = None,
 ) -> CastFields:
     """records.CastBallot's fields, as a plain tuple (the one place that spells their order here)."""
     return (
@@ -266,6 +277,8 @@ def _record(
         signature_error,
         choice,
         ballot_hash,
+        digest,
+        None if relayer is None else "0x" + relayer.hex(),
     )
 
 
@@ -295,17 +308,21 @@ class BallotChecker:
             opener = sealing.Opener(secret) if decryption.version == 1 else hpke.Opener(secret)
             self.opening = (opener, decryption.option_count, decryption.max_choices)
 
-    def examine(self, casts: list[events.CastLog]) -> list[CastFields]:
-        """records.CastBallot's fields for each ballot. One primitive at a time over all of them:
+    def examine(self, casts: list[events.CastLog], relayers: dict[bytes, bytes]) -> list[CastFields]:
+        """records.CastBallot's fields for each ballot, with the relay `relayers` (a transaction's
+        hash: its BallotsRelayed relay) names for it. One primitive at a time over all of them:
         each library's tables stay in the cache (about 5% faster than ballot by ballot)."""
         token_errors = [self._token_error(c) for c in casts]
-        signature_errors = [self._signature_error(c) for c in casts]
+        signature_errors, digests = zip(*map(self._signature_check, casts)) if casts else ((), ())
         opening = self.opening
         choices: list[tuple[int, ...] | str | None] = (
             [self._choice(c, *opening) for c in casts] if opening is not None else [None] * len(casts)
         )
         hashes: list[bytes | None] = [self._hash(c) for c in casts] if self.ballot_hashes else [None] * len(casts)
-        return [_record(*fields) for fields in zip(casts, token_errors, signature_errors, choices, hashes)]
+        named = [relayers.get(c.transaction_hash) for c in casts]
+        return [
+            _record(*fields) for fields in zip(casts, token_errors, signature_errors, choices, hashes, digests, named)
+        ]
 
     def _token_error(self, cast: events.CastLog) -> str | None:
         stratum = cast.stratum
@@ -318,16 +335,20 @@ class BallotChecker:
             return str(exc)
         return None
 
-    def _signature_error(self, c: events.CastLog) -> str | None:
+    def _signature_check(self, c: events.CastLog) -> tuple[str | None, bytes | None]:
+        """(Why check 3 fails for it or None, its EIP-712 digest: the identity check 5 compares)."""
         try:
             digest = ballot_digest(
                 self.domain, self.poll_id, c.token, c.sequence, c.stratum, c.ciphertext, c.token_signature
             )
-            if recover_signer_bytes(digest, c.signature) != c.token:
-                return "the signature recovers another address"
         except (VecheError, ValueError) as exc:
-            return str(exc)
-        return None
+            return str(exc), None
+        try:
+            if recover_signer_bytes(digest, c.signature) != c.token:
+                return "the signature recovers another address", digest
+        except (VecheError, ValueError) as exc:
+            return str(exc), digest
+        return None, digest
 
     def _choice(
         self, cast: events.CastLog, opener: sealing.Opener | hpke.Opener, option_count: int, max_choices: int
