@@ -280,7 +280,7 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
             ++accepted;
             emit BallotCast(pollId, b.token, b.sequence, b.stratum, b.ciphertext, b.tokenSignature, b.signature);
         }
-        emit BallotsRelayed(pollId, msg.sender, accepted);
+        if (accepted != 0) emit BallotsRelayed(pollId, msg.sender, accepted);
     }
 
     // ---------------------------------------------------------------------------------------
@@ -306,6 +306,21 @@ contract PollBook is IPollBook, AccessControl, EIP712 {
             revert PollBookInvalidShareSignature(pollId, index);
         }
         _storeKeyShare(pollId, index, trustee, share);
+    }
+
+    /// @inheritdoc IPollBook
+    function registerRelay(
+        address relayer,
+        string calldata name,
+        string calldata url
+    ) external onlyRole(getRoleAdmin(RELAYER_ROLE)) {
+        uint256 nameLength = bytes(name).length;
+        uint256 urlLength = bytes(url).length;
+        if (relayer == address(0) || nameLength == 0 || nameLength > 64 || urlLength == 0 || urlLength > 256) {
+            revert PollBookInvalidRelay(relayer, nameLength, urlLength);
+        }
+        _grantRole(RELAYER_ROLE, relayer);
+        emit RelayRegistered(relayer, name, url);
     }
 
     // ---------------------------------------------------------------------------------------

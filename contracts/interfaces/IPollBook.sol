@@ -304,6 +304,9 @@ interface IPollBook {
     /// @dev Attempts are numbered by a uint8: the 255th is the last.
     error PollBookTooManyAttempts(uint256 pollId);
 
+    /// @dev A relay needs a non-zero key, a name of 1..64 bytes and a URL of 1..256 bytes.
+    error PollBookInvalidRelay(address relayer, uint256 nameLength, uint256 urlLength);
+
     // ---------------------------------------------------------------------------------------
     // Events
     // ---------------------------------------------------------------------------------------
@@ -389,8 +392,8 @@ interface IPollBook {
     );
 
     /**
-     * @notice Which relay carried the ballots just cast: one per castBallots call, after its
-     * {BallotCast} events (the same transaction), so that every verifier can say which relay
+     * @notice Which relay carried the ballots just cast: one per castBallots call that cast any,
+     * after its {BallotCast} events (the same transaction), so that every verifier can say which relay
      * carried each ballot and tell a ballot one relay posted twice from one two relays carried.
      * @param pollId The poll the batch was for.
      * @param relayer The RELAYER_ROLE account that posted the batch (msg.sender).
@@ -468,6 +471,15 @@ interface IPollBook {
      */
     event ElectionKeyCertified(uint256 indexed pollId, uint8 attempt, bytes electionKey);
 
+    /**
+     * @notice A relay was registered, or its name or URL changed: `relayer` holds RELAYER_ROLE
+     * from this call on. It is removed with `revokeRole(RELAYER_ROLE, relayer)` ({RoleRevoked}).
+     * @param relayer The relay's key: the account that posts its batches and signs its receipts.
+     * @param name Who runs it, as residents are shown it (1..64 bytes of UTF-8).
+     * @param url Where clients send it ballots (1..256 bytes).
+     */
+    event RelayRegistered(address indexed relayer, string name, string url);
+
     // ---------------------------------------------------------------------------------------
     // Functions
     // ---------------------------------------------------------------------------------------
@@ -516,8 +528,8 @@ interface IPollBook {
      * {PollBookKeyNotCertified}). Each ballot is then checked on its own and skipped with
      * {BallotRejected} if its stratum is unknown or its EIP-712 `Ballot` signature does not
      * recover `token`. Every other ballot emits {BallotCast}, in batch order, whatever its
-     * sequence: the contract keeps no per-token state; one {BallotsRelayed} follows, naming the
-     * caller. The sequence rule (per token the highest sequence counts), the RSA token signature
+     * sequence: the contract keeps no per-token state; if any was, one {BallotsRelayed} follows,
+     * naming the caller. The sequence rule (per token the highest sequence counts), the RSA token signature
      * and counted <= issued are checked off chain by every verifier; a relay refuses stale
      * sequences before acknowledging and posts each ballot once; the same ballot carried by two
      * relays counts once, and one relay posting a ballot twice is visible to every verifier.
@@ -526,6 +538,18 @@ interface IPollBook {
      * @return accepted How many of `ballots` emitted {BallotCast} (the others {BallotRejected}).
      */
     function castBallots(uint256 pollId, Ballot[] calldata ballots) external returns (uint256 accepted);
+
+    /**
+     * @notice Registers a relay anyone may send ballots to (a partner, an NGO, a university, or
+     * the city's own API): grants `relayer` RELAYER_ROLE and publishes its name and URL.
+     * @dev Requires the admin role of RELAYER_ROLE; again for the same relayer, it updates the
+     * name and URL. Reverts with {PollBookInvalidRelay} on a zero key or a name or URL out of
+     * bounds. Emits {RoleGranted} (unless it held the role) and {RelayRegistered}.
+     * @param relayer The relay's key.
+     * @param name Who runs it (1..64 bytes).
+     * @param url Where clients send it ballots (1..256 bytes).
+     */
+    function registerRelay(address relayer, string calldata name, string calldata url) external;
 
     /**
      * @notice Posts the caller's share of the poll's election key.

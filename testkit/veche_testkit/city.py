@@ -571,12 +571,11 @@ class City:
         )
         return self.send_calls(relayer or self.relayer, self.deployment.poll_book, calls)
 
-    def add_relay(self) -> Sender:
-        """Another relay: a fresh key, funded by the admin and granted RELAYER_ROLE."""
+    def add_relay(self, name: str = "Partner relay", url: str = "https://relay.partner.example") -> Sender:
+        """Another relay: a fresh key, funded by the admin and registered (PollBook.registerRelay)."""
         sender = Sender(self.w3, Account.create())
         self.admin.send({"to": sender.address, "value": 10**18})
-        role = self.poll_book.functions.RELAYER_ROLE().call()
-        self.admin.transact(self.poll_book.functions.grantRole(role, sender.address))
+        self.admin.transact(self.poll_book.functions.registerRelay(sender.address, name, url))
         return sender
 
     def cast_data(self, poll: SimPoll, arguments: list[tuple]) -> bytes:

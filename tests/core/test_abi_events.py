@@ -93,6 +93,17 @@ def test_ceremony_event_data_matches_eth_abi(spec, data):
     assert abi.encode(spec.data_types, list(ours)) == bytes(mutated)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=64), st.text(max_size=300))
+def test_relay_registered_data_matches_eth_abi(name, url):
+    """Strings (RelayRegistered's name and URL) decode as their UTF-8 bytes, laid out as eth-abi lays them."""
+    types = events.RELAY_REGISTERED.data_types
+    encoded = eth_abi.encode(types, [name, url])
+    assert abi.encode(types, [name, url]) == encoded
+    assert abi.decode(types, encoded) == (name.encode(), url.encode())
+    assert eth_abi.decode(types, encoded) == (name, url)
+
+
 @settings(max_examples=200, deadline=None)
 @given(ballot_data, st.data())
 def test_a_mutation_is_rejected_or_decodes_as_eth_abi_does(values, data):

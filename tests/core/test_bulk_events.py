@@ -80,6 +80,7 @@ _INDEXED_SAMPLE = {"address": _address_topic(b"\x22" * 20), "bytes32": _hex(b"\x
 _DATA_SAMPLE = {
     "bytes32": b"\x44" * 32,
     "bytes": b"xy",
+    "string": "Relay",
     "address": b"\x55" * 20,
     "bytes[]": [b"k", b""],
     "address[]": [b"\x66" * 20],

@@ -138,11 +138,9 @@ def test_key_ceremony_calls():
         calls.encode_post_ceremony_message(1, 256, 0, 1, b"", b"")
 
 
-def test_role_and_balance_calls():
+def test_role_id_and_balance_call():
     account = Account.create().address
-    assert calls.encode_has_role("RELAYER_ROLE", account) == calls.selector("hasRole(bytes32,address)") + abi_encode(
-        ["bytes32", "address"], [keccak(b"RELAYER_ROLE"), account]
-    )
+    assert calls.role_id("RELAYER_ROLE") == keccak(b"RELAYER_ROLE")
     assert calls.encode_balance_of(account) == calls.selector("balanceOf(address)") + abi_encode(["address"], [account])
 
 

@@ -160,7 +160,7 @@ def test_a_ballot_carried_by_two_relays_counts_once_and_the_poll_passes(city, fo
     assert first < again
     [row] = [r for r in verdict.counted_rows if r.token == token.lower()]
     assert row.block == first
-    assert dict(verdict.counted_by_relay()) == {city.relayer.address: 3}
+    assert verdict.counted_by_relay() == [{"relay": city.relayer.address, "name": None, "counted": 3}]
     assert "1 carried by more than one relay" in next(c for c in verdict.checks if c.number == 5).detail
 
 

@@ -26,7 +26,7 @@ from .conftest import RESIDENTS, VERIFY, Forged, close_and_publish, deploy_forge
 from .test_checks import spoiled_ballot
 
 
-def _receipt(city, poll, ballot, key=None, address=None):
+def _receipt(city, poll, ballot, key=None, address=None, accepted_at=None):
     relayer = city.relayer.account
     return sign_receipt(
         key or relayer.key,
@@ -37,7 +37,7 @@ def _receipt(city, poll, ballot, key=None, address=None):
         ballot.token_address,
         ballot.sequence,
         ballot.hash,
-        int(time.time()),
+        int(time.time()) if accepted_at is None else accepted_at,
     )
 
 
@@ -144,7 +144,7 @@ def test_check_11_receipts(anvil, city, new_poll, tmp_path):
 
     stranger = Account.create()
     code, report = check(_receipt(city, poll, counted, key=stranger.key, address=stranger.address))
-    assert code == 1 and "does not hold the relayer role" in report["checks"][0]["detail"]
+    assert code == 1 and "never held the relayer role" in report["checks"][0]["detail"]
 
     tampered = _receipt(city, poll, counted)
     tampered = type(tampered).from_dict({**tampered.to_dict(), "acceptedAt": tampered.accepted_at + 1})
@@ -157,7 +157,7 @@ def test_a_poll_voted_through_two_relays_counts_per_relay_and_each_receipt_passe
     elsewhere): it counts once, the report counts ballots per relay and lists the one carried
     twice, and the receipt each relay signed passes check 11, naming the relay on chain."""
     poll = new_poll(voters=3)
-    second = city.add_relay()
+    second = city.add_relay("University", "https://vote.uni.example")
     retried = city.ballot(poll, poll.tokens[0], [0])
     city.cast(poll, [retried, city.ballot(poll, poll.tokens[1], [1])])
     city.cast(poll, [retried, city.ballot(poll, poll.tokens[2], [2])], relayer=second)
@@ -167,7 +167,9 @@ def test_a_poll_voted_through_two_relays_counts_per_relay_and_each_receipt_passe
 
     assert code == 0 and report["verdict"] == "PASS", report
     assert report["tally"]["recomputed"] == [1, 1, 1]
-    assert report["countedByRelay"] == {city.relayer.address: 2, second.address: 1}
+    assert sorted((r["relay"], r["name"], r["counted"]) for r in report["countedByRelay"]) == sorted(
+        [(city.relayer.address, None, 2), (second.address, "University", 1)]
+    )
     [carried] = report["carriedByMoreThanOneRelay"]
     assert carried["token"] == retried.token_address and carried["relays"] == [city.relayer.address, second.address]
     path = tmp_path / "receipt.json"
@@ -175,7 +177,41 @@ def test_a_poll_voted_through_two_relays_counts_per_relay_and_each_receipt_passe
         path.write_text(_receipt(city, poll, retried, key=relay.account.key, address=relay.address).to_json())
         code, report = run_cli(anvil.url, city.deployment, "receipt", str(path), tmp_path=tmp_path)
         assert code == 0, report
-        assert f"(carried by relay {relay.address}) and counted" in report["checks"][0]["detail"]
+        detail = report["checks"][0]["detail"]
+        assert f"(carried by relay {relay.address}) and counted" in detail
+        assert detail.startswith("signed by " + ("University (" if relay is second else "") + relay.address)
+
+
+def test_check_11_asks_whether_the_relay_held_its_role_when_it_signed(anvil, city, new_poll, tmp_path):
+    """A relay answers for what it acknowledged while it held RELAYER_ROLE (the receipt's
+    acceptedAt against the times of the blocks that granted and revoked it): removed since, its
+    receipt of a dropped ballot still proves the drop; one it signed after, or before it was
+    granted, is no relay's promise."""
+    poll = new_poll(voters=1)
+    partner = city.add_relay("Partner", "https://relay.partner.example")
+    granted = city.w3.eth.get_block("latest")["timestamp"]
+    role = city.poll_book.functions.RELAYER_ROLE().call()
+    city.advance_to(granted + 100)
+    city.admin.transact(city.poll_book.functions.revokeRole(role, partner.address))
+    revoked = city.w3.eth.get_block("latest")["timestamp"]
+    dropped = city.ballot(poll, poll.tokens[0], [0])  # acknowledged by the partner, never sent
+    path = tmp_path / "receipt.json"
+
+    def check(accepted_at):
+        receipt = _receipt(
+            city, poll, dropped, key=partner.account.key, address=partner.address, accepted_at=accepted_at
+        )
+        path.write_text(receipt.to_json())
+        code, report = run_cli(anvil.url, city.deployment, "receipt", str(path), tmp_path=tmp_path)
+        assert code == 1 and report["checks"][0]["number"] == 11
+        return report["checks"][0]["failures"]
+
+    assert check(granted + 50) == [
+        "the receipt's ballot never reached the chain and was not superseded: the relay dropped it"
+    ]
+    for outside in (granted - 1, revoked):
+        [role_failure, _] = check(outside)
+        assert role_failure.startswith(f"Partner ({partner.address}) did not hold the relayer role at ")
 
 
 def test_dataset_command_reads_csv_and_json(anvil, city, new_poll, tmp_path):

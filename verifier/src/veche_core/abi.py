@@ -1,8 +1,8 @@
 """Strict Solidity ABI decoding for the few types Veche's events use.
 
 eth-abi is general and takes ~0.4 ms per BallotCast event; the verifier decodes every event of a
-poll, so this decoder covers only uintN, bytes32, address, bytes, dynamic tuples of them and arrays of all
-these, and is
+poll, so this decoder covers only uintN, bytes32, address, bytes, string (as its bytes: the
+caller decides what invalid UTF-8 means), dynamic tuples of them and arrays of all these, and is
 strict in one pass: every offset must be the canonical one (each tail starts where the previous
 ended), every padding byte zero, every value in its type's range, and nothing may follow the
 last tail — so exactly the canonical encoding decodes, and any other byte string is rejected.
@@ -61,7 +61,7 @@ def tuple_components(kind: str) -> list[str] | None:
 
 
 def _is_dynamic(kind: str) -> bool:
-    if kind == "bytes" or kind.endswith("[]"):
+    if kind in ("bytes", "string") or kind.endswith("[]"):
         return True
     components = tuple_components(kind)
     if components is None:
@@ -154,7 +154,7 @@ def decode_bytes_at(data: bytes, at: int) -> tuple[bytes, int]:
 
 
 def _decode_dynamic(kind: str, data: bytes, at: int) -> tuple[Any, int]:
-    if kind == "bytes":
+    if kind in ("bytes", "string"):
         return decode_bytes_at(data, at)
     components = tuple_components(kind)
     if components is not None:
@@ -174,7 +174,9 @@ def _decode_dynamic(kind: str, data: bytes, at: int) -> tuple[Any, int]:
 
 
 def _encode_dynamic(kind: str, value: Any) -> bytes:
-    if kind == "bytes":
+    if kind == "string" and isinstance(value, str):
+        value = value.encode()
+    if kind in ("bytes", "string"):
         return _uint_word(len(value), 256) + _pad(value)
     components = tuple_components(kind)
     if components is not None:
@@ -200,7 +202,7 @@ def encode(types: list[str], values: list[Any]) -> bytes:
 
 
 def decode(types: list[str], data: bytes) -> tuple[Any, ...]:
-    """Values of `types` in canonical ABI `data`; addresses as 20 raw bytes."""
+    """Values of `types` in canonical ABI `data`; addresses as 20 raw bytes, strings as their bytes."""
     values, end = _decode_tuple(types, data, 0)
     if end != len(data):
         raise EncodingError("ABI data is not in canonical form (trailing bytes)")

@@ -48,7 +48,6 @@ RECORD_ISSUANCES = f"recordIssuances(uint256,{ISSUANCE_RECORD}[])"
 REGISTER_TRUSTEE_KEY = "registerTrusteeKey(address,bytes,uint64,bytes)"
 POST_CEREMONY_MESSAGE = "postCeremonyMessage(uint256,uint8,uint8,uint8,bytes,bytes)"
 RESTART_CEREMONY = "restartCeremony(uint256,uint8[])"
-HAS_ROLE = "hasRole(bytes32,address)"
 BALANCE_OF = "balanceOf(address)"
 EIP712_DOMAIN = "eip712Domain()"  # EIP-5267, as OpenZeppelin's EIP712 answers it
 
@@ -57,7 +56,6 @@ RECORD_ISSUANCES_SELECTOR = selector(RECORD_ISSUANCES)
 REGISTER_TRUSTEE_KEY_SELECTOR = selector(REGISTER_TRUSTEE_KEY)
 POST_CEREMONY_MESSAGE_SELECTOR = selector(POST_CEREMONY_MESSAGE)
 RESTART_CEREMONY_SELECTOR = selector(RESTART_CEREMONY)
-HAS_ROLE_SELECTOR = selector(HAS_ROLE)
 BALANCE_OF_SELECTOR = selector(BALANCE_OF)
 EIP712_DOMAIN_SELECTOR = selector(EIP712_DOMAIN)
 
@@ -147,11 +145,6 @@ def encode_restart_ceremony(poll_id: int, excluded: Iterable[int]) -> bytes:
 def role_id(name: str) -> bytes:
     """An AccessControl role's id: keccak256 of its name (e.g. `RELAYER_ROLE`)."""
     return keccak(name.encode())
-
-
-def encode_has_role(role: str, account: str | bytes) -> bytes:
-    """Calldata of `AccessControl.hasRole(keccak256(role), account)`."""
-    return HAS_ROLE_SELECTOR + role_id(role) + bytes(12) + address_bytes(account, "account")
 
 
 def encode_balance_of(account: str | bytes) -> bytes:

@@ -107,6 +107,11 @@ CEREMONY_MESSAGE_POSTED = _spec(
     "CeremonyMessagePosted", "uint256 indexed pollId, uint8 attempt, uint8 index, uint8 kind, bytes payload"
 )
 ELECTION_KEY_CERTIFIED = _spec("ElectionKeyCertified", "uint256 indexed pollId, uint8 attempt, bytes electionKey")
+# The relays (docs/protocol.md §3.8, §7): who may post ballots and sign receipts, and since when.
+# OpenZeppelin AccessControl's role events (read for RELAYER_ROLE) and PollBook's RelayRegistered.
+ROLE_GRANTED = _spec("RoleGranted", "bytes32 indexed role, address indexed account, address indexed sender")
+ROLE_REVOKED = _spec("RoleRevoked", "bytes32 indexed role, address indexed account, address indexed sender")
+RELAY_REGISTERED = _spec("RelayRegistered", "address indexed relayer, string name, string url")
 POINTS_CREDITED = _spec("PointsCredited", "address indexed resident, uint256 indexed pollId, uint256 amount")
 REWARD_REDEEMED = _spec(
     "RewardRedeemed",
@@ -150,6 +155,10 @@ def address_topic(address: str | bytes) -> str:
     return "0x" + bytes(12).hex() + address_bytes(address).hex()
 
 
+# OpenZeppelin's, not declared by IPollBook; read for PollBook's RELAYER_ROLE only.
+ACCESS_CONTROL_EVENTS = (ROLE_GRANTED, ROLE_REVOKED)
+# The PollBook-wide events of its relays: not per poll (no poll id topic).
+RELAY_EVENTS = (*ACCESS_CONTROL_EVENTS, RELAY_REGISTERED)
 POLL_BOOK_EVENTS = (
     POLL_CREATED,
     REGISTER_COMMITTED,
@@ -164,11 +173,12 @@ POLL_BOOK_EVENTS = (
     CEREMONY_STARTED,
     CEREMONY_MESSAGE_POSTED,
     ELECTION_KEY_CERTIFIED,
+    RELAY_REGISTERED,
 )
 # The per-poll events of the key ceremony (TrusteeKeyRegistered is per trustee, not per poll).
 CEREMONY_EVENTS = (CEREMONY_STARTED, CEREMONY_MESSAGE_POSTED, ELECTION_KEY_CERTIFIED)
 CITY_POINTS_EVENTS = (POINTS_CREDITED, REWARD_REDEEMED, POINTS_DONATED)
-BY_TOPIC = {spec.topic0: spec for spec in POLL_BOOK_EVENTS + CITY_POINTS_EVENTS}
+BY_TOPIC = {spec.topic0: spec for spec in POLL_BOOK_EVENTS + ACCESS_CONTROL_EVENTS + CITY_POINTS_EVENTS}
 
 
 class DecodedEvent(NamedTuple):

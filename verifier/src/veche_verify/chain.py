@@ -24,10 +24,11 @@ from veche_core.errors import EncodingError, VecheError
 from veche_core.rpc import RpcClient, RpcError
 
 from . import ceremony, election_key, work
-from .records import CastBallot, ChainSnapshot, PollParameters, PollRecord
+from .records import CastBallot, ChainSnapshot, PollParameters, PollRecord, Relay
 
-# The events every resident produces: read in bulk by the worker processes.
-BULK_EVENTS = (events.TOKENS_ISSUED, events.ISSUANCES_RECORDED, events.BALLOT_CAST, events.POINTS_CREDITED)
+# The events every resident produces: read in bulk by the worker processes (work.scan_range),
+# a block range each.
+BULK_EVENTS = (*work.POLL_BOOK_BULK_EVENTS, events.POINTS_CREDITED)
 
 
 class DeploymentMismatchError(VecheError):
@@ -97,7 +98,7 @@ def read_snapshot(
 
     # BallotRejected is not read: a refused ballot is not cast, so nothing is counted from it; nor
     # TrusteeKeyRegistered: PollBook copies each trustee's key into its poll's CeremonyStarted.
-    unread = (*BULK_EVENTS, events.BALLOT_REJECTED, events.TRUSTEE_KEY_REGISTERED)
+    unread = (*BULK_EVENTS, events.BALLOT_REJECTED, events.TRUSTEE_KEY_REGISTERED, *events.RELAY_EVENTS)
     few = [spec for spec in events.POLL_BOOK_EVENTS if spec not in unread]
     poll_book_topics: list[Any] = [[spec.topic for spec in few]]
     if poll_topic:
@@ -182,6 +183,7 @@ def read_snapshot(
         balances = {checksum_address(resident): amount for resident, amount in credited.items()}
         for account, amount in spent.items():
             balances[account] = balances.get(account, 0) - amount
+    relays = read_relays(client, deployment, head, undecodable)
     for poll in polls.values():
         poll.undecodable.extend(undecodable)
         poll.ballots.sort(key=lambda b: (b.block_number, b.log_index))
@@ -194,7 +196,43 @@ def read_snapshot(
         polls=polls,
         block_timestamps=stamps,
         balances_by_events=balances,
+        relays=relays,
     )
+
+
+def read_relays(client: RpcClient, deployment: Deployment, head: int, undecodable: list[str]) -> dict[str, Relay]:
+    """Every key that held PollBook's RELAYER_ROLE, by lower-case address: when it held it (from
+    RoleGranted/RoleRevoked, by their blocks' times) and what it last registered (RelayRegistered)."""
+    role = "0x" + calls.role_id("RELAYER_ROLE").hex()
+    queries = ([[events.ROLE_GRANTED.topic, events.ROLE_REVOKED.topic], role], [events.RELAY_REGISTERED.topic])
+    found = []
+    for topics in queries:
+        for log in client.iter_logs(deployment.poll_book, list(topics), deployment.start_block, head):
+            event = _decode_noting(log, undecodable)
+            if event is not None:
+                found.append(event)
+    found.sort(key=lambda e: (e.block_number, e.log_index))
+    stamps = client.block_timestamps(sorted({e.block_number for e in found if e.name != "RelayRegistered"}))
+    relays: dict[str, Relay] = {}
+    for event in found:
+        address = event.args["relayer" if event.name == "RelayRegistered" else "account"]
+        relay = relays.setdefault(address.lower(), Relay(address))
+        is_held = bool(relay.held) and relay.held[-1][1] is None
+        if event.name == "RoleGranted" and not is_held:
+            relay.held.append((stamps[event.block_number], None))
+        elif event.name == "RoleRevoked" and is_held:
+            relay.held[-1] = (relay.held[-1][0], stamps[event.block_number])
+        elif event.name == "RelayRegistered":
+            relay.name, relay.url = (_text(event.args[key]) for key in ("name", "url"))
+    return relays
+
+
+def _text(raw: bytes) -> str:
+    """A registered string as UTF-8; bytes that are not UTF-8 shown as hex (the contract does not check)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "0x" + raw.hex()
 
 
 def _decode_noting(log: dict[str, Any], undecodable: list[str]) -> events.DecodedEvent | None:
@@ -204,11 +242,6 @@ def _decode_noting(log: dict[str, Any], undecodable: list[str]) -> events.Decode
     except EncodingError as exc:
         undecodable.append(f"block {log.get('blockNumber')}: {exc}")
         return None
-
-
-def has_role(client: RpcClient, contract: str, role: str, account: str) -> bool:
-    """AccessControl.hasRole(keccak256(role), account), read with eth_call."""
-    return int.from_bytes(client.eth_call(contract, calls.encode_has_role(role, account)), "big") == 1
 
 
 def balances(client: RpcClient, city_points: str, residents: list[str], block: int) -> dict[str, int]:

@@ -45,8 +45,8 @@ STATEMENTS = {
     9: "The recomputed tally equals the published tally.",
     10: "The anonymised dataset equals the set of counted ballots, and its hash equals the one on chain.",
     11: (
-        "The receipt's relayer signature is valid and its ballot is on chain and counted, or superseded by a "
-        "later ballot of the same token."
+        "The receipt's relayer signature is valid, the relay held the relayer role when it signed, and its "
+        "ballot is on chain and counted, or superseded by a later ballot of the same token."
     ),
     12: "Point credits per poll match issued tokens × points, each to a resident who was issued a token.",
     13: (
@@ -149,6 +149,7 @@ class PollVerdict:
     carried: list[dict[str, Any]] = field(default_factory=list)  # ballots carried by more than one relay
     equivocations: list[dict[str, Any]] = field(default_factory=list)
     by_relay: dict[str | None, int] = field(default_factory=dict)  # counted ballots per relay (None: not named)
+    relay_names: dict[str, str | None] = field(default_factory=dict)  # what each relay registered, by address
     unverifiable: str | None = None  # why nothing of the poll could be judged (CANNOT_VERIFY)
     names: Names | None = None  # the option and stratum names, checked against metadataHash (names.py)
     # Per stratum: register size, issuances (requests), counted ballots and "requested but not
@@ -168,10 +169,16 @@ class PollVerdict:
             return "made by the trustees in a key ceremony on chain (protocol 2): no one held the secret before close"
         return None
 
-    def counted_by_relay(self) -> list[tuple[str | None, int]]:
-        """(relay, EIP-55, or None where the chain names none; its counted ballots), named relays first."""
-        named = sorted((_shown(r), n) for r, n in self.by_relay.items() if r is not None)
-        return named + ([(None, self.by_relay[None])] if None in self.by_relay else [])
+    def counted_by_relay(self) -> list[dict[str, Any]]:
+        """Per relay that carried a counted ballot: its address (None where the chain names no
+        relay), its registered name (None: not registered) and how many; named relays first."""
+        named = [
+            {"relay": _shown(r), "name": self.relay_names.get(r), "counted": n}
+            for r, n in sorted(self.by_relay.items(), key=lambda item: item[0] or "")
+            if r is not None
+        ]
+        unnamed = [{"relay": None, "name": None, "counted": self.by_relay[None]}] if None in self.by_relay else []
+        return named + unnamed
 
     @property
     def verdict(self) -> Verdict:
@@ -214,7 +221,7 @@ class PollVerdict:
             "carriedByMoreThanOneRelayCount": len(self.carried),
             "equivocations": self.equivocations[:MAX_LISTED],
             "equivocationsCount": len(self.equivocations),
-            "countedByRelay": {"unnamed" if r is None else r: n for r, n in self.counted_by_relay()},
+            "countedByRelay": self.counted_by_relay(),
             "spoiled": self.spoiled[:MAX_LISTED],
             "spoiledCount": len(self.spoiled),
             "names": None if self.names is None else self.names.to_dict(),
@@ -465,6 +472,7 @@ def count_poll(snapshot: ChainSnapshot, poll_id: int) -> PollVerdict:
     verdict.latest, verdict.equivocal = rule.latest, rule.equivocal
     verdict.superseded, verdict.carried, verdict.equivocations = rule.superseded, rule.carried, rule.equivocations
     verdict.by_relay = dict(Counter(b.relayer for b in counted))
+    verdict.relay_names = {address: relay.name for address, relay in snapshot.relays.items()}
     verdict.checks.append(
         _result(
             5,
@@ -744,10 +752,8 @@ def check_register(poll: PollRecord) -> CheckResult:
 # --- receipt mode and the points audit ---------------------------------------------------------
 
 
-def check_receipt(
-    snapshot: ChainSnapshot, verdict: PollVerdict, receipt: Receipt, relayer_authorised: bool
-) -> CheckResult:
-    """Check 11: signed by a relayer of this deployment; its ballot counted or superseded."""
+def check_receipt(snapshot: ChainSnapshot, verdict: PollVerdict, receipt: Receipt) -> CheckResult:
+    """Check 11: signed by a relay that held PollBook's RELAYER_ROLE; its ballot counted or superseded."""
     deployment = snapshot.deployment
     failures = []
     if receipt.chain_id != deployment.chain_id or receipt.poll_book != deployment.poll_book:
@@ -756,12 +762,19 @@ def check_receipt(
         receipt.verify_signature()
     except VecheError as exc:
         failures.append(str(exc))
-    if not relayer_authorised:
-        failures.append(f"{receipt.relayer} does not hold the relayer role on the PollBook")
+    signer = receipt.relayer.lower()
     token = receipt.token.lower()
     copies = [b for b in verdict.ballots if b.token == token and b.ballot_hash == receipt.ballot_hash]
     # The copy this relay posted, if the chain shows one (another relay may have carried it too).
-    found = next((b for b in copies if b.relayer == receipt.relayer.lower()), copies[0] if copies else None)
+    found = next((b for b in copies if b.relayer == signer), copies[0] if copies else None)
+    relay = snapshot.relays.get(signer)
+    signed_by = relay.shown if relay is not None else checksum_address(bytes.fromhex(signer[2:]))
+    if found is not None and found.relayer == signer:
+        pass  # castBallots checked its role when it posted the ballot
+    elif relay is None or not relay.held:
+        failures.append(f"{signed_by} never held the relayer role on the PollBook")
+    elif not relay.held_at(receipt.accepted_at):
+        failures.append(f"{signed_by} did not hold the relayer role at {_utc(receipt.accepted_at)}, when it signed")
     latest = verdict.latest.get(token)
     carried = "" if found is None or found.relayer is None else f" (carried by relay {_shown(found.relayer)})"
     if found is not None and latest is not None and latest.digest == found.digest and token not in verdict.equivocal:
@@ -776,12 +789,17 @@ def check_receipt(
         where = f"on chain in block {found.block_number}{carried}" if found else "not on chain"
         state = f"{where}, superseded by sequence {latest.sequence} of the same token"
     elif found is not None:
-        state = f"on chain in block {found.block_number} but not counted"
+        state = f"on chain in block {found.block_number}{carried} but not counted"
         failures.append("the ballot is on chain but not counted (see checks 2–5)")
     else:
         state = "not on chain"
         failures.append("the receipt's ballot never reached the chain and was not superseded: the relay dropped it")
-    return _result(11, failures, f"ballot {receipt.ballot_hash.hex()[:16]}… {state}", {"found": int(found is not None)})
+    return _result(
+        11,
+        failures,
+        f"signed by {signed_by}; ballot {receipt.ballot_hash.hex()[:16]}… {state}",
+        {"found": int(found is not None)},
+    )
 
 
 def check_points(snapshot: ChainSnapshot, balances_on_chain: dict[str, int]) -> CheckResult:

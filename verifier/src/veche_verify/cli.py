@@ -31,7 +31,7 @@ from veche_core.receipt import Receipt
 from veche_core.rpc import RpcClient
 
 from . import checks, names, report, work
-from .chain import balances, check_deployment, has_role, read_snapshot
+from .chain import balances, check_deployment, read_snapshot
 from .checks import Verdict
 from .records import ChainSnapshot, PollParameters
 
@@ -389,9 +389,8 @@ def receipt_command(receipt_file: str) -> None:
     receipt = Receipt.from_json(Path(receipt_file).read_text())
     with obj.client() as client:
         snapshot = obj.read(client, receipt.poll_id, ballot_hashes=True)
-        authorised = has_role(client, obj.deployment.poll_book, "RELAYER_ROLE", receipt.relayer)
     verdict = obj.verify(snapshot, receipt.poll_id)
-    result = checks.check_receipt(snapshot, verdict, receipt, authorised)
+    result = checks.check_receipt(snapshot, verdict, receipt)
     if not obj.as_json:
         obj.out.print(report.checks_table(f"Receipt for poll {receipt.poll_id}", [result]))
     obj.finish({"verdict": result.result.value, "checks": [result.to_dict()]}, result.result)

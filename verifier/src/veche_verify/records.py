@@ -151,6 +151,29 @@ class PollRecord:
 
 
 @dataclass
+class Relay:
+    """A key that held PollBook's RELAYER_ROLE: when (RoleGranted/RoleRevoked, by block time) and,
+    if registered (RelayRegistered), who runs it and where it takes ballots (the latest given)."""
+
+    address: str  # EIP-55
+    held: list[tuple[int, int | None]] = field(default_factory=list)  # [granted, revoked) block times
+    name: str | None = None
+    url: str | None = None
+
+    def held_at(self, when: int) -> bool:
+        return any(start <= when and (end is None or when < end) for start, end in self.held)
+
+    @property
+    def shown(self) -> str:
+        return relay_label(self.address, self.name)
+
+
+def relay_label(address: str, name: str | None) -> str:
+    """How reports name a relay: "Name (0x…)", or the address alone if it never registered."""
+    return address if name is None else f"{name} ({address})"
+
+
+@dataclass
 class ChainSnapshot:
     """Every poll of a deployment, read at one head block."""
 
@@ -162,6 +185,7 @@ class ChainSnapshot:
     polls: dict[int, PollRecord]
     block_timestamps: dict[int, int]
     balances_by_events: dict[str, int] = field(default_factory=dict)  # when every poll was read
+    relays: dict[str, Relay] = field(default_factory=dict)  # by lower-case address: every RELAYER_ROLE holder
 
 
 @dataclass

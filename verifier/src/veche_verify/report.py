@@ -7,12 +7,15 @@ keep the chain's 0-based indices.
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from .checks import CheckResult, PollVerdict, Verdict
 from .names import NOT_GIVEN, NamesStatus
+from .records import relay_label
 
 MARKS = {
     Verdict.PASS: "[bold green]PASS[/]",
@@ -89,6 +92,10 @@ def strata_table(verdict: PollVerdict) -> Table:
     return table
 
 
+def _relay_name(item: dict[str, Any]) -> str:
+    return "a relay the chain does not name" if item["relay"] is None else relay_label(item["relay"], item["name"])
+
+
 def print_poll(console: Console, verdict: PollVerdict) -> None:
     names = verdict.names or NOT_GIVEN
     if verdict.verdict is Verdict.CANNOT_VERIFY:
@@ -106,8 +113,7 @@ def print_poll(console: Console, verdict: PollVerdict) -> None:
     if verdict.strata:
         console.print(strata_table(verdict))
     if verdict.by_relay:
-        relays = verdict.counted_by_relay()
-        carried = ", ".join(f"{'a relay the chain does not name' if r is None else r}: {n:,}" for r, n in relays)
+        carried = ", ".join(f"{_relay_name(item)}: {item['counted']:,}" for item in verdict.counted_by_relay())
         console.print(f"Counted ballots by the relay that carried them: {escape(carried)}")
     listed = (
         ("superseded by a later ballot of the same token (not counted)", verdict.superseded),

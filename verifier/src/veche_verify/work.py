@@ -158,12 +158,11 @@ def scan(
     return run_jobs(scan_range, context, ranges, workers, progress, mp_context)
 
 
-_BULK_TOPICS = [
-    events.TOKENS_ISSUED_TOPIC,
-    events.ISSUANCES_RECORDED_TOPIC,
-    events.BALLOT_CAST_TOPIC,
-    events.BALLOTS_RELAYED_TOPIC,
-]
+# The PollBook events read here, a block range each (the rest of the deployment's are few, and
+# chain.read_snapshot reads them): BallotsRelayed with the BallotCast logs of its transaction,
+# which it names the relay of.
+POLL_BOOK_BULK_EVENTS = (events.TOKENS_ISSUED, events.ISSUANCES_RECORDED, events.BALLOT_CAST, events.BALLOTS_RELAYED)
+_BULK_TOPICS = [spec.topic for spec in POLL_BOOK_BULK_EVENTS]
 
 
 def scan_range(bounds: tuple[int, int]) -> ScanPart:
