@@ -21,10 +21,11 @@ from veche_core import calls, events
 from veche_core.abi import checksum_address
 from veche_core.deployment import Deployment
 from veche_core.errors import EncodingError, VecheError
+from veche_core.relays import read_relays
 from veche_core.rpc import RpcClient, RpcError
 
 from . import ceremony, election_key, work
-from .records import CastBallot, ChainSnapshot, PollParameters, PollRecord, Relay
+from .records import CastBallot, ChainSnapshot, PollParameters, PollRecord
 
 # The events every resident produces: read in bulk by the worker processes (work.scan_range),
 # a block range each.
@@ -183,7 +184,7 @@ def read_snapshot(
         balances = {checksum_address(resident): amount for resident, amount in credited.items()}
         for account, amount in spent.items():
             balances[account] = balances.get(account, 0) - amount
-    relays = read_relays(client, deployment, head, undecodable)
+    relays = read_relays(client, deployment.poll_book, deployment.start_block, head, undecodable)
     for poll in polls.values():
         poll.undecodable.extend(undecodable)
         poll.ballots.sort(key=lambda b: (b.block_number, b.log_index))
@@ -198,41 +199,6 @@ def read_snapshot(
         balances_by_events=balances,
         relays=relays,
     )
-
-
-def read_relays(client: RpcClient, deployment: Deployment, head: int, undecodable: list[str]) -> dict[str, Relay]:
-    """Every key that held PollBook's RELAYER_ROLE, by lower-case address: when it held it (from
-    RoleGranted/RoleRevoked, by their blocks' times) and what it last registered (RelayRegistered)."""
-    role = "0x" + calls.role_id("RELAYER_ROLE").hex()
-    queries = ([[events.ROLE_GRANTED.topic, events.ROLE_REVOKED.topic], role], [events.RELAY_REGISTERED.topic])
-    found = []
-    for topics in queries:
-        for log in client.iter_logs(deployment.poll_book, list(topics), deployment.start_block, head):
-            event = _decode_noting(log, undecodable)
-            if event is not None:
-                found.append(event)
-    found.sort(key=lambda e: (e.block_number, e.log_index))
-    stamps = client.block_timestamps(sorted({e.block_number for e in found if e.name != "RelayRegistered"}))
-    relays: dict[str, Relay] = {}
-    for event in found:
-        address = event.args["relayer" if event.name == "RelayRegistered" else "account"]
-        relay = relays.setdefault(address.lower(), Relay(address))
-        is_held = bool(relay.held) and relay.held[-1][1] is None
-        if event.name == "RoleGranted" and not is_held:
-            relay.held.append((stamps[event.block_number], None))
-        elif event.name == "RoleRevoked" and is_held:
-            relay.held[-1] = (relay.held[-1][0], stamps[event.block_number])
-        elif event.name == "RelayRegistered":
-            relay.name, relay.url = (_text(event.args[key]) for key in ("name", "url"))
-    return relays
-
-
-def _text(raw: bytes) -> str:
-    """A registered string as UTF-8; bytes that are not UTF-8 shown as hex (the contract does not check)."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return "0x" + raw.hex()
 
 
 def _decode_noting(log: dict[str, Any], undecodable: list[str]) -> events.DecodedEvent | None:

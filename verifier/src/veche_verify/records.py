@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 from veche_core.deployment import Deployment
 from veche_core.events import CeremonyMessageLog, CeremonyStartLog, CertifiedKeyLog
+from veche_core.relays import Relay
 
 
 class CastBallot(NamedTuple):
@@ -148,29 +149,6 @@ class PollRecord:
     election_key: Rebuilt | None = None  # rebuilt from the shares before the scan opened the ballots
     ceremony: CeremonyRecord = field(default_factory=CeremonyRecord)  # v2 polls
     ceremony_outcome: CeremonyOutcome | None = None  # v2: check 14's judgement, made before the shares are used
-
-
-@dataclass
-class Relay:
-    """A key that held PollBook's RELAYER_ROLE: when (RoleGranted/RoleRevoked, by block time) and,
-    if registered (RelayRegistered), who runs it and where it takes ballots (the latest given)."""
-
-    address: str  # EIP-55
-    held: list[tuple[int, int | None]] = field(default_factory=list)  # [granted, revoked) block times
-    name: str | None = None
-    url: str | None = None
-
-    def held_at(self, when: int) -> bool:
-        return any(start <= when and (end is None or when < end) for start, end in self.held)
-
-    @property
-    def shown(self) -> str:
-        return relay_label(self.address, self.name)
-
-
-def relay_label(address: str, name: str | None) -> str:
-    """How reports name a relay: "Name (0x…)", or the address alone if it never registered."""
-    return address if name is None else f"{name} ({address})"
 
 
 @dataclass

@@ -13,9 +13,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from veche_core.relays import relay_label
+
 from .checks import CheckResult, PollVerdict, Verdict
 from .names import NOT_GIVEN, NamesStatus
-from .records import relay_label
 
 MARKS = {
     Verdict.PASS: "[bold green]PASS[/]",
