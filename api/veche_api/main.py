@@ -33,7 +33,7 @@ from .deps import AppState
 from .metrics import Metrics
 from .ratelimit import RateLimiter
 from .relay import Relay
-from .routes import admin, ballots, ceremony, health, points, polls, residents, results, tokens, web
+from .routes import admin, ballots, ceremony, health, points, polls, relays, residents, results, tokens, web
 from .schemas import DISTRICT_MARK, BallotIn, IssuanceRequestIn, schema_models
 from .writer import GroupWriter
 
@@ -321,7 +321,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     errors.install(app)
-    for module in (health, residents, polls, ceremony, tokens, ballots, points, results, admin, web):
+    for module in (health, relays, residents, polls, ceremony, tokens, ballots, points, results, admin, web):
         app.include_router(module.router)
     app.add_middleware(FastPost)
     app.add_middleware(EndConnection)

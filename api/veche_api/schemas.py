@@ -246,6 +246,22 @@ class DeploymentOut(Out):
     start_block: int
 
 
+class RelayOut(Out):
+    """A relay of the PollBook (docs/protocol.md §3.8): a key that holds, or held, RELAYER_ROLE."""
+
+    address: Address
+    name: str | None = Field(description="who runs it, as it registered (null: never registered)")
+    url: str | None = Field(description="where it takes ballots (`POST {url}/ballots`); null: never registered")
+    active: bool = Field(description="it holds the relayer role now")
+    city: bool = Field(description="this API's own relay: the city's, which also issues the tokens")
+
+
+class RelaysOut(Out):
+    """`GET /relays`: the chain's relays, read from PollBook's events; active ones first."""
+
+    relays: list[RelayOut]
+
+
 # --- residents -----------------------------------------------------------------------------
 
 
