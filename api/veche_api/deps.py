@@ -17,6 +17,7 @@ from veche_core import blind_rsa
 from veche_core.typed_data import DigestSigner
 
 from .chain import AdminSender, Chain
+from .chain_polls import read_chain_poll
 from .core.config import Settings
 from .core.db import Database
 from .core.security import Keys
@@ -48,24 +49,63 @@ class PollInfo:
     key_certified: bool = True  # v2: False until the ceremony certified the key (then cached)
 
 
-@dataclass
-class AppState:
+@dataclass(kw_only=True)
+class RelayState:
+    """What a relay takes ballots with (routes/ballots.py, routes/health.py): `veche-relay`
+    serves with this alone, the city's API with its AppState, which is one too. Polls are read
+    from the chain (chain_polls.py): a relay has no copy of the city's database."""
+
     settings: Settings
     db: Database
     chain: Chain
-    keys: Keys
     metrics: Metrics
+    ballot_limit: RateLimiter
+    writer: GroupWriter  # group commit of ballots (and, in the city's API, issuances)
+    receipt_signer: DigestSigner  # the relayer key, for receipts
+    relayer_address: str
+    relay: Relay | None = None  # when this process runs the relay's worker
+    _polls: dict[int, PollInfo] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def poll_info(self, poll_id: int) -> PollInfo:
+        found = self._polls.get(poll_id)
+        if found:
+            return found
+        poll = read_chain_poll(self.chain.rpc(), self.chain.deployment, poll_id)
+        info = PollInfo(
+            id=poll_id,
+            opens_at=poll.opens_at,
+            closes_at=poll.closes_at,
+            option_count=poll.option_count,
+            max_choices=poll.max_choices,
+            points=poll.points,
+            strata=(),
+            issuer_keys=poll.issuer_keys,
+            audience={},
+            ciphertext_length=poll.ciphertext_length,
+            version=poll.version,
+            key_certified=poll.key_certified,
+        )
+        if info.key_certified:  # an uncertified key is asked of the chain again
+            with self._lock:
+                self._polls[poll_id] = info
+        return info
+
+    def certified_poll_info(self, poll_id: int) -> PollInfo:
+        """`poll_info`, asked of the chain again while a v2 poll's key is not certified."""
+        return self.poll_info(poll_id)
+
+
+@dataclass(kw_only=True)
+class AppState(RelayState):
+    """The city's API: a relay that also enrols residents, issues tokens, creates polls and
+    moves points, and knows its polls from its own database."""
+
+    keys: Keys
     admin: AdminSender
     points_admin: AdminSender
     issuance_limit: RateLimiter
-    ballot_limit: RateLimiter
-    writer: GroupWriter  # group commit of ballots and issuances
-    receipt_signer: DigestSigner  # the relayer key, for receipts
-    relayer_address: str
-    relay: Relay | None = None  # when this process runs the relay
-    _polls: dict[int, PollInfo] = field(default_factory=dict)
     _private: dict[tuple[int, int], blind_rsa.PrivateKey] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
     _key_lock: threading.Lock = field(default_factory=threading.Lock)
     registers: Registers = field(init=False)
 
@@ -149,6 +189,13 @@ async def get_state(request: Request) -> AppState:  # async: no thread-pool hop 
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
+
+
+async def get_relay_state(request: Request) -> RelayState:
+    return request.app.state.veche
+
+
+RelayStateDep = Annotated[RelayState, Depends(get_relay_state)]  # the routes a relay serves too
 
 
 def get_session(state: StateDep):

@@ -8,16 +8,11 @@ crash recovery (it reconciles every transaction the previous process left unfini
 
 from __future__ import annotations
 
-import asyncio
-import gc
-import json
 import logging
 from contextlib import asynccontextmanager
 from typing import Any
 
-import anyio.to_thread
 from fastapi import FastAPI
-from pydantic import ValidationError
 from pydantic.json_schema import models_json_schema
 
 from veche_core.deployment import Deployment
@@ -31,8 +26,9 @@ from .core.logs import configure_logging, publish_addresses
 from .core.security import Keys
 from .deps import AppState
 from .metrics import Metrics
+from .middleware import BodyLimit, EndConnection, FastPost, FastRoute
 from .ratelimit import RateLimiter
-from .relay import Relay
+from .relay_app import serving
 from .routes import admin, ballots, ceremony, health, points, polls, relays, residents, results, tokens, web
 from .schemas import DISTRICT_MARK, BallotIn, IssuanceRequestIn, schema_models
 from .writer import GroupWriter
@@ -40,160 +36,6 @@ from .writer import GroupWriter
 log = logging.getLogger("veche_api")
 
 LARGE_BODY_PATHS = {"/admin/residents/import": 5_000_000}
-
-
-class BodyLimit:
-    """Refuse bodies over the limit with 413, and bodies not complete `timeout` seconds after
-    they began with 408, before the app sees them (pure ASGI)."""
-
-    def __init__(self, app, limit: int, timeout: float = 30.0) -> None:
-        self.app = app
-        self.limit = limit
-        self.timeout = timeout
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
-            return await self.app(scope, receive, send)
-        limit = LARGE_BODY_PATHS.get(scope["path"], self.limit)
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            return await self._refuse(send, 413, "request.too_large", f"the body exceeds {limit} bytes")
-        chunks, size = [], 0
-        deadline = asyncio.get_running_loop().time() + self.timeout
-        while True:
-            try:
-                message = await asyncio.wait_for(receive(), max(0.0, deadline - asyncio.get_running_loop().time()))
-            except TimeoutError:
-                return await self._refuse(
-                    send, 408, "request.timeout", f"the body did not arrive within {self.timeout:g} s"
-                )
-            if message["type"] != "http.request":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                return await self._refuse(send, 413, "request.too_large", f"the body exceeds {limit} bytes")
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                break
-        return await self.app(scope, _replaying(b"".join(chunks), receive), send)
-
-    @staticmethod
-    async def _refuse(send, status: int, code: str, message: str):
-        payload = json.dumps(errors.error_body(code, message)).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(payload)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
-
-
-def _replaying(body: bytes, receive):
-    """An ASGI `receive` that hands the app a body already read, then defers to the real one."""
-    sent = False
-
-    async def replay():
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
-
-
-class EndConnection:
-    """Answers to a token request or a ballot close their connection (`connection: close`), so
-    the client's next request goes on a new one: a browser, which pools connections and cannot
-    be asked for a fresh one, never sends its ballot, or a request naming the resident, on the
-    connection of a token request, nor anything after a ballot on the ballot's connection
-    (docs/threat-model.md, What the operator's logs can link). Pure ASGI."""
-
-    PATHS = ("/tokens", "/ballots")
-
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.PATHS:
-            return await self.app(scope, receive, send)
-
-        async def closing(message):
-            if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
-                message = {**message, "headers": [*headers, (b"connection", b"close")]}
-            await send(message)
-
-        return await self.app(scope, receive, closing)
-
-
-class FastPost:
-    """`POST /ballots` and `POST /tokens` without FastAPI's per-request machinery (routing,
-    dependency solving, a thread-pool hop, response models): at hundreds of requests a second
-    that machinery cost more CPU than a ballot's cryptography. The body is parsed and validated
-    exactly as the FastAPI route does it (`json.loads`, then the same pydantic model), and
-    anything that does not validate — or is not `application/json` — is handed to the FastAPI
-    route unchanged, so every error answer stays byte for byte the route's own. Sits inside
-    BodyLimit."""
-
-    ROUTES = {
-        "/ballots": (BallotIn, ballots.accept_ballot, 202),
-        "/tokens": (IssuanceRequestIn, tokens.issue_token, 201),
-    }
-
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        route = self.ROUTES.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
-        if route is None:
-            return await self.app(scope, receive, send)
-        model, handler, created = route
-        content_type = dict(scope.get("headers") or []).get(b"content-type", b"")
-        chunks = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
-        body = b"".join(chunks)
-        body_in = None
-        if content_type.split(b";")[0].strip().lower() == b"application/json":
-            try:
-                body_in = model.model_validate(json.loads(body))
-            # JSONDecodeError is a ValueError; JSON nested deeper than the interpreter's
-            # recursion limit is a RecursionError, which the FastAPI route answers with 400.
-            except (ValueError, ValidationError, RecursionError):
-                body_in = None
-        if body_in is None:
-            return await self.app(scope, _replaying(body, receive), send)
-        try:
-            status, payload, headers = created, await handler(scope["app"].state.veche, body_in), []
-        except errors.ApiError as exc:
-            status, payload = exc.status, errors.error_body(exc.code, exc.message)
-            headers = [(b"retry-after", b"60")] if exc.status == 429 else []
-        data = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-length", str(len(data)).encode()),
-                    (b"content-type", b"application/json"),
-                    *headers,
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": data})
 
 
 class VecheApp(FastAPI):
@@ -285,30 +127,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        # Synchronous routes run in AnyIO's thread pool (40 threads by default). Their work is
-        # CPU under the GIL (a blind signature is ~1 ms), so 40 threads only add switching:
-        # measured, the token route used ~2x its CPU with 40 threads.
-        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.sync_threads
         state = build_state(settings)
         app.state.veche = state
         tally.start_count_workers(settings)
-        if settings.relay_enabled:
-            state.relay = Relay(settings, state.db, state.chain.deployment, state.keys, state.metrics)
-            state.relay.start()
-        # The start-up heap (web3, pydantic, the contracts' ABIs) lives as long as the process:
-        # frozen out of the cyclic collector, a full collection no longer scans it. Measured
-        # during a bulk import under load, each full collection paused the process ~0.4 s
-        # before, ~0.07 s after.
-        gc.collect()
-        gc.freeze()
-        log.info("veche API ready: chain %d, relayer %s", state.chain.chain_id, state.keys.relayer.address)
-        try:
+        async with serving(state, settings, state.keys):
+            log.info("veche API ready: chain %d, relayer %s", state.chain.chain_id, state.keys.relayer.address)
             yield
-        finally:
-            if state.relay is not None:
-                state.relay.stop()
-            state.writer.stop()
-            state.db.dispose()
 
     app = VecheApp(
         districts=settings.districts,
@@ -323,9 +147,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for module in (health, relays, residents, polls, ceremony, tokens, ballots, points, results, admin, web):
         app.include_router(module.router)
-    app.add_middleware(FastPost)
+    fast: dict[str, FastRoute] = {
+        "/ballots": (BallotIn, ballots.accept_ballot, 202),
+        "/tokens": (IssuanceRequestIn, tokens.issue_token, 201),
+    }
+    app.add_middleware(FastPost, routes=fast)
     app.add_middleware(EndConnection)
     app.add_middleware(
-        BodyLimit, limit=settings.max_body_bytes, timeout=settings.body_timeout
+        BodyLimit, limit=settings.max_body_bytes, timeout=settings.body_timeout, large=LARGE_BODY_PATHS
     )  # outermost: bounds the body first
     return app

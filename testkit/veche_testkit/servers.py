@@ -54,12 +54,19 @@ class ThreadServer:
 
 
 class ProcessServer:
-    """`veche-api run` (as `python -m veche_api run`) as a subprocess, for kill -9 tests."""
+    """`veche-api run` (as `python -m veche_api run`) as a subprocess, for kill -9 tests; with
+    `program="veche_api.relay_cli"`, `veche-relay run`."""
 
     def __init__(
-        self, env: dict[str, str], port: int | None = None, log_path: Path | None = None, workers: int = 1
+        self,
+        env: dict[str, str],
+        port: int | None = None,
+        log_path: Path | None = None,
+        workers: int = 1,
+        program: str = "veche_api",
     ) -> None:
         self.env = {**os.environ, **env}
+        self.program = program
         self.workers = workers
         self.port = port or free_ports(1)[0]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -74,7 +81,7 @@ class ProcessServer:
             [
                 sys.executable,
                 "-m",
-                "veche_api",
+                self.program,
                 "run",
                 "--host",
                 "127.0.0.1",

@@ -74,3 +74,20 @@ class Keys:
             return blind_rsa.PrivateKey.decode(self._box(poll_id, stratum).decrypt(bytes(sealed)))
         except CryptoError:
             raise KeyError_(f"issuer key of poll {poll_id} stratum {stratum} does not open") from None
+
+
+@dataclass(frozen=True, repr=False)
+class RelayKeys:
+    """A relay's one chain key (`veche-relay`): it posts ballot batches and signs receipts. It
+    holds none of the city's keys, so its worker has ballots to move and nothing else."""
+
+    relayer: LocalAccount
+    issuer: None = None
+    admin: None = None
+
+    def __repr__(self) -> str:
+        return f"RelayKeys(relayer={self.relayer.address})"
+
+    @classmethod
+    def load(cls, settings: Settings) -> RelayKeys:
+        return cls(relayer=load_keystore(settings.relayer_keystore, settings.keystore_password.get_secret_value()))

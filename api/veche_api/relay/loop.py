@@ -18,6 +18,7 @@ from veche_core.rpc import RpcClient
 from veche_node.contracts import bind
 
 from ..chain import make_web3
+from ..chain_polls import read_chain_poll
 from ..core.db import Database
 from ..models import ChainTx, Poll, TxVersion
 from .ballots import Ballots
@@ -33,8 +34,12 @@ log = logging.getLogger("veche_api.relay")
 
 
 class Relay:
-    """The relay of one API deployment: started by the API (main.py) in every process, it runs
-    only in the one that holds `RelayLock`."""
+    """The relay of one deployment: started in every process of the city's API (main.py) or of a
+    `veche-relay` (relay_app.py), it runs only in the one that holds `RelayLock`. With the city's
+    keys (`keys.issuer` set) it also moves issuances, points requests and poll creations; with a
+    relay's one key (core.security.RelayKeys), ballots alone."""
+
+    issuer: Outbox  # the city's only: nothing of a relay's ever reads it
 
     def __init__(self, settings, db: Database, deployment, keys, metrics=None) -> None:
         self.settings = settings
@@ -46,11 +51,14 @@ class Relay:
         self.poll_book, self.city_points = bind(self.w3, deployment)
         self.keys = keys
         self.relayer = Outbox(db, self.w3, keys.relayer, deployment.chain_id)
-        self.issuer = Outbox(db, self.w3, keys.issuer, deployment.chain_id)
-        # The admin key's logged transactions (createPoll) are signed by the creating request;
-        # the relay only finishes, resends and reprices them.
-        admin = Outbox(db, self.w3, keys.admin, deployment.chain_id)
-        self._outboxes = {admin.address: admin, self.relayer.address: self.relayer, self.issuer.address: self.issuer}
+        self._outboxes = {self.relayer.address: self.relayer}
+        city = keys.issuer is not None
+        if city:
+            self.issuer = Outbox(db, self.w3, keys.issuer, deployment.chain_id)
+            # The admin key's logged transactions (createPoll) are signed by the creating request;
+            # the relay only finishes, resends and reprices them.
+            admin = Outbox(db, self.w3, keys.admin, deployment.chain_id)
+            self._outboxes |= {admin.address: admin, self.issuer.address: self.issuer}
         self._windows: dict[int, tuple[int, int, int]] = {}
         self._receipts_seen_at: int | None = None  # block number of the last receipt look
         self._stop = threading.Event()
@@ -62,13 +70,16 @@ class Relay:
         self.isolation = Isolation(db, settings.quarantine_retry, on_failure=self._reset_outboxes)
         self.heartbeat = Heartbeat(db)
         self.chain_checked = False
-        self.ballots, self.issuances, self.points = Ballots(self), Issuances(self), PointsRequests(self)
+        self.ballots = Ballots(self)
+        self.issuances = Issuances(self) if city else None
+        self.points = PointsRequests(self) if city else None
+        handlers: list[KindHandler] = [self.ballots]
+        if self.issuances is not None and self.points is not None:
+            handlers += [self.issuances, self.points, PollCreations(self)]
         self._handlers: dict[ChainTx.Kind, KindHandler] = {
-            kind: handler
-            for handler in (self.ballots, self.issuances, self.points, PollCreations(self))
-            for kind in handler.kinds
+            kind: handler for handler in handlers for kind in handler.kinds
         }
-        missing = set(ChainTx.Kind) - set(self._handlers)
+        missing = set(ChainTx.Kind) - set(self._handlers) if city else set()
         if missing:
             raise RuntimeError(f"no relay handler for transaction kind(s) {sorted(missing)}")
 
@@ -147,12 +158,14 @@ class Relay:
         ballot_groups = self.ballots.due() if self.room(self.relayer) else {}
         # Issuances first: every ballot in the snapshot above was accepted after its token was
         # issued, so the issuance is already queued and goes out no later than the ballot.
-        busy |= self.issuances.flush(force=bool(ballot_groups))
+        if self.issuances is not None:
+            busy |= self.issuances.flush(force=bool(ballot_groups))
         for poll_id, ids in ballot_groups.items():
             if not self.room(self.relayer):
                 break
             busy |= self.isolation.run(QuarantineKind.BALLOTS, poll_id, partial(self.ballots.send, poll_id, ids), True)
-        busy |= self.points.flush()
+        if self.points is not None:
+            busy |= self.points.flush()
         self.isolation.settle()
         return busy
 
@@ -163,13 +176,16 @@ class Relay:
         return outbox.in_flight() < self.settings.max_in_flight
 
     def window(self, poll_id: int) -> tuple[int, int, int]:
-        """(opens_at, closes_at, points) of a poll, from the database (cached)."""
+        """(opens_at, closes_at, points) of a poll, from the database, or else (a relay's, which
+        holds no polls) from the chain (cached)."""
         if poll_id not in self._windows:
             with self.db.session() as session:
                 poll = session.get(Poll, poll_id)
-            if poll is None:
-                raise RuntimeError(f"poll {poll_id} is not in the database")
-            self._windows[poll_id] = (poll.opens_at, poll.closes_at, poll.points)
+            if poll is not None:
+                self._windows[poll_id] = (poll.opens_at, poll.closes_at, poll.points)
+            else:
+                created = read_chain_poll(self.rpc, self.deployment, poll_id)
+                self._windows[poll_id] = (created.opens_at, created.closes_at, created.points)
         return self._windows[poll_id]
 
     def chain_now(self) -> int:

@@ -21,7 +21,7 @@ from veche_core.errors import SignatureError
 from veche_core.receipt import Receipt
 from veche_core.typed_data import receipt_digest
 
-from ..deps import StateDep
+from ..deps import RelayStateDep
 from ..errors import ApiError, error_responses
 from ..models import Ballot as BallotRow
 from ..models import TokenState, table_of
@@ -36,7 +36,7 @@ _STALE = ("ballot.stale_sequence", 409, "the sequence is not above the token's l
 @router.post(
     "", status_code=202, response_model=BallotStatus, responses=error_responses(400, 404, 409, 413, 422, 429, 503)
 )
-async def cast_ballot(body: BallotIn, state: StateDep) -> JSONResponse:
+async def cast_ballot(body: BallotIn, state: RelayStateDep) -> JSONResponse:
     return JSONResponse(await accept_ballot(state, body), status_code=202)
 
 
@@ -232,7 +232,7 @@ def ballot_answer(state, row) -> dict:
 
 @router.get("/{ballot_hash}", response_model=BallotStatus, responses=error_responses(404, 422))
 def read_ballot(
-    state: StateDep,
+    state: RelayStateDep,
     ballot_hash: str = Path(pattern=r"^0x[0-9a-fA-F]{64}$"),
 ) -> BallotStatus:
     row = _stored(state, ballot_hash.lower())

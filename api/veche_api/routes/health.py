@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
-from ..deps import StateDep
+from ..deps import RelayStateDep
 from ..metrics import queue_state
 from ..relay.health import RelayState, relay_health
 from ..schemas import DeploymentOut, HealthOut
@@ -23,7 +23,7 @@ router = APIRouter(tags=["health"])
     response_model=HealthOut,
     responses={503: {"model": HealthOut, "description": "Degraded: this process has no database or no chain node."}},
 )
-def read_health(state: StateDep) -> JSONResponse:
+def read_health(state: RelayStateDep) -> JSONResponse:
     """`ok`, or `degraded` with the reasons in `problems`. HTTP 503 when this process cannot
     serve (its database or its node does not answer), so that a load balancer sends requests to
     another; a relay problem is the same for every process sharing the database, so it is
@@ -70,12 +70,12 @@ def read_health(state: StateDep) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=Response)
-def read_metrics(state: StateDep) -> Response:
+def read_metrics(state: RelayStateDep) -> Response:
     return Response(state.metrics.render(state.db), media_type="text/plain; version=0.0.4")
 
 
 @router.get("/deployment", response_model=DeploymentOut)
-def read_deployment(state: StateDep) -> JSONResponse:
+def read_deployment(state: RelayStateDep) -> JSONResponse:
     """The deployment file (chain id, contract addresses, start block): what clients sign for and
     what an observer gives `veche-verify --deployment`."""
     return JSONResponse(json.loads(state.chain.deployment.to_json()))

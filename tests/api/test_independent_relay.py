@@ -1,0 +1,117 @@
+"""`veche-relay`: a relay the city does not run, as a process of its own on the city's chain, with
+its own database and key and none of the city's (issue 18). A resident takes a token from the
+city's API and sends the ballot to the partner's relay; the relay acknowledges it with a receipt
+signed by its own key and posts it; the verifier counts it per relay and passes the receipt."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from eth_account import Account
+from web3 import Web3
+
+from veche_client.sdk import ResidentClient, ballot_body
+from veche_node.contracts import Sender, bind, dev_accounts
+from veche_testkit.devchain import write_test_keystore
+from veche_testkit.servers import ProcessServer
+from veche_testkit.waiting import eventually
+
+from .conftest import make_api
+from .test_flow import release_shares
+
+VERIFY = Path(sys.executable).with_name("veche-verify")
+
+
+def start_partner_relay(api, workdir: Path, name: str = "University"):
+    """A partner's relay: a fresh key registered on chain by the admin (and funded for gas), its
+    own SQLite database, the city's node and deployment file, and no key of the city's."""
+    account = Account.create()
+    admin = Sender(Web3(Web3.HTTPProvider(api.chain.anvil.url)), dev_accounts(1)[0])  # the deployer: the admin
+    poll_book, _ = bind(admin.w3, api.chain.deployment)
+    relay_env = {
+        "VECHE_DATABASE_URL": f"sqlite:///{workdir / 'relay.db'}",
+        "VECHE_RPC_URL": api.chain.env["VECHE_RPC_URL"],
+        "VECHE_DEPLOYMENT_FILE": api.chain.env["VECHE_DEPLOYMENT_FILE"],
+        "VECHE_KEYSTORE_PASSWORD": api.chain.env["VECHE_KEYSTORE_PASSWORD"],
+        "VECHE_RELAYER_KEYSTORE": str(write_test_keystore(workdir / "relay-key.json", account)),
+        "VECHE_BATCH_INTERVAL": "0.2",
+        "VECHE_RESEND_AFTER": "3",
+        "VECHE_CHAIN_TIME_TTL": "0",
+    }
+    # None of the city's settings reach it: not its keystores, its secret or its admin key.
+    env = {k: v for k, v in api.chain.env.items() if k not in relay_env} | relay_env
+    for city_only in ("VECHE_ISSUER_KEYSTORE", "VECHE_ADMIN_KEYSTORE", "VECHE_SECRET_KEY", "VECHE_ADMIN_API_KEY"):
+        env[city_only] = "/nonexistent" if city_only.endswith("KEYSTORE") else ""
+    server = ProcessServer(env, log_path=workdir / "relay.log", program="veche_api.relay_cli")
+    admin.send({"to": account.address, "value": 10**18})
+    admin.transact(poll_book.functions.registerRelay(account.address, name, server.url))
+    return server.start(), account
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory):
+    api = make_api(tmp_path_factory, "sqlite")
+    try:
+        yield api
+    finally:
+        api.http.close()
+        api.server.stop()
+        api.chain.anvil.stop()
+
+
+def test_a_ballot_through_a_partner_relay_counts_and_its_receipt_passes(city, tmp_path):
+    relay, key = start_partner_relay(city, tmp_path)
+    try:
+        resident, neighbour = city.resident("Central"), city.resident("Central")
+        poll = city.create_poll(opens_in=2, lasts=600)
+        tokens = [r.get_token(city.poll_for(poll["id"], r)) for r in (resident, neighbour)]
+        city.advance(3)
+
+        ballot = ResidentClient.make_ballot(tokens[0], [1])
+        with httpx.Client(base_url=relay.url, timeout=30) as http:
+            reply = http.post("/ballots", json=ballot_body(ballot))
+            assert reply.status_code == 202, reply.text
+            receipt = reply.json()["receipt"]
+            assert receipt["relayer"] == key.address
+            again = http.post("/ballots", json=ballot_body(ballot))  # a retry: the same receipt
+            assert again.status_code == 202 and again.json()["receipt"] == receipt
+            confirmed = eventually(
+                lambda: http.get(f"/ballots/{reply.json()['ballotHash']}").json(),
+                30,
+                until=lambda body: body["status"] == "confirmed",
+                what="the relay to confirm the ballot",
+            )
+            health = http.get("/health").json()
+            assert health["status"] == "ok", health
+            assert http.get("/tokens").status_code == 404  # a relay issues nothing
+        reply = neighbour.cast(tokens[1], [0])  # through the city's own relay
+        assert reply.status_code == 202, reply.text
+        city.wait_ballot(reply.json()["ballotHash"])
+
+        listed = city.http.get("/relays").json()["relays"]
+        assert {"address": key.address, "name": "University", "url": relay.url, "active": True, "city": False} in listed
+
+        city.advance(700)
+        release_shares(city, poll, [0, 1])
+        published = city.http.post(f"/admin/polls/{poll['id']}/publish", headers=city.admin)
+        assert published.status_code == 200, published.text
+        deployment = tmp_path / "deployment.json"
+        city.chain.deployment.save(deployment)
+        verify = [str(VERIFY), "--rpc", city.chain.anvil.url, "--deployment", str(deployment), "--json"]
+        report = json.loads(subprocess.run([*verify, "poll", str(poll["id"])], capture_output=True, text=True).stdout)
+        assert report["verdict"] == "PASS", report
+        assert report["tally"]["recomputed"] == [1, 1, 0]
+        carried = {r["name"]: r["counted"] for r in report["countedByRelay"]}
+        assert carried == {"University": 1, None: 1}
+        path = tmp_path / "receipt.json"
+        path.write_text(json.dumps(confirmed["receipt"]))
+        checked = subprocess.run([*verify, "receipt", str(path)], capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stdout
+        assert json.loads(checked.stdout)["checks"][0]["detail"].startswith(f"signed by University ({key.address})")
+    finally:
+        relay.stop()
