@@ -26,7 +26,7 @@ from veche_core.errors import VecheError
 from veche_core.receipt import Receipt
 
 from . import trustee as trustee_steps
-from .sdk import ApiError, ResidentClient, Token, ballot_body
+from .sdk import ApiError, ResidentClient, Token, ballot_body, relay_order
 from .wallet import Wallet, WalletError
 
 console = Console()
@@ -158,6 +158,23 @@ def polls_command(session: Session, include_closed: bool):
             console.print(f"   {number}. {option}")
 
 
+@main.command("relays")
+@click.pass_obj
+@_guard
+def relays_command(session: Session):
+    """The relays you may send your ballot to (PollBook's registry, read from the chain)."""
+    table = Table("relay", "URL", "run by", "active")
+    for relay in ResidentClient(session.http).relays():  # no identity needed
+        table.add_row(
+            relay["name"] or relay["address"],
+            relay["url"] or "—",
+            "the city (it also issues the tokens)" if relay["city"] else "a partner",
+            "yes" if relay["active"] else "no (removed)",
+        )
+    console.print(table)
+    console.print("`veche vote` picks a partner's relay at random unless you give --relay URL.")
+
+
 def _poll_for(session: Session, poll_id: int) -> dict:
     for poll in session.client().polls(include_closed=True):
         if poll["id"] == poll_id:
@@ -175,13 +192,19 @@ def _poll_for(session: Session, poll_id: int) -> dict:
     show_default=True,
     help="Wait a random 0..N seconds before sending, so the time of your token does not point to your ballot.",
 )
+@click.option(
+    "--relay",
+    help="Send the ballot to this relay (its URL). Default: a random registered relay the city does not run "
+    "(see `veche relays`), then the others, the city's own last.",
+)
 @click.pass_obj
 @_guard
-def vote(session: Session, poll_id: int, choices: tuple[int, ...], max_delay: float):
+def vote(session: Session, poll_id: int, choices: tuple[int, ...], max_delay: float, relay: str | None):
     """Vote (or change your vote) in POLL_ID for option numbers CHOICES; keep the receipt.
 
     Safe to interrupt: a token request and a ballot are saved before they are sent, and sent
-    again (the same bytes, which the city's API answers as the first time) until answered."""
+    again (the same bytes, which a relay answers as the first time) until answered. The token
+    comes from the city; the ballot goes to a relay of your choice, on a connection of its own."""
     poll = _poll_for(session, poll_id)
     if any(not 1 <= c <= len(poll["options"]) for c in choices):
         _fail(f"Options of poll {poll_id} are numbered 1 to {len(poll['options'])}.")
@@ -194,13 +217,22 @@ def vote(session: Session, poll_id: int, choices: tuple[int, ...], max_delay: fl
         account, credential, stratum, sequence = stored
         token = Token(poll, stratum, account, credential, sequence)
         revote = True
-    if _send_pending_ballot(session, token, path):
+    names: dict[str, str] = {}
+    if relay is not None:
+        relays = [relay.rstrip("/")]
+    else:
+        listed = session.client().relays()
+        names = {r["url"]: r["name"] for r in listed if r["url"] and r["name"]}
+        relays = relay_order(listed, session.api.rstrip("/"))
+    if _send_pending_ballot(session, token, path, relays):
         revote = True
     if max_delay > 0:
         time.sleep(secrets.SystemRandom().uniform(0, max_delay))
-    answer, receipt_path = _cast(session, token, [c - 1 for c in choices], path)
+    answer, receipt_path, carrier = _cast(session, token, [c - 1 for c in choices], path, relays)
     picked = ", ".join(poll["options"][c - 1] for c in choices)
     console.print(f"Your {'new ' if revote else ''}vote is recorded: {picked}.")
+    shown = "the city's own relay" if carrier == session.api.rstrip("/") else names.get(carrier, "a relay")
+    console.print(f"Carried by {shown} ({carrier}), relayer {answer['receipt']['relayer']}.")
     if revote:
         console.print("Only your last vote counts.")
     console.print(f"Receipt {answer['ballotHash'][:18]}… saved in {receipt_path}")
@@ -232,21 +264,22 @@ def _get_token(session: Session, poll: dict, path: Path) -> Token:
     return token
 
 
-def _send_pending_ballot(session: Session, token: Token, path: Path) -> bool:
+def _send_pending_ballot(session: Session, token: Token, path: Path, relays: list[str]) -> bool:
     """A ballot saved and sent by an earlier run that never got its answer goes first, the same
-    bytes (the API answers a copy with its stored receipt). True if it is recorded."""
+    bytes (a relay answers a copy with its stored receipt; one that never saw it takes it, and a
+    ballot two relays carried counts once). True if it is recorded."""
     body = session.wallet.pending_ballot(path)
     if body is None:
         return False
     try:
-        answer = session.client().send_ballot(body)
+        answer, carrier = session.client().carry(body, relays)
     except ApiError as exc:
         if exc.status >= 500:
             raise
         session.wallet.drop_pending_ballot(path)  # refused: it was never accepted, and never will be
         console.print(f"An earlier ballot that was never acknowledged was refused: {exc.message} ({exc.code}).")
         return False
-    _keep(session, token, path, body["sequence"], answer)
+    _keep(session, token, path, body["sequence"], answer, carrier)
     console.print(f"Your earlier ballot, whose answer was lost, is recorded (receipt {answer['ballotHash'][:18]}…).")
     return True
 
@@ -257,15 +290,15 @@ def _send_pending_ballot(session: Session, token: Token, path: Path) -> bool:
 STALE_RETRIES = 11
 
 
-def _cast(session: Session, token: Token, choices: list[int], path: Path) -> tuple[dict, Path]:
-    """Seal, sign, save, send: the API's answer and where its receipt is kept."""
+def _cast(session: Session, token: Token, choices: list[int], path: Path, relays: list[str]) -> tuple[dict, Path, str]:
+    """Seal, sign, save, send: the relay's answer, where its receipt is kept, the relay's URL."""
     client, base, attempt = session.client(), token.sequence, 0
     while True:
         ballot = client.make_ballot(token, choices, sequence=base + 2**attempt)
         body = ballot_body(ballot)
         session.wallet.save_pending_ballot(path, body)
         try:
-            answer = client.send_ballot(body)
+            answer, carrier = client.carry(body, relays)
         except ApiError as exc:
             if exc.status < 500:  # refused: it will never be accepted
                 session.wallet.drop_pending_ballot(path)
@@ -273,16 +306,16 @@ def _cast(session: Session, token: Token, choices: list[int], path: Path) -> tup
                 attempt += 1
                 continue
             raise
-        return answer, _keep(session, token, path, ballot.sequence, answer)
+        return answer, _keep(session, token, path, ballot.sequence, answer, carrier), carrier
 
 
-def _keep(session: Session, token: Token, path: Path, sequence: int, answer: dict) -> Path:
+def _keep(session: Session, token: Token, path: Path, sequence: int, answer: dict, relay: str) -> Path:
     """An acknowledged ballot: the token's sequence raised to it, the receipt saved, and only
     then the pending ballot dropped (a kill in between sends it once more, and gets the same
     receipt)."""
     token.sequence = max(token.sequence, sequence)
     session.wallet.update_sequence(path, token.sequence)
-    receipt_path = session.wallet.save_receipt(answer["receipt"])
+    receipt_path = session.wallet.save_receipt(answer["receipt"], relay)
     session.wallet.drop_pending_ballot(path)
     return receipt_path
 
@@ -302,7 +335,8 @@ def receipt_command(session: Session, receipt: str | None):
         ballot_hash = "0x" + Receipt.from_json(Path(receipt).read_text()).ballot_hash.hex()
     else:
         ballot_hash = receipt
-    answer = session.client().ballot_status(ballot_hash)
+    relay = session.wallet.receipt_relay(ballot_hash)
+    answer = session.client().ballot_status(ballot_hash, relay)
     status = {
         "accepted": "accepted by the relay, waiting to be sent to the chain",
         "sent": "sent to the chain, waiting for a block",
@@ -312,7 +346,7 @@ def receipt_command(session: Session, receipt: str | None):
     }.get(answer["status"], answer["status"])
     console.print(f"Ballot {ballot_hash[:18]}…: {status}.")
     if Path(receipt).is_file():
-        session.wallet.save_receipt(answer["receipt"])  # now with transaction and block
+        session.wallet.save_receipt(answer["receipt"], relay)  # now with transaction and block
     console.print(
         "To check it yourself against any node: veche-verify --rpc URL --deployment FILE receipt RECEIPT_FILE"
     )

@@ -9,6 +9,11 @@ after: the city's API (and any proxy before it) must not be able to join a token
 names the resident, to the ballot that follows by the connection they came on. The resident's
 address never goes in a URL (`POST /polls/eligible` carries it in the body).
 
+A ballot goes to a relay the resident chooses, by default a random registered relay the city
+does not run (`relay_order`): the city issues the tokens, so it should not also see the ballots
+arrive (docs/threat-model.md). If that relay does not answer, the next is tried, the city's own
+last; the same ballot carried by two relays counts once (docs/protocol.md §6, check 5).
+
 Token requests and ballots are sent with `RetryPolicy`: when the answer does not come (a network
 error, a timeout, a 5xx) the SAME bytes are sent again, and the API answers a copy with what it
 stored for the first (docs/protocol.md, API: retries), so a lost answer is recovered.
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import json
 import random
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -151,14 +157,27 @@ def post_retrying(http: httpx.Client, path: str, body: dict[str, Any], policy: R
     raise lost
 
 
+def relay_order(listed: list[dict[str, Any]], city_url: str) -> list[str]:
+    """Where to send a ballot, in order: the active registered relays the city does not run, in
+    a random order (a fresh one per ballot), then the city's own relay (its API)."""
+    partners = [r["url"] for r in listed if r["active"] and r["url"] and not r["city"]]
+    secrets.SystemRandom().shuffle(partners)
+    return [*partners, city_url]
+
+
 class ResidentClient:
     def __init__(
-        self, http: httpx.Client, identity: LocalAccount | None = None, retry: RetryPolicy = RetryPolicy()
+        self,
+        http: httpx.Client,
+        identity: LocalAccount | None = None,
+        retry: RetryPolicy = RetryPolicy(),
+        relay: str | None = None,
     ) -> None:
         self.http = http
         self.identity = identity or Account.create()
         self.address = self.identity.address
         self.retry = retry
+        self.relay = relay  # the one relay to send ballots to; None: `relay_order`'s
 
     # --- tokens -------------------------------------------------------------------------------
 
@@ -182,10 +201,11 @@ class ResidentClient:
         }
         return body, pending, token_account
 
-    def fresh_connection(self) -> httpx.Client:
-        """A client of the same API with no connection open yet (and no cookies): for the one
-        request, its retries included, that must not share a connection with another."""
-        return httpx.Client(base_url=self.http.base_url, timeout=self.http.timeout)
+    def fresh_connection(self, base_url: str | httpx.URL | None = None) -> httpx.Client:
+        """A client of the same API (or of the relay at `base_url`) with no connection open yet
+        (and no cookies): for the one request, its retries included, that must not share a
+        connection with another."""
+        return httpx.Client(base_url=base_url or self.http.base_url, timeout=self.http.timeout)
 
     def _post_alone(self, path: str, body: dict[str, Any]) -> httpx.Response:
         with self.fresh_connection() as http:
@@ -242,9 +262,19 @@ class ResidentClient:
         ).sign(token.account.key, domain)
 
     def cast(self, token: Token, choice, **kw) -> httpx.Response:
-        """Make and POST a ballot (with retries, on a connection of its own); the API's reply as
-        it is."""
+        """Make and POST a ballot to the city's relay (with retries, on a connection of its own);
+        the reply as it is."""
         return self._post_alone("/ballots", ballot_body(self.make_ballot(token, choice, **kw)))
+
+    def relays(self) -> list[dict[str, Any]]:
+        """The chain's relays (GET /relays), as the city's API reads them from PollBook."""
+        return checked(self.http.get("/relays"))["relays"]
+
+    def relay_urls(self) -> list[str]:
+        """Where this resident's next ballot goes, in order of trying (see `relay_order`)."""
+        if self.relay is not None:
+            return [self.relay]
+        return relay_order(self.relays(), str(self.http.base_url).rstrip("/"))
 
     def submit(self, ballot: Ballot) -> dict[str, Any]:
         """POST a ballot, with retries (the same ballot gets its stored receipt); the API's answer
@@ -252,13 +282,32 @@ class ResidentClient:
         return self.send_ballot(ballot_body(ballot))
 
     def send_ballot(self, body: dict[str, Any]) -> dict[str, Any]:
-        """`submit` for a ballot already in its request form (one kept from an earlier run)."""
-        return checked(self._post_alone("/ballots", body))
+        """`submit` for a ballot already in its request form (one kept from an earlier run), to
+        `self.relay` or else the city's API."""
+        return self.carry(body, [self.relay or str(self.http.base_url)])[0]
 
-    def ballot_status(self, ballot_hash: str) -> dict[str, Any]:
-        """A ballot's relay status, asked on a connection of its own (not one that carried the
-        identity)."""
-        with self.fresh_connection() as http:
+    def carry(self, body: dict[str, Any], relays: list[str]) -> tuple[dict[str, Any], str]:
+        """A ballot in its request form to each of `relays` in turn (e.g. `relay_urls()`) until
+        one acknowledges it, each with retries: (its answer, status and receipt; the relay's
+        URL). A refusal (4xx) is the same at any relay and ends the tries; a relay that does not
+        answer, or answers 5xx, gives way to the next, and the last one's failure is raised."""
+        failure: Exception = ValueError("no relay to send the ballot to")
+        for url in relays:
+            with self.fresh_connection(url) as http:
+                try:
+                    return checked(post_retrying(http, "/ballots", body, self.retry)), url
+                except ApiError as exc:
+                    if exc.status < 500:
+                        raise
+                    failure = exc
+                except httpx.TransportError as exc:
+                    failure = exc
+        raise failure
+
+    def ballot_status(self, ballot_hash: str, relay: str | None = None) -> dict[str, Any]:
+        """A ballot's status at the relay that took it (by default the city's), asked on a
+        connection of its own (not one that carried the identity)."""
+        with self.fresh_connection(relay) as http:
             return checked(http.get(f"/ballots/{ballot_hash}"))
 
     # --- reading ------------------------------------------------------------------------------

@@ -201,10 +201,19 @@ class Wallet:
 
     # --- receipts ------------------------------------------------------------------------------
 
-    def save_receipt(self, receipt: dict[str, Any]) -> Path:
+    def save_receipt(self, receipt: dict[str, Any], relay: str | None = None) -> Path:
+        """The receipt as the relay signed it (what `veche-verify receipt` reads), and beside it
+        the URL of the relay that carried the ballot (asked for its status later)."""
         path = self.home / "receipts" / f"{receipt['ballotHash']}.json"
         self._write(path, receipt)
+        if relay is not None:
+            path.with_suffix(".relay").write_text(relay + "\n")
         return path
+
+    def receipt_relay(self, ballot_hash: str) -> str | None:
+        """The relay that carried the ballot, if its receipt was kept with it."""
+        path = self.home / "receipts" / f"{ballot_hash}.relay"
+        return path.read_text().strip() if path.exists() else None
 
     def receipts(self) -> list[Path]:
         return sorted((self.home / "receipts").glob("*.json"), key=lambda p: p.stat().st_mtime)

@@ -1,6 +1,6 @@
 """The city's API for tests, the demo and the benchmarks, over real HTTP on 127.0.0.1: in a thread
-of the test's process, or as `veche-api run` in a process of its own (to SIGKILL); and a proxy
-in front of it that loses chosen answers on purpose."""
+of the test's process, or as `veche-api run` in a process of its own (to SIGKILL); a partner's
+`veche-relay` beside it; and a proxy in front of it that loses chosen answers on purpose."""
 
 from __future__ import annotations
 
@@ -17,11 +17,16 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
 
 from veche_api.core.config import Settings
 from veche_api.server import uvicorn_config
+from veche_node.contracts import Sender, bind, dev_accounts
 from veche_node.ports import free_ports
+from veche_node.rpc import make_web3
 
+from .devchain import ChainEnv, write_test_keystore
 from .waiting import eventually
 
 
@@ -377,3 +382,40 @@ def reset_socket(sock: socket.socket) -> None:
     except OSError:
         pass
     sock.close()
+
+
+def start_partner_relay(chain: ChainEnv, workdir: Path, name: str = "University") -> tuple[ProcessServer, LocalAccount]:
+    """A partner's `veche-relay` on the city's dev chain: a fresh key the admin registers on chain
+    (and funds for gas), its own SQLite database, the city's node and deployment file, and none
+    of the city's keys or secrets. Started; the caller stops it."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    account = Account.create()
+    admin = Sender(make_web3(chain.anvil.url), dev_accounts(1)[0])  # the deployer holds the admin role
+    poll_book, _ = bind(admin.w3, chain.deployment)
+    env = {
+        **{k: v for k, v in chain.env.items() if k not in CITY_ONLY},
+        "VECHE_DATABASE_URL": f"sqlite:///{workdir / 'relay.db'}",
+        "VECHE_RELAYER_KEYSTORE": str(write_test_keystore(workdir / "relay-key.json", account)),
+        **{key: "" for key in CITY_ONLY},
+    }
+    server = ProcessServer(env, log_path=workdir / "relay.log", program="veche_api.relay_cli")
+    admin.send({"to": account.address, "value": 10**18})
+    admin.transact(poll_book.functions.registerRelay(account.address, name, server.url))
+    return server.start(), account
+
+
+def remove_relay(chain: ChainEnv, address: str) -> None:
+    """The admin revokes a relay's RELAYER_ROLE: it is no longer active, and no client picks it."""
+    admin = Sender(make_web3(chain.anvil.url), dev_accounts(1)[0])
+    poll_book, _ = bind(admin.w3, chain.deployment)
+    admin.transact(poll_book.functions.revokeRole(poll_book.functions.RELAYER_ROLE().call(), address))
+
+
+# What the city's API is given and a partner's relay is not (a relay that needed one would fail to start).
+CITY_ONLY = (
+    "VECHE_ISSUER_KEYSTORE",
+    "VECHE_ADMIN_KEYSTORE",
+    "VECHE_POINTS_ADMIN_KEYSTORE",
+    "VECHE_SECRET_KEY",
+    "VECHE_ADMIN_API_KEY",
+)

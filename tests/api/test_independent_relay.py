@@ -12,45 +12,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from eth_account import Account
-from web3 import Web3
 
 from veche_client.sdk import ResidentClient, ballot_body
-from veche_node.contracts import Sender, bind, dev_accounts
-from veche_testkit.devchain import write_test_keystore
-from veche_testkit.servers import ProcessServer
+from veche_testkit.servers import start_partner_relay
 from veche_testkit.waiting import eventually
 
 from .conftest import make_api
 from .test_flow import release_shares
 
 VERIFY = Path(sys.executable).with_name("veche-verify")
-
-
-def start_partner_relay(api, workdir: Path, name: str = "University"):
-    """A partner's relay: a fresh key registered on chain by the admin (and funded for gas), its
-    own SQLite database, the city's node and deployment file, and no key of the city's."""
-    account = Account.create()
-    admin = Sender(Web3(Web3.HTTPProvider(api.chain.anvil.url)), dev_accounts(1)[0])  # the deployer: the admin
-    poll_book, _ = bind(admin.w3, api.chain.deployment)
-    relay_env = {
-        "VECHE_DATABASE_URL": f"sqlite:///{workdir / 'relay.db'}",
-        "VECHE_RPC_URL": api.chain.env["VECHE_RPC_URL"],
-        "VECHE_DEPLOYMENT_FILE": api.chain.env["VECHE_DEPLOYMENT_FILE"],
-        "VECHE_KEYSTORE_PASSWORD": api.chain.env["VECHE_KEYSTORE_PASSWORD"],
-        "VECHE_RELAYER_KEYSTORE": str(write_test_keystore(workdir / "relay-key.json", account)),
-        "VECHE_BATCH_INTERVAL": "0.2",
-        "VECHE_RESEND_AFTER": "3",
-        "VECHE_CHAIN_TIME_TTL": "0",
-    }
-    # None of the city's settings reach it: not its keystores, its secret or its admin key.
-    env = {k: v for k, v in api.chain.env.items() if k not in relay_env} | relay_env
-    for city_only in ("VECHE_ISSUER_KEYSTORE", "VECHE_ADMIN_KEYSTORE", "VECHE_SECRET_KEY", "VECHE_ADMIN_API_KEY"):
-        env[city_only] = "/nonexistent" if city_only.endswith("KEYSTORE") else ""
-    server = ProcessServer(env, log_path=workdir / "relay.log", program="veche_api.relay_cli")
-    admin.send({"to": account.address, "value": 10**18})
-    admin.transact(poll_book.functions.registerRelay(account.address, name, server.url))
-    return server.start(), account
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +35,7 @@ def city(tmp_path_factory):
 
 
 def test_a_ballot_through_a_partner_relay_counts_and_its_receipt_passes(city, tmp_path):
-    relay, key = start_partner_relay(city, tmp_path)
+    relay, key = start_partner_relay(city.chain, tmp_path)
     try:
         resident, neighbour = city.resident("Central"), city.resident("Central")
         poll = city.create_poll(opens_in=2, lasts=600)

@@ -30,4 +30,10 @@ def test_relays_lists_the_registry_with_the_citys_own_relay_marked(api):
     }
     city = next(r for r in relays if r["city"])
     assert city["active"] and city["name"] is None and city["url"] is None  # granted at deployment, not registered
-    assert relays[-1] == {"address": removed, "name": "Old partner", "url": "https://old.example", "active": False, "city": False}
+    assert relays[-1] == {
+        "address": removed,
+        "name": "Old partner",
+        "url": "https://old.example",
+        "active": False,
+        "city": False,
+    }

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from eth_account import Account
 
 from veche_core import events, sealing
 from veche_core.rpc import RpcClient
 from veche_testkit.devchain import ADMIN_KEY, DATABASES, database_url, start_chain
-from veche_testkit.servers import LossyProxy, ThreadServer
+from veche_testkit.servers import LossyProxy, ThreadServer, remove_relay, start_partner_relay
 from veche_testkit.waiting import eventually
 
 BIN = Path(sys.executable).parent
@@ -303,3 +304,57 @@ def test_the_cli_recovers_lost_answers_and_a_kill(city, tmp_path):
         assert len(mine) == len(set(mine)) == 6
     finally:
         proxy.close()
+
+
+def test_the_cli_sends_ballots_to_a_partners_relay_by_default(city, tmp_path):
+    """`veche vote` takes the token from the city and sends the ballot to a registered relay the
+    city does not run (chosen at random; here the one there is), keeps which relay carried it
+    beside the receipt, and `veche receipt` asks that relay; `--relay` sends to the one named;
+    a removed relay is not chosen again."""
+    chain, server, http = city
+    relay, key = start_partner_relay(chain, tmp_path / "relay")
+    try:
+        bob = Person(server.url, tmp_path / "bob")
+        address = bob.create_key()
+        enrolled = http.post(
+            "/admin/residents", headers=ADMIN, json={"address": address, "district": "Central", "birthYear": 1985}
+        )
+        assert enrolled.status_code == 201, enrolled.text
+        now = chain.now()
+        created = http.post(
+            "/admin/polls",
+            headers=ADMIN,
+            json={
+                "question": "Which relay?",
+                "options": ["Theirs", "Ours"],
+                "opensAt": now,
+                "closesAt": now + 3600,
+                "points": 0,
+                "trustees": [{"address": Account.create().address, "publicKey": "0x" + "11" * 32}],
+                "threshold": 1,
+                "keyCeremony": False,  # protocol v1: the API deals the key
+            },
+        )
+        assert created.status_code == 201, created.text
+        poll_id = created.json()["poll"]["id"]
+
+        listing = " ".join(bob.run("relays").stdout.split())
+        assert "University" in listing and relay.url in listing and "a partner" in listing
+
+        out = " ".join(bob.run("vote", str(poll_id), "1", "--max-delay", "0").stdout.split())
+        assert f"Carried by University ({relay.url}), relayer {key.address}." in out
+        [receipt] = (tmp_path / "bob" / "receipts").glob("*.json")
+        assert json.loads(receipt.read_text())["relayer"] == key.address
+        assert receipt.with_suffix(".relay").read_text().strip() == relay.url
+        eventually(
+            lambda: bob.run("receipt").stdout,
+            30,
+            until=lambda text: "on chain in block" in text,
+            what="the partner's relay to put the ballot on chain",
+        )
+
+        out = " ".join(bob.run("vote", str(poll_id), "2", "--max-delay", "0", "--relay", server.url).stdout.split())
+        assert f"Carried by the city's own relay ({server.url})" in out
+    finally:
+        relay.stop()
+        remove_relay(chain, key.address)  # so that no later test of this module picks it
