@@ -55,7 +55,8 @@ def init(keystore: Path, password_file: Path, name: str, url: str) -> None:
     account = create_keystore(keystore, password)
     click.echo(f"relay key: {account.address} (in {keystore})")
     click.echo("Ask the city's administrator to register it (this grants it RELAYER_ROLE and funds its gas):")
-    click.echo(f'  veche-node relay add {account.address} --name "{name or "<who runs it>"}" --url "{url or "<its URL>"}"')
+    shown_name, shown_url = name or "<who runs it>", url or "<its URL>"
+    click.echo(f'  veche-node relay add {account.address} --name "{shown_name}" --url "{shown_url}"')
     click.echo("Then start it: veche-relay run (with VECHE_RELAYER_KEYSTORE and VECHE_KEYSTORE_PASSWORD set).")
 
 

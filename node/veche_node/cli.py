@@ -294,6 +294,72 @@ def rotate_role(network_dir, role, deployment_file, to_address, keep_old):
         click.echo(f"new key: {rotation.keystore} (give it to the service that holds the role)")
 
 
+_DEPLOYMENT_OPTION = click.option(
+    "--deployment",
+    "deployment_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default="deployment.json",
+    show_default=True,
+)
+
+
+@main.group()
+def relay() -> None:
+    """Relays residents may send ballots to: a partner's (veche-relay) or the city's own API."""
+
+
+@relay.command("add")
+@_network_option
+@_DEPLOYMENT_OPTION
+@click.argument("address")
+@click.option("--name", required=True, help="Who runs it, as residents are shown it (1..64 bytes).")
+@click.option("--url", required=True, help="Where it takes ballots (1..256 bytes).")
+def relay_add(network_dir, deployment_file, address, name, url):
+    """Register ADDRESS (the partner's `veche-relay init` prints it) as a relay: it is funded for
+    gas and granted RELAYER_ROLE, and its name and URL are published on chain. Again for the same
+    address: a new name or URL."""
+    from veche_core.deployment import Deployment
+
+    from .relays import add_relay
+
+    hashes = add_relay(_load(network_dir), Deployment.load(deployment_file), address, name, url)
+    click.echo(f"relay {address} registered as {name!r} at {url} (transactions {', '.join(hashes)})")
+
+
+@relay.command("remove")
+@_network_option
+@_DEPLOYMENT_OPTION
+@click.argument("address")
+def relay_remove(network_dir, deployment_file, address):
+    """Revoke ADDRESS's RELAYER_ROLE. Receipts it signed while it held the role stay valid."""
+    from veche_core.deployment import Deployment
+
+    from .relays import remove_relay
+
+    tx = remove_relay(_load(network_dir), Deployment.load(deployment_file), address)
+    click.echo(f"relay {address} removed (transaction {tx})")
+
+
+@relay.command("list")
+@_network_option
+@_DEPLOYMENT_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def relay_list(network_dir, deployment_file, as_json):
+    """Every key that holds or held RELAYER_ROLE, with what it registered."""
+    from veche_core.deployment import Deployment
+
+    from .relays import list_relays
+
+    relays = list_relays(_load(network_dir), Deployment.load(deployment_file))
+    if as_json:
+        rows = [{"address": r.address, "name": r.name, "url": r.url, "active": r.active} for r in relays]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in relays:
+        state = "active" if r.active else "removed"
+        click.echo(f"{r.address}  {state:7}  {r.name or '(not registered)'}  {r.url or ''}".rstrip())
+
+
 @main.command()
 @_network_option
 @click.argument("node")

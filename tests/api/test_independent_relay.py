@@ -12,8 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
+from veche_api import relay_cli
 from veche_client.sdk import ResidentClient, ballot_body
+from veche_node.keys import load_keystore
 from veche_testkit.servers import start_partner_relay
 from veche_testkit.waiting import eventually
 
@@ -85,3 +88,21 @@ def test_a_ballot_through_a_partner_relay_counts_and_its_receipt_passes(city, tm
         assert json.loads(checked.stdout)["checks"][0]["detail"].startswith(f"signed by University ({key.address})")
     finally:
         relay.stop()
+
+
+def test_veche_relay_init_makes_the_key_and_says_what_the_admin_runs(tmp_path):
+    password = tmp_path / "relay.pass"
+    password.write_text("a long relay password\n")
+    keystore = tmp_path / "keys" / "relayer.json"
+    args = ["init", "--keystore", str(keystore), "--password-file", str(password), "--name", "Memorial"]
+
+    made = CliRunner().invoke(relay_cli.main, [*args, "--url", "https://relay.memo.example"])
+
+    assert made.exit_code == 0, made.output
+    address = load_keystore(keystore, "a long relay password").address
+    assert f"relay key: {address}" in made.output
+    assert f'veche-node relay add {address} --name "Memorial" --url "https://relay.memo.example"' in made.output
+    assert oct(keystore.stat().st_mode & 0o777) == "0o600"
+    again = CliRunner().invoke(relay_cli.main, args)
+    assert again.exit_code == 1 and "exists already" in again.output
+    assert load_keystore(keystore, "a long relay password").address == address  # not overwritten

@@ -19,6 +19,7 @@ import time
 
 import pytest
 from click.testing import CliRunner
+from eth_account import Account
 
 from veche_core.dataset import dataset_hash
 from veche_core.deployment import Deployment
@@ -234,6 +235,34 @@ def test_a_stopped_validator_does_not_stop_the_chain_and_catches_up(network, dri
         timeout=30,
         what=f"{stopped.name} to seal a block again",
     )
+
+
+def test_a_partners_relay_is_registered_listed_and_removed_with_veche_node(network, deployment, tmp_path):
+    """The city's side of a partner's relay, as city IT runs it: `veche-node relay add` funds the
+    partner's key and registers it (RELAYER_ROLE, name, URL), `relay list` shows it, `relay
+    remove` revokes it; the chain keeps its span of holding the role (check 11)."""
+    deployment_file = tmp_path / "deployment.json"
+    deployment.save(deployment_file)
+    common = ["--dir", str(network.root), "--deployment", str(deployment_file)]
+    partner = Account.create().address
+    runner = CliRunner()
+
+    added = runner.invoke(
+        main, ["relay", "add", partner, "--name", "Memorial", "--url", "https://relay.memo.example", *common]
+    )
+    assert added.exit_code == 0, added.output
+    listed = runner.invoke(main, ["relay", "list", "--json", *common])
+    assert listed.exit_code == 0, listed.output
+    assert {"address": partner, "name": "Memorial", "url": "https://relay.memo.example", "active": True} in json.loads(
+        listed.output
+    )
+    web3 = make_web3(network.node("validator-1").url)
+    assert web3.eth.get_balance(partner) > 0  # funded for the gas of its batches
+    removed = runner.invoke(main, ["relay", "remove", partner, *common])
+    assert removed.exit_code == 0, removed.output
+    listed = json.loads(runner.invoke(main, ["relay", "list", "--json", *common]).output)
+    assert next(r for r in listed if r["address"] == partner)["active"] is False
+    assert runner.invoke(main, ["relay", "add", "0x12", "--name", "x", "--url", "y", *common]).exit_code != 0
 
 
 def test_rotate_role_moves_the_relayer_role_to_a_new_key(network, deployment, tmp_path):

@@ -20,6 +20,7 @@ from veche_node.contracts import bind
 from ..chain import make_web3
 from ..chain_polls import read_chain_poll
 from ..core.db import Database
+from ..errors import ApiError
 from ..models import ChainTx, Poll, TxVersion
 from .ballots import Ballots
 from .health import Heartbeat, Isolation, QuarantineKind, TransientError, describe
@@ -184,7 +185,12 @@ class Relay:
             if poll is not None:
                 self._windows[poll_id] = (poll.opens_at, poll.closes_at, poll.points)
             else:
-                created = read_chain_poll(self.rpc, self.deployment, poll_id)
+                try:
+                    created = read_chain_poll(self.rpc, self.deployment, poll_id)
+                except ApiError as exc:
+                    if exc.status == 503:  # the node, not the poll: back off as for any node outage
+                        raise TransientError(exc.message) from None
+                    raise
                 self._windows[poll_id] = (created.opens_at, created.closes_at, created.points)
         return self._windows[poll_id]
 
