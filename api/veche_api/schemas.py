@@ -326,8 +326,9 @@ class PollCreate(Model):
     opens_at: int = Field(ge=0, le=MAX_TIME)
     closes_at: int = Field(ge=0, le=MAX_TIME)
     points: int = Field(default=20, ge=0, le=1_000_000)
-    trustees: list[Trustee] = Field(min_length=1, max_length=16)
-    threshold: int = Field(ge=1, le=16)
+    # PollBook's bounds; v1 (SLIP-39) narrows them to 16 trustees, and threshold 1 only for one.
+    trustees: list[Trustee] = Field(min_length=1, max_length=255)
+    threshold: int = Field(ge=1, le=255)
     key_ceremony: bool = Field(
         default=True,
         description="true (the default, protocol v2): the trustees make the election key in a key ceremony "

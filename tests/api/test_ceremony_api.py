@@ -214,6 +214,32 @@ def test_v2_poll_creation_refusals(api, trustees):
     assert_error(api.http.post("/admin/polls", headers=api.admin, json=v1), 422, "poll.invalid_trustee_key")
 
 
+def test_v2_polls_take_the_ceremonys_bounds_and_v1_polls_slip39s(api, trustees):
+    """v2 (COCKTAIL): any 1 ≤ t ≤ n ≤ 255, so a threshold of 1 among several trustees is allowed;
+    v1 (SLIP-39) refuses it, and more than 16 trustees."""
+    addresses = [t.address for t in trustees]
+    poll = api.create_poll(opens_in=1000, lasts=3600, ceremony=addresses, threshold=1)
+    assert poll["version"] == 2 and poll["threshold"] == 1
+    now = api.chain_now()
+    v1 = {
+        "question": "?",
+        "options": ["a", "b"],
+        "opensAt": now + 700,
+        "closesAt": now + 4000,
+        "threshold": 1,
+        "keyCeremony": False,
+        "trustees": [
+            {"address": account.address, "publicKey": "0x" + pair.public_key.hex()} for account, pair in api.trustees
+        ],
+    }
+    reply = api.http.post("/admin/polls", headers=api.admin, json=v1)
+    assert_error(reply, 422, "poll.invalid_threshold")
+    assert "SLIP-39" in reply.json()["error"]["message"]
+    many = [{"address": Account.create().address, "publicKey": "0x" + "22" * 32} for _ in range(17)]
+    reply = api.http.post("/admin/polls", headers=api.admin, json={**v1, "threshold": 2, "trustees": many})
+    assert_error(reply, 422, "poll.invalid_threshold")
+
+
 def test_a_whole_ceremony_through_the_api(api, trustees):
     addresses = [t.address for t in trustees]
     poll = api.create_poll(opens_in=1000, lasts=3600, ceremony=addresses, threshold=THRESHOLD)  # no keyCeremony

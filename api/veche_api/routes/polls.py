@@ -12,8 +12,8 @@ from fastapi import APIRouter, Request
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from veche_core import blind_rsa, key_shares, p256
-from veche_core.errors import EncodingError, KeyShareError
+from veche_core import blind_rsa, dkg, key_shares, p256
+from veche_core.errors import CeremonyError, EncodingError, KeyShareError
 from veche_core.metadata import metadata_hash as poll_metadata_hash
 from veche_core.register import RegisterTree
 
@@ -87,8 +87,11 @@ def create_poll(body: PollCreate, state: StateDep, _: AdminDep) -> PollCreated:
     if body.opens_at >= body.closes_at:
         raise ApiError("poll.invalid_window", 422, "opensAt must be before closesAt")
     try:
-        key_shares.check_trustee_parameters(body.threshold, len(body.trustees))
-    except KeyShareError as exc:
+        if body.key_ceremony:  # v2: COCKTAIL's rule, 1 ≤ t ≤ n (n ≤ 255 by the schema, as PollBook)
+            dkg.check_parameters(body.threshold, len(body.trustees))
+        else:
+            key_shares.check_trustee_parameters(body.threshold, len(body.trustees))
+    except (KeyShareError, CeremonyError) as exc:
         raise ApiError("poll.invalid_threshold", 422, str(exc)) from None
     addresses = [to_checksum_address(t.address) for t in body.trustees]
     if len(set(addresses)) != len(addresses) or any(int(a, 16) == 0 for a in addresses):
