@@ -48,6 +48,7 @@ BENCHMARKS = [
         "Key ceremony: on anvil, and what verifying it adds", [PYTHON, "scripts/bench_ceremony.py"], figures="ceremony"
     ),
     Benchmark("API: end to end on anvil", [PYTHON, "scripts/bench_api.py"], "scripts/bench_api.py"),
+    Benchmark("Relays run by partners: one relay, then three", [PYTHON, "scripts/bench_relays.py"]),
     Benchmark("Validator network: three geth Clique validators", [PYTHON, "scripts/bench_network.py"]),
 ]
 

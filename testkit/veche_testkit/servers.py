@@ -384,10 +384,13 @@ def reset_socket(sock: socket.socket) -> None:
     sock.close()
 
 
-def start_partner_relay(chain: ChainEnv, workdir: Path, name: str = "University") -> tuple[ProcessServer, LocalAccount]:
+def start_partner_relay(
+    chain: ChainEnv, workdir: Path, name: str = "University", **settings: str
+) -> tuple[ProcessServer, LocalAccount]:
     """A partner's `veche-relay` on the city's dev chain: a fresh key the admin registers on chain
     (and funds for gas), its own SQLite database, the city's node and deployment file, and none
-    of the city's keys or secrets. Started; the caller stops it."""
+    of the city's keys or secrets; `settings` are more `VECHE_*` variables. Started; the caller
+    stops it."""
     workdir.mkdir(parents=True, exist_ok=True)
     account = Account.create()
     admin = Sender(make_web3(chain.anvil.url), dev_accounts(1)[0])  # the deployer holds the admin role
@@ -397,6 +400,7 @@ def start_partner_relay(chain: ChainEnv, workdir: Path, name: str = "University"
         "VECHE_DATABASE_URL": f"sqlite:///{workdir / 'relay.db'}",
         "VECHE_RELAYER_KEYSTORE": str(write_test_keystore(workdir / "relay-key.json", account)),
         **{key: "" for key in CITY_ONLY},
+        **settings,
     }
     server = ProcessServer(env, log_path=workdir / "relay.log", program="veche_api.relay_cli")
     admin.send({"to": account.address, "value": 10**18})
