@@ -42,8 +42,14 @@ class Ceremony:
     threshold: int
     opens_at: int
     start: CeremonyStartLog
+    started_at: int  # the timestamp of the block that began the current attempt
     messages: list[Message] = field(default_factory=list)  # of the current attempt, in chain order
     certified_key: bytes | None = None
+
+    @property
+    def round1_deadline(self) -> int:
+        """From then (chain time) a member that posted no round 1 is at fault and may be excluded."""
+        return verifier_ceremony.round1_deadline(self.started_at, self.opens_at)
 
     @property
     def attempt(self) -> int:
@@ -112,7 +118,11 @@ def read(chain, poll: Poll) -> Ceremony:
     if not starts:
         raise ApiError("chain.unavailable", 503, f"the chain shows no ceremony of poll {poll.id} yet")
     start = starts[-1]
-    ceremony = Ceremony(poll.id, json.loads(poll.trustees_json), poll.threshold, poll.opens_at, start)
+    try:
+        started_at = chain.rpc().block_timestamps([start.block_number])[start.block_number]
+    except Exception:
+        raise ApiError("chain.unavailable", 503, "the chain node is not reachable") from None
+    ceremony = Ceremony(poll.id, json.loads(poll.trustees_json), poll.threshold, poll.opens_at, start, started_at)
     for event in found:
         if event.name == "CeremonyMessagePosted":
             message = events.ceremony_message_posted(event)
@@ -123,10 +133,14 @@ def read(chain, poll: Poll) -> Ceremony:
     return ceremony
 
 
-def faults(ceremony: Ceremony, context: bytes) -> dict[int, str]:
-    """Poll trustee index → why the current attempt shows it at fault: the verifier's own
-    judgement (`veche_verify.ceremony.faults`, what check 14 holds an exclusion to)."""
-    return verifier_ceremony.faults(ceremony.start, context, ceremony.threshold, [m.log for m in ceremony.messages])
+def faults(ceremony: Ceremony, context: bytes, now: int) -> dict[int, str]:
+    """Poll trustee index → why the current attempt shows it at fault at chain time `now`: the
+    verifier's own judgement (`veche_verify.ceremony.faults`, what check 14 holds an exclusion
+    to; a restart is mined at `now` or later, so what is at fault now still is then)."""
+    late = now >= ceremony.round1_deadline
+    return verifier_ceremony.faults(
+        ceremony.start, context, ceremony.threshold, [m.log for m in ceremony.messages], late
+    )
 
 
 def judge(

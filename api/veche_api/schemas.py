@@ -655,14 +655,19 @@ class CeremonyState(Out):
     attempt: int
     threshold: int
     opens_at: int
+    round1_deadline: int = Field(
+        description="chain time from which a member that has posted no round 1 is at fault: halfway from the "
+        "attempt's start to opensAt"
+    )
     members: list[CeremonyMember]
     excluded: list[int] = Field(description="poll trustee indices left out of this attempt")
     frozen: bool = Field(description="a complaint was posted in this attempt: it can no longer certify")
     certified: bool
     election_key: str | None
     at_fault: list[CeremonyFault] = Field(
-        description="members this attempt shows at fault (no or a malformed round 1, a complaint that holds "
-        "against them, or a complaint of theirs the evidence refutes): whom a restart may exclude"
+        description="members this attempt shows at fault (no round 1 by the round-1 deadline, a malformed one, "
+        "a complaint that holds against them, or a complaint of theirs the evidence refutes): whom a restart "
+        "may exclude"
     )
     messages: list[CeremonyMessagePublic] = Field(description="the attempt's messages, in chain order")
 

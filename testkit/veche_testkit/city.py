@@ -62,6 +62,7 @@ from veche_core.typed_data import (
 from veche_node.contracts import Sender, bind, deploy_with_dev_accounts, dev_accounts
 from veche_node.network import OPERATOR_ROLES, Network
 from veche_node.rpc import make_web3
+from veche_verify import ceremony as verifier_ceremony
 
 from .waiting import eventually
 
@@ -371,6 +372,14 @@ class City:
             self.post_ceremony_message(poll, index, MessageKind.Certify, payload)
             poll.election_public_key = payload[: p256.POINT_SIZE]
         return []
+
+    def round1_deadline(self, poll: SimPoll) -> int:
+        """When a member of the current attempt that posted no round 1 becomes excludable."""
+        started = self.poll_book.events.CeremonyStarted().get_logs(
+            from_block=self.deployment.start_block, argument_filters={"pollId": poll.poll_id}
+        )[-1]
+        began = self.w3.eth.get_block(started["blockNumber"])["timestamp"]
+        return verifier_ceremony.round1_deadline(began, poll.opens_at)
 
     def restart_ceremony(self, poll: SimPoll, excluded: list[int]) -> None:
         """The poll administrator starts the next attempt without `excluded`."""

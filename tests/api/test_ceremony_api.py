@@ -412,6 +412,33 @@ def test_a_bad_share_a_complaint_and_a_restart(api, trustees):
     assert state["certified"] and run.next_steps() == {0: DONE, 1: DONE}
 
 
+def test_a_silent_trustee_may_be_excluded_only_from_the_round_1_deadline(api, trustees):
+    """Halfway from the attempt's start to the opening (`round1Deadline`): before it a trustee
+    that has posted nothing is not at fault, and the restart that would drop it is refused (check
+    14 would fail); from it, it is at fault and the restart goes through."""
+    addresses = [t.address for t in trustees]
+    poll = api.create_poll(opens_in=1000, lasts=3600, ceremony=addresses, threshold=THRESHOLD)
+    run = Ceremony(api, poll, trustees)
+    for index in (0, 1):
+        assert run.post(index, MessageKind.Round1, run.round1(index)).status_code == 201
+    state = run.state()
+    deadline = state["round1Deadline"]
+    assert api.chain_now() < deadline < poll["opensAt"] and state["atFault"] == []
+    restart = f"/admin/polls/{poll['id']}/ceremony/restart"
+    refused = api.http.post(restart, headers=api.admin, json={"excluded": [2]})
+    assert_error(refused, 409, "ceremony.unjustified_exclusion")
+    assert f"round-1 deadline, {deadline}" in refused.json()["error"]["message"]
+
+    api.advance(deadline - api.chain_now())
+    state = run.state()
+    assert [(f["index"], f["cause"]) for f in state["atFault"]] == [
+        (2, "posted no round-1 message by the round-1 deadline")
+    ]
+    restarted = api.http.post(restart, headers=api.admin, json={"excluded": [2]})
+    assert restarted.status_code == 200, restarted.text
+    assert restarted.json()["attempt"] == 2 and restarted.json()["excluded"] == [2]
+
+
 def test_after_opening_the_ceremony_is_closed(api, trustees):
     addresses = [t.address for t in trustees]
     poll = api.create_poll(opens_in=700, lasts=3600, ceremony=addresses, threshold=THRESHOLD)

@@ -102,6 +102,7 @@ def test_excluding_a_false_complainer_or_a_no_show_is_justified(city, new_poll):
     city.post_ceremony_message(
         poll, 0, MessageKind.Complaint, dkg.Complaint(1, ComplaintReason.MalformedRound1).encode()
     )
+    city.advance_to(city.round1_deadline(poll))  # trustee 2 is late only from then
     city.restart_ceremony(poll, [0, 2])
     assert city.run_ceremony(poll) == []
     city.advance_to(poll.opens_at)
@@ -113,7 +114,29 @@ def test_excluding_a_false_complainer_or_a_no_show_is_justified(city, new_poll):
     assert failed(verdict) == set()
     detail = check(verdict, 14).detail
     assert "trustee 0" in detail and "filed a complaint the evidence refutes" in detail
-    assert "trustee 2" in detail and "posted no round-1 message" in detail
+    assert "trustee 2" in detail and "posted no round-1 message by the round-1 deadline" in detail
+
+
+def test_excluding_a_trustee_before_its_round_1_deadline_fails_check_14(city, new_poll):
+    """A trustee that has not posted its round 1 yet is not at fault until halfway from the
+    attempt's start to the opening: the city cannot drop a slow trustee as soon as the ceremony
+    begins."""
+    poll = new_poll(voters=2, version=2, ceremony=False, trustee_count=3, threshold=2)
+    city.run_ceremony(poll, absent=[2], certify=False)
+    deadline = city.round1_deadline(poll)
+    assert city.now() < deadline
+    city.restart_ceremony(poll, [2])  # too early
+    assert city.run_ceremony(poll) == []
+    city.advance_to(poll.opens_at)
+    city.cast(poll, [city.ballot(poll, key, [1]) for key in poll.tokens])
+    close_and_publish(city, poll)
+
+    verdict = verify(city, poll.poll_id)
+
+    assert failed(verdict) == {14}
+    assert check(verdict, 14).failures == [
+        f"attempt 2 excluded trustee 2 ({city.trustees[2].address}), whom attempt 1 does not show at fault"
+    ]
 
 
 def test_check_14_fails_on_a_certification_that_does_not_verify(city, new_poll):

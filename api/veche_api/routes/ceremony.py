@@ -116,7 +116,7 @@ def _context(state, ceremony: ceremonies.Ceremony) -> bytes:
 def _state(state, poll: Poll, ceremony: ceremonies.Ceremony) -> CeremonyState:
     now = state.chain.now()
     trustees = ceremony.trustees
-    at_fault = ceremonies.faults(ceremony, _context(state, ceremony)) if not ceremony.certified_key else {}
+    at_fault = ceremonies.faults(ceremony, _context(state, ceremony), now) if not ceremony.certified_key else {}
     if ceremony.certified_key is not None:
         ceremonies.store_election_key(state, poll.id, ceremony.certified_key)
     members = []
@@ -142,6 +142,7 @@ def _state(state, poll: Poll, ceremony: ceremonies.Ceremony) -> CeremonyState:
         attempt=ceremony.attempt,
         threshold=ceremony.threshold,
         opens_at=ceremony.opens_at,
+        round1_deadline=ceremony.round1_deadline,
         members=members,
         excluded=[i for i in range(len(trustees)) if i not in ceremony.members],
         frozen=ceremony.frozen,
@@ -370,14 +371,15 @@ def restart_ceremony(
             409,
             f"{left} members would be left, fewer than the threshold {ceremony.threshold}",
         )
-    at_fault = ceremonies.faults(ceremony, _context(state, ceremony))
+    at_fault = ceremonies.faults(ceremony, _context(state, ceremony), state.chain.now())
     unjustified = [i for i in excluded if i not in at_fault]
     if unjustified:
         raise ApiError(
             "ceremony.unjustified_exclusion",
             409,
             f"attempt {ceremony.attempt} does not show trustee(s) {', '.join(map(str, unjustified))} at fault: "
-            "the verifier's check 14 would fail",
+            "the verifier's check 14 would fail (a trustee that has posted no round 1 is at fault only from "
+            f"the round-1 deadline, {ceremony.round1_deadline})",
         )
     state.admin.transact(state.chain.poll_book.functions.restartCeremony(poll_id, excluded))
     return _state(state, poll, ceremonies.read(state.chain, poll))

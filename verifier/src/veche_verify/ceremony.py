@@ -5,8 +5,9 @@ signatures), so every verifier reaches the same judgement: the certified attempt
 (every proof of possession, every certification, Y = Σ C_{j,0}, certified before the poll
 opened), and every earlier attempt's end — a trustee the poll administrator excluded from the
 next attempt must have been shown at fault in the attempt it was excluded from: it posted no
-round-1 message, a malformed one, a complaint that the public evidence refutes, or a complaint
-against it holds. So the city cannot drop an honest trustee unseen (docs/protocol.md §3.13).
+round-1 message by the attempt's round-1 deadline, a malformed one, a complaint that the public
+evidence refutes, or a complaint against it holds. So the city cannot drop an honest trustee
+unseen, nor a slow one early (docs/protocol.md §6, check 14).
 """
 
 from __future__ import annotations
@@ -52,7 +53,15 @@ def judge(
         except VecheError as exc:
             outcome.failures.append(f"attempt {start.attempt}: its members' keys are unusable: {exc}")
         if previous is not None and previous.attempt in contexts:
-            _judge_exclusions(outcome, previous, start, contexts[previous.attempt], created, ceremony.messages)
+            restarted_at = ceremony.started_at.get(start.attempt)
+            began_at = ceremony.started_at.get(previous.attempt)
+            # Without the blocks' times no member is late: an exclusion for silence fails (fail closed).
+            late = (
+                restarted_at is not None
+                and began_at is not None
+                and restarted_at >= round1_deadline(began_at, created.opens_at)
+            )
+            _judge_exclusions(outcome, previous, start, contexts[previous.attempt], created, ceremony.messages, late)
         previous = start
     last = starts[-1]
 
@@ -130,15 +139,27 @@ def judge_complaint(
     )
 
 
+def round1_deadline(started_at: int, opens_at: int) -> int:
+    """When a member of an attempt begun at `started_at` that has posted no round 1 is late:
+    halfway from then to the poll's opening (chain time). Before it, silence is no fault: a
+    trustee is given half of what time is left, and a restart still leaves the rest half."""
+    return started_at + max(0, opens_at - started_at) // 2
+
+
 def faults(
-    start: CeremonyStartLog, context: bytes, threshold: int, messages: Sequence[CeremonyMessageLog]
+    start: CeremonyStartLog,
+    context: bytes,
+    threshold: int,
+    messages: Sequence[CeremonyMessageLog],
+    late: bool,
 ) -> dict[int, str]:
     """Poll trustee index → why the attempt `start` began shows it at fault, from public data
-    (messages of other attempts are passed over): it posted no round-1 message, a malformed one
-    (or its proof of possession fails), a malformed complaint or one against a trustee with no
-    round-1 message, a complaint the evidence refutes, or a complaint against it holds. The
-    first cause found is given. The one judgement of who may be excluded: check 14 holds every
-    exclusion to it, and the API's coordinator answers with it (`atFault`)."""
+    (messages of other attempts are passed over): it posted no round-1 message and the round-1
+    deadline has passed (`late`, see `round1_deadline`), a malformed one (or its proof of
+    possession fails), a malformed complaint or one against a trustee with no round-1 message,
+    a complaint the evidence refutes, or a complaint against it holds. The first cause found is
+    given. The one judgement of who may be excluded: check 14 holds every exclusion to it (with
+    `late` at the restart's time), and the API's coordinator answers with it (`atFault`, now)."""
     members = list(start.members)
     first = _first_by_sender(messages, start.attempt)
     complaints = [
@@ -150,7 +171,8 @@ def faults(
     for index in members:
         round1 = first.get((index, MessageKind.Round1))
         if round1 is None:
-            at_fault.setdefault(index, "posted no round-1 message")
+            if late:
+                at_fault.setdefault(index, "posted no round-1 message by the round-1 deadline")
             continue
         try:
             message = dkg.Round1Message.decode(round1.payload, threshold, len(members))
@@ -185,10 +207,12 @@ def _judge_exclusions(
     context: bytes,
     created: PollParameters,
     all_messages: Sequence[CeremonyMessageLog],
+    late: bool,
 ) -> None:
-    """Every member of `ended` missing from `started` must have been shown at fault in `ended`."""
+    """Every member of `ended` missing from `started` must have been shown at fault in `ended`
+    (`late`: `started` began after `ended`'s round-1 deadline)."""
     trustees = created.trustees
-    at_fault = faults(ended, context, created.threshold, all_messages)
+    at_fault = faults(ended, context, created.threshold, all_messages, late)
     for index in ended.members:
         if index in started.members:
             continue

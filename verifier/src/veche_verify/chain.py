@@ -150,10 +150,12 @@ def read_snapshot(
     secrets: dict[int, bytes] = {}
     for pid, poll in polls.items():
         if poll.created is not None and poll.created.version == 2:  # check 14, before the shares are used
-            certified = poll.ceremony.certified
+            certified, starts = poll.ceremony.certified, poll.ceremony.starts
+            blocks = {s.block_number for s in starts} | {c.block_number for c in certified}
+            times = client.block_timestamps(sorted(blocks))
             if certified:
-                block = certified[0].block_number
-                poll.ceremony.certified_at = client.block_timestamps([block])[block]
+                poll.ceremony.certified_at = times[certified[0].block_number]
+            poll.ceremony.started_at = {s.attempt: times[s.block_number] for s in starts}
             poll.ceremony_outcome = ceremony.judge(poll.ceremony, poll.created, chain_id, deployment.poll_book, pid)
         poll.election_key = election_key.rebuild(poll)
         if poll.election_key.secret is not None:

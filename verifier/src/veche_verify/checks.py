@@ -56,7 +56,8 @@ STATEMENTS = {
     14: (
         "(v2) The trustees' key ceremony holds: every proof of possession and certification verifies, the election "
         "key is the sum of the trustees' constant commitments and was certified before the poll opened, and every "
-        "trustee excluded from a later attempt was shown at fault."
+        "trustee excluded from a later attempt was shown at fault (silence only after the attempt's round-1 "
+        "deadline)."
     ),
     15: (
         "(v2) Every released key share matches its trustee's commitments (a wrong one is named), and t valid shares "

@@ -105,6 +105,7 @@ class CeremonyRecord:
     messages: list[CeremonyMessageLog] = field(default_factory=list)
     certified: list[CertifiedKeyLog] = field(default_factory=list)
     certified_at: int | None = None  # the timestamp of the block that certified the key
+    started_at: dict[int, int] = field(default_factory=dict)  # attempt → its CeremonyStarted block's timestamp
 
 
 @dataclass(frozen=True)
