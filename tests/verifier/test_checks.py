@@ -119,7 +119,7 @@ def test_check_5_fails_when_one_relay_posts_a_ballot_twice(city, forge, new_poll
     assert failed(verdict) == {5}
     [failure] = next(c for c in verdict.checks if c.number == 5).failures
     assert failure == f"{poll.tokens[0].address} #1 was posted 2 times by relay {city.admin.address}"
-    assert verdict.recomputed == [1, 0, 2]
+    assert verdict.recomputed == [1, 0, 2] and verdict.carried == []  # one relay: not "carried by two"
 
 
 def test_check_5_fails_on_a_ballot_posted_twice_where_the_chain_names_no_relay(city, forge, new_poll):

@@ -388,7 +388,7 @@ def counting_rule(eligible: list[CastBallot]) -> CountingRule:
             if times > 1:
                 by = "a relay the chain does not name" if relayer is None else f"relay {_shown(relayer)}"
                 failures.append(f"{where} was posted {times} times by {by}")
-        if None not in relays:
+        if None not in relays and len(relays) > 1:
             carried.append(
                 {
                     "token": _shown(b.token),
