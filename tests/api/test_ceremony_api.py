@@ -12,6 +12,7 @@ import os
 import pytest
 from eth_account import Account
 
+from veche_client.sdk import ApiError
 from veche_core import dkg, events, hpke, p256, plaintext, sealing
 from veche_core.ceremony import ComplaintReason, MessageKind
 from veche_core.errors import SealingError
@@ -444,11 +445,14 @@ def test_after_opening_the_ceremony_is_closed(api, trustees):
     poll = api.create_poll(opens_in=700, lasts=3600, ceremony=addresses, threshold=THRESHOLD)
     run = Ceremony(api, poll, trustees)
     payload = run.round1(0)
+    resident, late = api.resident(), api.resident()
+    token = resident.get_token(api.poll_for(poll["id"], resident))  # before the opening: the ceremony may yet certify
     api.advance(701)
     assert_error(run.post(0, MessageKind.Round1, payload), 409, "ceremony.closed")
-    resident = api.resident()
-    listed = api.poll_for(poll["id"], resident)
-    token = resident.get_token(listed)
+    # After it, without a key: no token, and so no points, for a poll that can take no ballot.
+    with pytest.raises(ApiError) as refused:
+        late.get_token(api.poll_for(poll["id"], late))
+    assert (refused.value.status, refused.value.code) == (409, "poll.never_opened")
     with pytest.raises(SealingError):
         resident.make_ballot(token, [0])
     ciphertext = bytes(hpke.sealed_length(plaintext.plaintext_length(3)))

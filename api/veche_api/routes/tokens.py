@@ -99,6 +99,15 @@ async def issue_token(state, body: IssuanceRequestIn) -> dict:
         now = await run_in_threadpool(chain.now)
     if now >= info.closes_at:
         raise ApiError("poll.closed", 409, "the poll has closed")
+    if now >= info.opens_at and not info.key_certified:  # v2: asked of the chain once more
+        info = await run_in_threadpool(state.certified_poll_info, body.poll_id)
+        if not info.key_certified:
+            raise ApiError(
+                "poll.never_opened",
+                409,
+                "the poll's trustees did not certify its election key before it opened: it takes no ballots, "
+                "so it issues no tokens (and credits no points)",
+            )
     stratum = require_stratum(info.audience, info.strata, resident, info.opens_at)
     if body.stratum != stratum:
         raise ApiError("issuance.wrong_stratum", 422, "the stratum is not the one that holds the resident's district")
