@@ -486,17 +486,25 @@ def trustee_register(session: Session, rotate: bool):
     )
 
 
+_RPC_OPTION = click.option(
+    "--rpc",
+    metavar="URL",
+    help="Your own node of the chain: what the city's API shows of the ceremony is checked against it first.",
+)
+
+
 @trustee.command("ceremony")
 @click.argument("poll_id", type=int)
+@_RPC_OPTION
 @click.pass_obj
 @_guard
-def trustee_ceremony(session: Session, poll_id: int):
+def trustee_ceremony(session: Session, poll_id: int, rpc: str | None):
     """Do your next step in POLL_ID's key ceremony: round 1, or (once every member's round 1 is on
     chain) round 2, then a complaint for each fault found or your certification. Run it again
     until it says you are done: it never posts a step twice."""
     static_key = session.wallet.trustee_static_key(session.password())
     try:
-        outcome = trustee_steps.step(session.client(), poll_id, static_key)
+        outcome = trustee_steps.step(session.client(), poll_id, static_key, rpc=rpc)
     except trustee_steps.TrusteeError as exc:
         _fail(str(exc)[:1].upper() + str(exc)[1:] + ".")
         return
@@ -545,9 +553,10 @@ def trustee_open(session: Session, sealed_share: str):
 @trustee.command("release")
 @click.argument("poll_id", type=int)
 @click.argument("sealed_share", required=False)
+@_RPC_OPTION
 @click.pass_obj
 @_guard
-def trustee_release(session: Session, poll_id: int, sealed_share: str | None):
+def trustee_release(session: Session, poll_id: int, sealed_share: str | None, rpc: str | None):
     """After POLL_ID closes: publish your key share on chain. v1 polls: open SEALED_SHARE (given
     at creation); v2 polls: your share is recomputed from the ceremony's messages on chain."""
     client = session.client()
@@ -559,7 +568,7 @@ def trustee_release(session: Session, poll_id: int, sealed_share: str | None):
     if poll.get("version", 1) == 2:
         static_key = session.wallet.trustee_static_key(session.password())
         try:
-            seen = trustee_steps.view(client, poll_id, static_key)
+            seen = trustee_steps.view(client, poll_id, static_key, rpc)
             share = trustee_steps.release_share(seen, static_key)
         except trustee_steps.TrusteeError as exc:
             _fail(str(exc)[:1].upper() + str(exc)[1:] + ".")

@@ -14,6 +14,12 @@ something to do (the last member to post its round 1 goes on to round 2 in the s
   signature over the transcript.
 Each step is taken only when the chain's state says it is due, so running it again posts
 nothing twice.
+
+With a node of its own (`rpc`), a trustee takes nothing of the ceremony on the API's word: the
+attempt, its members and keys and every round-1 message the API shows are compared with the
+chain's (`check_against_chain`), and a difference stops the trustee before it computes or posts
+anything — an API that showed it other round-1 messages could otherwise lead an honest trustee
+into a complaint the chain refutes.
 """
 
 from __future__ import annotations
@@ -21,9 +27,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from veche_core import dkg
+from veche_core import dkg, events
 from veche_core.ceremony import ComplaintReason, MessageKind
-from veche_core.errors import CeremonyError, CeremonyFaultError
+from veche_core.errors import CeremonyError, CeremonyFaultError, VecheError
+from veche_core.rpc import RpcClient, RpcError
 
 from .sdk import ApiError, ResidentClient
 
@@ -80,8 +87,55 @@ class View:
         return [found[i] for i in self.members]
 
 
-def view(client: ResidentClient, poll_id: int, static_key: dkg.StaticKey) -> View:
-    """The ceremony from this trustee's seat; TrusteeError if it has none in the current attempt."""
+def check_against_chain(seen: View, rpc_url: str) -> None:
+    """TrusteeError unless the chain behind `rpc_url` (the trustee's own node) holds what the API
+    showed: the poll's chain, its current attempt with the same members and static keys, and
+    the same first round-1 message of each member (none shown that the chain lacks, none the
+    chain has left out)."""
+    topics = [[events.CEREMONY_STARTED.topic, events.CEREMONY_MESSAGE_POSTED.topic], events.uint_topic(seen.poll["id"])]
+    try:
+        with RpcClient(rpc_url) as rpc:
+            chain_id = rpc.chain_id()
+            logs = [
+                events.decode_log(log) for log in rpc.iter_logs(seen.poll["pollBook"], topics, 0, rpc.block_number())
+            ]
+    except (RpcError, OSError, VecheError) as exc:
+        raise TrusteeError(f"your node at {rpc_url} cannot be read ({exc})") from None
+    if chain_id != seen.poll["chainId"]:
+        raise TrusteeError(
+            f"your node serves chain {chain_id}; the city's API says the poll is on chain {seen.poll['chainId']}"
+        )
+    starts = [events.ceremony_started(e) for e in logs if e.name == "CeremonyStarted"]
+    if not starts:
+        raise TrusteeError("your node shows no key ceremony for this poll; the city's API shows one")
+    start = max(starts, key=lambda s: (s.block_number, s.log_index))
+    shown = (seen.attempt, tuple(seen.members), tuple(seen.keys))
+    if (start.attempt, tuple(start.members), tuple(start.keys)) != shown:
+        raise TrusteeError(
+            f"the city's API shows attempt {seen.attempt} with members {seen.members}; your node holds attempt "
+            f"{start.attempt} with members {list(start.members)} (or other keys): not trusting it"
+        )
+    on_chain: dict[int, bytes] = {}
+    for e in sorted(logs, key=lambda e: (e.block_number, e.log_index)):
+        if e.name == "CeremonyMessagePosted":
+            message = events.ceremony_message_posted(e)
+            if message.attempt == start.attempt and message.kind == MessageKind.Round1:
+                on_chain.setdefault(message.trustee_index, message.payload)
+    api_shown: dict[int, bytes] = {}
+    for message in seen.state["messages"]:
+        if message["kind"] == MessageKind.Round1:
+            api_shown.setdefault(message["index"], bytes.fromhex(message["payload"][2:]))
+    if api_shown != on_chain:
+        differ = sorted(i for i in set(api_shown) | set(on_chain) if api_shown.get(i) != on_chain.get(i))
+        raise TrusteeError(
+            f"the city's API shows other round-1 messages than your node holds (trustee(s) "
+            f"{', '.join(map(str, differ))}): not trusting it"
+        )
+
+
+def view(client: ResidentClient, poll_id: int, static_key: dkg.StaticKey, rpc: str | None = None) -> View:
+    """The ceremony from this trustee's seat; TrusteeError if it has none in the current attempt,
+    or (with `rpc`, the trustee's own node) if the API shows other than the chain holds."""
     poll = client.poll(poll_id)
     if poll.get("version", 1) != 2:
         raise TrusteeError(f"poll {poll_id} is a v1 poll: its key was dealt at creation, there is no ceremony")
@@ -99,6 +153,8 @@ def view(client: ResidentClient, poll_id: int, static_key: dkg.StaticKey) -> Vie
             f"the ceremony uses the static key {seen.me['key']} for you, and your wallet holds "
             f"0x{static_key.public_key.hex()}"
         )
+    if rpc is not None:
+        check_against_chain(seen, rpc)
     return seen
 
 
@@ -141,11 +197,14 @@ class Outcome:
     state: dict[str, Any] = field(default_factory=dict)
 
 
-def step(client: ResidentClient, poll_id: int, static_key: dkg.StaticKey, *, max_steps: int = 3) -> Outcome:
-    """Do what is next for this trustee (see the module's docstring), until it must wait."""
+def step(
+    client: ResidentClient, poll_id: int, static_key: dkg.StaticKey, *, max_steps: int = 3, rpc: str | None = None
+) -> Outcome:
+    """Do what is next for this trustee (see the module's docstring), until it must wait; with
+    `rpc`, every view checked against the trustee's own node first."""
     outcome = Outcome()
     for _ in range(max_steps):
-        seen = view(client, poll_id, static_key)
+        seen = view(client, poll_id, static_key, rpc)
         outcome.state, outcome.next = seen.state, seen.me["next"]
         if outcome.next == "round1":
             client.post_ceremony_message(
@@ -179,7 +238,7 @@ def step(client: ResidentClient, poll_id: int, static_key: dkg.StaticKey, *, max
         outcome.done.append(f"Every share to you checks out: certified the election key 0x{share.group_key.hex()}.")
         if answer.get("certified"):
             outcome.done.append("Every member has certified it: it is the poll's election key.")
-    seen = view(client, poll_id, static_key)
+    seen = view(client, poll_id, static_key, rpc)
     outcome.state, outcome.next = seen.state, seen.me["next"]
     return outcome
 

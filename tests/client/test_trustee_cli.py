@@ -132,13 +132,22 @@ def test_trustees_run_v2_ceremonies_with_the_cli(city, tmp_path):
     assert "Posted your round-1 message (attempt 1)." in first and "wait for trustee(s) 1, 2 (round 1)" in first
     again = trustees[0].run("trustee", "ceremony", a)  # nothing twice
     assert "Nothing to post now." in again and "Posted" not in again
-    assert "Posted your round-1 message" in trustees[1].run("trustee", "ceremony", a)
+    # With --rpc (its own node), a trustee checks what the API shows against the chain first.
+    assert "Posted your round-1 message" in trustees[1].run("trustee", "ceremony", a, "--rpc", chain.anvil.url)
     assert next_steps(http, poll_a) == {0: "wait", 1: "wait", 2: "round1"}
     last = trustees[2].run("trustee", "ceremony", a)  # round 1, then straight on to round 2
     assert "Posted your round-1 message" in last and "certified the election key" in last
     assert "wait for trustee(s) 0, 1 (certification)" in last
     assert next_steps(http, poll_a) == {0: "certify", 1: "certify", 2: "wait"}
-    assert "certified the election key" in trustees[0].run("trustee", "ceremony", a)
+    # A round 1 that an API showed otherwise than the chain holds stops the trustee before it
+    # computes anything: it could lead it into a complaint that the chain refutes.
+    client0, key0 = trustees[0].sdk(http)
+    seen = trustee_steps.view(client0, poll_a, key0, chain.anvil.url)  # the API showed the chain's: no error
+    forged = next(m for m in seen.state["messages"] if m["index"] == 2 and m["kind"] == MessageKind.Round1)
+    forged["payload"] = forged["payload"][:-2] + ("01" if forged["payload"][-2:] == "00" else "00")
+    with pytest.raises(trustee_steps.TrusteeError, match="other round-1 messages than your node holds"):
+        trustee_steps.check_against_chain(seen, chain.anvil.url)
+    assert "certified the election key" in trustees[0].run("trustee", "ceremony", a, "--rpc", chain.anvil.url)
     done = trustees[1].run("trustee", "ceremony", a)
     assert "Every member has certified it" in done and f"veche trustee release {a}" in done
     joint = http.get(f"/polls/{poll_a}").json()["electionKey"]
@@ -183,7 +192,7 @@ def test_trustees_run_v2_ceremonies_with_the_cli(city, tmp_path):
         what="alice's ballot on chain",
     )
     chain.anvil.increase_time(3600)
-    assert "is on chain (transaction" in trustees[0].run("trustee", "release", a)
+    assert "is on chain (transaction" in trustees[0].run("trustee", "release", a, "--rpc", chain.anvil.url)
     assert "on chain already" in trustees[0].run("trustee", "release", a)
     assert "is on chain (transaction" in trustees[2].run("trustee", "release", a)
     assert "excluded you" in trustees[2].run("trustee", "release", b, ok=False)
