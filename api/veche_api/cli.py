@@ -31,14 +31,17 @@ def main() -> None:
 def run(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the API with the production limits: header, body and idle timeouts, a connection
     cap, and the open-file limit raised (see server.py)."""
+    serve_command("veche-api", "veche_api.main:create_app", host=host, port=port, workers=workers)
+
+
+def serve_command(program: str, app: str, **options: Any) -> None:
+    """`run` of `veche-api` and `veche-relay`: the settings from the environment with the given
+    serving options over them (a bad one exits 2, naming it), then serve `app` (server.py)."""
     from .server import serve
 
-    overrides: dict[str, Any] = {
-        k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None
-    }
     try:
-        settings = Settings(**overrides)
+        settings = Settings(**{k: v for k, v in options.items() if v is not None})
     except ValidationError as exc:
-        click.echo(f"veche-api: bad settings: {exc}", err=True)
+        click.echo(f"{program}: bad settings: {exc}", err=True)
         sys.exit(2)
-    serve(settings)
+    serve(settings, app=app)

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
-from pydantic import ValidationError
 
-from .core.config import Settings
+from .cli import serve_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -66,17 +64,7 @@ def init(keystore: Path, password_file: Path, name: str, url: str) -> None:
 @click.option("--workers", type=click.IntRange(1, 64), help="Worker processes (VECHE_WORKERS, default 1).")
 def run(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the relay with the API's production limits (server.py)."""
-    from .server import serve
-
-    overrides: dict[str, Any] = {
-        k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None
-    }
-    try:
-        settings = Settings(**overrides)
-    except ValidationError as exc:
-        click.echo(f"veche-relay: bad settings: {exc}", err=True)
-        sys.exit(2)
-    serve(settings, app="veche_api.relay_app:create_relay_app")
+    serve_command("veche-relay", "veche_api.relay_app:create_relay_app", host=host, port=port, workers=workers)
 
 
 if __name__ == "__main__":

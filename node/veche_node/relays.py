@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from eth_utils import is_address, to_checksum_address
 
-from veche_core.relays import Relay, read_relays
+from veche_core.relays import Relay, in_listing_order, read_relays
 from veche_core.rpc import RpcClient
 
 from .contracts import Sender, bind
@@ -51,4 +51,4 @@ def list_relays(net: Network, deployment, *, node_url: str | None = None) -> lis
     """Every key that holds or held RELAYER_ROLE, as the chain has them, active ones first."""
     with RpcClient(node_url or any_running_url(net)) as rpc:
         found = read_relays(rpc, deployment.poll_book, deployment.start_block, rpc.block_number())
-    return sorted(found.values(), key=lambda r: (not r.active, r.name is None, r.name or "", r.address))
+    return in_listing_order(found)

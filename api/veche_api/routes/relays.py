@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from veche_core.relays import read_relays
+from veche_core.relays import in_listing_order, read_relays
 from veche_core.rpc import RpcError
 
 from ..deps import StateDep
@@ -27,9 +27,9 @@ def list_relays(state: StateDep) -> RelaysOut:
     except (RpcError, OSError):
         raise ApiError("chain.unavailable", 503, "the chain node is not reachable") from None
     own = state.relayer_address.lower()
-    relays = [
-        RelayOut(address=r.address, name=r.name, url=r.url, active=r.active, city=key == own)
-        for key, r in found.items()
-    ]
-    relays.sort(key=lambda r: (not r.active, r.name is None, r.name or "", r.address))
-    return RelaysOut(relays=relays)
+    return RelaysOut(
+        relays=[
+            RelayOut(address=r.address, name=r.name, url=r.url, active=r.active, city=r.address.lower() == own)
+            for r in in_listing_order(found)
+        ]
+    )

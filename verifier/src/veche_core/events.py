@@ -301,10 +301,9 @@ def _word(value: str) -> bytes:
 _Fields = TypeVar("_Fields")  # what one event's fast and generic readers both return
 
 
-def _position(log: dict[str, Any]) -> tuple[int, int]:
-    """(block number, log index), with the transaction hash checked as decode_log checks it."""
-    _hex_bytes(log["transactionHash"])
-    return int(log["blockNumber"], 16), int(log["logIndex"], 16)
+def _position(log: dict[str, Any]) -> tuple[int, int, bytes]:
+    """(block number, log index, transaction hash), read as decode_log reads them."""
+    return int(log["blockNumber"], 16), int(log["logIndex"], 16), _hex_bytes(log["transactionHash"])
 
 
 def _fast_or_generic(
@@ -348,7 +347,6 @@ def _cast_fast(log: dict[str, Any]) -> CastLog:
         token_signature,
         signature,
         *_position(log),
-        _hex_bytes(log["transactionHash"]),
     )
 
 

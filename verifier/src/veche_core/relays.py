@@ -33,6 +33,12 @@ class Relay:
         return relay_label(self.address, self.name)
 
 
+def in_listing_order(relays: dict[str, Relay]) -> list[Relay]:
+    """Active relays first, registered before unregistered, then by name and address: how
+    `GET /relays` and `veche-node relay list` show them."""
+    return sorted(relays.values(), key=lambda r: (not r.active, r.name is None, r.name or "", r.address))
+
+
 def relay_label(address: str, name: str | None) -> str:
     """How reports name a relay: "Name (0x…)", or the address alone if it never registered."""
     return address if name is None else f"{name} ({address})"
